@@ -1,0 +1,229 @@
+// The director: for one parsed request, fetch what the profile needs (state
+// snapshot, cache-indexer hit rates) within a time budget, run the pure
+// scheduler, and charge the pick to shared state. It is the only place the
+// request path awaits I/O; plugins never do.
+import type { DataNeeds } from '../plugins/plugin.js';
+import type { CompiledProfile } from '../scheduling/scheduler.js';
+import { schedule } from '../scheduling/scheduler.js';
+import type {
+  CycleContext,
+  CycleData,
+  EndpointView,
+  HitRates,
+  LLMRequest,
+  SchedulingResult,
+} from '../scheduling/types.js';
+import { textBlockHashes, tokenBlockHashes } from '../request/prefix-hash.js';
+import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
+import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
+
+export interface DirectorHooks {
+  /** A cache-indexer call ended (or was skipped by the breaker). */
+  onIndexer?(outcome: IndexerOutcome): void;
+  /** A state-store call failed; scheduling went on without it. */
+  onStateError?(op: string, err: Error): void;
+}
+
+export interface DirectorOptions {
+  store: StateStore;
+  profile: CompiledProfile;
+  indexer?: CacheIndexerClient;
+  /** Signals older than this are unknown (--metrics-staleness-threshold). */
+  stalenessMs?: number;
+  /** In-flight charge lease (renewed while the response streams). */
+  leaseMs?: number;
+  /** How long a cache-indexer answer is reused for the same prompt. */
+  indexerCacheTtlMs?: number;
+  random?: () => number;
+  now?: () => number;
+  hooks?: DirectorHooks;
+}
+
+export interface Decision {
+  result: SchedulingResult;
+  receipt: PickReceipt;
+  /** Scheduling alone (the pure part), microseconds. */
+  scheduleUs: number;
+}
+
+/** Union of what the profile's plugins need fetched before a cycle. */
+export function collectNeeds(profile: CompiledProfile): DataNeeds {
+  const needs: DataNeeds = {};
+  for (const p of profile.plugins) {
+    const n = p.dataNeeds;
+    if (!n) continue;
+    if (n.indexer && !needs.indexer) needs.indexer = n.indexer;
+    if (n.prefix && !needs.prefix) needs.prefix = n.prefix;
+    if (n.bucketLoads) needs.bucketLoads = true;
+  }
+  return needs;
+}
+
+export function promptHashes(req: LLMRequest, blockSizeTokens: number, maxBlocks: number): string[] {
+  return req.tokenIds
+    ? tokenBlockHashes(req.tokenIds, req.model, blockSizeTokens, maxBlocks)
+    : textBlockHashes(req.promptText, req.model, blockSizeTokens, maxBlocks);
+}
+
+/** Endpoint views from a snapshot: stale signals become unknown. */
+export function endpointViews(snap: StateSnapshot, nowMs: number, stalenessMs: number): EndpointView[] {
+  const out: EndpointView[] = new Array(snap.endpoints.length);
+  for (let i = 0; i < snap.endpoints.length; i++) {
+    const e = snap.endpoints[i]!;
+    const s = snap.signals.get(e.id);
+    const age = s ? nowMs - s.updatedAtMs : undefined;
+    const fresh = s !== undefined && age! <= stalenessMs;
+    out[i] = {
+      endpoint: e,
+      waitingQueueSize: fresh ? s.waitingQueueSize : undefined,
+      runningRequests: fresh ? s.runningRequests : undefined,
+      kvCacheUsage: fresh ? s.kvCacheUsage : undefined,
+      inFlight: snap.inFlight.get(e.id) ?? 0,
+      signalsAgeMs: age,
+    };
+  }
+  return out;
+}
+
+export class Director {
+  readonly needs: DataNeeds;
+  private readonly store: StateStore;
+  private readonly profile: CompiledProfile;
+  private readonly indexer: CacheIndexerClient | undefined;
+  private readonly stalenessMs: number;
+  private readonly leaseMs: number;
+  private readonly indexerCacheTtlMs: number;
+  private readonly random: () => number;
+  private readonly now: () => number;
+  private readonly hooks: DirectorHooks;
+
+  constructor(opts: DirectorOptions) {
+    this.store = opts.store;
+    this.profile = opts.profile;
+    this.indexer = opts.indexer;
+    this.stalenessMs = opts.stalenessMs ?? 2_000;
+    this.leaseMs = opts.leaseMs ?? 60_000;
+    this.indexerCacheTtlMs = opts.indexerCacheTtlMs ?? 500;
+    this.random = opts.random ?? Math.random;
+    this.now = opts.now ?? Date.now;
+    this.hooks = opts.hooks ?? {};
+    this.needs = collectNeeds(opts.profile);
+  }
+
+  get profileName(): string {
+    return this.profile.name;
+  }
+
+  /** Schedules one request; throws SchedulingError when no endpoint can serve it. */
+  async pick(req: LLMRequest): Promise<Decision> {
+    const needs = this.needs;
+    const prefixHashes = needs.prefix
+      ? promptHashes(req, needs.prefix.blockSizeTokens, needs.prefix.maxPrefixBlocksToMatch)
+      : undefined;
+    const indexerKey = needs.indexer ? indexerCacheKey(req) : undefined;
+    const snap = await this.store.readSnapshot({
+      prefixHashes,
+      indexerCacheKey: indexerKey,
+      bucketLoads: needs.bucketLoads,
+    });
+    const nowMs = this.now();
+    const views = endpointViews(snap, nowMs, this.stalenessMs);
+    let hitRates: HitRates | undefined;
+    if (needs.indexer && indexerKey !== undefined) {
+      hitRates = await this.hitRates(needs.indexer, req, views, snap.indexerAnswer, indexerKey);
+    }
+    const data: CycleData = {
+      nowMs,
+      bucketLoads: snap.bucketLoads,
+      poolEvent: snap.poolEvent,
+      hitRates,
+      prefixMatches: snap.prefixMatches,
+      prefixHashes,
+    };
+    const ctx: CycleContext = { request: req, data, random: this.random };
+    const t0 = performance.now();
+    const result = schedule(this.profile, ctx, views);
+    const scheduleUs = (performance.now() - t0) * 1000;
+    const receipt = await this.commit(req, result, needs);
+    return { result, receipt, scheduleUs };
+  }
+
+  /** Releases what a pick charged; never throws (failures are reported). */
+  async release(receipt: PickReceipt): Promise<void> {
+    try {
+      await this.store.release(receipt);
+    } catch (e) {
+      this.hooks.onStateError?.('release', e as Error);
+    }
+  }
+
+  async renew(requestIds: readonly string[]): Promise<void> {
+    if (requestIds.length === 0) return;
+    try {
+      await this.store.renewLeases(requestIds, this.leaseMs);
+    } catch (e) {
+      this.hooks.onStateError?.('renewLeases', e as Error);
+    }
+  }
+
+  private async hitRates(
+    need: NonNullable<DataNeeds['indexer']>,
+    req: LLMRequest,
+    views: readonly EndpointView[],
+    cached: string | undefined,
+    key: string,
+  ): Promise<HitRates | undefined> {
+    if (cached !== undefined) {
+      try {
+        return new Map(JSON.parse(cached) as Array<[string, number]>);
+      } catch {
+        // A corrupt cache entry is just a miss.
+      }
+    }
+    if (!this.indexer || views.length === 0) return undefined;
+    const candidates = views.map((v) => v.endpoint.id);
+    const outcome = await this.indexer.matchSort(need.url, req, candidates, need.timeoutMs);
+    this.hooks.onIndexer?.(outcome);
+    if (outcome.hitRates) {
+      this.store
+        .putIndexerAnswer(key, JSON.stringify([...outcome.hitRates]), this.indexerCacheTtlMs)
+        .catch((e: Error) => this.hooks.onStateError?.('putIndexerAnswer', e));
+    }
+    return outcome.hitRates;
+  }
+
+  private async commit(req: LLMRequest, result: SchedulingResult, needs: DataNeeds): Promise<PickReceipt> {
+    const commit = {
+      requestId: req.requestId,
+      charges: result.charges,
+      leaseMs: this.leaseMs,
+      prefixCapacityPerEndpoint: needs.prefix?.lruCapacityPerServer,
+      decision: {
+        requestId: req.requestId,
+        atMs: this.now(),
+        model: req.model,
+        profile: result.profile,
+        endpoint: result.primary.endpoint.id,
+        fallbacks: result.fallbacks.map((f) => f.endpoint.id),
+        prefill: result.pd?.prefill.endpoint.id,
+        decode: result.pd?.decode.endpoint.id,
+        promptTokens: req.promptTokens,
+        score: result.score,
+      },
+    };
+    try {
+      return await this.store.commitPick(commit);
+    } catch (e) {
+      // The pick stands; only the shared bookkeeping is lost.
+      this.hooks.onStateError?.('commitPick', e as Error);
+      return { requestId: req.requestId, charges: result.charges, chargedAtEvent: 0 };
+    }
+  }
+}
+
+/** Cache key of a cache-indexer answer: the model plus a hash of the whole prompt. */
+export function indexerCacheKey(req: LLMRequest): string {
+  const hashes = promptHashes(req, 16, Number.MAX_SAFE_INTEGER);
+  const last = hashes[hashes.length - 1] ?? 'short';
+  return `${req.model}|${req.promptTokens}|${last}`;
+}

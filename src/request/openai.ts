@@ -1,0 +1,139 @@
+// Parses an OpenAI-style request body once into an LLMRequest.
+// /v1/chat/completions: `messages` with string or array-of-parts content.
+// /v1/completions (and unknown paths, as GIE does): `prompt` as a string,
+// a list of strings, or token ids.
+import type { ApiType, ChatMessage, LLMRequest } from '../scheduling/types.js';
+import { renderChat } from './chat-template.js';
+import { estimateTokens } from './tokens.js';
+
+/** A client mistake, answered with `status` and an OpenAI-style error body. */
+export class RequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param?: string,
+  ) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+export function apiTypeOfPath(path: string): ApiType {
+  const p = path.split('?', 1)[0]!;
+  return p.endsWith('/chat/completions') ? 'chat' : 'completions';
+}
+
+function contentText(content: unknown, i: number): string {
+  if (typeof content === 'string') return content;
+  if (content === null || content === undefined) return '';
+  if (Array.isArray(content)) {
+    let out = '';
+    for (let j = 0; j < content.length; j++) {
+      const part = content[j] as { type?: unknown; text?: unknown } | null;
+      if (typeof part !== 'object' || part === null) {
+        throw new RequestError(400, `messages[${i}].content[${j}] must be an object`, `messages[${i}].content`);
+      }
+      if (typeof part.text === 'string') out += part.text;
+      else if (part.type === 'text') {
+        throw new RequestError(400, `messages[${i}].content[${j}].text must be a string`, `messages[${i}].content`);
+      }
+    }
+    return out;
+  }
+  throw new RequestError(400, `messages[${i}].content must be a string or an array of parts`, `messages[${i}].content`);
+}
+
+function parseMessages(raw: unknown): ChatMessage[] {
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new RequestError(400, 'messages must be a non-empty array', 'messages');
+  }
+  const out: ChatMessage[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const m = raw[i] as { role?: unknown; content?: unknown } | null;
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) {
+      throw new RequestError(400, `messages[${i}] must be an object`, 'messages');
+    }
+    if (typeof m.role !== 'string' || m.role === '') {
+      throw new RequestError(400, `messages[${i}].role must be a non-empty string`, `messages[${i}].role`);
+    }
+    out[i] = { role: m.role, content: contentText(m.content, i) };
+  }
+  return out;
+}
+
+function isTokenArray(v: unknown[]): v is number[] {
+  for (const t of v) if (typeof t !== 'number' || !Number.isInteger(t) || t < 0) return false;
+  return true;
+}
+
+export interface ParsedBody {
+  request: LLMRequest;
+  /** The decoded JSON object (for plugins that must mutate the body). */
+  body: Record<string, unknown>;
+}
+
+export function parseOpenAIRequest(
+  path: string,
+  bodyText: string,
+  headers: Readonly<Record<string, string>>,
+  requestId: string,
+): ParsedBody {
+  let body: unknown;
+  try {
+    body = JSON.parse(bodyText);
+  } catch (e) {
+    throw new RequestError(400, `request body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new RequestError(400, 'request body must be a JSON object');
+  }
+  const obj = body as Record<string, unknown>;
+  if (typeof obj.model !== 'string' || obj.model === '') {
+    throw new RequestError(400, 'model must be a non-empty string', 'model');
+  }
+  if (obj.stream !== undefined && obj.stream !== null && typeof obj.stream !== 'boolean') {
+    throw new RequestError(400, 'stream must be a boolean', 'stream');
+  }
+  const apiType = apiTypeOfPath(path);
+  const req: LLMRequest = {
+    requestId,
+    model: obj.model,
+    apiType,
+    promptText: '',
+    promptTokens: 0,
+    stream: obj.stream === true,
+    headers,
+  };
+  if (apiType === 'chat') {
+    req.messages = parseMessages(obj.messages);
+    req.promptText = renderChat(req.messages);
+    req.promptTokens = estimateTokens(req.promptText);
+  } else {
+    const prompt = obj.prompt;
+    if (typeof prompt === 'string') {
+      if (prompt === '') throw new RequestError(400, 'prompt must not be empty', 'prompt');
+      req.promptText = prompt;
+      req.promptTokens = estimateTokens(prompt);
+    } else if (Array.isArray(prompt) && prompt.length > 0) {
+      if (isTokenArray(prompt)) {
+        req.tokenIds = prompt;
+        req.promptTokens = prompt.length;
+      } else if (prompt.every((p) => typeof p === 'string')) {
+        req.promptText = (prompt as string[]).join('');
+        req.promptTokens = estimateTokens(req.promptText);
+      } else {
+        throw new RequestError(400, 'prompt must be a string, a list of strings or a list of token ids', 'prompt');
+      }
+    } else {
+      throw new RequestError(400, 'prompt must be a non-empty string, list of strings or list of token ids', 'prompt');
+    }
+  }
+  return { request: req, body: obj };
+}
+
+/** The OpenAI error body for a status and message. */
+export function openAIErrorBody(status: number, message: string, param?: string): string {
+  const type =
+    status === 400 || status === 413 ? 'invalid_request_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error';
+  return JSON.stringify({ error: { message, type, param: param ?? null, code: status } });
+}

@@ -1,0 +1,62 @@
+// Block hashes of a prompt for the approximate prefix index (GIE-style
+// prefix-cache-scorer). A block is `blockSizeTokens` tokens of the simple
+// tokenizer (4 UTF-8 bytes each); each block's hash chains its parent's, so
+// equal hashes mean equal prefixes. 64 bits from two 32-bit lanes; only
+// full blocks are hashed, as model servers cache only full blocks.
+import { utf8Scratch } from './tokens.js';
+
+function seedOf(model: string): [number, number] {
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < model.length; i++) {
+    const c = model.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  return [a >>> 0, b >>> 0];
+}
+
+function hashWords(words: Uint32Array, blockWords: number, maxBlocks: number, model: string): string[] {
+  const blocks = Math.min(Math.floor(words.length / blockWords), maxBlocks);
+  const out: string[] = new Array(blocks);
+  let [h1, h2] = seedOf(model);
+  for (let b = 0; b < blocks; b++) {
+    const start = b * blockWords;
+    const end = start + blockWords;
+    // murmur3-style mixing, one 32-bit word at a time, two lanes.
+    for (let i = start; i < end; i++) {
+      let k = Math.imul(words[i]!, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, 0x1b873593);
+      h1 ^= k;
+      h1 = (h1 << 13) | (h1 >>> 19);
+      h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+      h2 = (Math.imul(h2 ^ k, 0x85ebca6b) + h1) | 0;
+    }
+    h1 ^= h1 >>> 16;
+    h1 = Math.imul(h1, 0x85ebca6b);
+    h1 ^= h1 >>> 13;
+    h2 ^= h2 >>> 15;
+    h2 = Math.imul(h2, 0xc2b2ae35);
+    h2 ^= h2 >>> 16;
+    out[b] = (h1 >>> 0).toString(36) + (h2 >>> 0).toString(36).padStart(7, '0');
+  }
+  return out;
+}
+
+/** Chained hashes of the full blocks of `text`, at most `maxBlocks`. */
+export function textBlockHashes(text: string, model: string, blockSizeTokens: number, maxBlocks: number): string[] {
+  const { bytes, length } = utf8Scratch(text);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(length / 4));
+  return hashWords(words, blockSizeTokens, maxBlocks, model);
+}
+
+/** Chained hashes of the full blocks of a token-id prompt. */
+export function tokenBlockHashes(
+  tokenIds: readonly number[],
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): string[] {
+  return hashWords(Uint32Array.from(tokenIds), blockSizeTokens, maxBlocks, model);
+}

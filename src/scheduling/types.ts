@@ -1,0 +1,192 @@
+// The vocabulary of one scheduling cycle. Everything here is plain data:
+// plugins read it and return decisions, they never reach the network.
+
+/** A model-server endpoint as discovery reports it. `id` is `ip:port`. */
+export interface Endpoint {
+  id: string;
+  /** Pod name (Kubernetes) or the endpoints-file name. */
+  name: string;
+  address: string;
+  port: number;
+  labels: Readonly<Record<string, string>>;
+  /** Where /metrics is scraped; defaults to the serving port and `/metrics`. */
+  metricsPort?: number;
+  metricsPath?: string;
+  /** ZMQ port of the model server's KV event publisher (cache-indexer). */
+  kvEventsPort?: number;
+}
+
+/** Model-server signals as last scraped. Absent fields are unknown. */
+export interface EndpointSignals {
+  waitingQueueSize?: number;
+  runningRequests?: number;
+  /** KV-cache occupancy 0..1 ("XPU cache usage" in the product docs). */
+  kvCacheUsage?: number;
+  /** Epoch ms of the scrape that produced these values. */
+  updatedAtMs: number;
+}
+
+/**
+ * What a plugin sees of one endpoint. Stale or never-scraped signals are
+ * `undefined`: unknown, never zero load.
+ */
+export interface EndpointView {
+  endpoint: Endpoint;
+  waitingQueueSize: number | undefined;
+  runningRequests: number | undefined;
+  kvCacheUsage: number | undefined;
+  /** Requests this router charged to the endpoint and has not released. */
+  inFlight: number;
+  /** Age of the signals in ms; undefined when never scraped. */
+  signalsAgeMs: number | undefined;
+}
+
+export type ApiType = 'chat' | 'completions';
+
+export interface ChatMessage {
+  role: string;
+  /** Text content, with array parts already joined. */
+  content: string;
+}
+
+/** An OpenAI-style request, parsed once. */
+export interface LLMRequest {
+  requestId: string;
+  model: string;
+  apiType: ApiType;
+  /**
+   * The text the prompt is made of, as a model server would see it before
+   * tokenisation (chat: the messages rendered role by role; completions:
+   * the prompt). Used for length estimates and prefix hashing.
+   */
+  promptText: string;
+  messages?: ChatMessage[];
+  /** Completions with a token-array prompt. */
+  tokenIds?: number[];
+  /** Estimated prompt length in tokens. */
+  promptTokens: number;
+  stream: boolean;
+  /** Lower-cased request headers. */
+  headers: Readonly<Record<string, string>>;
+}
+
+/** Decayed PD bucket load of one pod, as stored. */
+export interface BucketLoadRecord {
+  short: number;
+  long: number;
+  /** Pool event counter at which short/long were last written. */
+  atEvent: number;
+}
+
+/** Cache-indexer answer for one request: hit rate 0..1 per endpoint id. */
+export type HitRates = ReadonlyMap<string, number>;
+
+/**
+ * Data fetched before the cycle runs (state store + remote services). The
+ * scheduler only reads it; fetching happens at the edges, concurrently and
+ * within a time budget.
+ */
+export interface CycleData {
+  nowMs: number;
+  /** PD bucket loads per pod id plus the pool's event counter. */
+  bucketLoads: ReadonlyMap<string, BucketLoadRecord>;
+  poolEvent: number;
+  /**
+   * Cache-indexer hit rates; `undefined` when the indexer failed, timed out
+   * or is circuit-broken (hit-rate terms then drop out of the comparison).
+   */
+  hitRates: HitRates | undefined;
+  /** Approximate prefix index: matched leading blocks per endpoint id. */
+  prefixMatches: ReadonlyMap<string, number> | undefined;
+  /** Block hashes of this request's prompt (approximate prefix scorer). */
+  prefixHashes: readonly string[] | undefined;
+}
+
+/** A PD group: pods sharing a group id, with their roles. */
+export interface PdGroup {
+  id: string;
+  leader: EndpointView;
+  prefill: EndpointView[];
+  decode: EndpointView[];
+}
+
+/**
+ * What filters, scorers and pickers work on: a single endpoint
+ * (aggregated serving) or a PD group (disaggregated serving).
+ */
+export type Candidate =
+  | { kind: 'endpoint'; id: string; endpoint: EndpointView }
+  | { kind: 'group'; id: string; group: PdGroup };
+
+/** The pods a PD scorer chose inside a group. */
+export interface PdChoice {
+  prefill: EndpointView;
+  decode: EndpointView;
+}
+
+export interface CycleContext {
+  request: LLMRequest;
+  data: CycleData;
+  /** Random source in [0,1); injectable so tests are deterministic. */
+  random: () => number;
+}
+
+/** A scored candidate handed to a picker (higher total is better). */
+export interface ScoredCandidate {
+  candidate: Candidate;
+  score: number;
+  /** PD pods chosen by the highest-weight PD scorer, if any. */
+  pdChoice?: PdChoice;
+}
+
+export interface PickResult {
+  /** Ordered: first is the primary target, the rest are fallbacks. */
+  targets: ScoredCandidate[];
+}
+
+/** A bucket-load charge: the pick's share of a pod's decayed load. */
+export interface BucketCharge {
+  endpointId: string;
+  bucket: 'short' | 'long';
+  amount: number;
+}
+
+/** What a pick charges to shared state, released when the response ends. */
+export interface PickCharges {
+  inFlight: string[];
+  bucket?: { decayFactor: number; items: BucketCharge[] };
+  /** Approximate prefix index: remember these block hashes on this endpoint. */
+  prefixRecord?: { endpointId: string; hashes: readonly string[] };
+}
+
+export interface PdSelection {
+  groupId: string;
+  leader: EndpointView;
+  prefill: EndpointView;
+  decode: EndpointView;
+}
+
+export interface SchedulingResult {
+  profile: string;
+  /** Destination: the endpoint (aggregated) or the group leader (PD). */
+  primary: EndpointView;
+  fallbacks: EndpointView[];
+  pd?: PdSelection;
+  /** Request headers to set (PD pod addresses, ...). */
+  headers: Record<string, string>;
+  charges: PickCharges;
+  /** Total score of the primary target, for logs and decisions. */
+  score: number;
+}
+
+export type SchedulingErrorCode = 'NO_CANDIDATES' | 'FILTERED_OUT' | 'NO_PICK';
+
+export class SchedulingError extends Error {
+  constructor(
+    readonly code: SchedulingErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SchedulingError';
+  }
+}

@@ -1,0 +1,243 @@
+// In-process StateStore: the default for a single EPP replica. Same
+// semantics as the Redis store (leases, decay, TTLs), so the contract test
+// suite runs against both.
+import type { BucketLoadRecord, Endpoint, EndpointSignals } from '../scheduling/types.js';
+import {
+  decayed,
+  type DecisionRecord,
+  type PickCommit,
+  type PickReceipt,
+  type SnapshotQuery,
+  type StateSnapshot,
+  type StateStore,
+} from './store.js';
+
+interface OpenPick {
+  charges: PickCommit['charges'];
+  expiresAtMs: number;
+}
+
+export interface MemoryStoreOptions {
+  /** Recent decisions kept for inspection. */
+  decisionsLimit?: number;
+  /** Injectable clock for tests. */
+  now?: () => number;
+}
+
+export class MemoryStateStore implements StateStore {
+  readonly backend = 'memory' as const;
+  private endpoints: Endpoint[] = [];
+  private readonly signals = new Map<string, EndpointSignals>();
+  private readonly picks = new Map<string, OpenPick>();
+  private readonly inFlight = new Map<string, number>();
+  private nextExpiryMs = Infinity;
+  private readonly bucketLoads = new Map<string, BucketLoadRecord>();
+  private poolEvent = 0;
+  /** block hash -> endpoints holding it */
+  private readonly prefixIndex = new Map<string, Set<string>>();
+  /** endpoint -> its hashes in LRU order (oldest first) */
+  private readonly prefixLru = new Map<string, Map<string, true>>();
+  private readonly indexerAnswers = new Map<string, { value: string; expiresAtMs: number }>();
+  private readonly leases = new Map<string, { holder: string; expiresAtMs: number }>();
+  private readonly decisions: DecisionRecord[] = [];
+  private readonly decisionsLimit: number;
+  private readonly now: () => number;
+
+  constructor(opts: MemoryStoreOptions = {}) {
+    this.decisionsLimit = opts.decisionsLimit ?? 1000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  async replaceEndpoints(endpoints: readonly Endpoint[]): Promise<void> {
+    this.endpoints = endpoints.slice();
+    const live = new Set(endpoints.map((e) => e.id));
+    for (const id of this.signals.keys()) if (!live.has(id)) this.signals.delete(id);
+    for (const id of this.bucketLoads.keys()) if (!live.has(id)) this.bucketLoads.delete(id);
+    for (const id of [...this.prefixLru.keys()]) if (!live.has(id)) this.dropPrefixes(id);
+  }
+
+  async writeSignals(endpointId: string, signals: EndpointSignals): Promise<void> {
+    this.signals.set(endpointId, signals);
+  }
+
+  async readSnapshot(query: SnapshotQuery): Promise<StateSnapshot> {
+    const now = this.now();
+    this.expirePicks(now);
+    const snap: StateSnapshot = {
+      endpoints: this.endpoints,
+      signals: new Map(this.signals),
+      inFlight: new Map(this.inFlight),
+      bucketLoads: query.bucketLoads ? cloneLoads(this.bucketLoads) : new Map(),
+      poolEvent: this.poolEvent,
+    };
+    if (query.prefixHashes) snap.prefixMatches = this.matchPrefix(query.prefixHashes);
+    if (query.indexerCacheKey) {
+      const hit = this.indexerAnswers.get(query.indexerCacheKey);
+      if (hit && hit.expiresAtMs > now) snap.indexerAnswer = hit.value;
+      else if (hit) this.indexerAnswers.delete(query.indexerCacheKey);
+    }
+    return snap;
+  }
+
+  async commitPick(commit: PickCommit): Promise<PickReceipt> {
+    const now = this.now();
+    const { charges } = commit;
+    const expiresAtMs = now + commit.leaseMs;
+    this.picks.set(commit.requestId, { charges, expiresAtMs });
+    if (expiresAtMs < this.nextExpiryMs) this.nextExpiryMs = expiresAtMs;
+    for (const id of charges.inFlight) this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
+
+    let chargedAtEvent = this.poolEvent;
+    if (charges.bucket && charges.bucket.items.length > 0) {
+      const d = charges.bucket.decayFactor;
+      chargedAtEvent = ++this.poolEvent;
+      for (const item of charges.bucket.items) {
+        const rec = this.bucketLoads.get(item.endpointId) ?? { short: 0, long: 0, atEvent: chargedAtEvent };
+        const next: BucketLoadRecord = {
+          short: decayed(rec.short, rec.atEvent, chargedAtEvent, d),
+          long: decayed(rec.long, rec.atEvent, chargedAtEvent, d),
+          atEvent: chargedAtEvent,
+        };
+        next[item.bucket] += item.amount;
+        this.bucketLoads.set(item.endpointId, next);
+      }
+    }
+    if (charges.prefixRecord) {
+      this.recordPrefix(
+        charges.prefixRecord.endpointId,
+        charges.prefixRecord.hashes,
+        commit.prefixCapacityPerEndpoint ?? 31_250,
+      );
+    }
+    this.decisions.push(commit.decision);
+    if (this.decisions.length > this.decisionsLimit) this.decisions.splice(0, this.decisions.length - this.decisionsLimit);
+    return { requestId: commit.requestId, charges, chargedAtEvent };
+  }
+
+  async release(receipt: PickReceipt): Promise<void> {
+    const open = this.picks.get(receipt.requestId);
+    // A pick whose lease already expired was released by the expiry.
+    if (open) {
+      this.picks.delete(receipt.requestId);
+      this.uncount(open.charges.inFlight);
+    }
+    const bucket = receipt.charges.bucket;
+    if (!bucket) return;
+    const d = bucket.decayFactor;
+    const now = this.poolEvent;
+    for (const item of bucket.items) {
+      const rec = this.bucketLoads.get(item.endpointId);
+      if (!rec) continue;
+      const next: BucketLoadRecord = {
+        short: decayed(rec.short, rec.atEvent, now, d),
+        long: decayed(rec.long, rec.atEvent, now, d),
+        atEvent: now,
+      };
+      next[item.bucket] = Math.max(0, next[item.bucket] - decayed(item.amount, receipt.chargedAtEvent, now, d));
+      this.bucketLoads.set(item.endpointId, next);
+    }
+  }
+
+  async renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void> {
+    const expiresAtMs = this.now() + leaseMs;
+    for (const id of requestIds) {
+      const open = this.picks.get(id);
+      if (open) open.expiresAtMs = expiresAtMs;
+    }
+  }
+
+  async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = this.now();
+    const cur = this.leases.get(name);
+    if (cur && cur.expiresAtMs > now && cur.holder !== holder) return false;
+    this.leases.set(name, { holder, expiresAtMs: now + ttlMs });
+    return true;
+  }
+
+  async putIndexerAnswer(key: string, answer: string, ttlMs: number): Promise<void> {
+    const now = this.now();
+    this.indexerAnswers.set(key, { value: answer, expiresAtMs: now + ttlMs });
+    // Bound the cache: drop expired entries once it grows.
+    if (this.indexerAnswers.size > 10_000) {
+      for (const [k, v] of this.indexerAnswers) if (v.expiresAtMs <= now) this.indexerAnswers.delete(k);
+    }
+  }
+
+  async recentDecisions(limit: number): Promise<DecisionRecord[]> {
+    return this.decisions.slice(-limit).reverse();
+  }
+
+  async close(): Promise<void> {}
+
+  private uncount(ids: readonly string[]): void {
+    for (const id of ids) {
+      const n = (this.inFlight.get(id) ?? 0) - 1;
+      if (n > 0) this.inFlight.set(id, n);
+      else this.inFlight.delete(id);
+    }
+  }
+
+  private expirePicks(now: number): void {
+    if (now < this.nextExpiryMs) return;
+    let next = Infinity;
+    for (const [id, p] of this.picks) {
+      if (p.expiresAtMs <= now) {
+        this.picks.delete(id);
+        this.uncount(p.charges.inFlight);
+      } else if (p.expiresAtMs < next) next = p.expiresAtMs;
+    }
+    this.nextExpiryMs = next;
+  }
+
+  private matchPrefix(hashes: readonly string[]): Map<string, number> {
+    const matches = new Map<string, number>();
+    let alive: Set<string> | undefined;
+    for (let i = 0; i < hashes.length; i++) {
+      const holders = this.prefixIndex.get(hashes[i]!);
+      if (!holders) break;
+      const next = new Set<string>();
+      for (const id of alive ?? holders) if (holders.has(id)) next.add(id);
+      if (next.size === 0) break;
+      for (const id of next) matches.set(id, i + 1);
+      alive = next;
+    }
+    return matches;
+  }
+
+  private recordPrefix(endpointId: string, hashes: readonly string[], capacity: number): void {
+    let lru = this.prefixLru.get(endpointId);
+    if (!lru) this.prefixLru.set(endpointId, (lru = new Map()));
+    for (const h of hashes) {
+      lru.delete(h);
+      lru.set(h, true);
+      let holders = this.prefixIndex.get(h);
+      if (!holders) this.prefixIndex.set(h, (holders = new Set()));
+      holders.add(endpointId);
+    }
+    while (lru.size > capacity) {
+      const oldest = lru.keys().next().value as string;
+      lru.delete(oldest);
+      this.unindex(oldest, endpointId);
+    }
+  }
+
+  private dropPrefixes(endpointId: string): void {
+    const lru = this.prefixLru.get(endpointId);
+    if (!lru) return;
+    for (const h of lru.keys()) this.unindex(h, endpointId);
+    this.prefixLru.delete(endpointId);
+  }
+
+  private unindex(hash: string, endpointId: string): void {
+    const holders = this.prefixIndex.get(hash);
+    if (!holders) return;
+    holders.delete(endpointId);
+    if (holders.size === 0) this.prefixIndex.delete(hash);
+  }
+}
+
+function cloneLoads(src: Map<string, BucketLoadRecord>): Map<string, BucketLoadRecord> {
+  const out = new Map<string, BucketLoadRecord>();
+  for (const [k, v] of src) out.set(k, { short: v.short, long: v.long, atEvent: v.atEvent });
+  return out;
+}

@@ -1,0 +1,96 @@
+// The StateStore: everything scheduling shares between EPP replicas. One
+// interface, two backends (memory for one replica, Redis for many). The hot
+// path is one read (readSnapshot) and one write (commitPick) per request.
+import type {
+  BucketLoadRecord,
+  Endpoint,
+  EndpointSignals,
+  PickCharges,
+} from '../scheduling/types.js';
+
+export interface SnapshotQuery {
+  /** Approximate prefix index: match these prompt block hashes (in order). */
+  prefixHashes?: readonly string[];
+  /** Look up a cached cache-indexer answer under this key. */
+  indexerCacheKey?: string;
+  /** Also return PD bucket loads and the pool's event counter. */
+  bucketLoads?: boolean;
+}
+
+export interface StateSnapshot {
+  /** The registered (ready) endpoints. */
+  endpoints: Endpoint[];
+  signals: Map<string, EndpointSignals>;
+  /** Unexpired in-flight charges per endpoint id. */
+  inFlight: Map<string, number>;
+  bucketLoads: Map<string, BucketLoadRecord>;
+  poolEvent: number;
+  /** Leading prompt blocks found per endpoint id (only when asked). */
+  prefixMatches?: Map<string, number>;
+  /** Cached cache-indexer answer (only when asked and present). */
+  indexerAnswer?: string;
+}
+
+export interface DecisionRecord {
+  requestId: string;
+  atMs: number;
+  model: string;
+  profile: string;
+  endpoint: string;
+  fallbacks?: string[];
+  prefill?: string;
+  decode?: string;
+  promptTokens: number;
+  score: number;
+}
+
+export interface PickCommit {
+  requestId: string;
+  charges: PickCharges;
+  /** In-flight charges expire after this unless renewed (replica death). */
+  leaseMs: number;
+  /** Approximate prefix index capacity per endpoint (blocks). */
+  prefixCapacityPerEndpoint?: number;
+  decision: DecisionRecord;
+}
+
+/** What release() needs to undo a pick exactly. */
+export interface PickReceipt {
+  requestId: string;
+  charges: PickCharges;
+  /** Pool event counter right after the bucket charge (decay of the release). */
+  chargedAtEvent: number;
+}
+
+export interface StateStore {
+  readonly backend: 'memory' | 'redis';
+
+  // Discovery: the full set of ready endpoints (replaces the previous set).
+  replaceEndpoints(endpoints: readonly Endpoint[]): Promise<void>;
+  // Scraping: latest signals of one endpoint.
+  writeSignals(endpointId: string, signals: EndpointSignals): Promise<void>;
+
+  // Hot path.
+  readSnapshot(query: SnapshotQuery): Promise<StateSnapshot>;
+  commitPick(commit: PickCommit): Promise<PickReceipt>;
+  release(receipt: PickReceipt): Promise<void>;
+  /** Extends the in-flight leases of picks whose responses are still open. */
+  renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void>;
+
+  // Shared background work: true when `holder` now holds `name` (acquired or renewed).
+  tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+
+  // cache-indexer answers, cached briefly per prompt-prefix key.
+  putIndexerAnswer(key: string, answer: string, ttlMs: number): Promise<void>;
+
+  // Inspection.
+  recentDecisions(limit: number): Promise<DecisionRecord[]>;
+
+  close(): Promise<void>;
+}
+
+/** Load of one bucket record decayed from its event to `nowEvent`. */
+export function decayed(value: number, fromEvent: number, nowEvent: number, decayFactor: number): number {
+  const steps = nowEvent - fromEvent;
+  return steps <= 0 ? value : value * Math.pow(decayFactor, steps);
+}
