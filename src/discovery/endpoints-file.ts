@@ -1,0 +1,110 @@
+// Static discovery from an endpoints file (INTERFACES.md), re-read when the
+// file changes. A file that becomes invalid keeps the last good set and
+// reports the error; the first read must succeed.
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import yaml from 'js-yaml';
+import { z } from 'zod';
+import { ConfigError, fromZodError } from '../config/errors.js';
+import type { Endpoint } from '../scheduling/types.js';
+import type { EndpointSource } from './types.js';
+
+const port = z.number({ error: 'expected a port number' }).int().min(1).max(65535);
+
+const endpointsFileSchema = z.strictObject({
+  endpoints: z.array(
+    z.strictObject({
+      name: z.string().min(1, 'expected a non-empty name').optional(),
+      address: z.string({ error: 'expected an IP address or host name' }).min(1),
+      port,
+      labels: z.record(z.string(), z.string({ error: 'expected label values as strings' })).optional(),
+      metricsPort: port.optional(),
+      metricsPath: z.string().startsWith('/', 'expected a path starting with /').optional(),
+      kvEventsPort: port.optional(),
+    }),
+    { error: 'expected a list of endpoints' },
+  ),
+});
+
+export function endpointId(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+export function parseEndpointsFile(text: string, file: string): Endpoint[] {
+  let doc: unknown;
+  try {
+    doc = yaml.load(text, { filename: file });
+  } catch (e) {
+    throw new ConfigError(file, '', `valid YAML: ${(e as Error).message}`);
+  }
+  const parsed = endpointsFileSchema.safeParse(doc);
+  if (!parsed.success) throw fromZodError(file, '', parsed.error);
+  const seen = new Set<string>();
+  return parsed.data.endpoints.map((e, i) => {
+    const id = endpointId(e.address, e.port);
+    if (seen.has(id)) throw new ConfigError(file, `endpoints[${i}]`, `a unique address:port, ${id} is listed twice`);
+    seen.add(id);
+    const ep: Endpoint = { id, name: e.name ?? id, address: e.address, port: e.port, labels: e.labels ?? {} };
+    if (e.metricsPort !== undefined) ep.metricsPort = e.metricsPort;
+    if (e.metricsPath !== undefined) ep.metricsPath = e.metricsPath;
+    if (e.kvEventsPort !== undefined) ep.kvEventsPort = e.kvEventsPort;
+    return ep;
+  });
+}
+
+export function readEndpointsFile(file: string): Endpoint[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, '', `a readable endpoints file (${(e as Error).message})`);
+  }
+  return parseEndpointsFile(text, file);
+}
+
+export interface FileSourceOptions {
+  /** Called when a re-read fails; the previous endpoints stay in force. */
+  onError?: (err: Error) => void;
+  /** Polling fallback period; fs.watch misses some editors' atomic renames. */
+  pollMs?: number;
+}
+
+export class EndpointsFileSource implements EndpointSource {
+  readonly kind = 'file' as const;
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private last = '';
+
+  constructor(
+    private readonly file: string,
+    private readonly opts: FileSourceOptions = {},
+  ) {}
+
+  async start(onChange: (endpoints: Endpoint[]) => void): Promise<void> {
+    const first = readEndpointsFile(this.file);
+    this.last = JSON.stringify(first);
+    onChange(first);
+    const reread = () => {
+      try {
+        const next = readEndpointsFile(this.file);
+        const key = JSON.stringify(next);
+        if (key === this.last) return;
+        this.last = key;
+        onChange(next);
+      } catch (e) {
+        this.opts.onError?.(e as Error);
+      }
+    };
+    try {
+      this.watcher = watch(this.file, { persistent: false }, () => setTimeout(reread, 20));
+    } catch {
+      // Polling below still sees changes.
+    }
+    this.timer = setInterval(reread, this.opts.pollMs ?? 1_000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.watcher?.close();
+    if (this.timer) clearInterval(this.timer);
+  }
+}
