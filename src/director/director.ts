@@ -13,7 +13,7 @@ import type {
   LLMRequest,
   SchedulingResult,
 } from '../scheduling/types.js';
-import { textBlockHashes, tokenBlockHashes } from '../request/prefix-hash.js';
+import { promptDigest, textBlockHashes, tokenBlockHashes } from '../request/prefix-hash.js';
 import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
 import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
 
@@ -223,7 +223,5 @@ export class Director {
 
 /** Cache key of a cache-indexer answer: the model plus a hash of the whole prompt. */
 export function indexerCacheKey(req: LLMRequest): string {
-  const hashes = promptHashes(req, 16, Number.MAX_SAFE_INTEGER);
-  const last = hashes[hashes.length - 1] ?? 'short';
-  return `${req.model}|${req.promptTokens}|${last}`;
+  return `${req.model}|${promptDigest(req.promptText, req.tokenIds, req.model)}`;
 }

@@ -60,3 +60,11 @@ export function tokenBlockHashes(
 ): string[] {
   return hashWords(Uint32Array.from(tokenIds), blockSizeTokens, maxBlocks, model);
 }
+
+/** One 64-bit digest of the whole prompt, partial last token included (cache keys). */
+export function promptDigest(text: string, tokenIds: readonly number[] | undefined, model: string): string {
+  if (tokenIds) return hashWords(Uint32Array.from(tokenIds), Math.max(1, tokenIds.length), 1, model)[0] ?? 'empty';
+  const { bytes, length } = utf8Scratch(text);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.ceil(length / 4));
+  return `${length}.${hashWords(words, Math.max(1, words.length), 1, model)[0] ?? 'empty'}`;
+}

@@ -1,0 +1,89 @@
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CacheIndexerClient, matchSortBody, parseMatchSort } from '../../../src/datalayer/cache-indexer-client.js';
+import type { LLMRequest } from '../../../src/scheduling/types.js';
+
+const req: LLMRequest = {
+  requestId: 'r',
+  model: 'm',
+  apiType: 'chat',
+  promptText: 'x',
+  messages: [{ role: 'user', content: 'hi' }],
+  promptTokens: 1,
+  stream: false,
+  headers: {},
+};
+
+let mode: 'ok' | 'slow' | 'error' | 'garbage' = 'ok';
+let calls = 0;
+let lastBody = '';
+let server: Server;
+let url = '';
+
+beforeAll(async () => {
+  server = createServer((r, res) => {
+    calls++;
+    let body = '';
+    r.on('data', (c) => (body += c));
+    r.on('end', () => {
+      lastBody = body;
+      if (mode === 'slow') return void setTimeout(() => res.end('{"results":[]}'), 300);
+      if (mode === 'error') return void res.writeHead(500).end('boom');
+      if (mode === 'garbage') return void res.end('{"results": "nope"}');
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ results: [{ endpoint: 'a:1', hitRate: 0.75, matchedBlocks: 3, totalBlocks: 4 }, { endpoint: 'b:1', hitRate: 0 }] }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/match_sort`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+describe('cache-indexer client', () => {
+  it('sends the documented request and parses hit rates', async () => {
+    mode = 'ok';
+    const c = new CacheIndexerClient();
+    const out = await c.matchSort(url, req, ['a:1', 'b:1'], 1000);
+    expect(out.status).toBe('ok');
+    expect([...out.hitRates!]).toEqual([
+      ['a:1', 0.75],
+      ['b:1', 0],
+    ]);
+    expect(JSON.parse(lastBody)).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }], candidates: ['a:1', 'b:1'] });
+    await c.close();
+  });
+
+  it('times out, then opens the breaker and stops asking until the back-off passes', async () => {
+    const c = new CacheIndexerClient({ failureThreshold: 2, minBackoffMs: 200 });
+    mode = 'slow';
+    expect((await c.matchSort(url, req, ['a:1'], 30)).status).toBe('timeout');
+    mode = 'error';
+    expect((await c.matchSort(url, req, ['a:1'], 1000)).status).toBe('error');
+    const before = calls;
+    const skipped = await c.matchSort(url, req, ['a:1'], 1000);
+    expect(skipped.status).toBe('open');
+    expect(skipped.hitRates).toBeUndefined();
+    expect(calls).toBe(before);
+    await new Promise((r) => setTimeout(r, 250));
+    mode = 'ok';
+    expect((await c.matchSort(url, req, ['a:1'], 1000)).status).toBe('ok');
+    expect(c.breakerOpen).toBe(false);
+    await c.close();
+  });
+
+  it('rejects malformed answers', async () => {
+    expect(() => parseMatchSort('{"results":"x"}')).toThrow(/results/);
+    expect(() => parseMatchSort('{"results":[{"endpoint":1,"hitRate":0}]}')).toThrow(/endpoint/);
+    expect(parseMatchSort('{"results":[{"endpoint":"a","hitRate":7}]}').get('a')).toBe(1);
+    mode = 'garbage';
+    const c = new CacheIndexerClient();
+    expect((await c.matchSort(url, req, ['a:1'], 1000)).status).toBe('error');
+    await c.close();
+    expect(JSON.parse(matchSortBody({ ...req, messages: undefined, tokenIds: [1, 2] }, []))).toEqual({
+      model: 'm',
+      token_ids: [1, 2],
+      candidates: [],
+    });
+  });
+});

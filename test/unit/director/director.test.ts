@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { Director, endpointViews, indexerCacheKey } from '../../../src/director/director.js';
+import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
+import { builtinRegistry } from '../../../src/plugins/index.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import type { Endpoint, LLMRequest } from '../../../src/scheduling/types.js';
+import { SchedulingError } from '../../../src/scheduling/types.js';
+import type { StateStore } from '../../../src/state/store.js';
+
+const QUEUE_PROFILE = `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: picker-min-random
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+  - pluginRef: picker-min-random
+`;
+
+const ep = (i: number): Endpoint => ({ id: `10.0.0.${i}:8000`, name: `pod-${i}`, address: `10.0.0.${i}`, port: 8000, labels: {} });
+
+const req = (id = 'r1'): LLMRequest => ({
+  requestId: id,
+  model: 'm',
+  apiType: 'completions',
+  promptText: 'hello world, this is a prompt',
+  promptTokens: 8,
+  stream: false,
+  headers: {},
+});
+
+async function setup(now = () => 1_000_000) {
+  const store = new MemoryStateStore({ now });
+  await store.replaceEndpoints([ep(1), ep(2), ep(3)]);
+  const { profile } = loadConfigText(QUEUE_PROFILE, 'test.yaml', builtinRegistry());
+  return { store, profile };
+}
+
+describe('Director', () => {
+  it('picks by fresh signals, charges in-flight, and releases it', async () => {
+    const now = () => 1_000_000;
+    const { store, profile } = await setup(now);
+    await store.writeSignals(ep(1).id, { waitingQueueSize: 9, updatedAtMs: now() });
+    await store.writeSignals(ep(2).id, { waitingQueueSize: 0, updatedAtMs: now() });
+    await store.writeSignals(ep(3).id, { waitingQueueSize: 5, updatedAtMs: now() });
+    const director = new Director({ store, profile, now, random: () => 0.5 });
+    const d = await director.pick(req());
+    expect(d.result.primary.endpoint.id).toBe(ep(2).id);
+    expect(d.result.fallbacks.map((f) => f.endpoint.id)).toEqual([ep(3).id, ep(1).id]);
+    expect((await store.readSnapshot({})).inFlight.get(ep(2).id)).toBe(1);
+    await director.release(d.receipt);
+    expect((await store.readSnapshot({})).inFlight.get(ep(2).id)).toBeUndefined();
+    expect((await store.recentDecisions(10))[0]?.endpoint).toBe(ep(2).id);
+  });
+
+  it('treats stale signals as unknown, not as zero load', async () => {
+    let t = 1_000_000;
+    const now = () => t;
+    const { store } = await setup(now);
+    await store.writeSignals(ep(1).id, { waitingQueueSize: 0, updatedAtMs: t - 10_000 });
+    await store.writeSignals(ep(2).id, { waitingQueueSize: 3, updatedAtMs: t });
+    const views = endpointViews(await store.readSnapshot({}), t, 2_000);
+    expect(views[0]!.waitingQueueSize).toBeUndefined();
+    expect(views[0]!.signalsAgeMs).toBe(10_000);
+    expect(views[1]!.waitingQueueSize).toBe(3);
+    expect(views[2]!.signalsAgeMs).toBeUndefined();
+    t += 1;
+  });
+
+  it('fails with NO_CANDIDATES when the pool is empty', async () => {
+    const { store, profile } = await setup();
+    await store.replaceEndpoints([]);
+    const director = new Director({ store, profile });
+    await expect(director.pick(req())).rejects.toBeInstanceOf(SchedulingError);
+  });
+
+  it('keeps a pick when the state store cannot record it, and reports the error', async () => {
+    const { store, profile } = await setup();
+    const errors: string[] = [];
+    const broken: StateStore = Object.create(store) as StateStore;
+    broken.commitPick = async () => {
+      throw new Error('redis down');
+    };
+    broken.release = async () => {
+      throw new Error('redis down');
+    };
+    const director = new Director({
+      store: broken,
+      profile,
+      hooks: { onStateError: (op) => errors.push(op) },
+    });
+    const d = await director.pick(req());
+    expect(d.result.primary.endpoint.id).toMatch(/^10\.0\.0\.\d:8000$/);
+    await director.release(d.receipt);
+    expect(errors).toEqual(['commitPick', 'release']);
+  });
+
+  it('keys cached indexer answers by model and whole prompt', () => {
+    const a = req();
+    const b = { ...req(), promptText: a.promptText.replace('prompt', 'PROMPT') };
+    const c = { ...req(), model: 'other' };
+    expect(indexerCacheKey(a)).toBe(indexerCacheKey({ ...a }));
+    expect(indexerCacheKey(a)).not.toBe(indexerCacheKey(b));
+    expect(indexerCacheKey(a)).not.toBe(indexerCacheKey(c));
+  });
+});

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { textBlockHashes, tokenBlockHashes } from '../../../src/request/prefix-hash.js';
+import { tokenizeSimple } from '../../../src/request/tokens.js';
+
+describe('prefix block hashes', () => {
+  const block = 4; // tokens, i.e. 16 bytes
+  it('hashes only full blocks', () => {
+    expect(textBlockHashes('a'.repeat(15), 'm', block, 100)).toHaveLength(0);
+    expect(textBlockHashes('a'.repeat(16), 'm', block, 100)).toHaveLength(1);
+    expect(textBlockHashes('a'.repeat(47), 'm', block, 100)).toHaveLength(2);
+  });
+
+  it('chains: equal prefixes share leading hashes, a change alters every later block', () => {
+    const a = textBlockHashes('x'.repeat(32) + 'y'.repeat(32), 'm', block, 100);
+    const b = textBlockHashes('x'.repeat(32) + 'z'.repeat(32), 'm', block, 100);
+    expect(a.slice(0, 2)).toEqual(b.slice(0, 2));
+    expect(a[2]).not.toBe(b[2]);
+    expect(a[3]).not.toBe(b[3]);
+    // Same block content after a different prefix hashes differently.
+    const c = textBlockHashes('q'.repeat(16) + 'x'.repeat(16), 'm', block, 100);
+    expect(c[1]).not.toBe(a[0]);
+  });
+
+  it('is seeded by the model and capped by maxBlocks', () => {
+    const t = 'p'.repeat(64);
+    expect(textBlockHashes(t, 'm1', block, 100)[0]).not.toBe(textBlockHashes(t, 'm2', block, 100)[0]);
+    expect(textBlockHashes(t, 'm', block, 2)).toHaveLength(2);
+  });
+
+  it('gives text and its token ids the same hashes', () => {
+    const text = 'hello, prefix caching world! '.repeat(8);
+    const usable = text.slice(0, Math.floor(Buffer.byteLength(text) / 4) * 4);
+    const ids = Array.from(tokenizeSimple(usable));
+    expect(tokenBlockHashes(ids, 'm', block, 100)).toEqual(textBlockHashes(usable, 'm', block, 100));
+  });
+});
