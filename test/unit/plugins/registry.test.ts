@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { builtinRegistry } from '../../../src/plugins/index.js';
+import { build, ctx } from './fixtures.js';
+
+const EXPECTED = [
+  'filter-by-pd-label',
+  'scorer-aggregate-kv-cache-aware',
+  'picker-min-random',
+  'scorer-pd-kv-cache-aware',
+  'picker-pd-kv-cache-aware',
+  'scorer-pd-bucket',
+  'picker-random-pd-bucket',
+  'pd-header-handler',
+  'queue-scorer',
+  'kv-cache-utilization-scorer',
+  'prefix-cache-scorer',
+  'max-score-picker',
+  'random-picker',
+  'weighted-random-picker',
+  'single-profile-handler',
+];
+
+describe('builtin registry', () => {
+  it('registers every documented plugin type', () => {
+    expect(builtinRegistry().types()).toEqual([...EXPECTED].sort());
+  });
+
+  it('builds every plugin from no parameters, with its type and name, and rejects unknown parameters', () => {
+    const r = builtinRegistry();
+    for (const type of EXPECTED) {
+      const f = r.get(type)!;
+      const p = build(f, {}, `my-${type}`);
+      expect(p.type).toBe(type);
+      expect(p.name).toBe(`my-${type}`);
+      expect(p.filter || p.score || p.pick || p.headers || p.profileHandler, type).toBeTruthy();
+      expect(f.parameters.safeParse({ notAParameter: 1 }).success, type).toBe(false);
+    }
+  });
+
+  it('places each plugin at the extension points its kind implies', () => {
+    const r = builtinRegistry();
+    const kind = (t: string) => {
+      const p = build(r.get(t)!);
+      return [
+        p.filter && 'filter',
+        p.score && 'score',
+        p.pick && 'pick',
+        p.headers && 'headers',
+        p.profileHandler && 'profile',
+      ]
+        .filter(Boolean)
+        .join('+');
+    };
+    expect(kind('filter-by-pd-label')).toBe('filter');
+    for (const t of [
+      'scorer-aggregate-kv-cache-aware',
+      'scorer-pd-kv-cache-aware',
+      'scorer-pd-bucket',
+      'queue-scorer',
+      'kv-cache-utilization-scorer',
+      'prefix-cache-scorer',
+    ]) {
+      expect(kind(t), t).toBe('score');
+    }
+    for (const t of [
+      'picker-min-random',
+      'picker-pd-kv-cache-aware',
+      'picker-random-pd-bucket',
+      'max-score-picker',
+      'random-picker',
+      'weighted-random-picker',
+    ]) {
+      expect(kind(t), t).toBe('pick');
+    }
+    expect(kind('pd-header-handler')).toBe('headers');
+    expect(kind('single-profile-handler')).toBe('profile');
+  });
+
+  it('handles an empty candidate set: no scores, no targets, no groups', () => {
+    const r = builtinRegistry();
+    for (const type of EXPECTED) {
+      const p = build(r.get(type)!);
+      const c = ctx({ hitRates: undefined });
+      if (p.filter) expect(p.filter(c, []), type).toEqual([]);
+      if (p.score) expect(Array.from(p.score(c, []).scores), type).toEqual([]);
+      if (p.pick) expect(p.pick(c, []).targets, type).toEqual([]);
+    }
+  });
+});
