@@ -43,7 +43,7 @@ function contentText(content: unknown, i: number): string {
   throw new RequestError(400, `messages[${i}].content must be a string or an array of parts`, `messages[${i}].content`);
 }
 
-function parseMessages(raw: unknown): ChatMessage[] {
+export function parseMessages(raw: unknown): ChatMessage[] {
   if (!Array.isArray(raw) || raw.length === 0) {
     throw new RequestError(400, 'messages must be a non-empty array', 'messages');
   }

@@ -1,0 +1,270 @@
+// The cache-indexer's core: applies each pod's KV event stream to its
+// PodIndex, writes the resulting changes to the store (coalesced, in
+// order), tracks stream sequence numbers, and answers prefix lookups.
+import type { Logger } from 'pino';
+import { chainBlockHashes, rootHash } from '../kvcache/block-hash.js';
+import { decodeBatch, type DecodedBatch } from '../kvcache/events.js';
+import type { BlockIndexStore, PodChange } from './index-store.js';
+import type { IndexerMetrics } from './metrics.js';
+import { emptyStats, indexKey, PodIndex } from './pod-index.js';
+
+export interface MatchResult {
+  endpoint: string;
+  hitRate: number;
+  matchedBlocks: number;
+  totalBlocks: number;
+}
+
+export interface PodStatus {
+  pod: string;
+  blocks: number;
+  batches: number;
+  lastSeq: string | null;
+  gaps: number;
+  lastEventAt: number | null;
+  /** True after lost events until the pod's index is rebuilt (cleared). */
+  incomplete: boolean;
+}
+
+interface PodMeta {
+  batches: number;
+  gaps: number;
+  lastEventAt: number | null;
+  incomplete: boolean;
+}
+
+export interface IndexerOptions {
+  blockSize: number;
+  /** Prompt blocks looked up at most (longer prompts match on their first blocks). */
+  maxLookupBlocks: number;
+  log: Logger;
+  metrics: IndexerMetrics;
+}
+
+export class CacheIndexer {
+  private readonly pods = new Map<string, PodIndex>();
+  private readonly meta = new Map<string, PodMeta>();
+  private readonly seqs = new Map<string, bigint>();
+  private pending: PodChange[] = [];
+  private flushing: Promise<void> | undefined;
+  private storeDirty = false;
+  private warnedBlockSize = false;
+  /** LoRA adapter names seen in BlockStored events (their blocks chain from their own root). */
+  private readonly loraNames = new Set<string>();
+
+  constructor(
+    readonly store: BlockIndexStore,
+    private readonly opts: IndexerOptions,
+  ) {}
+
+  private pod(id: string): PodIndex {
+    let p = this.pods.get(id);
+    if (!p) {
+      this.pods.set(id, (p = new PodIndex(id)));
+      this.meta.set(id, { batches: 0, gaps: 0, lastEventAt: null, incomplete: false });
+    }
+    return p;
+  }
+
+  /**
+   * One ZMQ message from `pod`. `stream` names the producer connection
+   * (sequence numbers are per stream and data-parallel rank).
+   */
+  onMessage(pod: string, stream: string, seq: bigint, payload: Uint8Array): void {
+    const m = this.opts.metrics;
+    let batch: DecodedBatch;
+    try {
+      batch = decodeBatch(payload);
+    } catch (e) {
+      m.decodeErrors.inc({ reason: 'payload' });
+      this.opts.log.warn(
+        { pod, seq: seq.toString(), err: (e as Error).message },
+        'undecodable KV event batch dropped',
+      );
+      this.noteSeq(pod, `${pod}|${stream}#?`, seq);
+      return;
+    }
+    m.batches.inc();
+    const idx = this.pod(pod);
+    const meta = this.meta.get(pod)!;
+    meta.batches++;
+    meta.lastEventAt = Date.now();
+    const change: PodChange = { pod };
+    if (this.noteSeq(pod, `${pod}|${stream}#${batch.dataParallelRank ?? 0}`, seq) === 'restart') {
+      // A restarted producer starts with an empty cache.
+      idx.cleared(change);
+      meta.incomplete = false;
+    }
+    const stats = emptyStats();
+    for (const ev of batch.events) {
+      m.events.inc({ type: ev.type });
+      if (ev.type === 'BlockStored') {
+        if (ev.blockSize !== this.opts.blockSize && !this.warnedBlockSize) {
+          this.warnedBlockSize = true;
+          this.opts.log.warn(
+            { pod, eventBlockSize: ev.blockSize, blockSize: this.opts.blockSize },
+            'producer block size differs from --block-size: its blocks will not match lookups',
+          );
+        }
+        idx.stored(ev, change, stats);
+        if (ev.loraName) this.loraNames.add(ev.loraName);
+      } else if (ev.type === 'BlockRemoved') {
+        idx.removed(ev, change, stats);
+      } else {
+        idx.cleared(change);
+        meta.incomplete = false;
+      }
+    }
+    if (stats.orphanBlocks) m.anomalies.inc({ kind: 'orphan' }, stats.orphanBlocks);
+    if (stats.unknownRemovals) m.anomalies.inc({ kind: 'unknown_removal' }, stats.unknownRemovals);
+    if (stats.malformedBlocks) m.anomalies.inc({ kind: 'malformed' }, stats.malformedBlocks);
+    if (batch.unknownEvents) m.decodeErrors.inc({ reason: 'unknown_event_type' }, batch.unknownEvents);
+    if (change.clear || change.add?.length || change.remove?.length) this.enqueue(change);
+  }
+
+  /** Tracks a stream's sequence; reports gaps (events lost) and restarts (sequence going back). */
+  private noteSeq(pod: string, stream: string, seq: bigint): 'ok' | 'gap' | 'restart' | 'first' {
+    const last = this.seqs.get(stream);
+    this.seqs.set(stream, seq);
+    if (last === undefined) return 'first';
+    if (seq === last + 1n) return 'ok';
+    const m = this.opts.metrics;
+    if (seq <= last) {
+      m.producerRestarts.inc();
+      this.opts.log.warn(
+        { pod, stream, last: last.toString(), seq: seq.toString() },
+        'KV event sequence went back: producer restarted, pod index cleared',
+      );
+      return 'restart';
+    }
+    const missed = seq - last - 1n;
+    m.gaps.inc();
+    m.missedBatches.inc(Number(missed));
+    const meta = this.meta.get(pod);
+    if (meta) {
+      meta.gaps++;
+      meta.incomplete = true;
+    }
+    // What the lost batches stored is missing and what they removed may linger; both heal as
+    // the pod's later events arrive. Clearing instead would hide the hot prefixes the pod
+    // keeps cached and never announces again.
+    this.opts.log.warn(
+      { pod, stream, last: last.toString(), seq: seq.toString(), missed: missed.toString() },
+      'KV event sequence gap: index of this pod is incomplete',
+    );
+    return 'gap';
+  }
+
+  /** Forgets a pod (it left discovery). */
+  dropPod(pod: string): void {
+    const idx = this.pods.get(pod);
+    if (!idx) return;
+    const change: PodChange = { pod };
+    idx.cleared(change);
+    this.pods.delete(pod);
+    this.meta.delete(pod);
+    for (const k of [...this.seqs.keys()]) if (k.startsWith(`${pod}|`)) this.seqs.delete(k);
+    this.enqueue(change);
+  }
+
+  private enqueue(change: PodChange): void {
+    this.pending.push(change);
+    if (!this.flushing) this.flushing = this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        await this.store.apply(batch);
+      } catch (e) {
+        this.opts.metrics.storeErrors.inc({ op: 'apply' });
+        if (!this.storeDirty)
+          this.opts.log.error(
+            { err: (e as Error).message },
+            'index store write failed; will resync when it returns',
+          );
+        this.storeDirty = true;
+      }
+    }
+    this.flushing = undefined;
+  }
+
+  /** Writes every pod's full key set again (after the store lost writes or restarted). */
+  async resync(): Promise<void> {
+    await this.flushing;
+    this.storeDirty = false;
+    for (const [pod, idx] of this.pods) {
+      try {
+        await this.store.replacePod(pod, idx.keys());
+      } catch (e) {
+        this.opts.metrics.storeErrors.inc({ op: 'resync' });
+        this.storeDirty = true;
+        this.opts.log.error({ pod, err: (e as Error).message }, 'index resync failed');
+        return;
+      }
+    }
+    this.opts.log.info({ pods: this.pods.size }, 'index store resynced');
+  }
+
+  /** Waits until queued writes reached the store (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  /** Hit rates of `candidates` for a tokenized prompt, sorted best first. */
+  async match(
+    model: string,
+    tokens: ArrayLike<number>,
+    candidates: readonly string[],
+  ): Promise<MatchResult[]> {
+    const totalBlocks = Math.floor(tokens.length / this.opts.blockSize);
+    const hashes = chainBlockHashes(tokens, this.opts.blockSize, undefined, this.opts.maxLookupBlocks);
+    let runs = await this.store.lookup(hashes.map(indexKey), candidates);
+    if (this.isLora(model)) {
+      // Blocks of a LoRA adapter chain from a root seeded with its name.
+      const lora = chainBlockHashes(tokens, this.opts.blockSize, rootHash(model), this.opts.maxLookupBlocks);
+      const runs2 = await this.store.lookup(lora.map(indexKey), candidates);
+      runs = runs.map((r, i) => Math.max(r, runs2[i]!));
+    }
+    const results = candidates.map((endpoint, i) => ({
+      endpoint,
+      hitRate: totalBlocks === 0 ? 0 : runs[i]! / totalBlocks,
+      matchedBlocks: runs[i]!,
+      totalBlocks,
+    }));
+    // Array.prototype.sort is stable: ties keep the caller's order.
+    return results.sort((a, b) => b.hitRate - a.hitRate);
+  }
+
+  private isLora(model: string): boolean {
+    return this.loraNames.has(model);
+  }
+
+  status(): PodStatus[] {
+    const out: PodStatus[] = [];
+    for (const [pod, idx] of this.pods) {
+      const meta = this.meta.get(pod)!;
+      let lastSeq: bigint | undefined;
+      for (const [k, v] of this.seqs)
+        if (k.startsWith(`${pod}|`) && (lastSeq === undefined || v > lastSeq)) lastSeq = v;
+      out.push({
+        pod,
+        blocks: idx.blocks,
+        batches: meta.batches,
+        lastSeq: lastSeq === undefined ? null : lastSeq.toString(),
+        gaps: meta.gaps,
+        lastEventAt: meta.lastEventAt,
+        incomplete: meta.incomplete,
+      });
+    }
+    return out;
+  }
+
+  totals(): { pods: number; blocks: number } {
+    let blocks = 0;
+    for (const p of this.pods.values()) blocks += p.blocks;
+    return { pods: this.pods.size, blocks };
+  }
+}

@@ -1,0 +1,59 @@
+// The cache-indexer's HTTP API (hono): POST /match_sort, GET /healthz,
+// GET /pods (per-pod index status), GET /metrics.
+import { Hono } from 'hono';
+import { openAIErrorBody, RequestError } from '../request/openai.js';
+import type { CacheIndexer } from './indexer.js';
+import type { IndexerMetrics } from './metrics.js';
+import { parseMatchRequest } from './match-request.js';
+
+export interface IndexerAppDeps {
+  indexer: CacheIndexer;
+  metrics: IndexerMetrics;
+  /** Extra health detail (store kind, subscriptions). */
+  health?: () => Record<string, unknown>;
+}
+
+function errorResponse(status: number, message: string, param?: string): Response {
+  return new Response(openAIErrorBody(status, message, param), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  });
+}
+
+export function buildIndexerApp(deps: IndexerAppDeps): Hono {
+  const { indexer, metrics } = deps;
+  const app = new Hono();
+
+  app.post('/match_sort', async (c) => {
+    const end = metrics.lookupSeconds.startTimer();
+    let req;
+    try {
+      req = parseMatchRequest(await c.req.text());
+    } catch (e) {
+      metrics.lookups.inc({ status: 'bad_request' });
+      if (e instanceof RequestError) return errorResponse(e.status, e.message, e.param);
+      throw e;
+    }
+    try {
+      const results = await indexer.match(req.model, req.tokens, req.candidates);
+      metrics.lookups.inc({ status: 'ok' });
+      return c.json({ results });
+    } catch (e) {
+      metrics.lookups.inc({ status: 'error' });
+      return errorResponse(503, `index unavailable: ${(e as Error).message}`);
+    } finally {
+      end();
+    }
+  });
+
+  app.get('/healthz', (c) =>
+    c.json({ status: 'ok', ...indexer.totals(), store: indexer.store.kind, ...deps.health?.() }),
+  );
+  app.get('/pods', (c) => c.json({ pods: indexer.status() }));
+  app.get('/metrics', async (c) =>
+    c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
+  );
+  app.notFound((c) => errorResponse(404, `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((err) => errorResponse(500, err.message));
+  return app;
+}
