@@ -1,0 +1,311 @@
+// charts/hermes-router rendered by the real helm with every example profile,
+// then checked object by object; schema-violating values must be refused.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import yaml from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GIE_DEFAULT_CONFIG_TEXT } from '../../src/config/endpoint-picker-config.js';
+import { READINESS_SERVICES } from '../../src/observability/health.js';
+import {
+  checkConfig,
+  find,
+  helm,
+  helmBin,
+  kinds,
+  render,
+  renderError,
+  ROOT,
+  type K8sObject,
+} from './helm.js';
+
+const CHART = join(ROOT, 'charts/hermes-router');
+const PROFILES_DIR = join(ROOT, 'examples/profiles');
+const PROFILES = readdirSync(PROFILES_DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
+const NS = 'ai-inference';
+const POOL = 'vllm-qwen-qwen3-8b';
+const EPP = `${POOL}-epp`;
+
+let tmp: string;
+beforeAll(() => {
+  helmBin(); // fail loudly here when helm is missing
+  tmp = mkdtempSync(join(tmpdir(), 'hermes-chart-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function profileValues(file: string): { active: string; custom: Record<string, string> } {
+  const doc = yaml.load(readFileSync(join(PROFILES_DIR, file), 'utf8')) as {
+    inferencepool: {
+      inferenceExtension: { pluginsConfigFile: string; pluginsCustomConfig: Record<string, string> };
+    };
+  };
+  const ext = doc.inferencepool.inferenceExtension;
+  return { active: ext.pluginsConfigFile, custom: ext.pluginsCustomConfig };
+}
+
+function eppContainer(objs: K8sObject[]) {
+  const dep = find(objs, 'Deployment', EPP);
+  return { dep, c: dep.spec.template.spec.containers[0] };
+}
+
+function argValue(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+describe('charts/hermes-router', () => {
+  it('helm dependency build works offline and helm lint passes (defaults and every profile)', () => {
+    const dep = helm(['dependency', 'build', CHART]);
+    expect(dep.ok, dep.stderr).toBe(true);
+    const lint = helm(['lint', CHART, '--strict']);
+    expect(lint.ok, lint.stdout + lint.stderr).toBe(true);
+    for (const p of PROFILES) {
+      const r = helm(['lint', CHART, '-f', join(PROFILES_DIR, p)]);
+      expect(r.ok, `${p}: ${r.stdout}${r.stderr}`).toBe(true);
+    }
+  });
+
+  it.each(PROFILES)('profile %s renders the whole install', (profile) => {
+    const objs = render(CHART, { values: [join(PROFILES_DIR, profile)] });
+    expect(kinds(objs)).toEqual(
+      [
+        `ConfigMap/${EPP}`,
+        `DestinationRule/${EPP}`,
+        `Deployment/${EPP}`,
+        `Deployment/${POOL}-redis`,
+        `HTTPRoute/${POOL}-route`,
+        `InferencePool/${POOL}`,
+        `PodDisruptionBudget/${EPP}`,
+        `Role/${EPP}`,
+        `RoleBinding/${EPP}`,
+        `Service/${EPP}`,
+        `Service/${POOL}-redis`,
+        `ServiceAccount/${EPP}`,
+      ].sort(),
+    );
+    for (const o of objs) expect(o.metadata.namespace).toBe(NS);
+
+    // The plugins config: the profile's text byte for byte, selected by the args, mounted at /config.
+    const { active, custom } = profileValues(profile);
+    const cm = find(objs, 'ConfigMap', EPP);
+    for (const [name, text] of Object.entries(custom)) expect(cm.data?.[name]).toBe(text);
+    expect(cm.data?.['default-plugins.yaml']).toBe(GIE_DEFAULT_CONFIG_TEXT);
+    const { dep, c } = eppContainer(objs);
+    const args: string[] = c.args;
+    expect(args[0]).toBe('epp');
+    expect(argValue(args, '--config-file')).toBe(`/config/${active}`);
+    expect(argValue(args, '--pool-name')).toBe(POOL);
+    expect(argValue(args, '--pool-namespace')).toBe(NS);
+    expect(argValue(args, '--grpc-port')).toBe('9002');
+    expect(argValue(args, '--grpc-health-port')).toBe('9003');
+    expect(argValue(args, '--metrics-port')).toBe('9090');
+    expect(argValue(args, '--redis-url')).toBe(`redis://${POOL}-redis.${NS}.svc:6379`);
+    expect(c.volumeMounts).toContainEqual({ name: 'plugins-config', mountPath: '/config', readOnly: true });
+    expect(dep.spec.template.spec.volumes).toContainEqual({
+      name: 'plugins-config',
+      configMap: { name: EPP },
+    });
+
+    // check-config accepts the config exactly as the pod will read it.
+    const file = join(tmp, `${profile}-${active}`);
+    writeFileSync(file, cm.data![active]!);
+    const cc = checkConfig(file);
+    expect(cc.ok, cc.stderr + cc.stdout).toBe(true);
+  });
+
+  it('EPP Deployment: label inferencepool=<name>-epp, 2 replicas with Redis, gRPC probes, hardened container', () => {
+    const objs = render(CHART, { values: [join(PROFILES_DIR, 'epp-pd-bucket.yaml')] });
+    const { dep, c } = eppContainer(objs);
+    expect(dep.spec.replicas).toBe(2);
+    expect(dep.spec.selector.matchLabels).toEqual({ inferencepool: EPP });
+    expect(dep.spec.template.metadata.labels.inferencepool).toBe(EPP);
+    expect(dep.spec.template.spec.serviceAccountName).toBe(EPP);
+    expect(c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort])).toEqual([
+      ['grpc', 9002],
+      ['grpc-health', 9003],
+      ['metrics', 9090],
+    ]);
+    expect(c.readinessProbe.grpc.port).toBe(9003);
+    expect(c.livenessProbe.grpc.port).toBe(9003);
+    // Names the EPP's health service answers: liveness while running, readiness once synced.
+    expect(c.livenessProbe.grpc.service).toBe('liveness');
+    expect(READINESS_SERVICES).toContain(c.readinessProbe.grpc.service);
+    // The image's ENTRYPOINT is the CLI (Dockerfile), so only args are given.
+    expect(c.command).toBeUndefined();
+    expect(c.resources.requests).toBeDefined();
+    expect(c.resources.limits.memory).toBeDefined();
+    expect(c.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(dep.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
+    expect(c.env.map((e: { name: string }) => e.name)).toEqual(
+      expect.arrayContaining(['NAMESPACE', 'POD_NAME']),
+    );
+  });
+
+  it('Service: grpc-ext-proc 9002 (http2), grpc-health 9003, http-metrics 9090, selecting the EPP pods', () => {
+    const objs = render(CHART);
+    const svc = find(objs, 'Service', EPP);
+    expect(svc.spec.selector).toEqual({ inferencepool: EPP });
+    expect(svc.spec.ports).toEqual([
+      { name: 'grpc-ext-proc', port: 9002, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'http2' },
+      { name: 'grpc-health', port: 9003, targetPort: 'grpc-health', protocol: 'TCP' },
+      { name: 'http-metrics', port: 9090, targetPort: 'metrics', protocol: 'TCP' },
+    ]);
+  });
+
+  it('RBAC: read-only pods and inferencepools (both API groups) in its namespace, nothing else', () => {
+    const objs = render(CHART);
+    const role = find(objs, 'Role', EPP);
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+      {
+        apiGroups: ['inference.networking.k8s.io', 'inference.networking.x-k8s.io'],
+        resources: ['inferencepools'],
+        verbs: ['get', 'list', 'watch'],
+      },
+    ]);
+    expect(objs.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toBe(false);
+    const rb = find(objs, 'RoleBinding', EPP);
+    expect(rb.roleRef).toMatchObject({ kind: 'Role', name: EPP });
+    expect(rb.subjects).toEqual([{ kind: 'ServiceAccount', name: EPP, namespace: NS }]);
+  });
+
+  it('InferencePool v1 and the HTTPRoute to it', () => {
+    const objs = render(CHART, {
+      set: [
+        'gateway.name=my-gw',
+        'gateway.namespace=gw-ns',
+        'inferencepool.inferenceExtension.failureMode=FailClose',
+      ],
+    });
+    const pool = find(objs, 'InferencePool', POOL);
+    expect(pool.apiVersion).toBe('inference.networking.k8s.io/v1');
+    expect(pool.spec).toEqual({
+      selector: { matchLabels: { 'openfuyao.com/model': 'qwen-qwen3-8b' } },
+      targetPorts: [{ number: 8000 }],
+      appProtocol: 'http',
+      endpointPickerRef: {
+        group: '',
+        kind: 'Service',
+        name: EPP,
+        port: { number: 9002 },
+        failureMode: 'FailClose',
+      },
+    });
+    const route = find(objs, 'HTTPRoute');
+    expect(route.spec.parentRefs).toEqual([
+      { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'my-gw', namespace: 'gw-ns' },
+    ]);
+    expect(route.spec.rules[0].backendRefs).toEqual([
+      { group: 'inference.networking.k8s.io', kind: 'InferencePool', name: POOL },
+    ]);
+  });
+
+  it('legacy v1alpha2 pool: flat selector, targetPortNumber, extensionRef', () => {
+    const objs = render(CHART, { set: ['inferencepool.apiVersion=inference.networking.x-k8s.io/v1alpha2'] });
+    const pool = find(objs, 'InferencePool', POOL);
+    expect(pool.spec).toEqual({
+      selector: { 'openfuyao.com/model': 'qwen-qwen3-8b' },
+      targetPortNumber: 8000,
+      extensionRef: { group: '', kind: 'Service', name: EPP, portNumber: 9002, failureMode: 'FailOpen' },
+    });
+    expect(find(objs, 'HTTPRoute').spec.rules[0].backendRefs[0].group).toBe('inference.networking.x-k8s.io');
+  });
+
+  it('Redis: off => 1 replica, no Redis objects, no PDB; external URL => no Redis objects, that URL', () => {
+    const off = render(CHART, { set: ['redis.enabled=false'] });
+    expect(eppContainer(off).dep.spec.replicas).toBe(1);
+    expect(eppContainer(off).c.args).not.toContain('--redis-url');
+    expect(kinds(off).filter((k) => k.includes('redis') || k.startsWith('PodDisruptionBudget'))).toEqual([]);
+
+    const ext = render(CHART, {
+      set: ['redis.externalUrl=redis://redis.shared:6379/2', 'redis.passwordSecret.name=redis-auth'],
+    });
+    expect(kinds(ext).filter((k) => k.includes('-redis'))).toEqual([]);
+    const { dep, c } = eppContainer(ext);
+    expect(dep.spec.replicas).toBe(2);
+    expect(argValue(c.args, '--redis-url')).toBe('redis://redis.shared:6379/2');
+    expect(c.env).toContainEqual({
+      name: 'REDIS_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } },
+    });
+
+    const three = render(CHART, { set: ['inferencepool.inferenceExtension.replicas=3'] });
+    expect(eppContainer(three).dep.spec.replicas).toBe(3);
+  });
+
+  it('ServiceMonitor on request; DestinationRule only for istio', () => {
+    const objs = render(CHART, {
+      set: ['monitoring.serviceMonitor.enabled=true', 'gateway.className=gke-l7-regional-external-managed'],
+    });
+    const sm = find(objs, 'ServiceMonitor', EPP);
+    expect(sm.spec.endpoints[0].port).toBe('http-metrics');
+    // The ServiceMonitor selects the EPP Service (not the pods).
+    const svcLabels = find(objs, 'Service', EPP).metadata.labels ?? {};
+    expect(Object.keys(sm.spec.selector.matchLabels).length).toBeGreaterThan(0);
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels as Record<string, string>))
+      expect(svcLabels[k]).toBe(v);
+    expect(objs.some((o) => o.kind === 'DestinationRule')).toBe(false);
+    const dr = find(render(CHART), 'DestinationRule', EPP);
+    expect(dr.spec.host).toBe(`${EPP}.${NS}.svc.cluster.local`);
+    expect(dr.spec.trafficPolicy.tls).toEqual({ mode: 'SIMPLE', insecureSkipVerify: true });
+  });
+
+  it('keeps awkward config text byte for byte (no final newline, leading spaces)', () => {
+    const values = join(tmp, 'awkward.yaml');
+    const texts = {
+      'a.yaml': 'kind: EndpointPickerConfig\nplugins: []',
+      'b.yaml': '  indented: true\n\n\n',
+      'c.yaml': 'x: 1\n\n# blank line above\n',
+    };
+    writeFileSync(
+      values,
+      yaml.dump({
+        inferencepool: { inferenceExtension: { pluginsConfigFile: 'c.yaml', pluginsCustomConfig: texts } },
+      }),
+    );
+    const cm = find(render(CHART, { values: [values] }), 'ConfigMap', EPP);
+    for (const [k, v] of Object.entries(texts)) expect(cm.data?.[k]).toBe(v);
+  });
+
+  it.each([
+    [
+      'failureMode outside the enum',
+      ['inferencepool.inferenceExtension.failureMode=Sometimes'],
+      /failureMode/,
+    ],
+    ['empty pool name', ['inferencepool.name='], /inferencepool\/name/],
+    ['pool name not a DNS label', ['inferencepool.name=Bad_Name'], /inferencepool\/name/],
+    ['port as a string', ['inferencepool.inferenceExtension.extProcPort=grpc'], /extProcPort/],
+    ['port out of range', ['inferencepool.targetPorts[0].number=70000'], /targetPorts/],
+    ['negative replicas', ['inferencepool.inferenceExtension.replicas=-1'], /replicas/],
+    ['unknown key (typo)', ['inferencepool.inferenceExtention.replicas=2'], /inferenceExtention/],
+    [
+      'non-string plugins config',
+      ['inferencepool.inferenceExtension.pluginsCustomConfig.x\\.yaml=3'],
+      /pluginsCustomConfig/,
+    ],
+    [
+      'active config not among the keys',
+      ['inferencepool.inferenceExtension.pluginsConfigFile=missing.yaml'],
+      /missing\.yaml.*not a key/,
+    ],
+    ['redis URL with the wrong scheme', ['redis.externalUrl=http://redis:6379'], /externalUrl/],
+    ['bad appProtocol', ['inferencepool.appProtocol=grpc'], /appProtocol/],
+    ['empty selector', ['inferencepool.modelServers.matchLabels=null'], /matchLabels/],
+  ])('refuses %s', (_what, set, message) => {
+    expect(renderError(CHART, { set })).toMatch(message);
+  });
+
+  it('refuses a values file without inferencepool.name', () => {
+    const values = join(tmp, 'noname.yaml');
+    writeFileSync(values, 'inferencepool:\n  name: null\n');
+    expect(renderError(CHART, { values: [values] })).toMatch(/inferencepool\/name|name/);
+  });
+});

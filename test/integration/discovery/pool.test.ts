@@ -1,0 +1,148 @@
+// InferencePool changes: selector, target ports, deletion, and the v1alpha2 API.
+import { afterEach, describe, expect, it } from 'vitest';
+import { GROUP_V1ALPHA2, makePod, makePoolV1, makePoolV1alpha2 } from '../../helpers/fake-apiserver.js';
+import { LABELS, NS, POOL, startHarness, until, type Harness } from './harness.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+describe('KubernetesSource pool changes', () => {
+  it('pool selector changes: follows the new selector', async () => {
+    h = await startHarness();
+    h.pod({ name: 'old-0', ip: '10.1.0.1', labels: LABELS });
+    h.pod({ name: 'new-0', ip: '10.2.0.1', labels: { app: 'vllm-qwen3-v2' } });
+    h.pod({ name: 'new-1', ip: '10.2.0.2', labels: { app: 'vllm-qwen3-v2' } });
+    await h.waitFor((eps) => eps.length === 1);
+    const publishedBefore = h.sets.length;
+    h.api.upsertPool(
+      makePoolV1({ name: POOL, namespace: NS, matchLabels: { app: 'vllm-qwen3-v2' }, ports: [8000] }),
+    );
+    const took = await h.waitFor((eps) => eps.length === 2);
+    expect(took).toBeLessThan(1_000);
+    expect(h.ids()).toEqual(['10.2.0.1:8000', '10.2.0.2:8000']);
+    // No partial set in between (neither empty nor mixed).
+    for (const s of h.sets.slice(publishedBefore))
+      expect(s.map((e) => e.name).sort()).toEqual(['new-0', 'new-1']);
+    // The pod watch now carries the new selector.
+    const podWatches = h.api.requests.filter((r) => r.watch && r.path.endsWith('/pods'));
+    expect(podWatches[podWatches.length - 1]?.query.labelSelector).toBe('app=vllm-qwen3-v2');
+    // Events under the new selector keep flowing.
+    h.pod({ name: 'new-2', ip: '10.2.0.3', labels: { app: 'vllm-qwen3-v2' } });
+    await h.waitFor((eps) => eps.length === 3);
+  });
+
+  it('target ports change: one endpoint per port, named <pod>-rank-<i>', async () => {
+    h = await startHarness();
+    h.pod({ name: 'p0', ip: '10.1.0.1', labels: LABELS, ports: [8000, 8001] });
+    await h.waitFor((eps) => eps.length === 1);
+    h.api.upsertPool(makePoolV1({ name: POOL, namespace: NS, matchLabels: LABELS, ports: [8000, 8001] }));
+    await h.waitFor((eps) => eps.length === 2);
+    expect(h.latest().map((e) => [e.id, e.name, e.port])).toEqual([
+      ['10.1.0.1:8000', 'p0-rank-0', 8000],
+      ['10.1.0.1:8001', 'p0-rank-1', 8001],
+    ]);
+    h.api.upsertPool(makePoolV1({ name: POOL, namespace: NS, matchLabels: LABELS, ports: [9000] }));
+    await h.waitFor((eps) => eps.length === 1 && eps[0]?.port === 9000);
+    expect(h.latest()[0]).toMatchObject({ id: '10.1.0.1:9000', name: 'p0' });
+  });
+
+  it('active-ports annotation limits the live ranks', async () => {
+    h = await startHarness({
+      seed: (api) =>
+        api.upsertPool(makePoolV1({ name: POOL, namespace: NS, matchLabels: LABELS, ports: [8000, 8001] })),
+    });
+    h.pod({
+      name: 'p0',
+      ip: '10.1.0.1',
+      labels: LABELS,
+      annotations: { 'inference.networking.k8s.io/active-ports': '8001' },
+    });
+    await h.waitFor((eps) => eps.length === 1);
+    expect(h.latest()[0]).toMatchObject({ id: '10.1.0.1:8001', name: 'p0-rank-1' });
+  });
+
+  it('pool deleted: empty set; recreated: endpoints return', async () => {
+    h = await startHarness();
+    h.pod({ name: 'p0', ip: '10.1.0.1', labels: LABELS });
+    await h.waitFor((eps) => eps.length === 1);
+    h.api.deletePool(NS, POOL);
+    await h.waitFor((eps) => eps.length === 0);
+    expect(h.source.synced).toBe(true);
+    h.api.upsertPool(makePoolV1({ name: POOL, namespace: NS, matchLabels: LABELS, ports: [8000] }));
+    await h.waitFor((eps) => eps.length === 1);
+  });
+
+  it('ignores other pools in the namespace', async () => {
+    h = await startHarness();
+    h.pod({ name: 'p0', ip: '10.1.0.1', labels: LABELS });
+    await h.waitFor((eps) => eps.length === 1);
+    h.api.upsertPool(
+      makePoolV1({ name: 'another-pool', namespace: NS, matchLabels: { app: 'x' }, ports: [7000] }),
+    );
+    h.api.deletePool(NS, 'another-pool');
+    h.pod({ name: 'p1', ip: '10.1.0.2', labels: LABELS });
+    await h.waitFor((eps) => eps.length === 2);
+    expect(h.latest().every((e) => e.port === 8000)).toBe(true);
+  });
+
+  it('v1alpha2 pool (inference.networking.x-k8s.io): flat selector and targetPortNumber', async () => {
+    h = await startHarness({
+      api: { servedGroups: [GROUP_V1ALPHA2] },
+      seed: (api) => {
+        api.upsertPool(
+          makePoolV1alpha2({ name: POOL, namespace: NS, selector: LABELS, port: 8000 }),
+          GROUP_V1ALPHA2,
+        );
+        api.upsertPod(makePod({ name: 'p0', namespace: NS, ip: '10.1.0.1', labels: LABELS }));
+      },
+    });
+    expect(h.source.poolGroup).toBe(GROUP_V1ALPHA2);
+    expect(h.ids()).toEqual(['10.1.0.1:8000']);
+    // The v1 group answered 404, then the v1alpha2 group was used for list and watch.
+    await until(
+      () => h!.api.requests.some((r) => r.watch && r.path.startsWith(`/apis/${GROUP_V1ALPHA2}/v1alpha2/`)),
+      2_000,
+      'v1alpha2 watch',
+    );
+    h.api.upsertPool(
+      makePoolV1alpha2({ name: POOL, namespace: NS, selector: LABELS, port: 8080 }),
+      GROUP_V1ALPHA2,
+    );
+    await h.waitFor((eps) => eps[0]?.id === '10.1.0.1:8080');
+  });
+
+  it('auto mode prefers v1 when both groups hold the pool; an explicit poolGroup is honoured', async () => {
+    const seed = (api: import('../../helpers/fake-apiserver.js').FakeApiServer) => {
+      api.upsertPool(makePoolV1({ name: POOL, namespace: NS, matchLabels: LABELS, ports: [8000] }));
+      api.upsertPool(
+        makePoolV1alpha2({ name: POOL, namespace: NS, selector: LABELS, port: 9999 }),
+        GROUP_V1ALPHA2,
+      );
+      api.upsertPod(makePod({ name: 'p0', namespace: NS, ip: '10.1.0.1', labels: LABELS }));
+    };
+    h = await startHarness({ seed });
+    expect(h.ids()).toEqual(['10.1.0.1:8000']);
+    await h.close();
+    h = await startHarness({ seed, source: { poolGroup: GROUP_V1ALPHA2 } });
+    expect(h.ids()).toEqual(['10.1.0.1:9999']);
+  });
+
+  it('a bad pool edit keeps the last good set and reports the error', async () => {
+    h = await startHarness();
+    h.pod({ name: 'p0', ip: '10.1.0.1', labels: LABELS });
+    await h.waitFor((eps) => eps.length === 1);
+    h.api.upsertPool({
+      metadata: { name: POOL, namespace: NS },
+      spec: { selector: { matchLabels: LABELS }, targetPorts: [{ number: 0 }] },
+    });
+    await until(
+      () => h!.errors.some((e) => /targetPorts\[0\]\.number/.test(e.message)),
+      1_000,
+      'pool error reported',
+    );
+    expect(h.ids()).toEqual(['10.1.0.1:8000']);
+  });
+});
