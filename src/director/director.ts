@@ -126,6 +126,8 @@ export class Director {
       indexerCacheKey: indexerKey,
       bucketLoads: needs.bucketLoads,
     });
+    // Before the views are built: this replica's picks since the read count too.
+    this.store.addOwnPending?.(snap);
     const nowMs = this.now();
     const views = endpointViews(snap, nowMs, this.stalenessMs);
     let hitRates: HitRates | undefined;

@@ -191,16 +191,25 @@ export class MemoryStateStore implements StateStore {
 
   private matchPrefix(hashes: readonly string[]): Map<string, number> {
     const matches = new Map<string, number>();
-    let alive: Set<string> | undefined;
-    for (let i = 0; i < hashes.length; i++) {
+    const first = hashes.length > 0 ? this.prefixIndex.get(hashes[0]!) : undefined;
+    if (!first) return matches;
+    // Endpoints still matching, compacted in place: no allocation per block
+    // (a new Set per block was the largest cost of matching a long prompt).
+    const alive = Array.from(first);
+    let n = alive.length;
+    let i = 1;
+    for (; i < hashes.length && n > 0; i++) {
       const holders = this.prefixIndex.get(hashes[i]!);
       if (!holders) break;
-      const next = new Set<string>();
-      for (const id of alive ?? holders) if (holders.has(id)) next.add(id);
-      if (next.size === 0) break;
-      for (const id of next) matches.set(id, i + 1);
-      alive = next;
+      let k = 0;
+      for (let j = 0; j < n; j++) {
+        const id = alive[j]!;
+        if (holders.has(id)) alive[k++] = id;
+        else matches.set(id, i);
+      }
+      n = k;
     }
+    for (let j = 0; j < n; j++) matches.set(alive[j]!, i);
     return matches;
   }
 

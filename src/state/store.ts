@@ -86,6 +86,14 @@ export interface StateStore {
   // Inspection.
   recentDecisions(limit: number): Promise<DecisionRecord[]>;
 
+  /**
+   * Optional (shared backends): called right before a cycle runs on `snap`.
+   * Adds, in place, this replica's own picks committed after `snap` was read,
+   * so that concurrent requests whose reads overlapped do not all pick the
+   * same endpoint (the remote read takes a round trip; a local one does not).
+   */
+  addOwnPending?(snap: StateSnapshot): void;
+
   close(): Promise<void>;
 }
 

@@ -1,0 +1,436 @@
+// Redis StateStore: the state N stateless EPP replicas schedule from. Same
+// semantics as MemoryStateStore (the contract suite runs on both); every
+// read-modify-write is one Lua script (src/state/lua/scripts.ts), sent as
+// EVALSHA by ioredis. Per request: readSnapshot = 1 round trip, commitPick =
+// 1, release = 1. Keys live under `hermes:{<pool>}:` (docs/state.md).
+import { readFileSync } from 'node:fs';
+import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
+import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
+import { COMMIT_LUA, ENDPOINTS_LUA, LEASE_LUA, RELEASE_LUA, RENEW_LUA, SNAPSHOT_LUA } from './lua/scripts.js';
+import type {
+  DecisionRecord,
+  PickCommit,
+  PickReceipt,
+  SnapshotQuery,
+  StateSnapshot,
+  StateStore,
+} from './store.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisStoreOptions {
+  /** InferencePool (or demo stack) name; keys are `hermes:{<pool>}:...`. */
+  pool: string;
+  /** Recent decisions kept (LTRIM bound). */
+  decisionsLimit?: number;
+  /** TTL of the signals hash, refreshed by every scrape write. */
+  signalsTtlMs?: number;
+  /** TTL of approximate-prefix entries, refreshed when a block is recorded again. */
+  prefixTtlMs?: number;
+  /** Extra life of the in-flight keys beyond the longest lease (cleanup when a pool goes away). */
+  stateTtlMs?: number;
+}
+
+interface ScriptCommands {
+  hermesSnapshot(key: string, ...args: string[]): Promise<SnapshotReply>;
+  hermesCommit(key: string, ...args: string[]): Promise<number>;
+  hermesRelease(key: string, ...args: string[]): Promise<number>;
+  hermesRenew(key: string, ...args: string[]): Promise<number>;
+  hermesLease(key: string, ...args: string[]): Promise<number>;
+  hermesEndpoints(key: string, ...args: string[]): Promise<number>;
+}
+
+type SnapshotReply = [
+  version: string,
+  endpointsJson: string | null,
+  signals: string[],
+  inFlight: string[],
+  loads: string[],
+  event: string,
+  prefixMatches: Array<string | number>,
+  indexerAnswer: string | null,
+];
+
+const SCRIPTS: Array<[keyof ScriptCommands, string]> = [
+  ['hermesSnapshot', SNAPSHOT_LUA],
+  ['hermesCommit', COMMIT_LUA],
+  ['hermesRelease', RELEASE_LUA],
+  ['hermesRenew', RENEW_LUA],
+  ['hermesLease', LEASE_LUA],
+  ['hermesEndpoints', ENDPOINTS_LUA],
+];
+
+/** Registers the store's scripts on a client (idempotent). */
+function defineScripts(client: RedisClient): RedisClient & ScriptCommands {
+  const c = client as RedisClient & Partial<ScriptCommands>;
+  if (!c.hermesSnapshot)
+    for (const [name, lua] of SCRIPTS) client.defineCommand(name, { numberOfKeys: 1, lua });
+  return c as RedisClient & ScriptCommands;
+}
+
+export function poolPrefix(pool: string): string {
+  if (!pool || /[{}]/.test(pool))
+    throw new Error(`invalid pool name for Redis keys: ${JSON.stringify(pool)}`);
+  return `hermes:{${pool}}:`;
+}
+
+export class RedisStateStore implements StateStore {
+  readonly backend = 'redis' as const;
+  readonly prefix: string;
+  /** Redis round trips this store made (each call below is one). */
+  roundTrips = 0;
+  private readonly client: RedisClient & ScriptCommands;
+  private readonly decisionsLimit: string;
+  private readonly signalsTtlMs: number;
+  private readonly prefixTtlMs: string;
+  private readonly stateTtlMs: string;
+  private endpointsVersion = '';
+  private endpoints: Endpoint[] = [];
+
+  constructor(
+    client: RedisClient,
+    opts: RedisStoreOptions,
+    private readonly ownsClient = true,
+  ) {
+    this.client = defineScripts(client);
+    this.prefix = poolPrefix(opts.pool);
+    this.decisionsLimit = String(opts.decisionsLimit ?? 1000);
+    this.signalsTtlMs = opts.signalsTtlMs ?? 60_000;
+    this.prefixTtlMs = String(opts.prefixTtlMs ?? 3_600_000);
+    this.stateTtlMs = String(opts.stateTtlMs ?? 600_000);
+  }
+
+  get redis(): RedisClient {
+    return this.client;
+  }
+
+  /** Connects a lazily created client; rejects when Redis cannot be reached. */
+  async connect(): Promise<void> {
+    const status = this.client.status;
+    if (status === 'wait' || status === 'end') await this.client.connect();
+  }
+
+  async ping(): Promise<void> {
+    this.roundTrips++;
+    await this.client.ping();
+  }
+
+  async replaceEndpoints(endpoints: readonly Endpoint[]): Promise<void> {
+    this.roundTrips++;
+    await this.client.hermesEndpoints(this.prefix, JSON.stringify(endpoints), ...endpoints.map((e) => e.id));
+  }
+
+  async writeSignals(endpointId: string, s: EndpointSignals): Promise<void> {
+    const key = this.prefix + 'sig';
+    this.roundTrips++;
+    await this.client
+      .pipeline()
+      .hset(key, endpointId, encodeSignals(s))
+      .pexpire(key, this.signalsTtlMs)
+      .exec()
+      .then(pipelineErrors);
+  }
+
+  async readSnapshot(query: SnapshotQuery): Promise<StateSnapshot> {
+    this.roundTrips++;
+    const r = await this.client.hermesSnapshot(
+      this.prefix,
+      this.endpointsVersion,
+      query.bucketLoads ? '1' : '0',
+      query.indexerCacheKey ?? '',
+      ...(query.prefixHashes ?? []),
+    );
+    const [version, endpointsJson, sig, inf, loads, event, px, ix] = r;
+    // The endpoint set changes rarely: it is only sent when its version moved.
+    if (version !== this.endpointsVersion) {
+      this.endpoints = endpointsJson ? (JSON.parse(endpointsJson) as Endpoint[]) : [];
+      this.endpointsVersion = version;
+    }
+    const signals = new Map<string, EndpointSignals>();
+    for (let i = 0; i < sig.length; i += 2) signals.set(sig[i]!, decodeSignals(sig[i + 1]!));
+    const inFlight = new Map<string, number>();
+    for (let i = 0; i < inf.length; i += 2) inFlight.set(inf[i]!, Number(inf[i + 1]));
+    const bucketLoads = new Map<string, BucketLoadRecord>();
+    for (let i = 0; i < loads.length; i += 2) bucketLoads.set(loads[i]!, decodeLoad(loads[i + 1]!));
+    const snap: StateSnapshot = {
+      endpoints: this.endpoints,
+      signals,
+      inFlight,
+      bucketLoads,
+      poolEvent: Number(event),
+    };
+    if (query.prefixHashes) {
+      const m = new Map<string, number>();
+      for (let i = 0; i < px.length; i += 2) m.set(String(px[i]), Number(px[i + 1]));
+      snap.prefixMatches = m;
+    }
+    if (ix !== null) snap.indexerAnswer = ix;
+    return snap;
+  }
+
+  async commitPick(commit: PickCommit): Promise<PickReceipt> {
+    const args = [
+      'commit',
+      commit.requestId,
+      String(commit.leaseMs),
+      this.stateTtlMs,
+      ...chargeArgs(commit.charges),
+    ];
+    const pr = commit.charges.prefixRecord;
+    if (pr && pr.hashes.length > 0) {
+      args.push(pr.endpointId, String(commit.prefixCapacityPerEndpoint ?? 31_250), this.prefixTtlMs);
+      args.push(String(pr.hashes.length), ...pr.hashes);
+    } else {
+      args.push('', '0', this.prefixTtlMs, '0');
+    }
+    args.push(JSON.stringify(commit.decision), this.decisionsLimit);
+    this.roundTrips++;
+    const chargedAtEvent = await this.client.hermesCommit(this.prefix, ...args);
+    return { requestId: commit.requestId, charges: commit.charges, chargedAtEvent };
+  }
+
+  /**
+   * Resynchronisation after an outage: if the pick is still stored its lease
+   * is renewed and its receipt event returned; otherwise `charges` are
+   * charged now (no prefix record, no decision).
+   */
+  async restorePick(requestId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt> {
+    this.roundTrips++;
+    const chargedAtEvent = await this.client.hermesCommit(
+      this.prefix,
+      'restore',
+      requestId,
+      String(leaseMs),
+      this.stateTtlMs,
+      ...chargeArgs(charges),
+    );
+    return { requestId, charges, chargedAtEvent };
+  }
+
+  async release(receipt: PickReceipt): Promise<void> {
+    const b = receipt.charges.bucket;
+    const args = [receipt.requestId, String(receipt.chargedAtEvent)];
+    if (b && b.items.length > 0) args.push(...bucketArgs(b));
+    else args.push('', '0');
+    this.roundTrips++;
+    await this.client.hermesRelease(this.prefix, ...args);
+  }
+
+  async renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void> {
+    if (requestIds.length === 0) return;
+    this.roundTrips++;
+    await this.client.hermesRenew(this.prefix, String(leaseMs), ...requestIds);
+  }
+
+  async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    this.roundTrips++;
+    return (
+      (await this.client.hermesLease(this.prefix, name, holder, String(Math.max(1, Math.round(ttlMs))))) === 1
+    );
+  }
+
+  async putIndexerAnswer(key: string, answer: string, ttlMs: number): Promise<void> {
+    this.roundTrips++;
+    await this.client.set(this.prefix + 'ix:' + key, answer, 'PX', Math.max(1, Math.round(ttlMs)));
+  }
+
+  async recentDecisions(limit: number): Promise<DecisionRecord[]> {
+    if (limit <= 0) return [];
+    this.roundTrips++;
+    const raw = await this.client.lrange(this.prefix + 'decisions', 0, limit - 1);
+    return raw.map((r) => JSON.parse(r) as DecisionRecord);
+  }
+
+  async close(): Promise<void> {
+    if (!this.ownsClient) return;
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}
+
+function bucketArgs(b: NonNullable<PickCharges['bucket']>): string[] {
+  const out = [String(b.decayFactor), String(b.items.length)];
+  for (const it of b.items) out.push(it.endpointId, it.bucket, String(it.amount));
+  return out;
+}
+
+function chargeArgs(c: PickCharges): string[] {
+  const out = [String(c.inFlight.length), ...c.inFlight];
+  if (c.bucket && c.bucket.items.length > 0) out.push(...bucketArgs(c.bucket));
+  else out.push('', '0');
+  return out;
+}
+
+function pipelineErrors(res: Array<[Error | null, unknown]> | null): void {
+  for (const [err] of res ?? []) if (err) throw err;
+}
+
+function num(s: string | undefined): number | undefined {
+  return s === undefined || s === '' ? undefined : Number(s);
+}
+
+export function encodeSignals(s: EndpointSignals): string {
+  return `${s.waitingQueueSize ?? ''},${s.runningRequests ?? ''},${s.kvCacheUsage ?? ''},${s.updatedAtMs}`;
+}
+
+export function decodeSignals(raw: string): EndpointSignals {
+  const [w, r, kv, t] = raw.split(',');
+  const s: EndpointSignals = { updatedAtMs: Number(t) };
+  const wq = num(w);
+  if (wq !== undefined) s.waitingQueueSize = wq;
+  const rr = num(r);
+  if (rr !== undefined) s.runningRequests = rr;
+  const k = num(kv);
+  if (k !== undefined) s.kvCacheUsage = k;
+  return s;
+}
+
+export function decodeLoad(raw: string): BucketLoadRecord {
+  const [s, l, e] = raw.split(' ');
+  return { short: Number(s), long: Number(l), atEvent: Number(e) };
+}
+
+// ---------------------------------------------------------------------------
+// Connection: one URL names the deployment shape.
+//   redis://[user:pass@]host:port[/db]            standalone
+//   rediss://...                                  standalone over TLS
+//   redis+sentinel://[:pass@]h1:p1,h2:p2/master[/db]   Sentinel (rediss+sentinel: TLS)
+//   redis+cluster://[:pass@]h1:p1,h2:p2            Cluster (rediss+cluster: TLS)
+// The password may instead come from REDIS_PASSWORD; a CA bundle for TLS
+// from REDIS_TLS_CA_FILE.
+
+export interface RedisConnectOptions {
+  /** Per-command timeout: a hung Redis fails fast instead of stalling requests. */
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface ParsedRedisUrl {
+  kind: 'standalone' | 'sentinel' | 'cluster';
+  tls: boolean;
+  hosts: Array<{ host: string; port: number }>;
+  username?: string;
+  password?: string;
+  db?: number;
+  masterName?: string;
+}
+
+export function parseRedisUrl(url: string): ParsedRedisUrl {
+  const m = /^(rediss?)(?:\+(sentinel|cluster))?:\/\/(?:([^@/]*)@)?([^/?#]+)(\/[^?#]*)?$/.exec(url.trim());
+  if (!m) {
+    throw new Error(
+      `invalid Redis URL ${JSON.stringify(redactUrl(url))}: expected redis[s]://[user:pass@]host:port[/db], ` +
+        'redis[s]+sentinel://[:pass@]host:port,.../master[/db] or redis[s]+cluster://[:pass@]host:port,...',
+    );
+  }
+  const [, scheme, mode, auth, hostList, path] = m;
+  const out: ParsedRedisUrl = {
+    kind: (mode as 'sentinel' | 'cluster' | undefined) ?? 'standalone',
+    tls: scheme === 'rediss',
+    hosts: hostList!.split(',').map((h) => parseHost(h, url)),
+  };
+  if (auth) {
+    const i = auth.indexOf(':');
+    const user = decodeURIComponent(i < 0 ? auth : auth.slice(0, i));
+    const pass = i < 0 ? undefined : decodeURIComponent(auth.slice(i + 1));
+    if (pass !== undefined) {
+      if (user) out.username = user;
+      out.password = pass;
+    } else if (user) out.password = user; // redis://secret@host is a password, as in redis-cli
+  }
+  const parts = (path ?? '').split('/').filter(Boolean);
+  if (out.kind === 'sentinel') {
+    out.masterName = parts.shift();
+    if (!out.masterName)
+      throw new Error(`Redis Sentinel URL needs a master name: redis+sentinel://host:port/<master>`);
+  }
+  if (parts.length > 0) {
+    if (out.kind === 'cluster') throw new Error('Redis Cluster has no databases: drop the /db from the URL');
+    const db = Number(parts[0]);
+    if (!Number.isInteger(db) || db < 0)
+      throw new Error(`invalid Redis database ${JSON.stringify(parts[0])}`);
+    out.db = db;
+  }
+  if (out.kind === 'standalone' && out.hosts.length !== 1) {
+    throw new Error('a redis:// URL names one host; use redis+sentinel:// or redis+cluster:// for several');
+  }
+  return out;
+}
+
+function parseHost(h: string, url: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
+  if (!m) throw new Error(`invalid host ${JSON.stringify(h)} in Redis URL ${JSON.stringify(redactUrl(url))}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : 6379 };
+}
+
+/** The URL with any password replaced, for logs and errors. */
+export function redactUrl(url: string): string {
+  return url.replace(
+    /\/\/([^@/]*)@/,
+    (_all, auth: string) => `//${auth.includes(':') ? auth.split(':')[0] + ':***' : '***'}@`,
+  );
+}
+
+/**
+ * Builds a lazily connecting ioredis client. Commands fail fast when Redis
+ * is unreachable (no offline queue, no per-command retries): the degraded
+ * wrapper answers from local state instead of waiting.
+ */
+export function createRedisClient(url: string, opts: RedisConnectOptions = {}): RedisClient {
+  const env = opts.env ?? process.env;
+  const p = parseRedisUrl(url);
+  const password = p.password ?? (env.REDIS_PASSWORD || undefined);
+  const tls = p.tls ? tlsOptions(env) : undefined;
+  const base: RedisOptions = {
+    lazyConnect: true,
+    connectTimeout: opts.connectTimeoutMs ?? 1_000,
+    commandTimeout: opts.commandTimeoutMs ?? 250,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    // Keep trying in the background; the degraded wrapper serves meanwhile.
+    retryStrategy: (times) => Math.min(50 * times, 1_000),
+    ...(p.username ? { username: p.username } : {}),
+    ...(password ? { password } : {}),
+    ...(tls ? { tls } : {}),
+  };
+  if (p.kind === 'cluster') {
+    const copts: ClusterOptions = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times) => Math.min(100 * times, 1_000),
+      redisOptions: base,
+    };
+    return quiet(new Cluster(p.hosts, copts));
+  }
+  if (p.kind === 'sentinel') {
+    return quiet(
+      new Redis({
+        ...base,
+        sentinels: p.hosts,
+        name: p.masterName!,
+        ...(p.db !== undefined ? { db: p.db } : {}),
+        ...(password ? { sentinelPassword: password } : {}),
+        ...(tls ? { sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+      }),
+    );
+  }
+  const h = p.hosts[0]!;
+  return quiet(
+    new Redis({ ...base, host: h.host, port: h.port, ...(p.db !== undefined ? { db: p.db } : {}) }),
+  );
+}
+
+/** Connection errors surface as failed calls; without a listener ioredis would also print each one. */
+function quiet<C extends RedisClient>(c: C): C {
+  c.on('error', () => undefined);
+  return c;
+}
+
+function tlsOptions(env: NodeJS.ProcessEnv): { ca?: Buffer } {
+  const caFile = env.REDIS_TLS_CA_FILE;
+  return caFile ? { ca: readFileSync(caFile) } : {};
+}

@@ -1,0 +1,342 @@
+// The StateStore contract: one suite, every backend. A backend passes it or
+// it is not done (STYLE.md). Timing-based cases use short real leases/TTLs
+// with wide margins so a loaded machine does not make them flaky.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Endpoint, PickCharges } from '../../../src/scheduling/types.js';
+import { decayed, type DecisionRecord, type PickCommit, type StateStore } from '../../../src/state/store.js';
+
+export interface ContractBackend {
+  name: string;
+  /**
+   * `n` store handles sharing one fresh, isolated state (separate clients for
+   * Redis, the same instance for memory).
+   */
+  open(n: number, opts?: { decisionsLimit?: number }): Promise<StateStore[]>;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function ep(i: number, labels: Record<string, string> = {}): Endpoint {
+  return { id: `10.0.0.${i}:8000`, name: `vllm-${i}`, address: `10.0.0.${i}`, port: 8000, labels };
+}
+
+export function decision(requestId: string, endpoint = ep(1).id): DecisionRecord {
+  return { requestId, atMs: 1, model: 'm', profile: 'p', endpoint, promptTokens: 10, score: 0.5 };
+}
+
+export function commit(requestId: string, charges: PickCharges, extra: Partial<PickCommit> = {}): PickCommit {
+  return {
+    requestId,
+    charges,
+    leaseMs: 60_000,
+    decision: decision(requestId, charges.inFlight[0]),
+    ...extra,
+  };
+}
+
+/** Deterministic PRNG (mulberry32) so the sequences are reproducible. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function close(a: number, b: number): boolean {
+  return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+}
+
+export function stateStoreContract(backend: ContractBackend): void {
+  describe(`StateStore contract: ${backend.name}`, () => {
+    const opened: StateStore[] = [];
+    const open = async (n = 1, opts?: { decisionsLimit?: number }) => {
+      const stores = await backend.open(n, opts);
+      for (const s of new Set(stores)) opened.push(s);
+      return stores;
+    };
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((s) => s.close()));
+    });
+
+    it('returns the registered endpoints, their signals and an empty pool', async () => {
+      const [s] = await open();
+      const eps = [ep(1, { 'openfuyao.com/pdRole': 'prefill' }), ep(2)];
+      await s!.replaceEndpoints(eps);
+      await s!.writeSignals(eps[0]!.id, {
+        waitingQueueSize: 3,
+        runningRequests: 2,
+        kvCacheUsage: 0.25,
+        updatedAtMs: 1234,
+      });
+      await s!.writeSignals(eps[1]!.id, { kvCacheUsage: 0.5, updatedAtMs: 99 });
+      const snap = await s!.readSnapshot({});
+      expect(snap.endpoints).toEqual(eps);
+      expect(snap.signals.get(eps[0]!.id)).toEqual({
+        waitingQueueSize: 3,
+        runningRequests: 2,
+        kvCacheUsage: 0.25,
+        updatedAtMs: 1234,
+      });
+      const partial = snap.signals.get(eps[1]!.id)!;
+      expect(partial).toEqual({ kvCacheUsage: 0.5, updatedAtMs: 99 });
+      expect(partial.waitingQueueSize).toBeUndefined();
+      expect(snap.inFlight.size).toBe(0);
+      expect(snap.bucketLoads.size).toBe(0);
+      expect(snap.poolEvent).toBe(0);
+      expect(snap.prefixMatches).toBeUndefined();
+      expect(snap.indexerAnswer).toBeUndefined();
+      expect((await s!.readSnapshot({ prefixHashes: [] })).prefixMatches).toEqual(new Map());
+    });
+
+    it('replacing endpoints drops the signals, loads and prefixes of those removed', async () => {
+      const [s] = await open();
+      await s!.replaceEndpoints([ep(1), ep(2)]);
+      await s!.writeSignals(ep(1).id, { waitingQueueSize: 1, updatedAtMs: 1 });
+      await s!.writeSignals(ep(2).id, { waitingQueueSize: 2, updatedAtMs: 1 });
+      await s!.commitPick(
+        commit('r1', {
+          inFlight: [ep(1).id],
+          bucket: { decayFactor: 0.9, items: [{ endpointId: ep(1).id, bucket: 'short', amount: 1 }] },
+          prefixRecord: { endpointId: ep(1).id, hashes: ['a', 'b'] },
+        }),
+      );
+      await s!.replaceEndpoints([ep(2)]);
+      const snap = await s!.readSnapshot({ bucketLoads: true, prefixHashes: ['a', 'b'] });
+      expect(snap.endpoints).toEqual([ep(2)]);
+      expect([...snap.signals.keys()]).toEqual([ep(2).id]);
+      expect(snap.bucketLoads.size).toBe(0);
+      expect(snap.prefixMatches).toEqual(new Map());
+      // In-flight charges stay until released: the request is still running.
+      expect(snap.inFlight.get(ep(1).id)).toBe(1);
+    });
+
+    it('charges in-flight at commit and releases it exactly once', async () => {
+      const [s] = await open();
+      await s!.replaceEndpoints([ep(1), ep(2)]);
+      const r1 = await s!.commitPick(commit('r1', { inFlight: [ep(1).id, ep(2).id] }));
+      const r2 = await s!.commitPick(commit('r2', { inFlight: [ep(1).id] }));
+      let snap = await s!.readSnapshot({});
+      expect(Object.fromEntries(snap.inFlight)).toEqual({ [ep(1).id]: 2, [ep(2).id]: 1 });
+      expect(r1.chargedAtEvent).toBe(0);
+      await s!.release(r1);
+      await s!.release(r1); // a second release must not go negative or touch r2
+      snap = await s!.readSnapshot({});
+      expect(Object.fromEntries(snap.inFlight)).toEqual({ [ep(1).id]: 1 });
+      await s!.release(r2);
+      expect((await s!.readSnapshot({})).inFlight.size).toBe(0);
+    });
+
+    it('expired in-flight leases vanish without a release; renewal keeps them', async () => {
+      const [s] = await open();
+      await s!.replaceEndpoints([ep(1)]);
+      const short = await s!.commitPick(commit('short', { inFlight: [ep(1).id] }, { leaseMs: 300 }));
+      await s!.commitPick(commit('renewed', { inFlight: [ep(1).id] }, { leaseMs: 300 }));
+      await s!.commitPick(commit('long', { inFlight: [ep(1).id] }, { leaseMs: 60_000 }));
+      expect((await s!.readSnapshot({})).inFlight.get(ep(1).id)).toBe(3);
+      await sleep(100);
+      await s!.renewLeases(['renewed', 'unknown'], 5_000);
+      await sleep(500);
+      expect((await s!.readSnapshot({})).inFlight.get(ep(1).id)).toBe(2);
+      // Releasing an expired pick does not take a live charge with it.
+      await s!.release(short);
+      expect((await s!.readSnapshot({})).inFlight.get(ep(1).id)).toBe(2);
+    });
+
+    it('bucket decay-and-charge equals the closed form over many picks and releases', async () => {
+      const [s] = await open();
+      const eps = [ep(1), ep(2), ep(3)];
+      await s!.replaceEndpoints(eps);
+      const d = 0.95;
+      const random = rng(42);
+      type Open = {
+        receipt: Awaited<ReturnType<StateStore['commitPick']>>;
+        ep: string;
+        bucket: 'short' | 'long';
+        amount: number;
+      };
+      const live: Open[] = [];
+      let events = 0;
+      for (let i = 0; i < 120; i++) {
+        if (live.length > 0 && random() < 0.4) {
+          const [o] = live.splice(Math.floor(random() * live.length), 1);
+          await s!.release(o!.receipt);
+          continue;
+        }
+        const e = eps[Math.floor(random() * eps.length)]!.id;
+        const bucket = random() < 0.5 ? 'short' : 'long';
+        const amount = Math.round(random() * 4000) + 1;
+        const receipt = await s!.commitPick(
+          commit(`r${i}`, {
+            inFlight: [e],
+            bucket: { decayFactor: d, items: [{ endpointId: e, bucket, amount }] },
+          }),
+        );
+        expect(receipt.chargedAtEvent).toBe(++events);
+        live.push({ receipt, ep: e, bucket, amount });
+      }
+      const snap = await s!.readSnapshot({ bucketLoads: true });
+      expect(snap.poolEvent).toBe(events);
+      for (const e of eps) {
+        // Closed form: every open charge decayed from its event to now; released ones contribute nothing.
+        const want = { short: 0, long: 0 };
+        for (const o of live)
+          if (o.ep === e.id) want[o.bucket] += decayed(o.amount, o.receipt.chargedAtEvent, events, d);
+        const rec = snap.bucketLoads.get(e.id) ?? { short: 0, long: 0, atEvent: events };
+        const got = {
+          short: decayed(rec.short, rec.atEvent, events, d),
+          long: decayed(rec.long, rec.atEvent, events, d),
+        };
+        expect(close(got.short, want.short), `${e.id} short ${got.short} vs ${want.short}`).toBe(true);
+        expect(close(got.long, want.long), `${e.id} long ${got.long} vs ${want.long}`).toBe(true);
+        expect(snap.inFlight.get(e.id) ?? 0).toBe(live.filter((o) => o.ep === e.id).length);
+      }
+    });
+
+    it('concurrent commits from several handles give exactly the serial result', async () => {
+      const stores = await open(3);
+      await stores[0]!.replaceEndpoints([ep(1), ep(2)]);
+      const d = 0.9;
+      const perStore = 40;
+      const receipts = (
+        await Promise.all(
+          stores.map((s, k) =>
+            Promise.all(
+              Array.from({ length: perStore }, (_, i) => {
+                const e = ep(1 + ((i + k) % 2)).id;
+                return s.commitPick(
+                  commit(`s${k}-${i}`, {
+                    inFlight: [e],
+                    bucket: { decayFactor: d, items: [{ endpointId: e, bucket: 'short', amount: 100 + k }] },
+                  }),
+                );
+              }),
+            ),
+          ),
+        )
+      ).flat();
+      const n = stores.length * perStore;
+      // Each charge got its own event: the commits were serialised, none lost.
+      expect(receipts.map((r) => r.chargedAtEvent).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: n }, (_, i) => i + 1),
+      );
+      const snap = await stores[1]!.readSnapshot({ bucketLoads: true });
+      expect(snap.poolEvent).toBe(n);
+      for (const e of [ep(1).id, ep(2).id]) {
+        let want = 0;
+        for (const r of receipts) {
+          const item = r.charges.bucket!.items[0]!;
+          if (item.endpointId === e) want += decayed(item.amount, r.chargedAtEvent, n, d);
+        }
+        const rec = snap.bucketLoads.get(e)!;
+        expect(close(decayed(rec.short, rec.atEvent, n, d), want)).toBe(true);
+        expect(snap.inFlight.get(e)).toBe(n / 2);
+      }
+      // Concurrent releases from other handles net to zero.
+      await Promise.all(receipts.map((r, i) => stores[i % stores.length]!.release(r)));
+      const after = await stores[2]!.readSnapshot({ bucketLoads: true });
+      expect(after.inFlight.size).toBe(0);
+      for (const rec of after.bucketLoads.values()) {
+        expect(Math.abs(rec.short)).toBeLessThan(1e-6);
+        expect(rec.long).toBe(0);
+      }
+    });
+
+    it('approximate prefix index: leading-block matches with a per-endpoint LRU', async () => {
+      const [s] = await open();
+      const [a, b] = [ep(1).id, ep(2).id];
+      await s!.replaceEndpoints([ep(1), ep(2)]);
+      const rec = (id: string, hashes: string[], i: number) =>
+        s!.commitPick(
+          commit(
+            `p${i}`,
+            { inFlight: [], prefixRecord: { endpointId: id, hashes } },
+            { prefixCapacityPerEndpoint: 4 },
+          ),
+        );
+      await rec(a, ['h1', 'h2', 'h3'], 1);
+      await rec(b, ['h1', 'h2'], 2);
+      const q = { prefixHashes: ['h1', 'h2', 'h3', 'h4'] };
+      expect((await s!.readSnapshot(q)).prefixMatches).toEqual(
+        new Map([
+          [a, 3],
+          [b, 2],
+        ]),
+      );
+      // A's capacity is 4: adding h5, h6 evicts its oldest block, h1.
+      await rec(a, ['h5', 'h6'], 3);
+      expect((await s!.readSnapshot(q)).prefixMatches).toEqual(new Map([[b, 2]]));
+      expect((await s!.readSnapshot({ prefixHashes: ['h2', 'h3'] })).prefixMatches).toEqual(
+        new Map([
+          [a, 2],
+          [b, 1],
+        ]),
+      );
+      // Touching h2 makes h3 the oldest: h7 evicts h3, not h2.
+      await rec(a, ['h2'], 4);
+      await rec(a, ['h7'], 5);
+      expect((await s!.readSnapshot({ prefixHashes: ['h2', 'h3'] })).prefixMatches).toEqual(
+        new Map([
+          [a, 1],
+          [b, 1],
+        ]),
+      );
+      expect((await s!.readSnapshot({ prefixHashes: ['h5', 'h6', 'h2', 'h7'] })).prefixMatches).toEqual(
+        new Map([[a, 4]]),
+      );
+      expect((await s!.readSnapshot({ prefixHashes: ['zz', 'h5'] })).prefixMatches).toEqual(new Map());
+    });
+
+    it('matches long prompts (thousands of blocks) in full', async () => {
+      const [s] = await open();
+      await s!.replaceEndpoints([ep(1)]);
+      const hashes = Array.from({ length: 2_500 }, (_, i) => `blk${i}`);
+      await s!.commitPick(commit('long', { inFlight: [], prefixRecord: { endpointId: ep(1).id, hashes } }));
+      expect((await s!.readSnapshot({ prefixHashes: hashes })).prefixMatches).toEqual(
+        new Map([[ep(1).id, 2_500]]),
+      );
+      const half = [...hashes.slice(0, 1_300), 'other', ...hashes.slice(1_300)];
+      expect((await s!.readSnapshot({ prefixHashes: half })).prefixMatches).toEqual(
+        new Map([[ep(1).id, 1_300]]),
+      );
+    });
+
+    it('caches cache-indexer answers for their TTL only', async () => {
+      const [s] = await open();
+      await s!.putIndexerAnswer('k1', '[["a",0.5]]', 300);
+      await s!.putIndexerAnswer('k2', 'long', 60_000);
+      expect((await s!.readSnapshot({ indexerCacheKey: 'k1' })).indexerAnswer).toBe('[["a",0.5]]');
+      expect((await s!.readSnapshot({ indexerCacheKey: 'nope' })).indexerAnswer).toBeUndefined();
+      await sleep(450);
+      expect((await s!.readSnapshot({ indexerCacheKey: 'k1' })).indexerAnswer).toBeUndefined();
+      expect((await s!.readSnapshot({ indexerCacheKey: 'k2' })).indexerAnswer).toBe('long');
+    });
+
+    it('background-work leases are exclusive between holders until they expire', async () => {
+      const [s1, s2] = await open(2);
+      expect(await s1!.tryAcquireLease('scrape/10.0.0.1:8000', 'replica-a', 300)).toBe(true);
+      expect(await s2!.tryAcquireLease('scrape/10.0.0.1:8000', 'replica-b', 300)).toBe(false);
+      expect(await s2!.tryAcquireLease('scrape/10.0.0.2:8000', 'replica-b', 300)).toBe(true);
+      expect(await s1!.tryAcquireLease('scrape/10.0.0.1:8000', 'replica-a', 300)).toBe(true); // renewal
+      await sleep(450);
+      expect(await s2!.tryAcquireLease('scrape/10.0.0.1:8000', 'replica-b', 300)).toBe(true);
+      expect(await s1!.tryAcquireLease('scrape/10.0.0.1:8000', 'replica-a', 300)).toBe(false);
+    });
+
+    it('keeps a bounded list of recent decisions, newest first', async () => {
+      const [s] = await open(1, { decisionsLimit: 5 });
+      await s!.replaceEndpoints([ep(1)]);
+      for (let i = 0; i < 8; i++) {
+        const r = await s!.commitPick(commit(`d${i}`, { inFlight: [ep(1).id] }));
+        await s!.release(r);
+      }
+      const all = await s!.recentDecisions(10);
+      expect(all.map((d) => d.requestId)).toEqual(['d7', 'd6', 'd5', 'd4', 'd3']);
+      expect(all[0]).toEqual(decision('d7'));
+      expect((await s!.recentDecisions(2)).map((d) => d.requestId)).toEqual(['d7', 'd6']);
+    });
+  });
+}

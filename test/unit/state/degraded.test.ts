@@ -1,0 +1,196 @@
+// Degraded mode against a real redis-server that is killed, hung and
+// restarted: calls keep answering, the flag rises and falls, and state
+// converges after Redis returns.
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createRedisStateStore } from '../../../src/state/create-store.js';
+import type { DegradedStateStore } from '../../../src/state/degraded-store.js';
+import { decayed, type PickReceipt } from '../../../src/state/store.js';
+import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
+import { commit, ep, sleep } from './contract.js';
+
+let server: RedisServer;
+const stores: DegradedStateStore[] = [];
+
+beforeEach(async () => {
+  server = await startRedis();
+});
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  await server.stop();
+});
+
+async function open(pool: string, logs?: string[]): Promise<DegradedStateStore> {
+  const s = await createRedisStateStore({
+    redisUrl: server.url,
+    pool,
+    probeIntervalMs: 100,
+    commandTimeoutMs: 150,
+    logger: logs && { warn: (_o, m) => logs.push(`warn ${m}`), info: (_o, m) => logs.push(`info ${m}`) },
+  });
+  stores.push(s);
+  return s;
+}
+
+async function until(cond: () => boolean, ms = 8_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(25);
+  }
+}
+
+const bucket = (id: string, amount: number) => ({
+  inFlight: [id],
+  bucket: { decayFactor: 0.9, items: [{ endpointId: id, bucket: 'short' as const, amount }] },
+});
+
+describe('degraded mode', () => {
+  it('keeps answering while Redis is down, flags it, and converges after restart', async () => {
+    const pool = `deg-${randomUUID().slice(0, 8)}`;
+    const logs: string[] = [];
+    const a = await open(pool, logs);
+    const b = await open(pool);
+    const changes: boolean[] = [];
+    a.onDegradedChange((d) => changes.push(d));
+    const [e1, e2] = [ep(1).id, ep(2).id];
+    await a.replaceEndpoints([ep(1), ep(2)]);
+    await a.writeSignals(e1, { waitingQueueSize: 4, updatedAtMs: Date.now() });
+    // Before the outage: one pick by each replica, both on e1.
+    const fromB = await b.commitPick(commit('b1', bucket(e1, 100)));
+    const before = await a.commitPick(commit('a1', bucket(e1, 100)));
+    const beforeDone = await a.commitPick(commit('a2', bucket(e2, 50)));
+    expect((await a.readSnapshot({ bucketLoads: true })).poolEvent).toBe(3);
+
+    await server.stop();
+    // Every call answers; none throws.
+    const snap = await a.readSnapshot({ bucketLoads: true });
+    expect(a.degraded).toBe(true);
+    expect(changes).toEqual([true]);
+    expect(snap.endpoints.map((e) => e.id)).toEqual([e1, e2]);
+    expect(snap.signals.get(e1)?.waitingQueueSize).toBe(4);
+    expect(Object.fromEntries(snap.inFlight)).toEqual({ [e1]: 2, [e2]: 1 });
+    const during = await a.commitPick(commit('a3', bucket(e2, 70)));
+    await a.release(beforeDone); // cannot reach Redis: replayed on resync
+    const local = await a.readSnapshot({ bucketLoads: true });
+    expect(local.poolEvent).toBe(4);
+    expect(during.chargedAtEvent).toBe(4);
+    expect(Object.fromEntries(local.inFlight)).toEqual({ [e1]: 2, [e2]: 1 });
+    // Local view of the loads = baseline decayed + own charges - own releases, at event 4.
+    const e2Load = local.bucketLoads.get(e2)!;
+    expect(decayed(e2Load.short, e2Load.atEvent, 4, 0.9)).toBeCloseTo(70, 9);
+    const e1Load = local.bucketLoads.get(e1)!;
+    expect(decayed(e1Load.short, e1Load.atEvent, 4, 0.9)).toBeCloseTo(100 * 0.9 ** 3 + 100 * 0.9 ** 2, 9);
+    expect(await a.tryAcquireLease('scrape', 'a', 1_000)).toBe(true);
+    await a.putIndexerAnswer('k', 'v', 1_000);
+    expect((await a.readSnapshot({ indexerCacheKey: 'k' })).indexerAnswer).toBe('v');
+    expect((await a.recentDecisions(10)).map((d) => d.requestId)).toEqual(['a3']);
+    await a.renewLeases(['a1', 'a3'], 60_000);
+    expect(a.counters.fallbacks).toBeGreaterThan(0);
+    expect(logs.filter((l) => l.startsWith('warn')).length).toBe(1); // logged once, not per call
+
+    // Redis comes back empty (no persistence): the replica re-publishes what it knows.
+    await server.restart();
+    await until(() => !a.degraded && !b.degraded);
+    expect(changes).toEqual([true, false]);
+    expect(a.counters.resyncs).toBe(1);
+    expect(logs.some((l) => l.startsWith('info'))).toBe(true);
+    const shared = await b.readSnapshot({ bucketLoads: true });
+    expect(shared.endpoints.map((e) => e.id)).toEqual([e1, e2]);
+    // Open picks are charged again: a1 (before) and a3 (during) by a, b1 by b, which made no call during the
+    // outage but saw its connection drop.
+    await until(() => !b.degraded);
+    expect(b.counters.resyncs).toBe(1);
+    expect(shared.inFlight.get(e1)).toBe(2);
+    expect(shared.inFlight.get(e2)).toBe(1);
+    const e2Shared = shared.bucketLoads.get(e2)!;
+    expect(decayed(e2Shared.short, e2Shared.atEvent, shared.poolEvent, 0.9)).toBeCloseTo(70, 6);
+    // Releasing everything converges to an idle pool.
+    await a.release(before);
+    await a.release(during);
+    await b.release(fromB);
+    const idle = await b.readSnapshot({ bucketLoads: true });
+    expect(idle.inFlight.size).toBe(0);
+    expect(
+      decayed(idle.bucketLoads.get(e2)!.short, idle.bucketLoads.get(e2)!.atEvent, idle.poolEvent, 0.9),
+    ).toBeCloseTo(0, 6);
+  });
+
+  it('a hung Redis costs at most the command timeout, then requests go local', async () => {
+    const pool = `hang-${randomUUID().slice(0, 8)}`;
+    const a = await open(pool);
+    await a.replaceEndpoints([ep(1)]);
+    const r = await a.commitPick(commit('x', bucket(ep(1).id, 10)));
+    server.process.kill('SIGSTOP');
+    try {
+      let t = performance.now();
+      const snap = await a.readSnapshot({});
+      expect(performance.now() - t).toBeLessThan(1_000);
+      expect(a.degraded).toBe(true);
+      expect(snap.inFlight.get(ep(1).id)).toBe(1);
+      t = performance.now();
+      for (let i = 0; i < 20; i++) await a.readSnapshot({});
+      expect(performance.now() - t).toBeLessThan(100); // degraded calls do not wait on Redis
+    } finally {
+      server.process.kill('SIGCONT');
+    }
+    await until(() => !a.degraded);
+    await a.release(r);
+    expect((await a.readSnapshot({})).inFlight.size).toBe(0);
+  });
+
+  it('starts degraded when Redis is unreachable and joins it when it appears', async () => {
+    const pool = `late-${randomUUID().slice(0, 8)}`;
+    await server.stop();
+    const a = await open(pool);
+    expect(a.degraded).toBe(true);
+    await a.replaceEndpoints([ep(1)]);
+    const receipts: PickReceipt[] = [];
+    for (let i = 0; i < 3; i++) receipts.push(await a.commitPick(commit(`l${i}`, { inFlight: [ep(1).id] })));
+    await a.release(receipts[0]!);
+    expect((await a.readSnapshot({})).inFlight.get(ep(1).id)).toBe(2);
+    await server.restart();
+    await until(() => !a.degraded);
+    const other = await open(pool);
+    const snap = await other.readSnapshot({});
+    expect(snap.endpoints).toEqual([ep(1)]);
+    expect(snap.inFlight.get(ep(1).id)).toBe(2);
+  });
+
+  it("adds the replica's own picks issued after a snapshot's read to that snapshot", async () => {
+    const pool = `pend-${randomUUID().slice(0, 8)}`;
+    const a = await open(pool);
+    const e1 = ep(1).id;
+    await a.replaceEndpoints([ep(1)]);
+    // Two requests read concurrently; the first commits before the second schedules.
+    const [s1, s2] = await Promise.all([
+      a.readSnapshot({ bucketLoads: true }),
+      a.readSnapshot({ bucketLoads: true }),
+    ]);
+    a.addOwnPending(s1);
+    expect(s1.bucketLoads.size).toBe(0);
+    const pending = a.commitPick(commit('p1', bucket(e1, 100)));
+    a.addOwnPending(s2);
+    expect(s2.bucketLoads.get(e1)).toEqual({ short: 100, long: 0, atEvent: 0 });
+    expect(s2.inFlight.get(e1)).toBe(1);
+    await pending;
+    // A later read already has it from Redis: not counted twice.
+    const s3 = await a.readSnapshot({ bucketLoads: true });
+    a.addOwnPending(s3);
+    expect(s3.bucketLoads.get(e1)).toEqual({ short: 100, long: 0, atEvent: 1 });
+    expect(s3.inFlight.get(e1)).toBe(1);
+  });
+
+  it('adds no round trip in healthy mode', async () => {
+    const pool = `rt-${randomUUID().slice(0, 8)}`;
+    const a = await open(pool);
+    const inner = (a as unknown as { primary: { roundTrips: number } }).primary;
+    await a.replaceEndpoints([ep(1)]);
+    const n0 = inner.roundTrips;
+    for (let i = 0; i < 10; i++) {
+      await a.readSnapshot({ bucketLoads: true, prefixHashes: ['x'] });
+      await a.release(await a.commitPick(commit(`q${i}`, bucket(ep(1).id, 1))));
+    }
+    expect(inner.roundTrips - n0).toBe(30);
+  });
+});
