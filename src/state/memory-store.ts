@@ -164,7 +164,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   async recentDecisions(limit: number): Promise<DecisionRecord[]> {
-    return this.decisions.slice(-limit).reverse();
+    return limit > 0 ? this.decisions.slice(-limit).reverse() : [];
   }
 
   async close(): Promise<void> {}
