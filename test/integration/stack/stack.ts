@@ -1,0 +1,173 @@
+// Starts the local stack for end-to-end tests exactly as `hermes-router
+// demo` plans it (src/demo/topology.ts), on free loopback ports, each
+// process a real `hermes-router <fn>`; plus helpers to read the EPP's
+// decisions and the cache-indexer's view.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { localizeProfile } from '../../../src/demo/profile.js';
+import {
+  endpointsFileText,
+  planDemo,
+  startOrder,
+  type DemoPlan,
+  type ProcessSpec,
+} from '../../../src/demo/topology.js';
+import { freePort } from '../../helpers/ports.js';
+import { repoRoot, startFn, waitForHttp, type Proc } from './procs.js';
+
+export interface TestStack {
+  plan: DemoPlan;
+  dir: string;
+  gatewayUrl: string;
+  adminUrl: string;
+  indexerUrl: string;
+  endpointsFile: string;
+  procs: Map<string, Proc>;
+  models: ProcessSpec[];
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  profile: string;
+  pd?: boolean;
+  pdPrefill?: number;
+  pdDecode?: number;
+  mocks?: number;
+  redisUrl?: string;
+  timeScale?: number;
+  mockArgs?: string[];
+}
+
+export function examplePath(name: string): string {
+  return join(repoRoot, 'examples', 'profiles', name);
+}
+
+function ports() {
+  const used = new Set<number>();
+  return {
+    async next() {
+      for (;;) {
+        const p = await freePort();
+        if (!used.has(p)) {
+          used.add(p);
+          return p;
+        }
+      }
+    },
+  };
+}
+
+export async function startTestStack(o: StackOptions): Promise<TestStack> {
+  const dir = mkdtempSync(join(tmpdir(), 'hermes-stack-'));
+  const files = { endpointsFile: join(dir, 'endpoints.yaml'), profileFile: join(dir, 'profile.yaml') };
+  const alloc = ports();
+  const plan = await planDemo(
+    {
+      gatewayPort: await alloc.next(),
+      model: 'mock-model',
+      mocks: o.mocks ?? 3,
+      pd: o.pd ?? false,
+      pdGroups: 1,
+      pdPrefill: o.pdPrefill ?? 1,
+      pdDecode: o.pdDecode ?? 1,
+      ...(o.redisUrl ? { redisUrl: o.redisUrl } : {}),
+      timeScale: o.timeScale ?? 20,
+      mockArgs: o.mockArgs ?? [],
+      logLevel: 'info',
+    },
+    alloc,
+    files,
+  );
+  writeFileSync(files.endpointsFile, endpointsFileText(plan.endpoints));
+  writeFileSync(
+    files.profileFile,
+    localizeProfile(readFileSync(o.profile, 'utf8'), {
+      host: '127.0.0.1',
+      port: plan.indexerPort,
+      timeoutNs: 200_000_000,
+    }),
+  );
+  const procs = new Map<string, Proc>();
+  const stop = async () => {
+    await Promise.all([...procs.values()].map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const wave of startOrder(plan.processes)) {
+      for (const s of wave) procs.set(s.name, startFn(s.fn, s.args, { name: s.name }));
+      await Promise.all(wave.map((s) => waitForHttp(s.readyUrl, 30_000, procs.get(s.name))));
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const gw = plan.processes.find((p) => p.role === 'gateway')!;
+  return {
+    plan,
+    dir,
+    gatewayUrl: `http://127.0.0.1:${gw.port}`,
+    adminUrl: `http://127.0.0.1:${plan.eppPorts.admin}`,
+    indexerUrl: `http://127.0.0.1:${plan.indexerPort}`,
+    endpointsFile: files.endpointsFile,
+    procs,
+    models: plan.processes.filter((p) => p.role === 'model-server'),
+    stop,
+  };
+}
+
+export interface DecisionView {
+  requestId: string;
+  endpoint: string;
+  fallbacks?: string[];
+  prefill?: string;
+  decode?: string;
+  profile: string;
+}
+
+export async function decisionFor(adminUrl: string, requestId: string): Promise<DecisionView> {
+  for (let i = 0; i < 20; i++) {
+    const r = (await (await fetch(`${adminUrl}/state/decisions?limit=1000`)).json()) as {
+      decisions: DecisionView[];
+    };
+    const d = r.decisions.find((x) => x.requestId === requestId);
+    if (d) return d;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no EPP decision recorded for request ${requestId}`);
+}
+
+export interface MatchResult {
+  endpoint: string;
+  hitRate: number;
+}
+
+export async function matchSort(indexerUrl: string, body: Record<string, unknown>): Promise<MatchResult[]> {
+  const r = await fetch(`${indexerUrl}/match_sort`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!r.ok) throw new Error(`/match_sort: HTTP ${r.status} ${await r.text()}`);
+  return ((await r.json()) as { results: MatchResult[] }).results;
+}
+
+/** Polls until `check` returns a value (not undefined) or the time is up. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`);
+}
