@@ -1,0 +1,366 @@
+// buildEpp(config, deps): the whole Endpoint Picker as one object that tests
+// and benchmarks can start in-process and the CLI starts for real. Wiring
+// only; each part lives in its own module:
+//   config (EndpointPickerConfig) -> Director over the StateStore
+//   discovery (endpoints file | Kubernetes) -> store.replaceEndpoints + scraper
+//   MetricsScraper -> store.writeSignals
+//   ext_proc gRPC (ExtProcService) + grpc.health.v1 + Prometheus + admin HTTP
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { serve } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { buildAdminApp } from '../admin/app.js';
+import { DEFAULT_CONFIG_TEXT, loadConfigFile, loadConfigText, type LoadedConfig } from '../config/endpoint-picker-config.js';
+import { CacheIndexerClient } from '../datalayer/cache-indexer-client.js';
+import { MetricsScraper } from '../datalayer/metrics-scraper.js';
+import { Director } from '../director/director.js';
+import { EndpointsFileSource } from '../discovery/endpoints-file.js';
+import type { EndpointSource } from '../discovery/types.js';
+import { HealthService } from '../observability/health.js';
+import { EppMetrics } from '../observability/metrics.js';
+import { builtinRegistry, type PluginRegistry } from '../plugins/index.js';
+import type { Endpoint } from '../scheduling/types.js';
+import { createStateStore } from '../state/create-store.js';
+import type { StateStore } from '../state/store.js';
+import type { BodySendMode } from './messages.js';
+import { drainServer, ExtProcService } from './server.js';
+import { loadTlsMaterial, serverCredentials } from './tls.js';
+
+export interface EppConfig {
+  /** ext_proc gRPC; 0 = any free port. */
+  grpcPort: number;
+  grpcBind: string;
+  /** grpc.health.v1; undefined = not served. */
+  grpcHealthPort?: number;
+  /** Prometheus /metrics; undefined = not served. */
+  metricsPort?: number;
+  metricsBind: string;
+  /** Admin HTTP; undefined = not served. */
+  adminPort?: number;
+  adminBind: string;
+  adminToken?: string;
+  configFile?: string;
+  configText?: string;
+  endpointsFile?: string;
+  poolName?: string;
+  poolNamespace?: string;
+  kubeconfig?: string;
+  redisUrl?: string;
+  secureServing: boolean;
+  certPath?: string;
+  destinationHeader: string;
+  metadataNamespace: string;
+  refreshMetricsIntervalMs: number;
+  metricsStalenessMs: number;
+  maxRequestBodyBytes: number;
+  requestBodyMode: BodySendMode;
+  responseBodyMode: BodySendMode;
+  drainTimeoutMs: number;
+  /** In-flight charge lease; renewed every third of it while the response streams. */
+  leaseMs: number;
+}
+
+export const EPP_DEFAULTS: EppConfig = {
+  grpcPort: 9002,
+  grpcBind: '0.0.0.0',
+  grpcHealthPort: 9003,
+  metricsPort: 9090,
+  metricsBind: '0.0.0.0',
+  adminPort: 9091,
+  adminBind: '127.0.0.1',
+  secureServing: false,
+  destinationHeader: 'x-gateway-destination-endpoint',
+  metadataNamespace: 'envoy.lb',
+  refreshMetricsIntervalMs: 50,
+  metricsStalenessMs: 2_000,
+  maxRequestBodyBytes: 16 * 1024 * 1024,
+  requestBodyMode: 'FULL_DUPLEX_STREAMED',
+  responseBodyMode: 'FULL_DUPLEX_STREAMED',
+  drainTimeoutMs: 30_000,
+  leaseMs: 60_000,
+};
+
+export interface EppDeps {
+  logger: Logger;
+  registry?: PluginRegistry;
+  /** A ready store (tests); else one is created from redisUrl. */
+  store?: StateStore;
+  /** A ready endpoint source (tests); else from endpointsFile / poolName. */
+  source?: EndpointSource;
+  version?: string;
+}
+
+export interface EppAddresses {
+  grpc: number;
+  health?: number;
+  metrics?: number;
+  admin?: number;
+}
+
+export interface Epp {
+  readonly config: EppConfig;
+  readonly loaded: LoadedConfig;
+  readonly store: StateStore;
+  readonly director: Director;
+  readonly metrics: EppMetrics;
+  readonly service: ExtProcService;
+  readonly scraper: MetricsScraper;
+  /** Empty when ready to serve. */
+  notReadyReasons(): string[];
+  start(): Promise<EppAddresses>;
+  /** Graceful: stop accepting, let open streams finish up to drainTimeoutMs, close everything. */
+  stop(): Promise<void>;
+}
+
+async function endpointSource(config: EppConfig, logger: Logger): Promise<EndpointSource> {
+  if (config.endpointsFile && config.poolName) {
+    throw new Error('use either --endpoints-file or --pool-name, not both');
+  }
+  if (config.endpointsFile) {
+    return new EndpointsFileSource(config.endpointsFile, {
+      onError: (e) => logger.warn({ err: e.message }, 'endpoints file re-read failed; keeping the last good endpoints'),
+    });
+  }
+  if (config.poolName) {
+    if (!config.poolNamespace) throw new Error('--pool-name needs --pool-namespace (or NAMESPACE)');
+    let mod: { KubernetesSource?: new (o: Record<string, unknown>) => EndpointSource };
+    try {
+      // Resolved at run time: Kubernetes discovery is optional in a build.
+      const path = '../discovery/kubernetes.js';
+      mod = (await import(path)) as typeof mod;
+    } catch (e) {
+      throw new Error(`Kubernetes discovery is not available in this build: ${(e as Error).message}`);
+    }
+    if (typeof mod.KubernetesSource !== 'function') {
+      throw new Error('Kubernetes discovery is not available in this build (no KubernetesSource)');
+    }
+    return new mod.KubernetesSource({
+      poolName: config.poolName,
+      poolNamespace: config.poolNamespace,
+      kubeconfigPath: config.kubeconfig,
+      onError: (e: Error) => logger.warn({ err: e.message }, 'kubernetes discovery'),
+      log: (msg: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, msg),
+    });
+  }
+  throw new Error('no endpoint discovery: give --endpoints-file FILE or --pool-name NAME --pool-namespace NS');
+}
+
+function listenHttp(server: HttpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeHttp(server: HttpServer | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections?.();
+  });
+}
+
+function bindGrpc(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+function hostPortAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
+  const logger = deps.logger;
+  const registry = deps.registry ?? builtinRegistry();
+  const loaded = config.configFile
+    ? loadConfigFile(config.configFile, registry)
+    : loadConfigText(config.configText ?? DEFAULT_CONFIG_TEXT, config.configText ? '--config-text' : '(built-in default)', registry);
+  const store =
+    deps.store ??
+    (await createStateStore({ redisUrl: config.redisUrl, pool: config.poolName ?? 'default', logger }));
+  const metrics = new EppMetrics({
+    poolName: config.poolName ?? 'default',
+    store,
+    stalenessMs: config.metricsStalenessMs,
+    version: deps.version,
+  });
+  const director = new Director({
+    store,
+    profile: loaded.profile,
+    indexer: new CacheIndexerClient(),
+    stalenessMs: config.metricsStalenessMs,
+    leaseMs: config.leaseMs,
+    hooks: {
+      onIndexer: (o) => metrics.onIndexer(o),
+      onStateError: (op, err) => {
+        metrics.onStateError(op);
+        logger.warn({ op, err: err.message }, 'state store call failed');
+      },
+    },
+  });
+  const scraper = new MetricsScraper({
+    store,
+    logger,
+    intervalMs: config.refreshMetricsIntervalMs,
+    hooks: {
+      onScrape: (_id, s) => metrics.onScrape(s),
+      onScrapeError: (id) => metrics.onScrapeError(id),
+      onStateError: (op) => metrics.onStateError(op),
+    },
+  });
+  const service = new ExtProcService({
+    director,
+    logger,
+    destinationHeader: config.destinationHeader.toLowerCase(),
+    metadataNamespace: config.metadataNamespace,
+    maxBodyBytes: config.maxRequestBodyBytes,
+    defaultRequestBodyMode: config.requestBodyMode,
+    defaultResponseBodyMode: config.responseBodyMode,
+    observer: metrics.observer(),
+    renewIntervalMs: Math.max(100, Math.floor(config.leaseMs / 3)),
+  });
+  const health = new HealthService();
+
+  let source: EndpointSource | undefined = deps.source;
+  let discovered = false;
+  let listening = false;
+  let stopping = false;
+  let grpcServer: grpc.Server | undefined;
+  let healthServer: grpc.Server | undefined;
+  let metricsServer: HttpServer | undefined;
+  let adminServer: HttpServer | undefined;
+
+  const notReadyReasons = (): string[] => {
+    const r: string[] = [];
+    if (stopping) r.push('shutting down');
+    if (!discovered) r.push('endpoint discovery has not delivered yet');
+    if (!listening) r.push('ext_proc server not listening');
+    return r;
+  };
+  const updateHealth = () => health.setReady(notReadyReasons().length === 0);
+
+  const onEndpoints = (eps: Endpoint[]) => {
+    scraper.setEndpoints(eps);
+    store.replaceEndpoints(eps).then(
+      () => {
+        if (!discovered) logger.info({ endpoints: eps.length }, 'endpoints discovered');
+        else logger.info({ endpoints: eps.map((e) => e.id) }, 'endpoints changed');
+        discovered = true;
+        updateHealth();
+      },
+      (e: Error) => {
+        metrics.onStateError('replaceEndpoints');
+        logger.error({ err: e.message }, 'could not store the discovered endpoints');
+      },
+    );
+  };
+
+  const epp: Epp = {
+    config,
+    loaded,
+    store,
+    director,
+    metrics,
+    service,
+    scraper,
+    notReadyReasons,
+
+    async start() {
+      const addrs: EppAddresses = { grpc: 0 };
+      // Probes and metrics first, so an EPP waiting on discovery is visible.
+      if (config.grpcHealthPort !== undefined) {
+        healthServer = new grpc.Server();
+        health.addTo(healthServer);
+        addrs.health = await bindGrpc(
+          healthServer,
+          hostPortAddress(config.grpcBind, config.grpcHealthPort),
+          grpc.ServerCredentials.createInsecure(),
+        );
+      }
+      if (config.metricsPort !== undefined) {
+        metricsServer = createServer((req, res) => {
+          if (req.url !== '/metrics' && !req.url?.startsWith('/metrics?')) {
+            res.writeHead(404).end('not found\n');
+            return;
+          }
+          metrics.registry.metrics().then(
+            (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+            (e: Error) => res.writeHead(500).end(`${e.message}\n`),
+          );
+        });
+        addrs.metrics = await listenHttp(metricsServer, config.metricsPort, config.metricsBind);
+      }
+      if (config.adminPort !== undefined) {
+        const app = buildAdminApp({
+          store,
+          notReadyReasons,
+          stalenessMs: config.metricsStalenessMs,
+          token: config.adminToken,
+          details: () => ({ openStreams: service.openStreams, stateBackend: store.backend }),
+        });
+        adminServer = serve({ fetch: app.fetch, port: config.adminPort, hostname: config.adminBind }) as HttpServer;
+        addrs.admin = await new Promise<number>((resolve, reject) => {
+          if (adminServer!.listening) resolve((adminServer!.address() as AddressInfo).port);
+          adminServer!.once('listening', () => resolve((adminServer!.address() as AddressInfo).port));
+          adminServer!.once('error', reject);
+        });
+      }
+
+      source ??= await endpointSource(config, logger);
+      await source.start(onEndpoints);
+      scraper.start();
+
+      const tls = config.secureServing ? await loadTlsMaterial(config.certPath) : undefined;
+      if (tls?.selfSigned) logger.info('ext_proc TLS with a self-signed certificate');
+      grpcServer = new grpc.Server({
+        // BUFFERED bodies arrive as one message: leave room above the body limit so
+        // an oversized body still gets a 413 answer rather than a gRPC error.
+        'grpc.max_receive_message_length': 2 * config.maxRequestBodyBytes + 1024 * 1024,
+        'grpc.max_send_message_length': -1,
+        // channelz bookkeeping costs a getsockname() and more per stream.
+        'grpc.enable_channelz': 0,
+      });
+      service.addTo(grpcServer);
+      addrs.grpc = await bindGrpc(grpcServer, hostPortAddress(config.grpcBind, config.grpcPort), serverCredentials(tls));
+      service.startRenewal();
+      listening = true;
+      updateHealth();
+      logger.info(
+        {
+          grpc: addrs.grpc,
+          health: addrs.health,
+          metrics: addrs.metrics,
+          admin: addrs.admin,
+          profile: loaded.profile.name,
+          config: loaded.file,
+          state: store.backend,
+          tls: Boolean(tls),
+        },
+        'endpoint picker ready',
+      );
+      return addrs;
+    },
+
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      updateHealth();
+      let cut = 0;
+      if (grpcServer) cut = await drainServer(grpcServer, service, config.drainTimeoutMs);
+      if (cut > 0) logger.warn({ streams: cut }, 'drain deadline reached; open streams were cut');
+      service.stopRenewal();
+      await source?.stop();
+      await scraper.stop();
+      healthServer?.forceShutdown();
+      await Promise.all([closeHttp(metricsServer), closeHttp(adminServer)]);
+      await store.close();
+      logger.info('endpoint picker stopped');
+    },
+  };
+  return epp;
+}

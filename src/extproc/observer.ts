@@ -1,0 +1,26 @@
+// What the ext_proc handler reports about each request; src/observability
+// turns it into Prometheus metrics. Every hook is optional and must not throw.
+import type { Usage } from './usage.js';
+
+/** GIE error codes, used as the `error_code` label. */
+export type ErrorCode =
+  | 'BadRequest'
+  | 'PayloadTooLarge'
+  | 'ResourceExhausted'
+  | 'ServiceUnavailable'
+  | 'Internal'
+  | 'ModelServerError';
+
+export interface ExtProcObserver {
+  streamOpened?(): void;
+  streamClosed?(): void;
+  /** The request body was parsed (or a header-only request arrived). */
+  requestReceived?(model: string, sizeBytes: number): void;
+  requestError?(model: string, code: ErrorCode): void;
+  /** Once per received request, however it ended (running-requests gauge). */
+  requestEnded?(model: string): void;
+  /** Director.pick took `seconds` (state read + indexer + schedule + commit). */
+  scheduled?(model: string, seconds: number, endpointId: string, profile: string, ok: boolean): void;
+  /** The response ended normally. */
+  responseComplete?(model: string, status: number, seconds: number, responseBytes: number, usage: Usage | undefined): void;
+}

@@ -1,0 +1,106 @@
+// The ExternalProcessor gRPC service: one ProcessStream per Process call,
+// renewal of the in-flight leases of open streams, and draining on shutdown.
+import * as grpc from '@grpc/grpc-js';
+import type { ProcessingRequest, ProcessingResponse } from './messages.js';
+import { extProcServiceDefinition } from './proto.js';
+import { ProcessStream, type StreamOptions } from './stream.js';
+
+export interface ExtProcServiceOptions extends Omit<StreamOptions, 'leases'> {
+  /** How often the in-flight leases of open streams are renewed. */
+  renewIntervalMs: number;
+}
+
+export class ExtProcService {
+  /** Request ids whose picks are still charged (response not finished). */
+  readonly leases = new Set<string>();
+  private open = 0;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly streamOpts: StreamOptions;
+
+  constructor(private readonly opts: ExtProcServiceOptions) {
+    this.streamOpts = { ...opts, leases: this.leases };
+  }
+
+  /** Streams currently open. */
+  get openStreams(): number {
+    return this.open;
+  }
+
+  addTo(server: grpc.Server): void {
+    server.addService(extProcServiceDefinition(), {
+      Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => this.process(call),
+    });
+  }
+
+  private process(call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>): void {
+    this.open++;
+    let counted = true;
+    const done = () => {
+      if (counted) {
+        counted = false;
+        this.open--;
+      }
+    };
+    const stream = new ProcessStream(
+      {
+        write: (m) => call.write(m),
+        end: () => {
+          call.end();
+          done();
+        },
+      },
+      this.streamOpts,
+    );
+    call.on('data', (m: ProcessingRequest) => stream.receive(m));
+    call.on('end', () => stream.close('end'));
+    call.on('cancelled', () => {
+      stream.close('cancelled');
+      done();
+    });
+    call.on('error', (e: Error) => {
+      this.opts.logger.debug({ err: e }, 'ext_proc stream error');
+      stream.close('error');
+      done();
+    });
+    call.on('close', done);
+  }
+
+  /** Starts renewing the leases of open picks so a slow stream keeps its charge. */
+  startRenewal(): void {
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => {
+      if (this.leases.size === 0) return;
+      void this.opts.director.renew([...this.leases]);
+    }, this.opts.renewIntervalMs);
+    this.renewTimer.unref();
+  }
+
+  stopRenewal(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+}
+
+/**
+ * Stops accepting streams, lets open ones finish for up to `deadlineMs`,
+ * then cuts the rest. Resolves with the number of streams that were cut.
+ */
+export function drainServer(server: grpc.Server, service: ExtProcService, deadlineMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    let finished = false;
+    const timer = setTimeout(() => {
+      if (finished) return;
+      finished = true;
+      const cut = service.openStreams;
+      server.forceShutdown();
+      resolve(cut);
+    }, deadlineMs);
+    timer.unref();
+    server.tryShutdown(() => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      resolve(0);
+    });
+  });
+}

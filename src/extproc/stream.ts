@@ -1,0 +1,409 @@
+// One Process stream = one HTTP request's life, read top to bottom:
+//   request headers -> request body (chunks accumulated as Buffers, decoded
+//   once complete) -> parse -> Director.pick -> reply with the destination
+//   -> response headers/body passed straight through while usage is read
+//   -> release what the pick charged, exactly once, however the stream ends.
+//
+// FULL_DUPLEX_STREAMED (Istio, GIE): the reply to the request headers waits
+// until the body has ended; then come the header reply (destination,
+// content-length, clear_route_cache, handler headers) with envoy.lb dynamic
+// metadata, and the body streamed back unchanged in ≤62,000-byte chunks.
+// BUFFERED: headers are answered at once with "continue"; the decision rides
+// on the body reply. A request without a body is routed at header time.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Director } from '../director/director.js';
+import { PREFILL_HEADER, DECODE_HEADER } from '../plugins/pd-header-handler.js';
+import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
+import type { LLMRequest, SchedulingResult } from '../scheduling/types.js';
+import { SchedulingError } from '../scheduling/types.js';
+import type { PickReceipt } from '../state/store.js';
+import {
+  headerRecord,
+  requestKind,
+  setHeader,
+  type BodySendMode,
+  type HeaderValueOption,
+  type HttpBody,
+  type HttpHeaders,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from './messages.js';
+import type { ErrorCode, ExtProcObserver } from './observer.js';
+import {
+  CONTINUE_REQUEST_BODY,
+  CONTINUE_REQUEST_HEADERS,
+  CONTINUE_RESPONSE_BODY,
+  CONTINUE_RESPONSE_HEADERS,
+  immediateReply,
+  REQUEST_TRAILERS_REPLY,
+  RESPONSE_TRAILERS_REPLY,
+  routedBodyReply,
+  routedHeadersReply,
+  streamedBodyReplies,
+  type RoutingReply,
+} from './replies.js';
+import { UsageTracker } from './usage.js';
+
+export interface StreamOptions {
+  director: Director;
+  logger: Logger;
+  /** Request header (and envoy.lb metadata key) naming the chosen endpoints. */
+  destinationHeader: string;
+  /** Dynamic metadata namespace the gateway reads (Istio: envoy.lb). */
+  metadataNamespace: string;
+  /** Larger request bodies are answered 413. */
+  maxBodyBytes: number;
+  /** Used when the gateway sends no protocol_config (older Envoy). */
+  defaultRequestBodyMode: BodySendMode;
+  defaultResponseBodyMode: BodySendMode;
+  observer: ExtProcObserver;
+  /** Open picks whose in-flight leases the server renews. */
+  leases: Set<string>;
+  now?: () => number;
+}
+
+/** Where a stream writes its replies (a grpc ServerDuplexStream in production). */
+export interface ReplySink {
+  write(msg: ProcessingResponse): void;
+  end(): void;
+}
+
+/** Headers a client could use to steer routing: dropped before scheduling, replaced in the reply. */
+function untrustedHeaders(destinationHeader: string): string[] {
+  return [destinationHeader, PREFILL_HEADER, DECODE_HEADER];
+}
+
+type Phase = 'request-headers' | 'request-body' | 'routed' | 'response' | 'done';
+
+export class ProcessStream {
+  private phase: Phase = 'request-headers';
+  private requestMode: BodySendMode;
+  private responseMode: BodySendMode;
+  private observeOnly = false;
+  private headers: Record<string, string> = {};
+  private requestId = '';
+  private requestIdGenerated = false;
+  private chunks: Buffer[] = [];
+  private bodyBytes = 0;
+  private model = '';
+  private receipt: PickReceipt | undefined;
+  private released = false;
+  private running = false;
+  private closed = false;
+  private gone = false;
+  private startedAtMs = 0;
+  private responseStatus = 0;
+  private responseBytes = 0;
+  private usage: UsageTracker | undefined;
+  private streamRequested = false;
+  private log: Logger;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly sink: ReplySink,
+    private readonly opts: StreamOptions,
+  ) {
+    this.requestMode = opts.defaultRequestBodyMode;
+    this.responseMode = opts.defaultResponseBodyMode;
+    this.log = opts.logger;
+    opts.observer.streamOpened?.();
+  }
+
+  /** Messages are handled strictly in arrival order, even across the async pick. */
+  receive(msg: ProcessingRequest): void {
+    this.queue = this.queue.then(() => this.handle(msg)).catch((e: Error) => this.internalError(e));
+  }
+
+  /** The gateway half-closed, cancelled, or the stream broke: release and stop. */
+  close(reason: 'end' | 'cancelled' | 'error'): void {
+    if (this.closed) return;
+    // Nothing more can be written to a cancelled or broken stream.
+    if (reason !== 'end') this.gone = true;
+    this.queue = this.queue.then(() => {
+      if (this.closed) return;
+      this.closed = true;
+      if (this.phase !== 'done' && this.receipt && reason !== 'end') {
+        this.log.debug({ requestId: this.requestId, reason }, 'stream ended before the response completed');
+      }
+      this.releaseOnce();
+      this.phase = 'done';
+      this.opts.observer.streamClosed?.();
+      if (reason === 'end') this.sink.end();
+    });
+  }
+
+  /** Resolves when every message received so far has been handled (tests, drain). */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
+  private send(msg: ProcessingResponse): void {
+    if (this.closed || this.gone || this.observeOnly) return;
+    this.sink.write(msg);
+  }
+
+  private async handle(msg: ProcessingRequest): Promise<void> {
+    if (this.closed || this.phase === 'done') return;
+    if (msg.protocol_config) {
+      const pc = msg.protocol_config;
+      if (pc.request_body_mode) this.requestMode = pc.request_body_mode;
+      if (pc.response_body_mode) this.responseMode = pc.response_body_mode;
+    }
+    if (msg.observability_mode) this.observeOnly = true;
+    const kind = requestKind(msg);
+    switch (kind) {
+      case 'request_headers':
+        return this.onRequestHeaders(msg.request_headers ?? {});
+      case 'request_body':
+        return this.onRequestBody(msg.request_body ?? {});
+      case 'request_trailers':
+        return this.onRequestTrailers();
+      case 'response_headers':
+        return this.onResponseHeaders(msg.response_headers ?? {});
+      case 'response_body':
+        return this.onResponseBody(msg.response_body ?? {});
+      case 'response_trailers':
+        this.send(RESPONSE_TRAILERS_REPLY);
+        return this.responseEnded();
+      default:
+        this.log.warn({ kind }, 'ext_proc message without a known request field; ignored');
+    }
+  }
+
+  // ---- request phase ----
+
+  private async onRequestHeaders(h: HttpHeaders): Promise<void> {
+    if (this.phase !== 'request-headers') return this.protocolError('request headers sent twice');
+    this.startedAtMs = (this.opts.now ?? Date.now)();
+    const headers = headerRecord(h.headers);
+    // Never let a client choose its backend: its routing headers are not seen by plugins.
+    for (const k of untrustedHeaders(this.opts.destinationHeader)) delete headers[k];
+    this.headers = headers;
+    const rid = headers['x-request-id'];
+    if (rid) this.requestId = rid;
+    else {
+      this.requestId = randomUUID();
+      this.requestIdGenerated = true;
+      headers['x-request-id'] = this.requestId;
+    }
+    if (h.end_of_stream) return this.routeHeaderOnly();
+    this.phase = 'request-body';
+    const cl = Number(headers['content-length']);
+    if (Number.isFinite(cl) && cl > this.opts.maxBodyBytes) return this.tooLarge(cl);
+    // Only modes that wait for the header reply get one now.
+    if (this.requestMode !== 'FULL_DUPLEX_STREAMED') this.send(CONTINUE_REQUEST_HEADERS);
+  }
+
+  private async onRequestBody(b: HttpBody): Promise<void> {
+    if (this.phase !== 'request-body') {
+      if (this.phase === 'request-headers') return this.protocolError('request body before request headers');
+      return; // after an answer (413, error): the rest of the body is irrelevant
+    }
+    const chunk = b.body;
+    if (chunk && chunk.length > 0) {
+      this.bodyBytes += chunk.length;
+      if (this.bodyBytes > this.opts.maxBodyBytes) return this.tooLarge(this.bodyBytes);
+      this.chunks.push(chunk);
+    }
+    if (b.end_of_stream) return this.routeWithBody(true);
+    if (this.requestMode !== 'FULL_DUPLEX_STREAMED') this.send(CONTINUE_REQUEST_BODY);
+  }
+
+  private async onRequestTrailers(): Promise<void> {
+    // Trailers end a body that had no end_of_stream.
+    if (this.phase === 'request-body') await this.routeWithBody(false);
+    if (this.phase !== 'done') this.send(REQUEST_TRAILERS_REPLY);
+  }
+
+  private requestPath(): string {
+    const h = this.headers;
+    return h[':path'] ?? h['x-original-path'] ?? h['x-forwarded-path'] ?? '/v1/completions';
+  }
+
+  private async routeHeaderOnly(): Promise<void> {
+    const path = this.requestPath();
+    const req: LLMRequest = {
+      requestId: this.requestId,
+      model: this.headers['x-gateway-model-name-rewrite'] ?? '',
+      apiType: apiTypeOfPath(path),
+      promptText: '',
+      promptTokens: 0,
+      stream: false,
+      headers: this.headers,
+    };
+    this.received(req.model, 0);
+    const result = await this.pick(req);
+    if (!result) return;
+    this.phase = 'routed';
+    this.send(routedHeadersReply(this.routing(result, undefined)));
+  }
+
+  private async routeWithBody(eos: boolean): Promise<void> {
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bodyBytes);
+    this.chunks = [];
+    let req: LLMRequest;
+    try {
+      // Decoded only now, so a multi-byte character split across chunks is whole.
+      req = parseOpenAIRequest(this.requestPath(), body.toString('utf8'), this.headers, this.requestId).request;
+    } catch (e) {
+      if (e instanceof RequestError) return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);
+      throw e;
+    }
+    this.streamRequested = req.stream;
+    this.received(req.model, body.length);
+    const result = await this.pick(req);
+    if (!result) return;
+    this.phase = 'routed';
+    if (this.requestMode === 'FULL_DUPLEX_STREAMED') {
+      this.send(routedHeadersReply(this.routing(result, body.length)));
+      for (const m of streamedBodyReplies('request_body', body, eos)) this.send(m);
+    } else {
+      // Body unchanged: no body mutation, so Content-Length stays as sent.
+      this.send(routedBodyReply(this.routing(result, undefined)));
+    }
+  }
+
+  /** Runs the director; answers the error itself and returns undefined on failure. */
+  private async pick(req: LLMRequest): Promise<SchedulingResult | undefined> {
+    const t0 = performance.now();
+    try {
+      const d = await this.opts.director.pick(req);
+      const secs = (performance.now() - t0) / 1000;
+      this.opts.observer.scheduled?.(req.model, secs, d.result.primary.endpoint.id, d.result.profile, true);
+      if (this.gone) {
+        // The gateway went away while we were picking.
+        await this.opts.director.release(d.receipt);
+        return undefined;
+      }
+      this.receipt = d.receipt;
+      this.opts.leases.add(req.requestId);
+      if (this.log.isLevelEnabled('debug')) {
+        this.log.debug(
+          {
+            requestId: req.requestId,
+            model: req.model,
+            endpoint: d.result.primary.endpoint.id,
+            fallbacks: d.result.fallbacks.map((f) => f.endpoint.id),
+            promptTokens: req.promptTokens,
+            scheduleUs: Math.round(d.scheduleUs),
+          },
+          'picked',
+        );
+      }
+      return d.result;
+    } catch (e) {
+      this.opts.observer.scheduled?.(req.model, (performance.now() - t0) / 1000, '', '', false);
+      if (e instanceof SchedulingError) {
+        // GIE: no candidate at all is 503; a scheduler that filtered everyone out is 429.
+        if (e.code === 'NO_CANDIDATES') this.fail(503, e.message, 'ServiceUnavailable');
+        else this.fail(429, e.message, 'ResourceExhausted');
+        return undefined;
+      }
+      throw e;
+    }
+  }
+
+  private routing(result: SchedulingResult, contentLength: number | undefined): RoutingReply {
+    const dest = [result.primary.endpoint.id, ...result.fallbacks.map((f) => f.endpoint.id)].join(',');
+    const set: HeaderValueOption[] = [setHeader(this.opts.destinationHeader, dest)];
+    if (contentLength !== undefined && contentLength > 0) set.push(setHeader('content-length', String(contentLength)));
+    if (this.requestIdGenerated) set.push(setHeader('x-request-id', this.requestId));
+    const setKeys = new Set([this.opts.destinationHeader]);
+    for (const [k, v] of Object.entries(result.headers)) {
+      set.push(setHeader(k, v));
+      setKeys.add(k.toLowerCase());
+    }
+    const remove = untrustedHeaders(this.opts.destinationHeader).filter((k) => !setKeys.has(k));
+    return {
+      setHeaders: set,
+      removeHeaders: remove,
+      metadata: { [this.opts.metadataNamespace]: { [this.opts.destinationHeader]: dest } },
+    };
+  }
+
+  // ---- response phase ----
+
+  private async onResponseHeaders(h: HttpHeaders): Promise<void> {
+    this.phase = 'response';
+    const headers = headerRecord(h.headers);
+    this.responseStatus = Number(headers[':status'] ?? 200) || 0;
+    const sse = (headers['content-type'] ?? '').includes('text/event-stream') || this.streamRequested;
+    this.usage = new UsageTracker(sse);
+    this.send(CONTINUE_RESPONSE_HEADERS);
+    if (h.end_of_stream) this.responseEnded();
+  }
+
+  private async onResponseBody(b: HttpBody): Promise<void> {
+    const chunk = b.body ?? Buffer.alloc(0);
+    this.responseBytes += chunk.length;
+    (this.usage ??= new UsageTracker(this.streamRequested)).push(chunk);
+    const eos = b.end_of_stream === true;
+    if (this.responseMode === 'FULL_DUPLEX_STREAMED') {
+      // Passed straight back: the client sees each SSE event as it comes.
+      for (const m of streamedBodyReplies('response_body', chunk, eos)) this.send(m);
+    } else if (this.responseMode !== 'BUFFERED' || eos) {
+      this.send(CONTINUE_RESPONSE_BODY);
+    }
+    if (eos) this.responseEnded();
+  }
+
+  private responseEnded(): void {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    const usage = this.usage?.finish();
+    const secs = ((this.opts.now ?? Date.now)() - this.startedAtMs) / 1000;
+    if (this.responseStatus >= 400) this.opts.observer.requestError?.(this.model, 'ModelServerError');
+    this.opts.observer.responseComplete?.(this.model, this.responseStatus, secs, this.responseBytes, usage);
+    this.releaseOnce();
+  }
+
+  private received(model: string, size: number): void {
+    this.model = model;
+    this.running = true;
+    this.opts.observer.requestReceived?.(model, size);
+  }
+
+  /** Releases the pick's charges and ends the request's "running" count, each once. */
+  private releaseOnce(): void {
+    if (this.running) {
+      this.running = false;
+      this.opts.observer.requestEnded?.(this.model);
+    }
+    if (this.released || !this.receipt) return;
+    this.released = true;
+    this.opts.leases.delete(this.receipt.requestId);
+    // Director.release never throws; it reports store failures itself.
+    void this.opts.director.release(this.receipt);
+  }
+
+  // ---- errors ----
+
+  private tooLarge(bytes: number): void {
+    this.fail(413, `request body of ${bytes} bytes exceeds the limit of ${this.opts.maxBodyBytes} bytes`, 'PayloadTooLarge');
+  }
+
+  /** Answers the HTTP request from here and ends the stream. */
+  private fail(status: number, message: string, code: ErrorCode, param?: string): void {
+    this.opts.observer.requestError?.(this.model, code);
+    if (status >= 500) this.log.warn({ requestId: this.requestId, status, code }, message);
+    else if (this.log.isLevelEnabled('debug')) this.log.debug({ requestId: this.requestId, status, code }, message);
+    this.phase = 'done';
+    this.send(immediateReply(status, openAIErrorBody(status, message, param), this.requestId, `hermes_router_${code}`));
+    this.releaseOnce();
+    this.closed = true;
+    this.opts.observer.streamClosed?.();
+    if (!this.gone) this.sink.end();
+  }
+
+  private protocolError(what: string): void {
+    this.log.warn({ requestId: this.requestId }, `ext_proc protocol error: ${what}`);
+    this.fail(500, `gateway protocol error: ${what}`, 'Internal');
+  }
+
+  private internalError(e: Error): void {
+    if (this.closed) return;
+    this.log.error({ requestId: this.requestId, err: e }, 'request failed inside the EPP');
+    this.fail(500, `internal error in the endpoint picker (request id ${this.requestId})`, 'Internal');
+  }
+}

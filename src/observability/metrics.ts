@@ -1,0 +1,277 @@
+// Prometheus metrics of the EPP (prom-client, one Registry per EPP so tests
+// can build several in one process). GIE's names where GIE has the metric,
+// `hermes_*` for the rest. Help strings of GIE metrics carry GIE's "[ALPHA] "
+// prefix so dashboards built for GIE keep matching.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { IndexerOutcome } from '../datalayer/cache-indexer-client.js';
+import type { ErrorCode, ExtProcObserver } from '../extproc/observer.js';
+import type { Usage } from '../extproc/usage.js';
+import type { StateStore } from '../state/store.js';
+
+const DURATION_BUCKETS = [
+  0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240,
+  300, 360, 480, 600, 900, 1200, 1800, 2700, 3600,
+];
+const REQUEST_SIZE_BUCKETS = Array.from({ length: 25 }, (_, i) => 64 * 2 ** i); // 64 B .. 1 GiB
+const RESPONSE_SIZE_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32778, 65536];
+const TOKEN_BUCKETS = [
+  1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32778, 65536, 131072, 262144, 524288, 1048576,
+];
+const SCHEDULER_BUCKETS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
+const NTPOT_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
+
+export interface EppMetricsOptions {
+  poolName: string;
+  store: StateStore;
+  stalenessMs: number;
+  now?: () => number;
+  version?: string;
+}
+
+export class EppMetrics {
+  readonly registry = new Registry();
+  private readonly requestTotal: Counter<'model_name' | 'target_model_name' | 'priority'>;
+  private readonly errorTotal: Counter<'model_name' | 'target_model_name' | 'error_code'>;
+  private readonly duration: Histogram<'model_name' | 'target_model_name'>;
+  private readonly requestSizes: Histogram<'model_name' | 'target_model_name'>;
+  private readonly responseSizes: Histogram<'model_name' | 'target_model_name'>;
+  private readonly inputTokens: Histogram<'model_name' | 'target_model_name'>;
+  private readonly outputTokens: Histogram<'model_name' | 'target_model_name'>;
+  private readonly cachedTokens: Histogram<'model_name' | 'target_model_name'>;
+  private readonly ntpot: Histogram<'model_name' | 'target_model_name'>;
+  private readonly running: Gauge<'model_name'>;
+  private readonly schedulerE2e: Histogram;
+  private readonly schedulerAttempts: Counter<'status'>;
+  private readonly picks: Counter<'endpoint' | 'profile'>;
+  private readonly openStreams: Gauge;
+  private readonly scrapeErrors: Counter<'endpoint'>;
+  private readonly scrapeDuration: Histogram;
+  private readonly indexerLatency: Histogram<'status'>;
+  private readonly indexerFailures: Counter<'status'>;
+  private readonly stateErrors: Counter<'op'>;
+
+  constructor(opts: EppMetricsOptions) {
+    const r = this.registry;
+    const m = ['model_name', 'target_model_name'] as const;
+    this.requestTotal = new Counter({
+      name: 'inference_objective_request_total',
+      help: '[ALPHA] Counter of inference objective requests broken out for each model and target model.',
+      labelNames: [...m, 'priority'],
+      registers: [r],
+    });
+    this.errorTotal = new Counter({
+      name: 'inference_objective_request_error_total',
+      help: '[ALPHA] Counter of inference objective requests errors broken out for each model and target model.',
+      labelNames: [...m, 'error_code'],
+      registers: [r],
+    });
+    this.duration = new Histogram({
+      name: 'inference_objective_request_duration_seconds',
+      help: '[ALPHA] Inference objective response latency distribution in seconds for each model and target model.',
+      labelNames: m,
+      buckets: DURATION_BUCKETS,
+      registers: [r],
+    });
+    this.requestSizes = new Histogram({
+      name: 'inference_objective_request_sizes',
+      help: '[ALPHA] Inference objective requests size distribution in bytes for each model and target model.',
+      labelNames: m,
+      buckets: REQUEST_SIZE_BUCKETS,
+      registers: [r],
+    });
+    this.responseSizes = new Histogram({
+      name: 'inference_objective_response_sizes',
+      help: '[ALPHA] Inference objective responses size distribution in bytes for each model and target model.',
+      labelNames: m,
+      buckets: RESPONSE_SIZE_BUCKETS,
+      registers: [r],
+    });
+    this.inputTokens = new Histogram({
+      name: 'inference_objective_input_tokens',
+      help: '[ALPHA] Inference objective input token count distribution for requests in each model.',
+      labelNames: m,
+      buckets: TOKEN_BUCKETS,
+      registers: [r],
+    });
+    this.outputTokens = new Histogram({
+      name: 'inference_objective_output_tokens',
+      help: '[ALPHA] Inference objective output token count distribution for requests in each model.',
+      labelNames: m,
+      buckets: TOKEN_BUCKETS,
+      registers: [r],
+    });
+    this.cachedTokens = new Histogram({
+      name: 'inference_objective_prompt_cached_tokens',
+      help: '[ALPHA] Inference objective prompt cached token count distribution for requests in each model.',
+      labelNames: m,
+      buckets: TOKEN_BUCKETS,
+      registers: [r],
+    });
+    this.ntpot = new Histogram({
+      name: 'inference_objective_normalized_time_per_output_token_seconds',
+      help: '[ALPHA] Inference objective latency divided by number of output tokens in seconds for each model and target model.',
+      labelNames: m,
+      buckets: NTPOT_BUCKETS,
+      registers: [r],
+    });
+    this.running = new Gauge({
+      name: 'inference_objective_running_requests',
+      help: '[ALPHA] Inference objective number of running requests in each model.',
+      labelNames: ['model_name'],
+      registers: [r],
+    });
+    this.schedulerE2e = new Histogram({
+      name: 'inference_extension_scheduler_e2e_duration_seconds',
+      help: '[ALPHA] End-to-end scheduling latency distribution in seconds.',
+      buckets: SCHEDULER_BUCKETS,
+      registers: [r],
+    });
+    this.schedulerAttempts = new Counter({
+      name: 'inference_extension_scheduler_attempts_total',
+      help: '[ALPHA] Total number of successful and failed scheduling attempts.',
+      labelNames: ['status'],
+      registers: [r],
+    });
+    new Gauge({
+      name: 'inference_extension_info',
+      help: '[ALPHA] General information of the current build of Inference Extension.',
+      labelNames: ['commit', 'build_ref'],
+      registers: [r],
+    }).set({ commit: 'hermes-router', build_ref: opts.version ?? 'dev' }, 1);
+
+    // Pool gauges computed at scrape time from the state store (fresh signals only).
+    const pool = opts.poolName;
+    const now = opts.now ?? Date.now;
+    const poolGauge = (name: string, help: string, fn: (v: PoolStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['name'],
+        registers: [r],
+        async collect() {
+          this.set({ name: pool }, fn(await poolStats(opts.store, now(), opts.stalenessMs)));
+        },
+      });
+    poolGauge('inference_pool_ready_pods', '[ALPHA] The number of ready pods in the inference server pool.', (v) => v.ready);
+    poolGauge('inference_pool_average_queue_size', '[ALPHA] The average number of requests pending in the model server queue.', (v) => v.avgQueue);
+    poolGauge('inference_pool_average_running_requests', '[ALPHA] The average number of requests currently being processed by model servers.', (v) => v.avgRunning);
+    poolGauge('inference_pool_average_kv_cache_utilization', '[ALPHA] The average kv cache utilization for an inference server pool.', (v) => v.avgKv);
+
+    this.picks = new Counter({
+      name: 'hermes_endpoint_picks_total',
+      help: 'Requests routed to each endpoint (primary target).',
+      labelNames: ['endpoint', 'profile'],
+      registers: [r],
+    });
+    this.openStreams = new Gauge({ name: 'hermes_extproc_open_streams', help: 'Open ext_proc streams.', registers: [r] });
+    this.scrapeErrors = new Counter({
+      name: 'hermes_metrics_scrape_errors_total',
+      help: 'Failed model-server /metrics scrapes per endpoint.',
+      labelNames: ['endpoint'],
+      registers: [r],
+    });
+    this.scrapeDuration = new Histogram({
+      name: 'hermes_metrics_scrape_duration_seconds',
+      help: 'Duration of successful model-server /metrics scrapes.',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
+      registers: [r],
+    });
+    this.indexerLatency = new Histogram({
+      name: 'hermes_cache_indexer_request_duration_seconds',
+      help: 'cache-indexer /match_sort latency by outcome (ok, timeout, error).',
+      labelNames: ['status'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+      registers: [r],
+    });
+    this.indexerFailures = new Counter({
+      name: 'hermes_cache_indexer_failures_total',
+      help: 'cache-indexer calls that gave no answer (timeout, error, or skipped by the open breaker).',
+      labelNames: ['status'],
+      registers: [r],
+    });
+    this.stateErrors = new Counter({
+      name: 'hermes_state_store_errors_total',
+      help: 'Failed state-store operations (scheduling went on without them).',
+      labelNames: ['op'],
+      registers: [r],
+    });
+  }
+
+  /** Hooks for the ext_proc handler. */
+  observer(): ExtProcObserver {
+    const lbl = (model: string) => ({ model_name: model, target_model_name: model });
+    return {
+      streamOpened: () => this.openStreams.inc(),
+      streamClosed: () => this.openStreams.dec(),
+      requestReceived: (model, size) => {
+        this.requestTotal.inc({ ...lbl(model), priority: '0' });
+        if (size > 0) this.requestSizes.observe(lbl(model), size);
+        this.running.inc({ model_name: model });
+      },
+      requestError: (model: string, code: ErrorCode) => this.errorTotal.inc({ ...lbl(model), error_code: code }),
+      requestEnded: (model: string) => this.running.dec({ model_name: model }),
+      scheduled: (_model, secs, endpoint, profile, ok) => {
+        this.schedulerE2e.observe(secs);
+        this.schedulerAttempts.inc({ status: ok ? 'success' : 'failure' });
+        if (ok) this.picks.inc({ endpoint, profile });
+      },
+      responseComplete: (model: string, _status: number, secs: number, bytes: number, usage: Usage | undefined) => {
+        const l = lbl(model);
+        this.duration.observe(l, secs);
+        this.responseSizes.observe(l, bytes);
+        if (usage?.promptTokens !== undefined) this.inputTokens.observe(l, usage.promptTokens);
+        if (usage?.completionTokens !== undefined) {
+          this.outputTokens.observe(l, usage.completionTokens);
+          if (usage.completionTokens > 0) this.ntpot.observe(l, secs / usage.completionTokens);
+        }
+        if (usage?.cachedTokens !== undefined) this.cachedTokens.observe(l, usage.cachedTokens);
+      },
+    };
+  }
+
+  onIndexer(o: IndexerOutcome): void {
+    if (o.status !== 'open') this.indexerLatency.observe({ status: o.status }, o.latencyMs / 1000);
+    if (o.status !== 'ok') this.indexerFailures.inc({ status: o.status });
+  }
+
+  onStateError(op: string): void {
+    this.stateErrors.inc({ op });
+  }
+
+  onScrape(seconds: number): void {
+    this.scrapeDuration.observe(seconds);
+  }
+
+  onScrapeError(endpoint: string): void {
+    this.scrapeErrors.inc({ endpoint });
+  }
+}
+
+interface PoolStats {
+  ready: number;
+  avgQueue: number;
+  avgRunning: number;
+  avgKv: number;
+}
+
+async function poolStats(store: StateStore, nowMs: number, stalenessMs: number): Promise<PoolStats> {
+  const snap = await store.readSnapshot({});
+  let n = 0;
+  let q = 0;
+  let run = 0;
+  let kv = 0;
+  for (const e of snap.endpoints) {
+    const s = snap.signals.get(e.id);
+    if (!s || nowMs - s.updatedAtMs > stalenessMs) continue;
+    n++;
+    q += s.waitingQueueSize ?? 0;
+    run += s.runningRequests ?? 0;
+    kv += s.kvCacheUsage ?? 0;
+  }
+  return {
+    ready: snap.endpoints.length,
+    avgQueue: n ? q / n : 0,
+    avgRunning: n ? run / n : 0,
+    avgKv: n ? kv / n : 0,
+  };
+}

@@ -1,0 +1,348 @@
+// `npm run bench -- extproc [--duration 2] [--in-process] [--profile FILE]`
+//
+// Drives the real ext_proc gRPC path the way Envoy does: N concurrent
+// Process streams over one HTTP/2 connection, each a whole exchange —
+// request headers + body (FULL_DUPLEX_STREAMED, 16 KiB chunks), the EPP's
+// header reply + body streamed back, then response headers and a small JSON
+// body passed through, then the stream closed. Bodies of 2 KB, 32 KB and
+// 220 KB; concurrency 1, 16, 64.
+// - req/s: whole exchanges per second.
+// - added latency: time from sending the request headers until the EPP's
+//   verdict has fully arrived (header reply + the last body chunk back) —
+//   what the EPP adds in front of the model server.
+// Two load shapes: a closed loop (each stream starts its next exchange at
+// once: saturation, so latency there is mostly queueing, concurrency/rate),
+// and 64 open streams whose simulated model server answers after 50 ms (the
+// EPP busy but not saturated: its added latency as a gateway would see it).
+// EPP CPU per exchange is read from /proc, so req/s per core is reported
+// even on a shared, loaded machine.
+// The EPP runs as its own process (`hermes-router epp`, default profile
+// GIE's queue + kv-cache + prefix scorers over 8 fake vLLM /metrics servers),
+// so the load generator does not share its event loop; `--in-process`
+// builds it inside this process instead.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GIE_DEFAULT_CONFIG_TEXT } from '../../src/config/endpoint-picker-config.js';
+import { ExtProcClient } from '../../src/extproc/client.js';
+import { buildEpp, EPP_DEFAULTS, type Epp } from '../../src/extproc/epp.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { freePort } from '../helpers/ports.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const BODY_SIZES = [2_048, 32_768, 220_000];
+const CONCURRENCY = [1, 16, 64];
+const CHUNK = 16 * 1024;
+const UPSTREAM_MS = 50;
+
+export interface ExtProcRow {
+  bodyBytes: number;
+  concurrency: number;
+  /** Simulated model-server time between the verdict and the response (0: closed loop at saturation). */
+  upstreamMs: number;
+  requests: number;
+  errors: number;
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** EPP process CPU (user+sys) per exchange, from /proc; null in-process. */
+  eppCpuMsPerReq: number | null;
+  /** 1000 / eppCpuMsPerReq: what one core sustains, independent of machine load. */
+  reqPerSecPerCore: number | null;
+  /** eppCpuMsPerReq minus the idle background (metrics scraping) over the same time. */
+  requestPathCpuMsPerReq: number | null;
+}
+
+/** CPU time (ms) a process has used, from /proc/<pid>/stat (Linux); undefined elsewhere. */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 (1-based) of the whole line: 12 and 13 here.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
+
+function chatBody(bytes: number, seed: number): Buffer {
+  const head = JSON.stringify({
+    model: 'bench-model',
+    messages: [{ role: 'user', content: '' }],
+    max_tokens: 16,
+  });
+  const fill = bytes - Buffer.byteLength(head);
+  const text = `request ${seed} `.padEnd(Math.max(0, fill), 'lorem ipsum dolor sit amet ');
+  return Buffer.from(
+    JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: text }], max_tokens: 16 }),
+  );
+}
+
+function chunks(b: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let o = 0; o < b.length; o += CHUNK) out.push(b.subarray(o, o + CHUNK));
+  return out;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+const HEADERS: Array<[string, string]> = [
+  [':method', 'POST'],
+  [':path', '/v1/chat/completions'],
+  [':authority', 'bench'],
+  ['content-type', 'application/json'],
+];
+const ANSWER = Buffer.from(
+  '{"object":"chat.completion","choices":[],"usage":{"prompt_tokens":500,"completion_tokens":16}}',
+);
+
+async function exchange(client: ExtProcClient, body: Buffer[], upstreamMs: number): Promise<number> {
+  const ex = client.open();
+  const t0 = performance.now();
+  const v = await ex.sendRequest({ headers: HEADERS, body });
+  const added = performance.now() - t0;
+  if (v.kind !== 'continue') throw new Error(`EPP answered ${v.status}`);
+  if (upstreamMs > 0) await new Promise((r) => setTimeout(r, upstreamMs));
+  await ex.sendResponseHeaders([
+    [':status', '200'],
+    ['content-type', 'application/json'],
+  ]);
+  for await (const _ of ex.streamResponseBody([ANSWER])) {
+    // drained
+  }
+  ex.end();
+  await ex.done;
+  return added;
+}
+
+async function cell(
+  client: ExtProcClient,
+  bodyBytes: number,
+  concurrency: number,
+  upstreamMs: number,
+  durationMs: number,
+  eppPid: number | undefined,
+  idleCpuMsPerSec: number | undefined,
+): Promise<ExtProcRow> {
+  const bodies = Array.from({ length: 32 }, (_, i) => chunks(chatBody(bodyBytes, i)));
+  const lat: number[] = [];
+  let errors = 0;
+  let n = 0;
+  // Warm-up: JIT, connection, buffers.
+  const warmUntil = performance.now() + Math.min(300, durationMs / 4);
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < warmUntil)
+        await exchange(client, bodies[n++ % bodies.length]!, upstreamMs).catch(() => undefined);
+    }),
+  );
+  const cpu0 = cpuMs(eppPid);
+  const t0 = performance.now();
+  const end = t0 + durationMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        try {
+          lat.push(await exchange(client, bodies[n++ % bodies.length]!, upstreamMs));
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  const cpu1 = cpuMs(eppPid);
+  const cpuPerReq =
+    cpu0 !== undefined && cpu1 !== undefined && lat.length > 0 ? (cpu1 - cpu0) / lat.length : null;
+  const pathPerReq =
+    cpuPerReq !== null && idleCpuMsPerSec !== undefined
+      ? Math.max(0, cpuPerReq - (idleCpuMsPerSec * secs) / lat.length)
+      : null;
+  lat.sort((a, b) => a - b);
+  return {
+    bodyBytes,
+    concurrency,
+    upstreamMs,
+    requests: lat.length,
+    errors,
+    reqPerSec: Math.round(lat.length / secs),
+    p50Ms: Number(percentile(lat, 0.5).toFixed(3)),
+    p99Ms: Number(percentile(lat, 0.99).toFixed(3)),
+    eppCpuMsPerReq: cpuPerReq === null ? null : Number(cpuPerReq.toFixed(3)),
+    reqPerSecPerCore: cpuPerReq ? Math.round(1000 / cpuPerReq) : null,
+    requestPathCpuMsPerReq: pathPerReq === null ? null : Number(pathPerReq.toFixed(3)),
+  };
+}
+
+async function metricsServers(n: number): Promise<{ ports: number[]; close(): void }> {
+  const servers: Server[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const port = await freePort();
+    const s = createServer((_req, res) => {
+      res.end(
+        `vllm:num_requests_waiting{model_name="bench-model"} ${i % 5}\n` +
+          `vllm:num_requests_running{model_name="bench-model"} ${i}\n` +
+          `vllm:kv_cache_usage_perc{model_name="bench-model"} ${(i % 10) / 10}\n`,
+      );
+    });
+    await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
+    servers.push(s);
+    ports.push(port);
+  }
+  return {
+    ports,
+    close: () => {
+      for (const s of servers) {
+        s.close();
+        s.closeAllConnections();
+      }
+    },
+  };
+}
+
+async function waitReady(adminPort: number, proc: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`epp exited with ${proc.exitCode}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('epp not ready in 15 s');
+}
+
+export async function run(args: string[]): Promise<void> {
+  const arg = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const durationMs = Number(arg('--duration') ?? 1.5) * 1000;
+  const inProcess = args.includes('--in-process');
+  const fakes = await metricsServers(8);
+  const dir = mkdtempSync(join(tmpdir(), 'hermes-bench-extproc-'));
+  const endpointsFile = join(dir, 'endpoints.yaml');
+  writeFileSync(
+    endpointsFile,
+    'endpoints:\n' +
+      fakes.ports.map((p, i) => `- name: vllm-${i}\n  address: 127.0.0.1\n  port: ${p}\n`).join(''),
+  );
+  const configFile = arg('--profile') ?? join(dir, 'gie-default.yaml');
+  if (!arg('--profile')) writeFileSync(configFile, GIE_DEFAULT_CONFIG_TEXT);
+
+  let proc: ChildProcess | undefined;
+  let epp: Epp | undefined;
+  let grpcPort: number;
+  if (inProcess) {
+    epp = await buildEpp(
+      {
+        ...EPP_DEFAULTS,
+        grpcPort: 0,
+        grpcBind: '127.0.0.1',
+        grpcHealthPort: undefined,
+        metricsPort: undefined,
+        adminPort: undefined,
+        endpointsFile,
+        configFile,
+        maxRequestBodyBytes: 1024 * 1024,
+      },
+      { logger: silentLogger() },
+    );
+    grpcPort = (await epp.start()).grpc;
+  } else {
+    grpcPort = await freePort();
+    const admin = await freePort();
+    proc = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bin/hermes-router.js'),
+        'epp',
+        '--endpoints-file',
+        endpointsFile,
+        '--config-file',
+        configFile,
+        '--grpc-bind',
+        '127.0.0.1',
+        '--grpc-port',
+        String(grpcPort),
+        '--admin-port',
+        String(admin),
+        '--grpc-health-port',
+        '-1',
+        '--metrics-port',
+        '-1',
+        '--log-level',
+        'warn',
+      ],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+    await waitReady(admin, proc);
+  }
+
+  const client = new ExtProcClient({ target: `127.0.0.1:${grpcPort}`, deadlineMs: 30_000 });
+  await client.waitForReady();
+  const rows: ExtProcRow[] = [];
+  // Background CPU of the idle EPP (scraping 8 endpoints every 50 ms).
+  let idleCpuMsPerSec: number | undefined;
+  const idle0 = cpuMs(proc?.pid);
+  if (idle0 !== undefined) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    idleCpuMsPerSec = (cpuMs(proc?.pid) ?? idle0) - idle0;
+    process.stdout.write(`idle EPP: ${idleCpuMsPerSec.toFixed(0)} ms CPU per second (metrics scraping)\n`);
+  }
+  try {
+    // Closed loop at saturation: throughput, and latency that is mostly queueing.
+    const plan: Array<[number, number, number]> = [];
+    for (const bytes of BODY_SIZES) for (const c of CONCURRENCY) plan.push([bytes, c, 0]);
+    // 64 open streams whose model server takes UPSTREAM_MS: the EPP's added latency under load.
+    for (const bytes of BODY_SIZES) plan.push([bytes, 64, UPSTREAM_MS]);
+    for (const [bytes, c, up] of plan) {
+      const row = await cell(client, bytes, c, up, durationMs, proc?.pid, idleCpuMsPerSec);
+      rows.push(row);
+      process.stdout.write(
+        `body ${String(bytes).padStart(7)} B  conc ${String(c).padStart(3)}  upstream ${String(up).padStart(3)} ms  ` +
+          `${String(row.reqPerSec).padStart(6)} req/s  added p50 ${row.p50Ms.toFixed(2).padStart(7)} ms  ` +
+          `p99 ${row.p99Ms.toFixed(2).padStart(7)} ms  ` +
+          (row.eppCpuMsPerReq !== null
+            ? `EPP cpu ${row.eppCpuMsPerReq.toFixed(3)} ms/req (${row.reqPerSecPerCore} req/s/core; request path ${row.requestPathCpuMsPerReq?.toFixed(3)} ms)  `
+            : '') +
+          `(${row.requests} ok, ${row.errors} errors)\n`,
+      );
+    }
+  } finally {
+    client.close();
+    if (epp) await epp.stop();
+    if (proc) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc!.once('exit', r));
+    }
+    fakes.close();
+  }
+  mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
+  const out = {
+    benchmark: 'extproc',
+    mode: inProcess ? 'in-process' : 'epp process',
+    requestBodyMode: 'FULL_DUPLEX_STREAMED',
+    chunkBytes: CHUNK,
+    durationSecPerCell: durationMs / 1000,
+    profile: arg('--profile') ?? 'GIE default (queue 2, kv-cache 2, prefix 3, max-score-picker)',
+    endpoints: fakes.ports.length,
+    idleEppCpuMsPerSec: idleCpuMsPerSec ?? null,
+    loadAverage: loadavg(),
+    node: process.version,
+    rows,
+  };
+  writeFileSync(join(ROOT, 'bench-results/extproc.json'), JSON.stringify(out, null, 2) + '\n');
+  process.stdout.write('wrote bench-results/extproc.json\n');
+}

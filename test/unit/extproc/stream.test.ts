@@ -1,0 +1,104 @@
+// ProcessStream in-process, without gRPC: message order edge cases.
+import { describe, expect, test } from 'vitest';
+import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../../src/config/endpoint-picker-config.js';
+import { Director } from '../../../src/director/director.js';
+import { statusCodeNumber, toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../../src/extproc/messages.js';
+import { ProcessStream, type StreamOptions } from '../../../src/extproc/stream.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import { builtinRegistry } from '../../../src/plugins/index.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
+
+async function setup(overrides: Partial<StreamOptions> = {}) {
+  const store = new MemoryStateStore();
+  await store.replaceEndpoints([{ id: '10.0.0.1:8000', name: 'a', address: '10.0.0.1', port: 8000, labels: {} }]);
+  const director = new Director({ store, profile: loadConfigText(DEFAULT_CONFIG_TEXT, 't', builtinRegistry()).profile });
+  const out: ProcessingResponse[] = [];
+  let ended = false;
+  const leases = new Set<string>();
+  const s = new ProcessStream(
+    { write: (m) => out.push(m), end: () => (ended = true) },
+    {
+      director,
+      logger: silentLogger(),
+      destinationHeader: 'x-gateway-destination-endpoint',
+      metadataNamespace: 'envoy.lb',
+      maxBodyBytes: 1024,
+      defaultRequestBodyMode: 'FULL_DUPLEX_STREAMED',
+      defaultResponseBodyMode: 'FULL_DUPLEX_STREAMED',
+      observer: {},
+      leases,
+      ...overrides,
+    },
+  );
+  const send = async (...msgs: ProcessingRequest[]) => {
+    for (const m of msgs) s.receive(m);
+    await s.settled();
+  };
+  return { s, out, send, store, leases, isEnded: () => ended };
+}
+
+const hdrs = (eos = false): ProcessingRequest => ({
+  request_headers: { headers: toHeaderMap([[':path', '/v1/completions'], ['x-request-id', 'r1']]), end_of_stream: eos },
+});
+const body = (text: string, eos: boolean): ProcessingRequest => ({ request_body: { body: Buffer.from(text), end_of_stream: eos } });
+
+describe('ProcessStream', () => {
+  test('FULL_DUPLEX: nothing is sent before the body ends', async () => {
+    const { out, send } = await setup();
+    await send(hdrs(), body('{"model":"m",', false));
+    expect(out).toHaveLength(0);
+    await send(body('"prompt":"p"}', true));
+    expect(out.map((m) => m.response ?? Object.keys(m)[0])).toEqual(['request_headers', 'request_body']);
+  });
+
+  test('request trailers end a body that had no end_of_stream', async () => {
+    const { out, send } = await setup();
+    await send(hdrs(), body('{"model":"m","prompt":"p"}', false), { request_trailers: {} });
+    const kinds = out.map((m) => Object.keys(m).find((k) => k !== 'dynamic_metadata'));
+    expect(kinds).toEqual(['request_headers', 'request_body', 'request_trailers']);
+    expect(out[1]!.request_body!.response!.body_mutation!.streamed_response!.end_of_stream).toBe(false);
+  });
+
+  test('protocol_config BUFFERED on the first message switches the reply pattern', async () => {
+    const { out, send } = await setup();
+    await send({ ...hdrs(), protocol_config: { request_body_mode: 'BUFFERED' } });
+    expect(out).toEqual([{ request_headers: { response: {} } }]);
+    await send(body('{"model":"m","prompt":"p"}', true));
+    expect(out[1]!.request_body!.response!.clear_route_cache).toBe(true);
+  });
+
+  test('observability_mode: the EPP observes but never replies', async () => {
+    const { out, send, leases } = await setup();
+    await send({ ...hdrs(), observability_mode: true }, body('{"model":"m","prompt":"p"}', true));
+    expect(out).toHaveLength(0);
+    expect(leases.size).toBe(1);
+  });
+
+  test('body before headers is a protocol error answered 500, and the stream ends', async () => {
+    const { out, send, isEnded } = await setup();
+    await send(body('{}', true));
+    expect(statusCodeNumber(out[0]!.immediate_response!.status!.code)).toBe(500);
+    expect(isEnded()).toBe(true);
+  });
+
+  test('a failing director is a 500 naming the request id, not a crashed stream', async () => {
+    const { out, send, store } = await setup();
+    store.readSnapshot = () => Promise.reject(new Error('store exploded'));
+    await send(hdrs(), body('{"model":"m","prompt":"p"}', true));
+    const ir = out[0]!.immediate_response!;
+    expect(statusCodeNumber(ir.status!.code)).toBe(500);
+    expect(ir.body!.toString()).toContain('r1');
+  });
+
+  test('release happens once: response end, then stream close', async () => {
+    const { send, s, store, leases } = await setup();
+    await send(hdrs(), body('{"model":"m","prompt":"p"}', true));
+    expect((await store.readSnapshot({})).inFlight.get('10.0.0.1:8000')).toBe(1);
+    await send({ response_headers: { headers: toHeaderMap([[':status', '200']]) } }, { response_body: { body: Buffer.from('{}'), end_of_stream: true } });
+    expect((await store.readSnapshot({})).inFlight.get('10.0.0.1:8000') ?? 0).toBe(0);
+    expect(leases.size).toBe(0);
+    s.close('cancelled');
+    await s.settled();
+    expect((await store.readSnapshot({})).inFlight.get('10.0.0.1:8000') ?? 0).toBe(0);
+  });
+});
