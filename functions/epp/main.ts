@@ -1,7 +1,7 @@
 // `hermes-router epp`: flags -> EppConfig, build, start, stop on signals.
 // Everything else is in src/ (buildEpp in src/extproc/epp.ts).
 import { ConfigError } from '../../src/config/errors.js';
-import { buildEpp, EPP_DEFAULTS, type EppConfig } from '../../src/extproc/epp.js';
+import { buildEpp, EPP_DEFAULTS, loggableConfig, type EppConfig } from '../../src/extproc/epp.js';
 import type { BodySendMode } from '../../src/extproc/messages.js';
 import { createLogger, type LogFormat } from '../../src/observability/logger.js';
 
@@ -79,6 +79,11 @@ export function eppConfigFromFlags(f: Record<string, string | undefined>, env: N
     poolNamespace: f.poolNamespace || env.NAMESPACE || (f.poolName ? 'default' : undefined),
     kubeconfig: f.kubeconfig || undefined,
     redisUrl: f.redisUrl || undefined,
+    statePool: f.statePool || undefined,
+    replicaId: f.replicaId || undefined,
+    scrapeLeaseTtlMs: parseDuration('--scrape-lease-ttl', f.scrapeLeaseTtl ?? '2s'),
+    discoveryLeaseTtlMs: parseDuration('--discovery-lease-ttl', f.discoveryLeaseTtl ?? '10s'),
+    disableSubsetFilter: parseBool('--disable-endpoint-subset-filter', f.disableEndpointSubsetFilter),
     secureServing: parseBool('--secure-serving', f.secureServing),
     certPath: f.certPath || undefined,
     destinationHeader: (f.destinationHeader ?? EPP_DEFAULTS.destinationHeader).toLowerCase(),
@@ -92,6 +97,11 @@ export function eppConfigFromFlags(f: Record<string, string | undefined>, env: N
     leaseMs: parseDuration('--lease', f.lease ?? '60s'),
   };
   if (config.refreshMetricsIntervalMs < 1) throw new Error('--refresh-metrics-interval must be at least 1ms');
+  if (config.scrapeLeaseTtlMs < 100) throw new Error('--scrape-lease-ttl must be at least 100ms');
+  if (config.discoveryLeaseTtlMs < 300) throw new Error('--discovery-lease-ttl must be at least 300ms');
+  if (config.statePool !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(config.statePool)) {
+    throw new Error(`--state-pool: expected a name of letters, digits, '.', '_' or '-', got "${config.statePool}"`);
+  }
   if (!config.endpointsFile && !config.poolName) {
     throw new Error('no endpoint discovery: give --endpoints-file FILE or --pool-name NAME --pool-namespace NS');
   }
@@ -107,6 +117,8 @@ export function eppConfigFromFlags(f: Record<string, string | undefined>, env: N
 export async function runEpp(run: EppRun): Promise<number | void> {
   const logger = createLogger({ level: run.logLevel, format: run.logFormat, name: 'epp' });
   let epp;
+  // Secrets are masked here and again by the logger's redaction.
+  logger.info({ config: loggableConfig(run.config) }, 'starting endpoint picker');
   try {
     epp = await buildEpp(run.config, { logger });
     await epp.start();

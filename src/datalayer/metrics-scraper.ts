@@ -4,6 +4,14 @@
 // kept alive. A failed scrape writes nothing, so the last signals age past
 // --metrics-staleness-threshold and the Director treats them as unknown.
 // Failures are counted every time and logged once per failing spell.
+//
+// With shared state (Redis) N replicas would scrape every endpoint N times
+// per interval. Instead each endpoint has a short lease `scrape:<id>` in the
+// store: a replica scrapes only the endpoints whose lease it holds, renews
+// them about once a second (not once per scrape), and picks up the others'
+// endpoints when their leases expire (holder dead or cut off). The signals
+// it writes are what every replica reads. Without leases (memory store) it
+// scrapes everything.
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import type { Endpoint, EndpointSignals } from '../scheduling/types.js';
@@ -51,6 +59,18 @@ export interface ScraperHooks {
   onScrapeError?(endpointId: string, err: Error): void;
   /** Writing signals to the state store failed. */
   onStateError?(op: string, err: Error): void;
+  /** Number of endpoints this replica scrapes changed (a lease was acquired or lost). */
+  onLeases?(held: number, change: 'acquired' | 'lost'): void;
+}
+
+export interface ScrapeLeaseOptions {
+  store: Pick<StateStore, 'tryAcquireLease'>;
+  /** This replica's identity in the lease. */
+  holder: string;
+  /** Lease time to live; another replica takes an endpoint over at most this long after its holder stops renewing. */
+  ttlMs: number;
+  /** Renewal period (default min(1 s, ttl/2)). */
+  renewEveryMs?: number;
 }
 
 export interface MetricsScraperOptions {
@@ -62,6 +82,8 @@ export interface MetricsScraperOptions {
   scheme?: 'http' | 'https';
   hooks?: ScraperHooks;
   now?: () => number;
+  /** Shared scraping: scrape only the endpoints whose lease this replica holds. */
+  leases?: ScrapeLeaseOptions;
 }
 
 interface Target {
@@ -70,7 +92,13 @@ interface Target {
   timer: NodeJS.Timeout | undefined;
   failing: boolean;
   stopped: boolean;
+  /** Lease mode: this replica holds the endpoint's scrape lease. */
+  held: boolean;
+  /** Bumped whenever the loop is (re)started or halted: an older loop's tick then exits. */
+  gen: number;
 }
+
+export const scrapeLeaseName = (endpointId: string): string => `scrape:${endpointId}`;
 
 export function metricsUrl(e: Endpoint, scheme = 'http'): string {
   const host = e.address.includes(':') ? `[${e.address}]` : e.address;
@@ -84,6 +112,9 @@ export class MetricsScraper {
   private running = false;
   private scrapes = 0;
   private errors = 0;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private leaseRound: Promise<void> | undefined;
+  private heldCount = 0;
 
   constructor(private readonly opts: MetricsScraperOptions) {
     this.timeoutMs = opts.timeoutMs ?? Math.min(1_000, Math.max(opts.intervalMs, 250));
@@ -95,6 +126,11 @@ export class MetricsScraper {
     return { scrapes: this.scrapes, errors: this.errors };
   }
 
+  /** Endpoints this replica scrapes now (all of them without leases). */
+  get scraping(): number {
+    return this.opts.leases ? this.heldCount : this.targets.size;
+  }
+
   /** Follows discovery: starts loops for new endpoints, stops removed ones. */
   setEndpoints(endpoints: readonly Endpoint[]): void {
     const next = new Map(endpoints.map((e) => [e.id, e]));
@@ -104,29 +140,101 @@ export class MetricsScraper {
         t.stopped = true;
         if (t.timer) clearTimeout(t.timer);
         this.targets.delete(id);
+        if (t.held) this.heldCount--;
       } else t.endpoint = e;
     }
+    let added = false;
     for (const e of endpoints) {
       if (this.targets.has(e.id)) continue;
-      const t: Target = { endpoint: e, url: metricsUrl(e, this.opts.scheme), timer: undefined, failing: false, stopped: false };
+      const t: Target = {
+        endpoint: e,
+        url: metricsUrl(e, this.opts.scheme),
+        timer: undefined,
+        failing: false,
+        stopped: false,
+        held: false,
+        gen: 0,
+      };
       this.targets.set(e.id, t);
-      if (this.running) this.loop(t);
+      added = true;
+      if (this.running && !this.opts.leases) this.loop(t);
     }
+    // New endpoints are contended for now, not at the next renewal.
+    if (added && this.running && this.opts.leases) void this.renewLeases();
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    for (const t of this.targets.values()) this.loop(t);
+    const leases = this.opts.leases;
+    if (!leases) {
+      for (const t of this.targets.values()) this.loop(t);
+      return;
+    }
+    void this.renewLeases();
+    const every = leases.renewEveryMs ?? Math.min(1_000, Math.max(10, Math.floor(leases.ttlMs / 2)));
+    this.leaseTimer = setInterval(() => void this.renewLeases(), every);
+    this.leaseTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    await this.leaseRound;
+    const held: Target[] = [];
     for (const t of this.targets.values()) {
       t.stopped = true;
       if (t.timer) clearTimeout(t.timer);
+      if (t.held) held.push(t);
+    }
+    const leases = this.opts.leases;
+    if (leases && held.length > 0) {
+      // Hand the endpoints over now: a 1 ms renewal lets the lease lapse at once,
+      // so the others take over at their next renewal rather than after a full TTL.
+      await Promise.all(
+        held.map((t) =>
+          leases.store.tryAcquireLease(scrapeLeaseName(t.endpoint.id), leases.holder, 1).catch(() => false),
+        ),
+      );
     }
     await this.agent.close().catch(() => undefined);
+  }
+
+  /** One lease round over every endpoint; rounds never overlap. */
+  renewLeases(): Promise<void> {
+    if (this.leaseRound) return this.leaseRound;
+    this.leaseRound = this.leaseRoundNow().finally(() => (this.leaseRound = undefined));
+    return this.leaseRound;
+  }
+
+  private async leaseRoundNow(): Promise<void> {
+    const leases = this.opts.leases;
+    if (!leases || !this.running) return;
+    await Promise.all(
+      [...this.targets.values()].map(async (t) => {
+        let holds: boolean;
+        try {
+          holds = await leases.store.tryAcquireLease(scrapeLeaseName(t.endpoint.id), leases.holder, leases.ttlMs);
+        } catch (e) {
+          // Cannot coordinate: scraping twice beats letting the signals go stale.
+          this.opts.hooks?.onStateError?.('tryAcquireLease', e as Error);
+          holds = true;
+        }
+        if (t.stopped || !this.running || holds === t.held) return;
+        t.held = holds;
+        this.heldCount += holds ? 1 : -1;
+        if (holds) this.loop(t);
+        else this.halt(t);
+        this.opts.logger.debug({ endpoint: t.endpoint.id, held: holds }, holds ? 'scrape lease acquired' : 'scrape lease lost');
+        this.opts.hooks?.onLeases?.(this.heldCount, holds ? 'acquired' : 'lost');
+      }),
+    );
+  }
+
+  private halt(t: Target): void {
+    t.gen++;
+    if (t.timer) clearTimeout(t.timer);
+    t.timer = undefined;
   }
 
   /** Scrapes every endpoint once now (startup, tests). */
@@ -135,11 +243,13 @@ export class MetricsScraper {
   }
 
   private loop(t: Target): void {
+    this.halt(t);
+    const gen = t.gen;
     const tick = async () => {
-      if (t.stopped || !this.running) return;
+      if (t.stopped || !this.running || t.gen !== gen) return;
       const started = Date.now();
       await this.scrape(t);
-      if (t.stopped || !this.running) return;
+      if (t.stopped || !this.running || t.gen !== gen) return;
       // Fixed rate, but never two polls of one endpoint at once.
       const wait = Math.max(0, this.opts.intervalMs - (Date.now() - started));
       t.timer = setTimeout(tick, wait);

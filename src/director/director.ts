@@ -5,6 +5,7 @@
 import type { DataNeeds } from '../plugins/plugin.js';
 import type { CompiledProfile } from '../scheduling/scheduler.js';
 import { schedule } from '../scheduling/scheduler.js';
+import { SchedulingError } from '../scheduling/types.js';
 import type {
   CycleContext,
   CycleData,
@@ -37,6 +38,15 @@ export interface DirectorOptions {
   random?: () => number;
   now?: () => number;
   hooks?: DirectorHooks;
+}
+
+/** Per-request options of Director.pick. */
+export interface PickOptions {
+  /**
+   * Restricts the candidates (the gateway's subset hint): endpoints it
+   * rejects are not scheduled; none left -> SchedulingError NO_CANDIDATES.
+   */
+  candidates?: (endpoint: EndpointView['endpoint']) => boolean;
 }
 
 export interface Decision {
@@ -115,7 +125,7 @@ export class Director {
   }
 
   /** Schedules one request; throws SchedulingError when no endpoint can serve it. */
-  async pick(req: LLMRequest): Promise<Decision> {
+  async pick(req: LLMRequest, opts?: PickOptions): Promise<Decision> {
     const needs = this.needs;
     const prefixHashes = needs.prefix
       ? promptHashes(req, needs.prefix.blockSizeTokens, needs.prefix.maxPrefixBlocksToMatch)
@@ -129,7 +139,14 @@ export class Director {
     // Before the views are built: this replica's picks since the read count too.
     this.store.addOwnPending?.(snap);
     const nowMs = this.now();
-    const views = endpointViews(snap, nowMs, this.stalenessMs);
+    let views = endpointViews(snap, nowMs, this.stalenessMs);
+    const only = opts?.candidates;
+    if (only) {
+      views = views.filter((v) => only(v.endpoint));
+      if (views.length === 0) {
+        throw new SchedulingError('NO_CANDIDATES', 'failed to find endpoint candidates for serving the request (subset hint)');
+      }
+    }
     let hitRates: HitRates | undefined;
     if (needs.indexer && indexerKey !== undefined) {
       hitRates = await this.hitRates(needs.indexer, req, views, snap.indexerAnswer, indexerKey);

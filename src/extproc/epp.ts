@@ -6,6 +6,7 @@
 //   MetricsScraper -> store.writeSignals
 //   ext_proc gRPC (ExtProcService) + grpc.health.v1 + Prometheus + admin HTTP
 import { createServer, type Server as HttpServer } from 'node:http';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { serve } from '@hono/node-server';
@@ -16,12 +17,16 @@ import { CacheIndexerClient } from '../datalayer/cache-indexer-client.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Director } from '../director/director.js';
 import { EndpointsFileSource } from '../discovery/endpoints-file.js';
+import { LeasedPublisher } from '../discovery/k8s-publisher.js';
 import type { EndpointSource } from '../discovery/types.js';
 import { HealthService } from '../observability/health.js';
 import { EppMetrics } from '../observability/metrics.js';
+import { isDegradable } from '../observability/state-metrics.js';
 import { builtinRegistry, type PluginRegistry } from '../plugins/index.js';
 import type { Endpoint } from '../scheduling/types.js';
 import { createStateStore } from '../state/create-store.js';
+import type { DegradedStateStore } from '../state/degraded-store.js';
+import { redactUrl } from '../state/redis-store.js';
 import type { StateStore } from '../state/store.js';
 import type { BodySendMode } from './messages.js';
 import { drainServer, ExtProcService } from './server.js';
@@ -47,6 +52,19 @@ export interface EppConfig {
   poolNamespace?: string;
   kubeconfig?: string;
   redisUrl?: string;
+  /**
+   * Namespace of the shared state (Redis keys `hermes:{<pool>}:`) and the pool
+   * label of the pool metrics. Default: --pool-name, else `default`.
+   */
+  statePool?: string;
+  /** This replica's name in shared leases (default $POD_NAME, else host-pid). */
+  replicaId?: string;
+  /** Shared state: per-endpoint scrape lease TTL (takeover time when a scraping replica dies). */
+  scrapeLeaseTtlMs: number;
+  /** Shared state + Kubernetes: TTL of the lease of the replica that publishes discovery. */
+  discoveryLeaseTtlMs: number;
+  /** Ignore the gateway's subset hint (GIE --disable-endpoint-subset-filter). */
+  disableSubsetFilter: boolean;
   secureServing: boolean;
   certPath?: string;
   destinationHeader: string;
@@ -79,7 +97,30 @@ export const EPP_DEFAULTS: EppConfig = {
   responseBodyMode: 'FULL_DUPLEX_STREAMED',
   drainTimeoutMs: 30_000,
   leaseMs: 60_000,
+  scrapeLeaseTtlMs: 2_000,
+  discoveryLeaseTtlMs: 10_000,
+  disableSubsetFilter: false,
 };
+
+/** Redis key namespace and pool metric label (see EppConfig.statePool). */
+export function statePoolOf(config: Pick<EppConfig, 'statePool' | 'poolName'>): string {
+  return config.statePool ?? config.poolName ?? 'default';
+}
+
+/** This replica's lease identity: unique per process on one host, stable per pod. */
+export function replicaIdOf(config: Pick<EppConfig, 'replicaId'>, env: NodeJS.ProcessEnv = process.env): string {
+  return config.replicaId ?? env.POD_NAME ?? `${hostname()}-${process.pid}`;
+}
+
+/** The configuration as logged: secrets (Redis password, admin token) never appear. */
+export function loggableConfig(config: EppConfig): Record<string, unknown> {
+  return {
+    ...config,
+    configText: config.configText === undefined ? undefined : `(${config.configText.length} chars)`,
+    redisUrl: config.redisUrl === undefined ? undefined : redactUrl(config.redisUrl),
+    adminToken: config.adminToken === undefined ? undefined : '***',
+  };
+}
 
 export interface EppDeps {
   logger: Logger;
@@ -106,6 +147,10 @@ export interface Epp {
   readonly metrics: EppMetrics;
   readonly service: ExtProcService;
   readonly scraper: MetricsScraper;
+  /** This replica's name in shared leases. */
+  readonly replicaId: string;
+  /** Kubernetes + Redis: the discovery publisher (one replica at a time writes the set). */
+  readonly publisher: LeasedPublisher | undefined;
   /** Empty when ready to serve. */
   notReadyReasons(): string[];
   start(): Promise<EppAddresses>;
@@ -180,11 +225,14 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
   const loaded = config.configFile
     ? loadConfigFile(config.configFile, registry)
     : loadConfigText(config.configText ?? DEFAULT_CONFIG_TEXT, config.configText ? '--config-text' : '(built-in default)', registry);
-  const store =
-    deps.store ??
-    (await createStateStore({ redisUrl: config.redisUrl, pool: config.poolName ?? 'default', logger }));
+  const pool = statePoolOf(config);
+  const replicaId = replicaIdOf(config);
+  const store = deps.store ?? (await createStateStore({ redisUrl: config.redisUrl, pool, logger }));
+  // Shared state: replicas coordinate background work through leases.
+  const shared = store.backend === 'redis';
+  const degradable = isDegradable(store) ? (store as unknown as DegradedStateStore) : undefined;
   const metrics = new EppMetrics({
-    poolName: config.poolName ?? 'default',
+    poolName: pool,
     store,
     stalenessMs: config.metricsStalenessMs,
     version: deps.version,
@@ -211,7 +259,9 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       onScrape: (_id, s) => metrics.onScrape(s),
       onScrapeError: (id) => metrics.onScrapeError(id),
       onStateError: (op) => metrics.onStateError(op),
+      onLeases: (held, change) => metrics.onScrapeLeases(held, change),
     },
+    leases: shared ? { store, holder: replicaId, ttlMs: config.scrapeLeaseTtlMs } : undefined,
   });
   const service = new ExtProcService({
     director,
@@ -223,10 +273,14 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     defaultResponseBodyMode: config.responseBodyMode,
     observer: metrics.observer(),
     renewIntervalMs: Math.max(100, Math.floor(config.leaseMs / 3)),
+    ignoreSubsetHint: config.disableSubsetFilter,
   });
   const health = new HealthService();
 
   let source: EndpointSource | undefined = deps.source;
+  let publisher: LeasedPublisher | undefined;
+  /** The set this replica's own source delivered last. */
+  let localSet: Endpoint[] | undefined;
   let discovered = false;
   let listening = false;
   let stopping = false;
@@ -244,8 +298,25 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
   };
   const updateHealth = () => health.setReady(notReadyReasons().length === 0);
 
+  const storeLocally = (eps: Endpoint[]) => {
+    // Degraded: the write stays in this replica (its fallback set and what it re-publishes on resync).
+    store.replaceEndpoints(eps).catch((e: Error) => logger.warn({ err: e.message }, 'could not keep the endpoints locally'));
+  };
+
   const onEndpoints = (eps: Endpoint[]) => {
+    localSet = eps;
     scraper.setEndpoints(eps);
+    metrics.onScrapeLeases(scraper.scraping);
+    if (publisher) {
+      // Every replica uses its own set locally; only the lease holder writes it to Redis.
+      if (!discovered) logger.info({ endpoints: eps.length }, 'endpoints discovered');
+      else logger.info({ endpoints: eps.map((e) => e.id) }, 'endpoints changed');
+      discovered = true;
+      updateHealth();
+      if (degradable?.degraded) storeLocally(eps);
+      publisher.update(eps);
+      return;
+    }
     store.replaceEndpoints(eps).then(
       () => {
         if (!discovered) logger.info({ endpoints: eps.length }, 'endpoints discovered');
@@ -268,6 +339,10 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     metrics,
     service,
     scraper,
+    replicaId,
+    get publisher() {
+      return publisher;
+    },
     notReadyReasons,
 
     async start() {
@@ -301,7 +376,20 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           notReadyReasons,
           stalenessMs: config.metricsStalenessMs,
           token: config.adminToken,
-          details: () => ({ openStreams: service.openStreams, stateBackend: store.backend }),
+          details: () => ({
+            openStreams: service.openStreams,
+            stateBackend: store.backend,
+            // Degraded is reported, not a reason to stop serving: scheduling goes on from local state.
+            state: {
+              backend: store.backend,
+              pool,
+              replica: replicaId,
+              degraded: degradable?.degraded ?? false,
+              ...(degradable ? { counters: { ...degradable.counters } } : {}),
+              scraping: scraper.scraping,
+              ...(publisher ? { discoveryPublisher: publisher.isLeader } : {}),
+            },
+          }),
         });
         adminServer = serve({ fetch: app.fetch, port: config.adminPort, hostname: config.adminBind }) as HttpServer;
         addrs.admin = await new Promise<number>((resolve, reject) => {
@@ -312,7 +400,30 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       }
 
       source ??= await endpointSource(config, logger);
+      if (source.kind === 'kubernetes' && shared) {
+        publisher = new LeasedPublisher({
+          store,
+          holder: replicaId,
+          ttlMs: config.discoveryLeaseTtlMs,
+          onError: (e) => {
+            metrics.onStateError('publishEndpoints');
+            logger.warn({ err: e.message }, 'discovery publisher');
+          },
+          onLeader: (leader) => {
+            metrics.onDiscoveryLeader(leader);
+            logger.info({ replica: replicaId, leader }, leader ? 'publishing discovery to the shared state' : 'another replica publishes discovery');
+          },
+        });
+      }
+      if (degradable) {
+        degradable.onDegradedChange((degraded) => {
+          // The store logs the change itself; here a replica that does not publish
+          // discovery keeps its own set as the fallback for the outage.
+          if (degraded && publisher && localSet) storeLocally(localSet);
+        });
+      }
       await source.start(onEndpoints);
+      publisher?.start();
       scraper.start();
 
       const tls = config.secureServing ? await loadTlsMaterial(config.certPath) : undefined;
@@ -339,6 +450,8 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           profile: loaded.profile.name,
           config: loaded.file,
           state: store.backend,
+          statePool: pool,
+          replica: replicaId,
           tls: Boolean(tls),
         },
         'endpoint picker ready',
@@ -355,6 +468,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       if (cut > 0) logger.warn({ streams: cut }, 'drain deadline reached; open streams were cut');
       service.stopRenewal();
       await source?.stop();
+      await publisher?.stop();
       await scraper.stop();
       healthServer?.forceShutdown();
       await Promise.all([closeHttp(metricsServer), closeHttp(adminServer)]);

@@ -30,6 +30,7 @@ import {
   type ProcessingResponse,
 } from './messages.js';
 import type { ErrorCode, ExtProcObserver } from './observer.js';
+import { inSubset, subsetHintFrom, subsetSize, type SubsetHint } from './subset-hint.js';
 import {
   CONTINUE_REQUEST_BODY,
   CONTINUE_REQUEST_HEADERS,
@@ -60,6 +61,8 @@ export interface StreamOptions {
   observer: ExtProcObserver;
   /** Open picks whose in-flight leases the server renews. */
   leases: Set<string>;
+  /** Ignore the gateway's subset hint (--disable-endpoint-subset-filter). */
+  ignoreSubsetHint?: boolean;
   now?: () => number;
 }
 
@@ -97,6 +100,8 @@ export class ProcessStream {
   private responseBytes = 0;
   private usage: UsageTracker | undefined;
   private streamRequested = false;
+  /** The gateway's subset hint, from the first request-phase message carrying one. */
+  private subset: SubsetHint | undefined;
   private log: Logger;
   private queue: Promise<void> = Promise.resolve();
 
@@ -152,6 +157,9 @@ export class ProcessStream {
     }
     if (msg.observability_mode) this.observeOnly = true;
     const kind = requestKind(msg);
+    if (msg.metadata_context && !this.subset && !this.opts.ignoreSubsetHint && kind?.startsWith('request_')) {
+      this.subset = subsetHintFrom(msg.metadata_context);
+    }
     switch (kind) {
       case 'request_headers':
         return this.onRequestHeaders(msg.request_headers ?? {});
@@ -268,7 +276,11 @@ export class ProcessStream {
   private async pick(req: LLMRequest): Promise<SchedulingResult | undefined> {
     const t0 = performance.now();
     try {
-      const d = await this.opts.director.pick(req);
+      const subset = this.subset;
+      if (subset && this.log.isLevelEnabled('debug')) {
+        this.log.debug({ requestId: req.requestId, entries: subsetSize(subset) }, 'subset hint restricts candidates');
+      }
+      const d = await this.opts.director.pick(req, subset ? { candidates: (e) => inSubset(subset, e) } : undefined);
       const secs = (performance.now() - t0) / 1000;
       this.opts.observer.scheduled?.(req.model, secs, d.result.primary.endpoint.id, d.result.profile, true);
       if (this.gone) {

@@ -7,6 +7,7 @@ import type { IndexerOutcome } from '../datalayer/cache-indexer-client.js';
 import type { ErrorCode, ExtProcObserver } from '../extproc/observer.js';
 import type { Usage } from '../extproc/usage.js';
 import type { StateStore } from '../state/store.js';
+import { isDegradable, registerStateMetrics } from './state-metrics.js';
 
 const DURATION_BUCKETS = [
   0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240,
@@ -49,6 +50,9 @@ export class EppMetrics {
   private readonly indexerLatency: Histogram<'status'>;
   private readonly indexerFailures: Counter<'status'>;
   private readonly stateErrors: Counter<'op'>;
+  private readonly scrapeLeases: Gauge;
+  private readonly scrapeLeaseChanges: Counter<'change'>;
+  private readonly discoveryLeader: Gauge;
 
   constructor(opts: EppMetricsOptions) {
     const r = this.registry;
@@ -195,6 +199,23 @@ export class EppMetrics {
       labelNames: ['op'],
       registers: [r],
     });
+    if (isDegradable(opts.store)) registerStateMetrics(r, opts.store);
+    this.scrapeLeases = new Gauge({
+      name: 'hermes_scrape_leases_held',
+      help: 'Endpoints whose /metrics this replica scrapes (shared state: the scrape leases it holds; memory: all).',
+      registers: [r],
+    });
+    this.scrapeLeaseChanges = new Counter({
+      name: 'hermes_scrape_lease_changes_total',
+      help: 'Scrape leases this replica acquired or lost (another replica scrapes the endpoint then).',
+      labelNames: ['change'],
+      registers: [r],
+    });
+    this.discoveryLeader = new Gauge({
+      name: 'hermes_discovery_publisher_leader',
+      help: '1 while this replica holds the discovery lease and publishes the endpoint set to the shared state.',
+      registers: [r],
+    });
   }
 
   /** Hooks for the ext_proc handler. */
@@ -244,6 +265,15 @@ export class EppMetrics {
 
   onScrapeError(endpoint: string): void {
     this.scrapeErrors.inc({ endpoint });
+  }
+
+  onScrapeLeases(held: number, change?: 'acquired' | 'lost'): void {
+    this.scrapeLeases.set(held);
+    if (change) this.scrapeLeaseChanges.inc({ change });
+  }
+
+  onDiscoveryLeader(leader: boolean): void {
+    this.discoveryLeader.set(leader ? 1 : 0);
   }
 }
 

@@ -194,6 +194,56 @@ describe('request phase', () => {
   });
 });
 
+describe('subset hint (metadata_context envoy.lb.subset_hint)', () => {
+  const SUBSET = 'x-gateway-destination-endpoint-subset';
+  const routeWith = async (value: unknown, mode: 'FULL_DUPLEX_STREAMED' | 'BUFFERED' = 'FULL_DUPLEX_STREAMED', extra?: Record<string, unknown>) => {
+    const ex = client.open({ requestBodyMode: mode });
+    const v = await ex.sendRequest({
+      headers: chatHeaders(),
+      body: chatBody('subset please'),
+      metadata: { 'envoy.lb.subset_hint': value === undefined ? { ...extra } : { [SUBSET]: value, ...extra } },
+    });
+    if (v.kind === 'continue') ex.cancel();
+    return v;
+  };
+  const destOf = async (value: unknown, mode?: 'FULL_DUPLEX_STREAMED' | 'BUFFERED') => destinationOf(cont(await routeWith(value, mode)));
+  const statusOf = async (value: unknown) => {
+    const v = await routeWith(value);
+    return v.kind === 'immediate' ? v.status : 200;
+  };
+
+  test('a list of ip:port restricts the candidates (both body modes)', async () => {
+    const ids = servers.map((s) => s.id);
+    expect(await destOf([ids[2]])).toEqual([ids[2]]);
+    // Without the hint server 0 (empty queue) wins; the subset excludes it.
+    expect(await destOf([ids[2], ids[1]])).toEqual([ids[1], ids[2]]);
+    expect(await destOf([ids[1]], 'BUFFERED')).toEqual([ids[1]]);
+    // Non-string items are ignored.
+    expect(await destOf([7, ids[2], null])).toEqual([ids[2]]);
+  });
+
+  test('one comma-separated string, and a bare ip matching any port', async () => {
+    const ids = servers.map((s) => s.id);
+    expect(await destOf(`${ids[2]}, ${ids[1]}`)).toEqual([ids[1], ids[2]]);
+    expect(await destOf('127.0.0.1')).toEqual(ids);
+    expect(await destOf(['127.0.0.1'])).toEqual(ids);
+  });
+
+  test('absent key -> whole pool; present but empty or matching nothing -> 503', async () => {
+    const ids = servers.map((s) => s.id);
+    expect(destinationOf(cont(await routeWith(undefined, 'FULL_DUPLEX_STREAMED', { other: 'x' })))).toEqual(ids);
+    expect(await statusOf([])).toBe(503);
+    expect(await statusOf('')).toBe(503);
+    expect(await statusOf(['10.1.2.3:8000'])).toBe(503);
+    // Port-aware: the right address on another port is not a match.
+    expect(await statusOf([`127.0.0.1:${servers[0]!.port === 1 ? 2 : 1}`])).toBe(503);
+    const v = await routeWith([]);
+    if (v.kind !== 'immediate') throw new Error('expected 503');
+    expect(JSON.parse(v.body.toString()).error.message).toContain('candidates');
+    await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'released');
+  });
+});
+
 describe('response phase', () => {
   test('SSE response streams through chunk by chunk; usage is read and the charge released', async () => {
     const ex = client.open();
@@ -322,6 +372,18 @@ describe('picks follow the scraped signals', () => {
 });
 
 describe('discovery and health', () => {
+  test('memory store: every endpoint is scraped (no leases), no degraded series, /readyz state detail', async () => {
+    const text = await promMetrics(epp);
+    expect(promValue(text, 'hermes_scrape_leases_held')).toBe(servers.length);
+    expect(text).not.toMatch(/^hermes_state_store_degraded /m);
+    const rz = (await (await fetch(`http://127.0.0.1:${epp.admin}/readyz`)).json()) as {
+      ready: boolean;
+      state: { backend: string; pool: string; degraded: boolean; scraping: number };
+    };
+    expect(rz.ready).toBe(true);
+    expect(rz.state).toMatchObject({ backend: 'memory', pool: 'default', degraded: false, scraping: servers.length });
+  });
+
   test('endpoints file change is picked up; empty pool -> 503', async () => {
     writeFile(endpointsFile, endpointsYaml([]));
     await eventually(async () => (await endpointStates(epp)).length === 0, 5_000, 'endpoints removed');

@@ -18,17 +18,20 @@ export interface FakeModelServer {
   kv: number;
   /** Emit only the pre-rename KV gauge (vllm:gpu_cache_usage_perc). */
   legacyKv: boolean;
+  /** /metrics requests served so far (settable, e.g. reset to 0). */
+  hits: number;
   close(): Promise<void>;
 }
 
 export async function fakeModelServer(waiting = 0, kv = 0.1): Promise<FakeModelServer> {
   const port = await freePort();
-  const state = { waiting, running: 1, kv, legacyKv: false };
+  const state = { waiting, running: 1, kv, legacyKv: false, hits: 0 };
   const server: Server = createServer((req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end();
       return;
     }
+    state.hits++;
     const kvName = state.legacyKv ? 'vllm:gpu_cache_usage_perc' : 'vllm:kv_cache_usage_perc';
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
     res.end(
@@ -63,6 +66,12 @@ export async function fakeModelServer(waiting = 0, kv = 0.1): Promise<FakeModelS
     },
     set kv(v: number) {
       state.kv = v;
+    },
+    get hits() {
+      return state.hits;
+    },
+    set hits(v: number) {
+      state.hits = v;
     },
     get legacyKv() {
       return state.legacyKv;

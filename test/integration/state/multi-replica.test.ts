@@ -17,6 +17,7 @@ import {
   eventually,
   fakeModelServer,
   promMetrics,
+  promValue,
   ROOT,
   sleep,
   startEpp,
@@ -244,17 +245,28 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
   });
 
   it('Redis dies mid-stream: every request still gets an endpoint, state converges after restart', async () => {
-    const degradedSeries = async (r: EppProcess) => {
-      const text = await promMetrics(r);
-      const line = text.split('\n').find((l) => /^hermes_\w*degraded\w*(\{[^}]*\})? /.test(l));
-      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+    const series = async (r: EppProcess, name: string) => promValue(await promMetrics(r), name);
+    const degradedSeries = (r: EppProcess) => series(r, 'hermes_state_store_degraded');
+    const readyz = async (r: EppProcess) => {
+      const res = await fetch(`http://127.0.0.1:${r.admin}/readyz`);
+      return { status: res.status, body: (await res.json()) as { ready: boolean; state: { degraded: boolean } } };
     };
-    const metricWired = (await degradedSeries(replicas[0]!)) !== undefined;
+    for (const r of replicas) expect(await degradedSeries(r)).toBe(0);
+    const entriesBefore = await Promise.all(replicas.map((r) => series(r, 'hermes_state_store_degraded_entries_total')));
     const held: Routed[] = [];
     let routedCount = 0;
     for (let i = 0; i < 30; i++) {
       if (i === 8) await redis.stop();
-      if (i === 12 && metricWired) expect(await degradedSeries(replicas[0]!)).toBe(1);
+      if (i === 12) {
+        // Every replica noticed (the connection closed), reports it, and stays ready.
+        for (const r of replicas) {
+          expect(await degradedSeries(r)).toBe(1);
+          const rz = await readyz(r);
+          expect(rz.status).toBe(200);
+          expect(rz.body.ready).toBe(true);
+          expect(rz.body.state.degraded).toBe(true);
+        }
+      }
       if (i === 20) await redis.restart();
       const r = await route(clients[i % 3]!, `steady ${i}`);
       routedCount++;
@@ -270,8 +282,15 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
       10_000,
       'in-flight counts after Redis came back',
     );
-    if (metricWired) {
-      for (const r of replicas) expect(await degradedSeries(r)).toBe(0);
+    await eventually(
+      async () => (await Promise.all(replicas.map(degradedSeries))).every((v) => v === 0),
+      10_000,
+      'the degraded gauge to fall on every replica',
+    );
+    for (const [k, r] of replicas.entries()) {
+      expect(await series(r, 'hermes_state_store_degraded_entries_total')).toBeGreaterThan(entriesBefore[k] ?? 0);
+      expect(await series(r, 'hermes_state_store_resyncs_total')).toBeGreaterThanOrEqual(1);
+      expect((await readyz(r)).body.state.degraded).toBe(false);
     }
     const snap = await reader.readSnapshot({});
     expect(snap.endpoints.length).toBe(10); // re-published after the restart emptied Redis
@@ -281,11 +300,6 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
       5_000,
       'releases',
     );
-    if (!metricWired) {
-      console.warn(
-        'EPP /metrics has no hermes_*degraded* series yet: the degraded flag was not checked on the EPP',
-      );
-    }
   });
 
   it('a replica killed with requests in flight leaks nothing past its lease', async () => {
