@@ -18,6 +18,13 @@ export interface LeasedPublisherOptions {
   onError?: (err: Error) => void;
   /** Called on leadership changes (logs, metrics). */
   onLeader?: (leader: boolean) => void;
+  /**
+   * The leader rewrites its set at least this often (ms, default 30000), so
+   * shared state lost without a disconnect (FLUSHALL, failover to an empty
+   * replica) heals without waiting for the next Kubernetes change.
+   */
+  republishMs?: number;
+  now?: () => number;
 }
 
 export class LeasedPublisher {
@@ -27,6 +34,7 @@ export class LeasedPublisher {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
+  private lastWriteMs = 0;
 
   constructor(private readonly o: LeasedPublisherOptions) {}
 
@@ -79,11 +87,14 @@ export class LeasedPublisher {
       if (holds) this.dirty = true;
       this.o.onLeader?.(holds);
     }
+    const now = (this.o.now ?? Date.now)();
+    if (holds && now - this.lastWriteMs >= (this.o.republishMs ?? 30_000)) this.dirty = true;
     if (!holds || !this.dirty || this.latest === undefined) return;
     const set = this.latest;
     this.dirty = false;
     try {
       await this.o.store.replaceEndpoints(set);
+      this.lastWriteMs = now;
     } catch (e) {
       if (this.latest === set) this.dirty = true; // retry next round
       this.o.onError?.(new Error(`publishing endpoints: ${(e as Error).message}`));

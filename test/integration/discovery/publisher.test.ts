@@ -82,4 +82,21 @@ describe('LeasedPublisher', () => {
     expect(written[0]).toEqual(['10.0.0.1:8000']);
     await p.stop();
   });
+
+  it('the leader rewrites its set periodically, so a flushed store heals', async () => {
+    const { writes, wrapped } = countingStore();
+    let t = 1_000_000;
+    const p = new LeasedPublisher({ store: wrapped('a'), holder: 'epp-a', ttlMs: 10_000, republishMs: 5_000, now: () => t });
+    p.update([ep(1)]);
+    await p.tick();
+    expect(writes).toHaveLength(1);
+    t += 1_000;
+    await p.tick();
+    expect(writes).toHaveLength(1); // nothing changed, not due yet
+    t += 5_000;
+    await p.tick();
+    expect(writes).toHaveLength(2);
+    expect(writes[1]!.ids).toEqual(['10.0.0.1:8000']);
+    await p.stop();
+  });
 });
