@@ -1,6 +1,7 @@
 // The cache-indexer's HTTP API (hono): POST /match_sort, GET /healthz,
 // GET /pods (per-pod index status), GET /metrics.
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { openAIErrorBody, RequestError } from '../request/openai.js';
 import type { CacheIndexer } from './indexer.js';
 import type { IndexerMetrics } from './metrics.js';
@@ -11,7 +12,12 @@ export interface IndexerAppDeps {
   metrics: IndexerMetrics;
   /** Extra health detail (store kind, subscriptions). */
   health?: () => Record<string, unknown>;
+  /** Larger /match_sort bodies are answered 413 unread (default MAX_MATCH_BODY_BYTES). */
+  maxBodyBytes?: number;
 }
+
+/** Lookups carry one prompt; this bounds what one request can make the indexer buffer. */
+export const MAX_MATCH_BODY_BYTES = 32 * 1024 * 1024;
 
 function errorResponse(status: number, message: string, param?: string): Response {
   return new Response(openAIErrorBody(status, message, param), {
@@ -24,7 +30,16 @@ export function buildIndexerApp(deps: IndexerAppDeps): Hono {
   const { indexer, metrics } = deps;
   const app = new Hono();
 
-  app.post('/match_sort', async (c) => {
+  const maxBody = deps.maxBodyBytes ?? MAX_MATCH_BODY_BYTES;
+  const limit = bodyLimit({
+    maxSize: maxBody,
+    onError: () => {
+      metrics.lookups.inc({ status: 'bad_request' });
+      return errorResponse(413, `request body exceeds ${maxBody} bytes`);
+    },
+  });
+
+  app.post('/match_sort', limit, async (c) => {
     const end = metrics.lookupSeconds.startTimer();
     let req;
     try {

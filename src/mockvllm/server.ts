@@ -59,16 +59,25 @@ function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
+    const tooLarge = () => new RequestError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`);
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY_BYTES) {
-        reject(new RequestError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
+        // Keep draining (discarding) so the client can read the 413; only
+        // a sender that goes on far past the limit loses its connection.
+        parts.length = 0;
+        if (size > 4 * MAX_BODY_BYTES) {
+          reject(tooLarge());
+          req.destroy();
+        }
         return;
       }
       parts.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('end', () => {
+      if (size > MAX_BODY_BYTES) reject(tooLarge());
+      else resolve(Buffer.concat(parts).toString('utf8'));
+    });
     req.on('error', reject);
   });
 }

@@ -1,0 +1,148 @@
+// Fault: SIGTERM while streams are open (a rolling update). Streams already
+// open finish normally as long as they end before --drain-timeout; none is
+// cut before the deadline; the process then exits 0. A stream longer than
+// the deadline is cut at the deadline, not earlier.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ExtProcClient } from '../../src/extproc/client.js';
+import { stopAllSpawned } from '../helpers/spawn.js';
+import { COMPLETION_HEADERS, startEpp } from './epp-harness.js';
+import { endpointsYaml, fakeModel, type FakeModel } from './fake-servers.js';
+
+let models: FakeModel[] = [];
+
+afterEach(async () => {
+  await Promise.all(models.map((m) => m.close()));
+  models = [];
+  await stopAllSpawned();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface StreamResult {
+  chunks: number;
+  complete: boolean;
+  endedAt: number;
+  error?: string;
+}
+
+/** A request whose response streams `n` chunks `gapMs` apart through the EPP. */
+async function slowStream(client: ExtProcClient, n: number, gapMs: number): Promise<StreamResult> {
+  let chunks = 0;
+  // When the server ends the stream (error or not): ExtProcExchange.done
+  // settles at once, while streamResponseBody only returns after the
+  // upstream iterable is exhausted.
+  let streamEndedAt = 0;
+  try {
+    const ex = client.open();
+    ex.done.then(
+      () => (streamEndedAt ||= Date.now()),
+      () => (streamEndedAt ||= Date.now()),
+    );
+    const v = await ex.sendRequest({
+      headers: COMPLETION_HEADERS,
+      body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'drain me', stream: true })),
+    });
+    if (v.kind !== 'continue') throw new Error(`not routed: ${v.status}`);
+    await ex.sendResponseHeaders([
+      [':status', '200'],
+      ['content-type', 'text/event-stream'],
+    ]);
+    async function* upstream() {
+      for (let i = 0; i < n; i++) {
+        if (streamEndedAt) return;
+        yield Buffer.from(`data: {"choices":[{"text":"${i}"}]}\n\n`);
+        await sleep(gapMs);
+      }
+    }
+    let bytes = 0;
+    for await (const c of ex.streamResponseBody(upstream())) bytes += c.length;
+    chunks = bytes > 0 ? n : 0;
+    ex.end();
+    await ex.done;
+    return { chunks, complete: true, endedAt: Date.now() };
+  } catch (e) {
+    return { chunks, complete: false, endedAt: streamEndedAt || Date.now(), error: (e as Error).message };
+  }
+}
+
+describe('SIGTERM during load', () => {
+  it('open streams finish before the drain deadline; none is cut; exit 0', async () => {
+    models = await Promise.all([fakeModel(), fakeModel()]);
+    const epp = await startEpp({
+      endpoints: endpointsYaml(models.map((m, i) => ({ name: `m${i}`, port: m.port }))),
+      args: ['--drain-timeout', '6s', '--log-level', 'info'],
+    });
+    const streams = Array.from({ length: 12 }, () => slowStream(epp.client, 20, 100)); // ~2 s each
+    await sleep(400);
+    const sigAt = Date.now();
+    epp.proc.child.kill('SIGTERM');
+    const results = await Promise.all(streams);
+    for (const r of results) expect(r.complete, r.error).toBe(true);
+    // They ran to their natural end (~2 s), well inside the 6 s deadline.
+    expect(Math.max(...results.map((r) => r.endedAt)) - sigAt).toBeLessThan(5_000);
+    const code = await epp.proc.exited;
+    expect(code).toBe(0);
+    expect(Date.now() - sigAt).toBeLessThan(7_000);
+  }, 30_000);
+
+  it('a stream longer than the deadline is cut at the deadline, not before', async () => {
+    models = await Promise.all([fakeModel()]);
+    const epp = await startEpp({
+      endpoints: endpointsYaml([{ name: 'm0', port: models[0]!.port }]),
+      args: ['--drain-timeout', '1500ms', '--log-level', 'info'],
+    });
+    const long = slowStream(epp.client, 60, 100); // ~6 s
+    await sleep(300);
+    const sigAt = Date.now();
+    epp.proc.child.kill('SIGTERM');
+    const r = await long;
+    expect(r.complete).toBe(false);
+    const cutAfter = r.endedAt - sigAt;
+    expect(cutAfter).toBeGreaterThanOrEqual(1_400);
+    expect(cutAfter).toBeLessThan(4_000);
+    await epp.proc.exited;
+  }, 30_000);
+
+  // KNOWN BUG (src/extproc/client.ts, ExtProcExchange.streamResponseBody,
+  // `finally { await writer; }`): when the server ends the stream while the
+  // upstream body is still coming, the error surfaces only once the upstream
+  // iterable is exhausted, so gateway-dev holds a cut response until the
+  // model server finishes. `it.fails` flips to a failure once that is fixed:
+  // then make it a plain `it`.
+  it.fails(
+    'streamResponseBody reports a server-side cut promptly (client helper)',
+    async () => {
+      models = await Promise.all([fakeModel()]);
+      const epp = await startEpp({
+        endpoints: endpointsYaml([{ name: 'm0', port: models[0]!.port }]),
+        args: ['--drain-timeout', '500ms', '--log-level', 'warn'],
+      });
+      const ex = epp.client.open();
+      const v = await ex.sendRequest({
+        headers: COMPLETION_HEADERS,
+        body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'cut me', stream: true })),
+      });
+      expect(v.kind).toBe('continue');
+      await ex.sendResponseHeaders([[':status', '200']]);
+      async function* upstream() {
+        for (let i = 0; i < 40; i++) {
+          yield Buffer.from(`data: ${i}\n\n`);
+          await sleep(100); // 4 s of upstream body
+        }
+      }
+      await sleep(100);
+      const sigAt = Date.now();
+      epp.proc.child.kill('SIGTERM');
+      let thrownAt = 0;
+      try {
+        for await (const _ of ex.streamResponseBody(upstream())) void _;
+      } catch {
+        thrownAt = Date.now();
+      }
+      expect(thrownAt).toBeGreaterThan(0);
+      // Cut at ~500 ms; reported within a second of it, not after the 4 s upstream.
+      expect(thrownAt - sigAt).toBeLessThan(1_500);
+    },
+    30_000,
+  );
+});
