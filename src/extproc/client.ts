@@ -393,6 +393,9 @@ export class ExtProcExchange {
     // FULL_DUPLEX_STREAMED: chunks go out as they come, without waiting; the
     // server streams bodies back until one carries end_of_stream.
     let writeError: unknown;
+    // Set when the reply side failed (the EPP cut or ended the stream): the
+    // writer stops feeding chunks and nobody waits for the upstream to finish.
+    let readerFailed = false;
     const writer = (async () => {
       try {
         // A whole array is known: its last chunk carries end_of_stream, as when
@@ -402,8 +405,11 @@ export class ExtProcExchange {
           list.forEach((c, i) => this.write({ response_body: { body: c, end_of_stream: i === list.length - 1 } }));
           return;
         }
-        for await (const c of chunks) this.write({ response_body: { body: c, end_of_stream: false } });
-        this.write({ response_body: { body: Buffer.alloc(0), end_of_stream: true } });
+        for await (const c of chunks) {
+          if (readerFailed) return;
+          this.write({ response_body: { body: c, end_of_stream: false } });
+        }
+        if (!readerFailed) this.write({ response_body: { body: Buffer.alloc(0), end_of_stream: true } });
       } catch (e) {
         writeError = e;
         this.cancel();
@@ -426,8 +432,12 @@ export class ExtProcExchange {
         if (s.body && s.body.length > 0) yield s.body;
         if (s.end_of_stream) break;
       }
+    } catch (e) {
+      readerFailed = true;
+      throw e;
     } finally {
-      await writer;
+      // On failure the error reaches the caller now, not when the upstream ends.
+      if (!readerFailed) await writer;
     }
   }
 

@@ -103,13 +103,10 @@ describe('SIGTERM during load', () => {
     await epp.proc.exited;
   }, 30_000);
 
-  // KNOWN BUG (src/extproc/client.ts, ExtProcExchange.streamResponseBody,
-  // `finally { await writer; }`): when the server ends the stream while the
-  // upstream body is still coming, the error surfaces only once the upstream
-  // iterable is exhausted, so gateway-dev holds a cut response until the
-  // model server finishes. `it.fails` flips to a failure once that is fixed:
-  // then make it a plain `it`.
-  it.fails(
+  // Regression: the client helper used to surface a server-side cut only once
+  // the upstream body was exhausted, so gateway-dev held a cut response
+  // until the model server finished.
+  it(
     'streamResponseBody reports a server-side cut promptly (client helper)',
     async () => {
       models = await Promise.all([fakeModel()]);
