@@ -1,0 +1,245 @@
+// One simulated run: a cluster of model servers (aggregated, or PD groups
+// of prefill and decode servers) behind the real Director, MemoryStateStore
+// and scheduling profile, in virtual time.
+//  - Requests arrive (workload), the Director picks (the product's code, fed
+//    by the store at virtual time), the request reaches its server after the
+//    cache-indexer's answer time when the profile asks the indexer.
+//  - Every scrape interval each server's waiting / running / KV usage is
+//    written to the store (so plugins see signals up to one interval old).
+//  - KV events (blocks stored / evicted) reach the in-process cache-indexer
+//    index after a delay; the indexer answers from that index.
+//  - PD: the prefill server computes the prompt, the KV moves to the chosen
+//    decode server (setup + per-token time), which then decodes.
+//  - When a request ends the Director releases its charges.
+import { Director } from '../../../src/director/director.js';
+import type { PickReceipt } from '../../../src/state/store.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import type { Endpoint, LLMRequest } from '../../../src/scheduling/types.js';
+import { BlockIndex } from './block-index.js';
+import { aggregatedEndpoints, pdEndpoints, type PdLayout } from './cluster-layout.js';
+import { Engine, type EngineHooks } from './engine.js';
+import { EventQueue } from './event-queue.js';
+import { hitRatesFromIndex, InProcessIndexer } from './indexer-stub.js';
+import type { RouterParams, ServerParams } from './params.js';
+import { benchRegistry, loadPolicy, type OracleView, type PolicyDef } from './policies.js';
+import { Rng } from './rng.js';
+import { BLOCK_TOKENS, type GeneratedRun } from './workloads.js';
+import type { SimRequest } from './workload-types.js';
+
+export interface ClusterSpec {
+  server: ServerParams;
+  /** Aggregated: number of servers. PD: groups of prefill + decode servers. */
+  servers?: number;
+  pd?: PdLayout;
+}
+
+export interface RunInput {
+  policy: PolicyDef;
+  cluster: ClusterSpec;
+  router: RouterParams;
+  run: GeneratedRun;
+  seed: number;
+  /** Give up this long after the window ends (requests still open are censored). */
+  maxDrainS: number;
+  /** Check engine invariants after every step (tests). */
+  checkInvariants?: boolean;
+}
+
+export interface RunOutput {
+  requests: SimRequest[];
+  /** Output tokens produced inside the measurement window. */
+  windowTokens: number;
+  endS: number;
+  /** Busy seconds of each serving engine (prefill engines in PD). */
+  busyS: number[];
+  preemptions: number;
+  indexerCalls: number;
+  engines: Engine[];
+}
+
+export async function simulate(input: RunInput): Promise<RunOutput> {
+  const { cluster, router, run } = input;
+  if (cluster.server.blockSize !== BLOCK_TOKENS) {
+    throw new Error(
+      `server block size ${cluster.server.blockSize} != workload hash block size ${BLOCK_TOKENS}`,
+    );
+  }
+  const q = new EventQueue();
+  const nowMs = () => q.now * 1000;
+  const rng = new Rng(input.seed ^ 0x5eed);
+
+  // --- state shared by the router and the servers ---
+  let endpoints: Endpoint[];
+  const engines = new Map<string, Engine>();
+  const kvIndex = new BlockIndex();
+  let windowTokens = 0;
+  let open = run.requests.length;
+  const receipts = new Map<number, PickReceipt>();
+
+  // --- router ---
+  const byRequestId = new Map<string, SimRequest>();
+  for (const sr of run.requests) byRequestId.set(sr.req.requestId, sr);
+  const oracle: OracleView = {
+    predictTtftS: (endpointId: string, req: LLMRequest) => {
+      const e = engines.get(endpointId);
+      const sr = byRequestId.get(req.requestId);
+      if (!e || !sr) return Infinity;
+      return predictTtft(e, sr);
+    },
+  };
+  const loaded = loadPolicy(input.policy, benchRegistry(oracle));
+  const store = new MemoryStateStore({ now: nowMs });
+  const indexer = new InProcessIndexer(undefined, { blockSizeTokens: cluster.server.blockSize, wire: false });
+  indexer.answerWith = (req, candidates) => {
+    const sr = byRequestId.get(req.requestId);
+    return sr ? hitRatesFromIndex(kvIndex, sr.hashes, candidates) : undefined;
+  };
+  const director = new Director({
+    store,
+    profile: loaded.profile,
+    indexer,
+    random: rng.next,
+    now: nowMs,
+    stalenessMs: router.stalenessS * 1000,
+    leaseMs: 1e12, // nothing dies in the simulator; releases are explicit
+  });
+
+  // --- servers ---
+  const hooks: EngineHooks = {
+    firstToken: (seq, t) => {
+      seq.sr.firstTokenS = t;
+    },
+    finished: (seq, t) => {
+      const sr = seq.sr;
+      sr.finishS = t;
+      if (sr.hitTokens === undefined) sr.hitTokens = seq.hitTokens;
+      open--;
+      const r = receipts.get(sr.id);
+      if (r) {
+        receipts.delete(sr.id);
+        void director.release(r);
+      }
+    },
+    prefilled: (seq, t) => {
+      const sr = seq.sr;
+      sr.hitTokens = seq.hitTokens;
+      const decode = engines.get(decodeOf.get(sr.id)!)!;
+      const p = decode.p;
+      q.at(t + p.kvTransferSetupS + sr.promptTokens * p.kvTransferPerTokenS, () => decode.submit(sr, true));
+    },
+    kvEvents: (engine, stored, removed, t) => {
+      q.at(t + router.kvEventDelayS, () => {
+        for (const h of stored) kvIndex.add(engine.id, h);
+        for (const h of removed) kvIndex.remove(engine.id, h);
+      });
+    },
+    tokens: (n, t) => {
+      if (t >= run.windowStartS && t < run.windowEndS) windowTokens += n;
+    },
+  };
+
+  const decodeOf = new Map<number, string>();
+  if (input.policy.mode === 'pd') {
+    if (!cluster.pd) throw new Error(`policy ${input.policy.id} needs a PD cluster`);
+    const pd = pdEndpoints(cluster.pd);
+    endpoints = pd.all;
+    for (const e of pd.all) {
+      const role = pd.role.get(e.id)!;
+      if (role !== 'leader') engines.set(e.id, new Engine(e.id, role, cluster.server, q, hooks));
+    }
+  } else {
+    if (!cluster.servers) throw new Error(`policy ${input.policy.id} needs an aggregated cluster`);
+    endpoints = aggregatedEndpoints(cluster.servers);
+    for (const e of endpoints) engines.set(e.id, new Engine(e.id, 'agg', cluster.server, q, hooks));
+  }
+
+  await store.replaceEndpoints(endpoints);
+  const indexerDelayS = director.needs.indexer ? router.indexerLatencyS : 0;
+
+  // --- scraping ---
+  const scrape = () => {
+    const ms = nowMs();
+    for (const e of engines.values()) {
+      void store.writeSignals(e.id, {
+        waitingQueueSize: e.waiting.length,
+        runningRequests: e.running.length,
+        kvCacheUsage: e.kvUsage,
+        updatedAtMs: ms,
+      });
+    }
+    if (open > 0) q.after(router.scrapeIntervalS, scrape);
+  };
+  q.at(0, scrape);
+
+  // --- arrivals ---
+  for (const sr of run.requests) {
+    q.at(sr.arrivalS, async () => {
+      const t0 = performance.now();
+      const d = await director.pick(sr.req);
+      sr.decisionUs = (performance.now() - t0) * 1000;
+      receipts.set(sr.id, d.receipt);
+      const target = d.result.pd ? d.result.pd.prefill.endpoint.id : d.result.primary.endpoint.id;
+      if (d.result.pd) decodeOf.set(sr.id, d.result.pd.decode.endpoint.id);
+      sr.server = target;
+      const engine = engines.get(target);
+      if (!engine) throw new Error(`policy ${input.policy.id} picked ${target}, which serves nothing`);
+      q.at(q.now + indexerDelayS, () => {
+        sr.dispatchS = q.now;
+        engine.submit(sr);
+      });
+    });
+  }
+
+  // --- the loop ---
+  const deadline = run.windowEndS + input.maxDrainS;
+  for (;;) {
+    const ev = q.pop();
+    if (!ev || ev.t > deadline) break;
+    const r = ev.run();
+    if (r) await r;
+    if (input.checkInvariants) for (const e of engines.values()) e.checkInvariants();
+    if (open === 0) break;
+  }
+  await indexer.close();
+  await store.close();
+
+  const serving = [...engines.values()].filter((e) => e.role !== 'decode');
+  return {
+    requests: run.requests,
+    windowTokens,
+    endS: q.now,
+    busyS: serving.map((e) => e.busyTimeS),
+    preemptions: [...engines.values()].reduce((a, e) => a + e.preemptions, 0),
+    indexerCalls: indexer.calls,
+    engines: [...engines.values()],
+  };
+}
+
+/**
+ * The oracle's cost of sending sr to engine e, in seconds: its predicted
+ * TTFT there (the uncached prefill queued there plus this request's
+ * uncached part, at the peak prefill rate, plus one step of overhead and
+ * decode per budget-full of prefill), plus ORACLE_DUPLICATION times the
+ * prefill time of the uncached part -- what computing (and holding) another
+ * copy of a prefix costs the rest of the run, the capacity-aware part a
+ * myopic least-TTFT rule lacks -- and a penalty when the free KV cache
+ * cannot hold the request.
+ */
+const ORACLE_DUPLICATION = 4;
+
+function predictTtft(e: Engine, sr: SimRequest): number {
+  const p = e.p;
+  const cached = e.cachedPrefixTokens(sr.hashes);
+  const uncached = sr.promptTokens - Math.min(cached, sr.promptTokens - 1);
+  const prefill = e.pendingPrefillTokens() + uncached;
+  const steps = Math.ceil(prefill / p.maxBatchedTokens);
+  const decodeStep =
+    e.running.length > 0 ? p.decodeBaseS + p.decodeKvS * e.kvUsage + p.decodePerSeqS * e.running.length : 0;
+  let t = prefill / p.prefillTokensPerS + steps * (p.stepOverheadS + decodeStep);
+  t += (ORACLE_DUPLICATION * uncached) / p.prefillTokensPerS;
+  const needBlocks = Math.ceil((uncached + sr.outputTokens) / p.blockSize);
+  const room = p.kvBlocks - e.usedBlocks;
+  if (needBlocks > room) t += (10 * (needBlocks - room)) / needBlocks;
+  if (e.running.length >= p.maxNumSeqs) t += 1;
+  return t;
+}

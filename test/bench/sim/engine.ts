@@ -1,0 +1,377 @@
+// One simulated model server (vLLM-like) in virtual time:
+//  - a paged KV cache of `kvBlocks` blocks; full prompt blocks are cached
+//    under their chained hash and reused by later prompts (prefix caching);
+//    blocks no running sequence references stay cached and are evicted
+//    least-recently-used first when space is needed;
+//  - continuous batching: each step serves the running sequences first
+//    (one token per decoding sequence, the next chunk of a partial
+//    prefill), then admits waiting ones FCFS while the token budget and
+//    max-num-seqs allow (chunked prefill);
+//  - preemption by recompute: when a block cannot be found, the newest
+//    running sequence is evicted back to the head of the queue;
+//  - step time = overhead + prefill tokens / rate + decode(kv usage, seqs).
+// Roles: 'agg' does everything; 'prefill' stops after the prompt (the KV
+// goes to a decode server); 'decode' receives sequences whose KV arrived.
+import type { EventQueue } from './event-queue.js';
+import type { ServerParams } from './params.js';
+import type { SimRequest } from './workload-types.js';
+
+export type EngineRole = 'agg' | 'prefill' | 'decode';
+
+interface CachedBlock {
+  ref: number;
+}
+
+export interface Seq {
+  sr: SimRequest;
+  /** Tokens whose KV is computed (or transferred). */
+  computed: number;
+  /** Tokens to compute before decoding (prompt, plus output after a preemption). */
+  target: number;
+  /** Output tokens sampled so far. */
+  generated: number;
+  held: string[];
+  privateBlocks: number;
+  /** Prompt tokens found in the cache at first admission (-1: not admitted yet). */
+  hitTokens: number;
+  preemptions: number;
+  /** Tokens this step computes for it (planning scratch). */
+  chunk: number;
+  /** Its prompt blocks are counted in the server's incoming set. */
+  incoming: boolean;
+}
+
+export interface EngineHooks {
+  firstToken(seq: Seq, t: number): void;
+  finished(seq: Seq, t: number): void;
+  /** Prefill role: the prompt is computed and its KV can be sent. */
+  prefilled(seq: Seq, t: number): void;
+  /** KV events of one step (BlockStored / BlockRemoved hashes). */
+  kvEvents(engine: Engine, stored: string[], removed: string[], t: number): void;
+  /** Output tokens produced by a step ending at t. */
+  tokens(n: number, t: number): void;
+}
+
+export class Engine {
+  readonly cache = new Map<string, CachedBlock>();
+  /** Prompt blocks of sequences queued or prefilling here (the oracle's view of what is coming). */
+  private readonly incoming = new Map<string, number>();
+  /** Unreferenced cached blocks, least recently used first. */
+  private readonly lru = new Map<string, CachedBlock>();
+  usedBlocks = 0;
+  readonly waiting: Seq[] = [];
+  readonly running: Seq[] = [];
+  private busy = false;
+  private stored: string[] = [];
+  private removed: string[] = [];
+  // Counters.
+  busyTimeS = 0;
+  preemptions = 0;
+  steps = 0;
+  promptTokensSeen = 0;
+  hitTokensSeen = 0;
+
+  constructor(
+    readonly id: string,
+    readonly role: EngineRole,
+    readonly p: ServerParams,
+    private readonly q: EventQueue,
+    private readonly hooks: EngineHooks,
+  ) {}
+
+  get freeBlocks(): number {
+    return this.p.kvBlocks - this.usedBlocks - this.lru.size;
+  }
+
+  /** vLLM's kv_cache_usage: referenced blocks / all blocks. */
+  get kvUsage(): number {
+    return this.usedBlocks / this.p.kvBlocks;
+  }
+
+  /**
+   * Leading prompt tokens of `hashes` this server holds now or is about to
+   * compute for a queued or prefilling request (exact, for the oracle).
+   */
+  cachedPrefixTokens(hashes: readonly string[]): number {
+    let i = 0;
+    while (i < hashes.length && (this.cache.has(hashes[i]!) || this.incoming.has(hashes[i]!))) i++;
+    return i * this.p.blockSize;
+  }
+
+  private trackIncoming(seq: Seq, add: boolean): void {
+    if (seq.incoming === add) return;
+    seq.incoming = add;
+    for (const h of seq.sr.hashes) {
+      const n = (this.incoming.get(h) ?? 0) + (add ? 1 : -1);
+      if (n > 0) this.incoming.set(h, n);
+      else this.incoming.delete(h);
+    }
+  }
+
+  /** Uncached prompt tokens still to prefill here (queued and partial), for the oracle. */
+  pendingPrefillTokens(): number {
+    let n = 0;
+    for (const s of this.waiting) n += s.target - s.computed;
+    for (const s of this.running) if (s.computed < s.target) n += s.target - s.computed;
+    return n;
+  }
+
+  /** A new request (agg/prefill) or a sequence whose KV was transferred (decode). */
+  submit(sr: SimRequest, kvReady = false): void {
+    const seq: Seq = {
+      sr,
+      computed: kvReady ? sr.promptTokens : 0,
+      target: sr.promptTokens,
+      generated: 0,
+      held: [],
+      privateBlocks: 0,
+      // Hits of a transferred sequence were counted on its prefill server.
+      hitTokens: kvReady ? 0 : -1,
+      preemptions: 0,
+      chunk: 0,
+      incoming: false,
+    };
+    if (!kvReady && this.role !== 'decode') this.trackIncoming(seq, true);
+    this.waiting.push(seq);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.busy) return;
+    if (this.waiting.length === 0 && this.running.length === 0) return;
+    this.planStep();
+  }
+
+  // --- blocks ---
+
+  private alloc(k: number): boolean {
+    while (this.freeBlocks < k && this.lru.size > 0) {
+      this.evict(this.lru.keys().next().value as string);
+    }
+    if (this.freeBlocks < k) return false;
+    this.usedBlocks += k;
+    return true;
+  }
+
+  private evict(h: string): void {
+    this.lru.delete(h);
+    this.cache.delete(h);
+    this.removed.push(h);
+  }
+
+  private ref(h: string, b: CachedBlock): void {
+    if (b.ref === 0) {
+      this.lru.delete(h);
+      this.usedBlocks++;
+    }
+    b.ref++;
+  }
+
+  private unref(h: string): void {
+    const b = this.cache.get(h)!;
+    b.ref--;
+    if (b.ref === 0) {
+      this.usedBlocks--;
+      this.lru.set(h, b);
+    }
+  }
+
+  private releaseBlocks(seq: Seq): void {
+    for (const h of seq.held) this.unref(h);
+    seq.held = [];
+    this.usedBlocks -= seq.privateBlocks;
+    seq.privateBlocks = 0;
+  }
+
+  private blocksOf(seq: Seq): number {
+    return seq.held.length + seq.privateBlocks;
+  }
+
+  /** Grows seq's blocks to cover `tokens` tokens; false when the cache is full. */
+  private growTo(seq: Seq, tokens: number): boolean {
+    const need = Math.ceil(tokens / this.p.blockSize) - this.blocksOf(seq);
+    if (need <= 0) return true;
+    if (!this.alloc(need)) return false;
+    seq.privateBlocks += need;
+    return true;
+  }
+
+  /** Turns computed full prompt blocks (and, at the end, output blocks) into cached blocks. */
+  private publish(seq: Seq, hashes: readonly string[], fromBlock: number, toBlock: number): void {
+    for (let j = fromBlock; j < toBlock && j < hashes.length; j++) {
+      const h = hashes[j]!;
+      if (this.cache.has(h) || seq.privateBlocks === 0) continue; // a duplicate stays private
+      seq.privateBlocks--;
+      this.cache.set(h, { ref: 1 });
+      seq.held.push(h);
+      this.stored.push(h);
+    }
+  }
+
+  private preemptNewest(): Seq | undefined {
+    const victim = this.running.pop();
+    if (!victim) return undefined;
+    this.releaseBlocks(victim);
+    victim.target = victim.sr.promptTokens + victim.generated;
+    victim.computed = 0;
+    victim.chunk = 0;
+    victim.preemptions++;
+    this.preemptions++;
+    this.waiting.unshift(victim);
+    return victim;
+  }
+
+  // --- the step loop ---
+
+  private planStep(): void {
+    const p = this.p;
+    let budget = p.maxBatchedTokens;
+    let prefillTokens = 0;
+    let decoding = 0;
+    // Running sequences first, oldest first.
+    for (let i = 0; i < this.running.length; i++) {
+      const s = this.running[i]!;
+      s.chunk = 0;
+      if (budget <= 0) continue;
+      const want = s.computed < s.target ? Math.min(s.target - s.computed, budget) : 1;
+      let ok = this.growTo(s, s.computed + want);
+      while (!ok) {
+        // Preempt the newest; when that is s itself it was the last one planned.
+        const v = this.preemptNewest();
+        if (v === undefined || v === s) break;
+        ok = this.growTo(s, s.computed + want);
+      }
+      if (!ok) break;
+      s.chunk = want;
+      budget -= want;
+      if (s.computed < s.target) prefillTokens += want;
+      else decoding++;
+    }
+    // Then waiting sequences, FCFS.
+    while (this.waiting.length > 0 && this.running.length < p.maxNumSeqs && budget > 0) {
+      const s = this.waiting[0]!;
+      const lookup = s.computed === 0;
+      // Prefix cache lookup (never for sequences whose KV was transferred in).
+      if (lookup) {
+        const hashes = s.sr.hashes;
+        const maxBlocks = Math.floor((s.target - 1) / p.blockSize); // keep >= 1 token to compute
+        let m = 0;
+        while (m < hashes.length && m < maxBlocks) {
+          const b = this.cache.get(hashes[m]!);
+          if (!b) break;
+          this.ref(hashes[m]!, b);
+          s.held.push(hashes[m]!);
+          m++;
+        }
+        s.computed = m * p.blockSize;
+      }
+      const want = s.computed < s.target ? Math.min(s.target - s.computed, budget) : 1;
+      if (!this.growTo(s, s.computed + want)) {
+        // No room: undo the lookup, wait for running sequences to free blocks.
+        this.releaseBlocks(s);
+        if (lookup) s.computed = 0;
+        break;
+      }
+      if (s.hitTokens < 0) {
+        // vLLM counts prefix-cache queries and hits when a request is first scheduled.
+        s.hitTokens = lookup ? s.computed : 0;
+        this.promptTokensSeen += s.sr.promptTokens;
+        this.hitTokensSeen += s.hitTokens;
+      }
+      this.waiting.shift();
+      this.running.push(s);
+      s.chunk = want;
+      budget -= want;
+      if (s.computed < s.target) prefillTokens += want;
+      else decoding++;
+    }
+    if (prefillTokens === 0 && decoding === 0) {
+      // Nothing fits (all blocks held by waiting-for-nothing); should not happen
+      // with sane sizes, but never spin.
+      this.busy = false;
+      return;
+    }
+    const dt =
+      p.stepOverheadS +
+      prefillTokens / p.prefillTokensPerS +
+      (decoding > 0 ? p.decodeBaseS + p.decodeKvS * this.kvUsage + p.decodePerSeqS * decoding : 0);
+    this.busy = true;
+    this.steps++;
+    this.busyTimeS += dt;
+    this.q.after(dt, () => this.endStep());
+  }
+
+  private endStep(): void {
+    const t = this.q.now;
+    const bs = this.p.blockSize;
+    let produced = 0;
+    const done: Seq[] = [];
+    for (const s of this.running) {
+      const c = s.chunk;
+      if (c === 0) continue;
+      s.chunk = 0;
+      if (s.computed < s.target) {
+        const before = Math.floor(s.computed / bs);
+        s.computed += c;
+        if (this.role !== 'decode') this.publish(s, s.sr.hashes, before, Math.floor(s.computed / bs));
+        if (s.computed < s.target) continue;
+        this.trackIncoming(s, false);
+        if (this.role === 'prefill') {
+          done.push(s);
+          continue;
+        }
+        // The step that completes the prompt samples the next token.
+        s.generated++;
+        produced++;
+        if (s.generated === 1) this.hooks.firstToken(s, t);
+      } else {
+        s.computed++;
+        s.generated++;
+        produced++;
+        if (s.generated === 1) this.hooks.firstToken(s, t);
+      }
+      if (s.generated >= s.sr.outputTokens) done.push(s);
+    }
+    for (const s of done) {
+      this.running.splice(this.running.indexOf(s), 1);
+      const cacheHashes = s.sr.cacheHashes;
+      if (cacheHashes && this.role === 'agg') {
+        this.publish(s, cacheHashes, s.sr.hashes.length, Math.floor(s.computed / bs));
+      }
+      this.releaseBlocks(s);
+      if (this.role === 'prefill') this.hooks.prefilled(s, t);
+      else this.hooks.finished(s, t);
+    }
+    if (produced > 0) this.hooks.tokens(produced, t);
+    if (this.stored.length > 0 || this.removed.length > 0) {
+      this.hooks.kvEvents(this, this.stored, this.removed, t);
+      this.stored = [];
+      this.removed = [];
+    }
+    this.busy = false;
+    this.kick();
+  }
+
+  /** Invariant check for tests: block accounting adds up. */
+  checkInvariants(): void {
+    let referenced = 0;
+    let privateBlocks = 0;
+    const refs = new Map<string, number>();
+    for (const s of [...this.running, ...this.waiting]) {
+      privateBlocks += s.privateBlocks;
+      for (const h of s.held) refs.set(h, (refs.get(h) ?? 0) + 1);
+    }
+    for (const [h, b] of this.cache) {
+      const r = refs.get(h) ?? 0;
+      if (b.ref !== r) throw new Error(`block ${h}: ref ${b.ref} but ${r} sequences hold it`);
+      if (r > 0) referenced++;
+      if ((r === 0) !== this.lru.has(h)) throw new Error(`block ${h}: LRU membership wrong`);
+    }
+    if (this.usedBlocks !== referenced + privateBlocks) {
+      throw new Error(`usedBlocks ${this.usedBlocks} != referenced ${referenced} + private ${privateBlocks}`);
+    }
+    if (this.usedBlocks + this.lru.size > this.p.kvBlocks)
+      throw new Error('more blocks in use than the cache has');
+    if (this.running.length > this.p.maxNumSeqs) throw new Error('more running sequences than max-num-seqs');
+  }
+}

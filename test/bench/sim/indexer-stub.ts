@@ -1,0 +1,93 @@
+// A CacheIndexerClient that answers /match_sort in process instead of over
+// HTTP, so the Director runs unchanged (same call, same answer caching,
+// same hit-rate map) while the network round trip is left out; the
+// benchmarks that use it say so, and the round trip is measured on its own.
+// The client-side CPU of a real call is kept: the /match_sort request body
+// is serialised and the JSON answer parsed, exactly as the HTTP client does.
+//   mode 'compute': the answer is computed at call time from a BlockIndex
+//                   (the indexer's own work, done on the EPP's core here);
+//   mode 'answer':  the answer is whatever `answerWith` returns (the
+//                   simulator, or a precomputed answer).
+import {
+  CacheIndexerClient,
+  matchSortBody,
+  parseMatchSort,
+  type IndexerOutcome,
+} from '../../../src/datalayer/cache-indexer-client.js';
+import { textBlockHashes, tokenBlockHashes } from '../../../src/request/prefix-hash.js';
+import type { LLMRequest } from '../../../src/scheduling/types.js';
+import type { BlockIndex } from './block-index.js';
+
+export interface InProcessIndexerOptions {
+  /** KV block size of the model servers, in tokens. */
+  blockSizeTokens: number;
+  /** Serialise the request and parse a JSON answer as the HTTP client does (default true). */
+  wire?: boolean;
+  /** Pretend the indexer is down (tests the degraded path). */
+  failing?: () => boolean;
+}
+
+/** The model-server block hashes of a request's prompt (what the indexer looks up). */
+export function requestBlockHashes(req: LLMRequest, blockSizeTokens: number): string[] {
+  return req.tokenIds
+    ? tokenBlockHashes(req.tokenIds, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER)
+    : textBlockHashes(req.promptText, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER);
+}
+
+/** Hit rate per candidate from leading matched blocks. */
+export function hitRatesFromIndex(
+  index: BlockIndex,
+  hashes: readonly string[],
+  candidates: readonly string[],
+): Map<string, number> {
+  const matched = index.matchLeading(hashes, candidates);
+  const total = hashes.length;
+  const out = new Map<string, number>();
+  for (const c of candidates) out.set(c, total === 0 ? 0 : matched.get(c)! / total);
+  return out;
+}
+
+export class InProcessIndexer extends CacheIndexerClient {
+  calls = 0;
+  /** Hashes of the last request asked about, so callers can record it without hashing again. */
+  lastHashes: { requestId: string; hashes: string[] } | undefined;
+  /** Answer source in 'answer' mode. */
+  answerWith:
+    ((req: LLMRequest, candidates: readonly string[]) => Map<string, number> | undefined) | undefined;
+
+  constructor(
+    private readonly index: BlockIndex | undefined,
+    private readonly opts: InProcessIndexerOptions,
+  ) {
+    super();
+  }
+
+  override async matchSort(
+    _url: string,
+    req: LLMRequest,
+    candidates: readonly string[],
+    _timeoutMs: number,
+  ): Promise<IndexerOutcome> {
+    this.calls++;
+    if (this.opts.failing?.())
+      return { hitRates: undefined, status: 'error', latencyMs: 0, error: 'simulated' };
+    const wire = this.opts.wire ?? true;
+    // What the HTTP client would send (serialising the whole prompt).
+    if (wire) matchSortBody(req, candidates);
+    let rates: Map<string, number> | undefined;
+    if (this.answerWith) {
+      rates = this.answerWith(req, candidates);
+    } else if (this.index) {
+      const hashes = requestBlockHashes(req, this.opts.blockSizeTokens);
+      this.lastHashes = { requestId: req.requestId, hashes };
+      rates = hitRatesFromIndex(this.index, hashes, candidates);
+    }
+    if (!rates) return { hitRates: undefined, status: 'error', latencyMs: 0, error: 'no answer' };
+    if (!wire) return { hitRates: rates, status: 'ok', latencyMs: 0 };
+    // What the HTTP client would receive and parse.
+    const results = [...rates]
+      .map(([endpoint, hitRate]) => ({ endpoint, hitRate }))
+      .sort((a, b) => b.hitRate - a.hitRate);
+    return { hitRates: parseMatchSort(JSON.stringify({ results })), status: 'ok', latencyMs: 0 };
+  }
+}

@@ -1,0 +1,201 @@
+// The routing policies compared by the benchmark. Every policy is an
+// EndpointPickerConfig run by the product's real config loader, scheduler
+// and Director. Product strategies use the shipped example profiles
+// unchanged; the baselines no product plugin expresses (round-robin,
+// least in-flight, the oracle) are small plugins defined here and
+// registered next to the built-ins for the benchmark only.
+import { z } from 'zod';
+import type { LoadedConfig } from '../../../src/config/endpoint-picker-config.js';
+import { builtinRegistry, type PluginRegistry } from '../../../src/plugins/index.js';
+import { definePlugin } from '../../../src/plugins/plugin.js';
+import type { Candidate, LLMRequest } from '../../../src/scheduling/types.js';
+import { loadExampleProfile, loadProfileText } from './configs.js';
+
+export type PolicyId =
+  | 'random'
+  | 'round-robin'
+  | 'least-queue'
+  | 'least-inflight'
+  | 'gie-default'
+  | 'hermes-kv-aware'
+  | 'hermes-pd-kv-aware'
+  | 'hermes-pd-bucket'
+  | 'random-pd-bucket'
+  | 'oracle'
+  // Calibration and sensitivity variants.
+  | 'precise-3-2-2'
+  | 'hermes-pd-bucket-sep1024';
+
+export interface PolicyDef {
+  id: PolicyId;
+  mode: 'agg' | 'pd';
+  /** Example profile file (without .yaml) or a config defined here. */
+  example?: string;
+  configText?: string;
+  describe: string;
+}
+
+const HEADER = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
+
+export const POLICIES: readonly PolicyDef[] = [
+  {
+    id: 'random',
+    mode: 'agg',
+    example: 'epp-random',
+    describe: 'picker-min-random alone (examples/profiles/epp-random.yaml)',
+  },
+  {
+    id: 'round-robin',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-round-robin-picker\n`,
+    describe: 'bench-round-robin-picker (k8s Service stand-in)',
+  },
+  {
+    id: 'least-queue',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: queue-scorer\n- type: picker-min-random\n`,
+    describe: 'queue-scorer + picker-min-random: least waiting queue (scraped, 50 ms)',
+  },
+  {
+    id: 'least-inflight',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-least-inflight-scorer\n- type: picker-min-random\n`,
+    describe: 'bench-least-inflight-scorer + picker-min-random: fewest router-tracked in-flight requests',
+  },
+  {
+    id: 'gie-default',
+    mode: 'agg',
+    example: 'epp-gie-default',
+    describe:
+      'queue 2, kv-cache-utilization 2, prefix-cache 3, max-score (examples/profiles/epp-gie-default.yaml)',
+  },
+  {
+    id: 'hermes-kv-aware',
+    mode: 'agg',
+    example: 'epp-kv-cache-aware',
+    describe:
+      'scorer-aggregate-kv-cache-aware + picker-min-random (examples/profiles/epp-kv-cache-aware.yaml)',
+  },
+  {
+    id: 'hermes-pd-kv-aware',
+    mode: 'pd',
+    example: 'epp-pd-kv-cache-aware',
+    describe: 'examples/profiles/epp-pd-kv-cache-aware.yaml',
+  },
+  {
+    id: 'hermes-pd-bucket',
+    mode: 'pd',
+    example: 'epp-pd-bucket',
+    describe: 'examples/profiles/epp-pd-bucket.yaml',
+  },
+  {
+    id: 'random-pd-bucket',
+    mode: 'pd',
+    example: 'epp-random-pd-bucket',
+    describe: 'examples/profiles/epp-random-pd-bucket.yaml',
+  },
+  {
+    id: 'oracle',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-oracle-scorer\n- type: picker-min-random\n`,
+    describe: 'bench-oracle-scorer: exact engine caches and queues (zero delay), least predicted TTFT',
+  },
+  {
+    // The calibration's "exact prefix" class: llm-d's precise profile weights
+    // (prefix 3, kv 2, queue 2) expressed with the product's own scorer.
+    id: 'precise-3-2-2',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {kvCacheHitNotRateWeight: 3.0, xpuCacheUsageWeight: 2.0, waitingRequestWeight: 2.0}\n- type: picker-min-random\n`,
+    describe:
+      'scorer-aggregate-kv-cache-aware weighted 3 (miss) / 2 (usage) / 2 (waiting): llm-d precise weights',
+  },
+  {
+    id: 'hermes-pd-bucket-sep1024',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {bucketSeperateLength: 1024}\n- type: pd-header-handler\n`,
+    describe: 'epp-pd-bucket with bucketSeperateLength 1024 instead of 200 (sensitivity)',
+  },
+];
+
+export function policy(id: PolicyId): PolicyDef {
+  const p = POLICIES.find((x) => x.id === id);
+  if (!p) throw new Error(`unknown policy "${id}"`);
+  return p;
+}
+
+/** What the oracle may see of the simulated cluster: the exact engine state. */
+export interface OracleView {
+  /** Predicted TTFT (seconds) of `req` if sent to `endpointId` now; Infinity when unknown. */
+  predictTtftS(endpointId: string, req: LLMRequest): number;
+}
+
+/** Min-max normalised "lower is better" values to scores (all equal -> 1). */
+function lowerIsBetter(values: Float64Array): Float64Array {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const out = new Float64Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = max === min ? 1 : (max - values[i]!) / (max - min);
+  return out;
+}
+
+function endpointIdOf(c: Candidate): string {
+  return c.kind === 'endpoint' ? c.id : c.group.leader.endpoint.id;
+}
+
+/** The registry the benchmark uses: the built-ins plus the baseline plugins. */
+export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
+  const roundRobin = definePlugin({
+    type: 'bench-round-robin-picker',
+    parameters: z.strictObject({}),
+    create: (name) => {
+      let next = 0;
+      return {
+        type: 'bench-round-robin-picker',
+        name,
+        pick: (_ctx, scored) =>
+          scored.length === 0 ? { targets: [] } : { targets: [scored[next++ % scored.length]!] },
+      };
+    },
+  });
+  const leastInflight = definePlugin({
+    type: 'bench-least-inflight-scorer',
+    parameters: z.strictObject({}),
+    create: (name) => ({
+      type: 'bench-least-inflight-scorer',
+      name,
+      score: (_ctx, candidates) => ({
+        scores: lowerIsBetter(
+          Float64Array.from(candidates, (c) =>
+            c.kind === 'endpoint' ? c.endpoint.inFlight : c.group.leader.inFlight,
+          ),
+        ),
+      }),
+    }),
+  });
+  const oracleScorer = definePlugin({
+    type: 'bench-oracle-scorer',
+    parameters: z.strictObject({}),
+    create: (name) => ({
+      type: 'bench-oracle-scorer',
+      name,
+      score: (ctx, candidates) => {
+        if (!oracle) throw new Error('bench-oracle-scorer needs the simulator');
+        const costs = Float64Array.from(candidates, (c) => oracle.predictTtftS(endpointIdOf(c), ctx.request));
+        return { scores: lowerIsBetter(costs) };
+      },
+    }),
+  });
+  return builtinRegistry().register(roundRobin).register(leastInflight).register(oracleScorer);
+}
+
+export function loadPolicy(def: PolicyDef, registry: PluginRegistry): LoadedConfig {
+  const out = def.example
+    ? loadExampleProfile(def.example, registry)
+    : loadProfileText(def.configText!, `policy ${def.id}`, registry);
+  if (!out.ok) throw new Error(`policy ${def.id}: ${out.error}`);
+  return out.loaded;
+}

@@ -1,0 +1,26 @@
+import type { LLMRequest } from '../../../src/scheduling/types.js';
+
+/** One request of a simulated run and what happened to it. */
+export interface SimRequest {
+  id: number;
+  arrivalS: number;
+  /** What the router sees (parsed request with the rendered prompt). */
+  req: LLMRequest;
+  promptTokens: number;
+  outputTokens: number;
+  /** Chained hashes of the prompt's full KV blocks (model-server blocks). */
+  hashes: readonly string[];
+  /** Multi-turn: hashes of prompt + answer, cached when the request ends. */
+  cacheHashes?: readonly string[];
+  /** Counted in the results (false: warm-up). */
+  measured: boolean;
+  /** long-short-mix: the request's length class. */
+  cls?: 'short' | 'long';
+  // Outcome.
+  dispatchS?: number;
+  firstTokenS?: number;
+  finishS?: number;
+  hitTokens?: number;
+  server?: string;
+  decisionUs?: number;
+}
