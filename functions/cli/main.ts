@@ -17,7 +17,9 @@ export interface SubcommandModule {
 
 async function loadCommands(): Promise<SubcommandModule['command'][]> {
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
-  const files = readdirSync(dir).filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map'));
+  const files = readdirSync(dir).filter(
+    (f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map'),
+  );
   const mods = await Promise.all(
     files.map((f) => import(pathToFileURL(join(dir, f)).href) as Promise<SubcommandModule>),
   );

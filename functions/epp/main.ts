@@ -48,7 +48,8 @@ function parsePort(flag: string, v: string | undefined, optional: boolean): numb
   if (v === undefined) return undefined;
   const n = Number(v);
   if (optional && n === -1) return undefined;
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${flag}: expected a port 0-65535${optional ? ' or -1 (off)' : ''}, got "${v}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${flag}: expected a port 0-65535${optional ? ' or -1 (off)' : ''}, got "${v}"`);
   return n;
 }
 
@@ -100,12 +101,17 @@ export function eppConfigFromFlags(f: Record<string, string | undefined>, env: N
   if (config.scrapeLeaseTtlMs < 100) throw new Error('--scrape-lease-ttl must be at least 100ms');
   if (config.discoveryLeaseTtlMs < 300) throw new Error('--discovery-lease-ttl must be at least 300ms');
   if (config.statePool !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(config.statePool)) {
-    throw new Error(`--state-pool: expected a name of letters, digits, '.', '_' or '-', got "${config.statePool}"`);
+    throw new Error(
+      `--state-pool: expected a name of letters, digits, '.', '_' or '-', got "${config.statePool}"`,
+    );
   }
   if (!config.endpointsFile && !config.poolName) {
-    throw new Error('no endpoint discovery: give --endpoints-file FILE or --pool-name NAME --pool-namespace NS');
+    throw new Error(
+      'no endpoint discovery: give --endpoints-file FILE or --pool-name NAME --pool-namespace NS',
+    );
   }
-  if (config.endpointsFile && config.poolName) throw new Error('use either --endpoints-file or --pool-name, not both');
+  if (config.endpointsFile && config.poolName)
+    throw new Error('use either --endpoints-file or --pool-name, not both');
   const zap = f.zapEncoder === 'console' ? 'pretty' : undefined;
   return {
     config,
@@ -141,7 +147,10 @@ export async function runEpp(run: EppRun): Promise<number | void> {
         process.exit(130);
       }
       stopping = true;
-      logger.info({ signal: sig, drainTimeoutMs: run.config.drainTimeoutMs }, 'stopping: draining open streams');
+      logger.info(
+        { signal: sig, drainTimeoutMs: run.config.drainTimeoutMs },
+        'stopping: draining open streams',
+      );
       const exit = (code: number) => {
         logger.flush();
         // A stray handle (a client library's socket) must not keep a stopped EPP alive.

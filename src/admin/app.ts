@@ -76,6 +76,8 @@ export function buildAdminApp(deps: AdminDeps): Hono {
     return c.json({ decisions: await deps.store.recentDecisions(limit) });
   });
 
-  app.onError((err, c) => (err instanceof HTTPException ? err.getResponse() : c.json({ error: err.message }, 500)));
+  app.onError((err, c) =>
+    err instanceof HTTPException ? err.getResponse() : c.json({ error: err.message }, 500),
+  );
   return app;
 }

@@ -13,7 +13,9 @@ import { ConfigError, fromZodError, joinPath, yamlPath } from './errors.js';
 export const CONFIG_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
 
 const pluginSpec = z.strictObject({
-  type: z.string({ error: 'expected a plugin type name (string)' }).min(1, 'expected a non-empty plugin type'),
+  type: z
+    .string({ error: 'expected a plugin type name (string)' })
+    .min(1, 'expected a non-empty plugin type'),
   name: z.string({ error: 'expected a plugin name (string)' }).min(1).optional(),
   parameters: z.record(z.string(), z.unknown(), { error: 'expected a map of parameters' }).nullish(),
 });
@@ -37,7 +39,9 @@ export const endpointPickerConfigSchema = z.strictObject({
   }),
   kind: z.literal('EndpointPickerConfig', { error: 'expected kind EndpointPickerConfig' }),
   featureGates: z.array(z.string()).optional(),
-  plugins: z.array(pluginSpec, { error: 'expected a list of plugins' }).min(1, 'expected at least one plugin'),
+  plugins: z
+    .array(pluginSpec, { error: 'expected a list of plugins' })
+    .min(1, 'expected at least one plugin'),
   schedulingProfiles: z.array(profileSpec, { error: 'expected a list of scheduling profiles' }).optional(),
   // GIE sections Hermes-router accepts but does not act on, so existing
   // configs keep loading.
@@ -177,11 +181,19 @@ export function compileConfig(
   config.plugins.forEach((spec, i) => {
     const factory = registry.get(spec.type);
     if (!factory) {
-      throw new ConfigError(file, at(['plugins', i, 'type']), `a known plugin type, got "${spec.type}" (known: ${registry.types().join(', ')})`);
+      throw new ConfigError(
+        file,
+        at(['plugins', i, 'type']),
+        `a known plugin type, got "${spec.type}" (known: ${registry.types().join(', ')})`,
+      );
     }
     const name = spec.name ?? spec.type;
     if (byName.has(name)) {
-      throw new ConfigError(file, at(['plugins', i, 'name']), `a unique plugin name, "${name}" is used twice`);
+      throw new ConfigError(
+        file,
+        at(['plugins', i, 'name']),
+        `a unique plugin name, "${name}" is used twice`,
+      );
     }
     const params = factory.parameters.safeParse(spec.parameters ?? {});
     if (!params.success) throw fromZodError(file, at(['plugins', i, 'parameters']), params.error);
@@ -223,17 +235,29 @@ export function compileConfig(
     const plugin = byName.get(ref.pluginRef);
     const refPath = at(['schedulingProfiles', 0, 'plugins', j, 'pluginRef']);
     if (!plugin) {
-      throw new ConfigError(file, refPath, `the name of a plugin listed under plugins, "${ref.pluginRef}" is not one (defined: ${[...byName.keys()].join(', ')})`);
+      throw new ConfigError(
+        file,
+        refPath,
+        `the name of a plugin listed under plugins, "${ref.pluginRef}" is not one (defined: ${[...byName.keys()].join(', ')})`,
+      );
     }
     if (profile.plugins.includes(plugin)) {
-      throw new ConfigError(file, refPath, `each plugin once per profile, "${ref.pluginRef}" is referenced twice`);
+      throw new ConfigError(
+        file,
+        refPath,
+        `each plugin once per profile, "${ref.pluginRef}" is referenced twice`,
+      );
     }
     profile.plugins.push(plugin);
     if (plugin.filter) profile.filters.push(plugin);
     if (plugin.score) profile.scorers.push({ plugin, weight: ref.weight ?? 1 } satisfies WeightedScorer);
     if (plugin.pick) {
       if (profile.picker) {
-        throw new ConfigError(file, refPath, `one picker per profile, "${profile.picker.name}" is already its picker`);
+        throw new ConfigError(
+          file,
+          refPath,
+          `one picker per profile, "${profile.picker.name}" is already its picker`,
+        );
       }
       profile.picker = plugin;
     }

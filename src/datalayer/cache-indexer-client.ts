@@ -79,11 +79,17 @@ export class CacheIndexerClient {
     return this.failures >= this.failureThreshold && this.now() < this.openUntilMs;
   }
 
-  async matchSort(url: string, req: LLMRequest, candidates: readonly string[], timeoutMs: number): Promise<IndexerOutcome> {
+  async matchSort(
+    url: string,
+    req: LLMRequest,
+    candidates: readonly string[],
+    timeoutMs: number,
+  ): Promise<IndexerOutcome> {
     const start = this.now();
     if (this.failures >= this.failureThreshold) {
       // Half-open: after the back-off, exactly one request probes.
-      if (start < this.openUntilMs || this.probing) return { hitRates: undefined, status: 'open', latencyMs: 0 };
+      if (start < this.openUntilMs || this.probing)
+        return { hitRates: undefined, status: 'open', latencyMs: 0 };
       this.probing = true;
     }
     try {
@@ -108,7 +114,12 @@ export class CacheIndexerClient {
         this.openUntilMs = this.now() + this.backoffMs;
         this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs * 2);
       }
-      return { hitRates: undefined, status: timeout ? 'timeout' : 'error', latencyMs: this.now() - start, error: err.message };
+      return {
+        hitRates: undefined,
+        status: timeout ? 'timeout' : 'error',
+        latencyMs: this.now() - start,
+        error: err.message,
+      };
     } finally {
       this.probing = false;
     }

@@ -214,7 +214,11 @@ export class MetricsScraper {
       [...this.targets.values()].map(async (t) => {
         let holds: boolean;
         try {
-          holds = await leases.store.tryAcquireLease(scrapeLeaseName(t.endpoint.id), leases.holder, leases.ttlMs);
+          holds = await leases.store.tryAcquireLease(
+            scrapeLeaseName(t.endpoint.id),
+            leases.holder,
+            leases.ttlMs,
+          );
         } catch (e) {
           // Cannot coordinate: scraping twice beats letting the signals go stale.
           this.opts.hooks?.onStateError?.('tryAcquireLease', e as Error);
@@ -225,7 +229,10 @@ export class MetricsScraper {
         this.heldCount += holds ? 1 : -1;
         if (holds) this.loop(t);
         else this.halt(t);
-        this.opts.logger.debug({ endpoint: t.endpoint.id, held: holds }, holds ? 'scrape lease acquired' : 'scrape lease lost');
+        this.opts.logger.debug(
+          { endpoint: t.endpoint.id, held: holds },
+          holds ? 'scrape lease acquired' : 'scrape lease lost',
+        );
         this.opts.hooks?.onLeases?.(this.heldCount, holds ? 'acquired' : 'lost');
       }),
     );
@@ -282,7 +289,10 @@ export class MetricsScraper {
       this.opts.hooks?.onScrapeError?.(id, err);
       if (!t.failing) {
         t.failing = true;
-        this.opts.logger.warn({ endpoint: id, url: t.url, err: err.message }, 'metrics scrape failing; signals will go stale');
+        this.opts.logger.warn(
+          { endpoint: id, url: t.url, err: err.message },
+          'metrics scrape failing; signals will go stale',
+        );
       }
       return;
     }

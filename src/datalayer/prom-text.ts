@@ -58,7 +58,10 @@ function parseLabels(text: string, i: number, end: number): [Record<string, stri
  * Samples of the wanted metric names (all names when `wanted` is omitted).
  * Malformed lines are skipped and counted in `errors`.
  */
-export function parsePromText(text: string, wanted?: ReadonlySet<string>): { families: Families; errors: number } {
+export function parsePromText(
+  text: string,
+  wanted?: ReadonlySet<string>,
+): { families: Families; errors: number } {
   const families: Families = new Map();
   let errors = 0;
   let pos = 0;

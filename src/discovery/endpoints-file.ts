@@ -41,7 +41,8 @@ export function parseEndpointsFile(text: string, file: string): Endpoint[] {
   const seen = new Set<string>();
   return parsed.data.endpoints.map((e, i) => {
     const id = endpointId(e.address, e.port);
-    if (seen.has(id)) throw new ConfigError(file, `endpoints[${i}]`, `a unique address:port, ${id} is listed twice`);
+    if (seen.has(id))
+      throw new ConfigError(file, `endpoints[${i}]`, `a unique address:port, ${id} is listed twice`);
     seen.add(id);
     const ep: Endpoint = { id, name: e.name ?? id, address: e.address, port: e.port, labels: e.labels ?? {} };
     if (e.metricsPort !== undefined) ep.metricsPort = e.metricsPort;

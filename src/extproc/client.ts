@@ -152,11 +152,18 @@ function applyMutation(headers: HeaderList, m: HeaderMutation | undefined): Head
 function mergeMetadata(into: Record<string, Record<string, unknown>>, r: ProcessingResponse): void {
   if (!r.dynamic_metadata) return;
   for (const [ns, v] of Object.entries(fromStruct(r.dynamic_metadata))) {
-    into[ns] = { ...(into[ns] ?? {}), ...(typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {}) };
+    into[ns] = {
+      ...(into[ns] ?? {}),
+      ...(typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {}),
+    };
   }
 }
 
-function immediateVerdict(r: ProcessingResponse, headers: HeaderList, replies: ProcessingResponse[]): ImmediateVerdict {
+function immediateVerdict(
+  r: ProcessingResponse,
+  headers: HeaderList,
+  replies: ProcessingResponse[],
+): ImmediateVerdict {
   const ir = r.immediate_response ?? {};
   return {
     kind: 'immediate',
@@ -171,7 +178,10 @@ function immediateVerdict(r: ProcessingResponse, headers: HeaderList, replies: P
 /** Async queue of the messages the server sends. */
 class Inbox {
   private items: ProcessingResponse[] = [];
-  private waiters: Array<{ resolve: (r: ProcessingResponse | undefined) => void; reject: (e: Error) => void }> = [];
+  private waiters: Array<{
+    resolve: (r: ProcessingResponse | undefined) => void;
+    reject: (e: Error) => void;
+  }> = [];
   private ended = false;
   private error: Error | undefined;
 
@@ -289,7 +299,8 @@ export class ExtProcExchange {
       if (hasTrailers) this.write({ request_trailers: { trailers: toHeaderMap(input.trailers!) } });
       const hr = await this.expect('the request headers reply');
       if (hr.response === 'immediate_response') return immediateVerdict(hr, headers, [...replies, hr]);
-      if (hr.response !== 'request_headers') throw new ExtProcProtocolError(`expected request_headers reply, got ${hr.response}`);
+      if (hr.response !== 'request_headers')
+        throw new ExtProcProtocolError(`expected request_headers reply, got ${hr.response}`);
       take(hr, hr.request_headers?.response);
       if (hasBody) {
         // The server streams the body back; it ends with end_of_stream (or, with trailers, before them).
@@ -301,7 +312,8 @@ export class ExtProcExchange {
             replies.push(br);
             break;
           }
-          if (br.response !== 'request_body') throw new ExtProcProtocolError(`expected request_body reply, got ${br.response}`);
+          if (br.response !== 'request_body')
+            throw new ExtProcProtocolError(`expected request_body reply, got ${br.response}`);
           const c = br.request_body?.response;
           take(br, c);
           const m = c?.body_mutation;
@@ -321,13 +333,15 @@ export class ExtProcExchange {
     } else {
       const hr = await this.expect('the request headers reply');
       if (hr.response === 'immediate_response') return immediateVerdict(hr, headers, [...replies, hr]);
-      if (hr.response !== 'request_headers') throw new ExtProcProtocolError(`expected request_headers reply, got ${hr.response}`);
+      if (hr.response !== 'request_headers')
+        throw new ExtProcProtocolError(`expected request_headers reply, got ${hr.response}`);
       take(hr, hr.request_headers?.response);
       if (hasBody) {
         this.write({ request_body: { body, end_of_stream: !hasTrailers } });
         const br = await this.expect('the request body reply');
         if (br.response === 'immediate_response') return immediateVerdict(br, headers, [...replies, br]);
-        if (br.response !== 'request_body') throw new ExtProcProtocolError(`expected request_body reply, got ${br.response}`);
+        if (br.response !== 'request_body')
+          throw new ExtProcProtocolError(`expected request_body reply, got ${br.response}`);
         const c = br.request_body?.response;
         take(br, c);
         const m = c?.body_mutation;
@@ -348,11 +362,15 @@ export class ExtProcExchange {
     endOfStream = false,
     metadata?: SendRequestInput['metadata'],
   ): Promise<HeaderList> {
-    const headers: HeaderList = Array.isArray(input) ? input.map(([k, v]) => [k, v] as [string, string]) : Object.entries(input);
+    const headers: HeaderList = Array.isArray(input)
+      ? input.map(([k, v]) => [k, v] as [string, string])
+      : Object.entries(input);
     this.write({ response_headers: { headers: toHeaderMap(headers), end_of_stream: endOfStream } }, metadata);
     const r = await this.expect('the response headers reply');
-    if (r.response === 'immediate_response') throw new ImmediateResponseError(immediateVerdict(r, headers, [r]));
-    if (r.response !== 'response_headers') throw new ExtProcProtocolError(`expected response_headers reply, got ${r.response}`);
+    if (r.response === 'immediate_response')
+      throw new ImmediateResponseError(immediateVerdict(r, headers, [r]));
+    if (r.response !== 'response_headers')
+      throw new ExtProcProtocolError(`expected response_headers reply, got ${r.response}`);
     return applyMutation(headers, r.response_headers?.response?.header_mutation);
   }
 
@@ -402,7 +420,9 @@ export class ExtProcExchange {
         // Envoy has the upstream's final DATA frame in hand.
         if (Array.isArray(chunks) && chunks.length > 0) {
           const list = chunks as Buffer[];
-          list.forEach((c, i) => this.write({ response_body: { body: c, end_of_stream: i === list.length - 1 } }));
+          list.forEach((c, i) =>
+            this.write({ response_body: { body: c, end_of_stream: i === list.length - 1 } }),
+          );
           return;
         }
         for await (const c of chunks) {
@@ -424,11 +444,16 @@ export class ExtProcExchange {
           if (writeError) throw writeError;
           throw e;
         }
-        if (r.response === 'immediate_response') throw new ImmediateResponseError(immediateVerdict(r, [], [r]));
+        if (r.response === 'immediate_response')
+          throw new ImmediateResponseError(immediateVerdict(r, [], [r]));
         if (r.response === 'response_trailers') continue;
-        if (r.response !== 'response_body') throw new ExtProcProtocolError(`expected response_body reply, got ${r.response}`);
+        if (r.response !== 'response_body')
+          throw new ExtProcProtocolError(`expected response_body reply, got ${r.response}`);
         const s = r.response_body?.response?.body_mutation?.streamed_response;
-        if (!s) throw new ExtProcProtocolError('FULL_DUPLEX_STREAMED response body reply without streamed_response');
+        if (!s)
+          throw new ExtProcProtocolError(
+            'FULL_DUPLEX_STREAMED response body reply without streamed_response',
+          );
         if (s.body && s.body.length > 0) yield s.body;
         if (s.end_of_stream) break;
       }
@@ -443,7 +468,8 @@ export class ExtProcExchange {
 
   private bodyReply(r: ProcessingResponse, original: Buffer): Buffer {
     if (r.response === 'immediate_response') throw new ImmediateResponseError(immediateVerdict(r, [], [r]));
-    if (r.response !== 'response_body') throw new ExtProcProtocolError(`expected response_body reply, got ${r.response}`);
+    if (r.response !== 'response_body')
+      throw new ExtProcProtocolError(`expected response_body reply, got ${r.response}`);
     const m = r.response_body?.response?.body_mutation;
     if (m?.mutation === 'body' && m.body) return m.body;
     if (m?.clear_body) return Buffer.alloc(0);
@@ -478,8 +504,10 @@ export class ExtProcClient {
     const Ctor = extProcClientConstructor();
     let creds: grpc.ChannelCredentials;
     if (!opts.tls) creds = grpc.credentials.createInsecure();
-    else if (opts.tls === true) creds = grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false });
-    else creds = grpc.credentials.createSsl(opts.tls.ca, null, null, { checkServerIdentity: () => undefined });
+    else if (opts.tls === true)
+      creds = grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false });
+    else
+      creds = grpc.credentials.createSsl(opts.tls.ca, null, null, { checkServerIdentity: () => undefined });
     this.client = new Ctor(opts.target, creds, {
       // Large request bodies arrive as one message in BUFFERED mode.
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -492,14 +520,25 @@ export class ExtProcClient {
   }
 
   /** Opens one Process stream (one HTTP exchange). */
-  open(opts: { requestBodyMode?: RequestBodyMode; responseBodyMode?: ResponseBodyMode } = {}): ExtProcExchange {
+  open(
+    opts: { requestBodyMode?: RequestBodyMode; responseBodyMode?: ResponseBodyMode } = {},
+  ): ExtProcExchange {
     const callOpts: grpc.CallOptions = {};
     if (this.deadlineMs !== undefined) callOpts.deadline = Date.now() + this.deadlineMs;
-    const process = (this.client as unknown as {
-      Process(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
-    }).Process.bind(this.client);
+    const process = (
+      this.client as unknown as {
+        Process(
+          md: grpc.Metadata,
+          o: grpc.CallOptions,
+        ): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
+      }
+    ).Process.bind(this.client);
     const call = process(new grpc.Metadata(), callOpts);
-    return new ExtProcExchange(call, opts.requestBodyMode ?? this.requestMode, opts.responseBodyMode ?? this.responseMode);
+    return new ExtProcExchange(
+      call,
+      opts.requestBodyMode ?? this.requestMode,
+      opts.responseBodyMode ?? this.responseMode,
+    );
   }
 
   /** Resolves once the channel is connected (or rejects after timeoutMs). */

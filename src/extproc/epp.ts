@@ -12,7 +12,12 @@ import * as grpc from '@grpc/grpc-js';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { buildAdminApp } from '../admin/app.js';
-import { DEFAULT_CONFIG_TEXT, loadConfigFile, loadConfigText, type LoadedConfig } from '../config/endpoint-picker-config.js';
+import {
+  DEFAULT_CONFIG_TEXT,
+  loadConfigFile,
+  loadConfigText,
+  type LoadedConfig,
+} from '../config/endpoint-picker-config.js';
 import { CacheIndexerClient } from '../datalayer/cache-indexer-client.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Director } from '../director/director.js';
@@ -108,7 +113,10 @@ export function statePoolOf(config: Pick<EppConfig, 'statePool' | 'poolName'>): 
 }
 
 /** This replica's lease identity: unique per process on one host, stable per pod. */
-export function replicaIdOf(config: Pick<EppConfig, 'replicaId'>, env: NodeJS.ProcessEnv = process.env): string {
+export function replicaIdOf(
+  config: Pick<EppConfig, 'replicaId'>,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   return config.replicaId ?? env.POD_NAME ?? `${hostname()}-${process.pid}`;
 }
 
@@ -164,7 +172,8 @@ async function endpointSource(config: EppConfig, logger: Logger): Promise<Endpoi
   }
   if (config.endpointsFile) {
     return new EndpointsFileSource(config.endpointsFile, {
-      onError: (e) => logger.warn({ err: e.message }, 'endpoints file re-read failed; keeping the last good endpoints'),
+      onError: (e) =>
+        logger.warn({ err: e.message }, 'endpoints file re-read failed; keeping the last good endpoints'),
     });
   }
   if (config.poolName) {
@@ -188,7 +197,9 @@ async function endpointSource(config: EppConfig, logger: Logger): Promise<Endpoi
       log: (msg: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, msg),
     });
   }
-  throw new Error('no endpoint discovery: give --endpoints-file FILE or --pool-name NAME --pool-namespace NS');
+  throw new Error(
+    'no endpoint discovery: give --endpoints-file FILE or --pool-name NAME --pool-namespace NS',
+  );
 }
 
 function listenHttp(server: HttpServer, port: number, host: string): Promise<number> {
@@ -224,7 +235,11 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
   const registry = deps.registry ?? builtinRegistry();
   const loaded = config.configFile
     ? loadConfigFile(config.configFile, registry)
-    : loadConfigText(config.configText ?? DEFAULT_CONFIG_TEXT, config.configText ? '--config-text' : '(built-in default)', registry);
+    : loadConfigText(
+        config.configText ?? DEFAULT_CONFIG_TEXT,
+        config.configText ? '--config-text' : '(built-in default)',
+        registry,
+      );
   const pool = statePoolOf(config);
   const replicaId = replicaIdOf(config);
   const store = deps.store ?? (await createStateStore({ redisUrl: config.redisUrl, pool, logger }));
@@ -300,7 +315,9 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
 
   const storeLocally = (eps: Endpoint[]) => {
     // Degraded: the write stays in this replica (its fallback set and what it re-publishes on resync).
-    store.replaceEndpoints(eps).catch((e: Error) => logger.warn({ err: e.message }, 'could not keep the endpoints locally'));
+    store
+      .replaceEndpoints(eps)
+      .catch((e: Error) => logger.warn({ err: e.message }, 'could not keep the endpoints locally'));
   };
 
   const onEndpoints = (eps: Endpoint[]) => {
@@ -391,7 +408,11 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
             },
           }),
         });
-        adminServer = serve({ fetch: app.fetch, port: config.adminPort, hostname: config.adminBind }) as HttpServer;
+        adminServer = serve({
+          fetch: app.fetch,
+          port: config.adminPort,
+          hostname: config.adminBind,
+        }) as HttpServer;
         addrs.admin = await new Promise<number>((resolve, reject) => {
           if (adminServer!.listening) resolve((adminServer!.address() as AddressInfo).port);
           adminServer!.once('listening', () => resolve((adminServer!.address() as AddressInfo).port));
@@ -411,7 +432,10 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           },
           onLeader: (leader) => {
             metrics.onDiscoveryLeader(leader);
-            logger.info({ replica: replicaId, leader }, leader ? 'publishing discovery to the shared state' : 'another replica publishes discovery');
+            logger.info(
+              { replica: replicaId, leader },
+              leader ? 'publishing discovery to the shared state' : 'another replica publishes discovery',
+            );
           },
         });
       }
@@ -437,7 +461,11 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         'grpc.enable_channelz': 0,
       });
       service.addTo(grpcServer);
-      addrs.grpc = await bindGrpc(grpcServer, hostPortAddress(config.grpcBind, config.grpcPort), serverCredentials(tls));
+      addrs.grpc = await bindGrpc(
+        grpcServer,
+        hostPortAddress(config.grpcBind, config.grpcPort),
+        serverCredentials(tls),
+      );
       service.startRenewal();
       listening = true;
       updateHealth();

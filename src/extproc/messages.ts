@@ -15,10 +15,7 @@ export interface HeaderMap {
 }
 
 export type HeaderAppendAction =
-  | 'APPEND_IF_EXISTS_OR_ADD'
-  | 'ADD_IF_ABSENT'
-  | 'OVERWRITE_IF_EXISTS_OR_ADD'
-  | 'OVERWRITE_IF_EXISTS';
+  'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
 
 export interface HeaderValueOption {
   header: HeaderValue;
@@ -70,7 +67,8 @@ export interface Metadata {
   filter_metadata?: Record<string, ProtoStruct>;
 }
 
-export type BodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED' | 'GRPC';
+export type BodySendMode =
+  'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED' | 'GRPC';
 export type HeaderSendMode = 'DEFAULT' | 'SEND' | 'SKIP';
 
 export interface ProtocolConfiguration {

@@ -22,5 +22,11 @@ export interface ExtProcObserver {
   /** Director.pick took `seconds` (state read + indexer + schedule + commit). */
   scheduled?(model: string, seconds: number, endpointId: string, profile: string, ok: boolean): void;
   /** The response ended normally. */
-  responseComplete?(model: string, status: number, seconds: number, responseBytes: number, usage: Usage | undefined): void;
+  responseComplete?(
+    model: string,
+    status: number,
+    seconds: number,
+    responseBytes: number,
+    usage: Usage | undefined,
+  ): void;
 }

@@ -18,7 +18,9 @@ export interface RoutingReply {
   metadata: Record<string, Record<string, unknown>>;
 }
 
-export function headerMutation(r: Pick<RoutingReply, 'setHeaders' | 'removeHeaders'>): HeaderMutation | undefined {
+export function headerMutation(
+  r: Pick<RoutingReply, 'setHeaders' | 'removeHeaders'>,
+): HeaderMutation | undefined {
   if (r.setHeaders.length === 0 && r.removeHeaders.length === 0) return undefined;
   const m: HeaderMutation = {};
   if (r.setHeaders.length) m.set_headers = r.setHeaders;
@@ -57,7 +59,11 @@ export const RESPONSE_TRAILERS_REPLY: ProcessingResponse = { response_trailers: 
  * streamed_response chunks, end_of_stream on the last one only (when `eos`);
  * an empty body is one empty chunk.
  */
-export function streamedBodyReplies(phase: 'request_body' | 'response_body', body: Buffer, eos: boolean): ProcessingResponse[] {
+export function streamedBodyReplies(
+  phase: 'request_body' | 'response_body',
+  body: Buffer,
+  eos: boolean,
+): ProcessingResponse[] {
   const out: ProcessingResponse[] = [];
   let off = 0;
   do {
@@ -76,7 +82,12 @@ export function streamedBodyReplies(phase: 'request_body' | 'response_body', bod
 }
 
 /** An HTTP answer from the EPP itself (errors), with a JSON body. */
-export function immediateReply(status: number, body: string, requestId: string, details: string): ProcessingResponse {
+export function immediateReply(
+  status: number,
+  body: string,
+  requestId: string,
+  details: string,
+): ProcessingResponse {
   return {
     immediate_response: {
       status: { code: status },

@@ -85,7 +85,11 @@ export class ExtProcService {
  * Stops accepting streams, lets open ones finish for up to `deadlineMs`,
  * then cuts the rest. Resolves with the number of streams that were cut.
  */
-export function drainServer(server: grpc.Server, service: ExtProcService, deadlineMs: number): Promise<number> {
+export function drainServer(
+  server: grpc.Server,
+  service: ExtProcService,
+  deadlineMs: number,
+): Promise<number> {
   return new Promise((resolve) => {
     let finished = false;
     const timer = setTimeout(() => {

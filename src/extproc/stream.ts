@@ -253,9 +253,15 @@ export class ProcessStream {
     let req: LLMRequest;
     try {
       // Decoded only now, so a multi-byte character split across chunks is whole.
-      req = parseOpenAIRequest(this.requestPath(), body.toString('utf8'), this.headers, this.requestId).request;
+      req = parseOpenAIRequest(
+        this.requestPath(),
+        body.toString('utf8'),
+        this.headers,
+        this.requestId,
+      ).request;
     } catch (e) {
-      if (e instanceof RequestError) return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);
+      if (e instanceof RequestError)
+        return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);
       throw e;
     }
     this.streamRequested = req.stream;
@@ -278,9 +284,15 @@ export class ProcessStream {
     try {
       const subset = this.subset;
       if (subset && this.log.isLevelEnabled('debug')) {
-        this.log.debug({ requestId: req.requestId, entries: subsetSize(subset) }, 'subset hint restricts candidates');
+        this.log.debug(
+          { requestId: req.requestId, entries: subsetSize(subset) },
+          'subset hint restricts candidates',
+        );
       }
-      const d = await this.opts.director.pick(req, subset ? { candidates: (e) => inSubset(subset, e) } : undefined);
+      const d = await this.opts.director.pick(
+        req,
+        subset ? { candidates: (e) => inSubset(subset, e) } : undefined,
+      );
       const secs = (performance.now() - t0) / 1000;
       this.opts.observer.scheduled?.(req.model, secs, d.result.primary.endpoint.id, d.result.profile, true);
       if (this.gone) {
@@ -319,7 +331,8 @@ export class ProcessStream {
   private routing(result: SchedulingResult, contentLength: number | undefined): RoutingReply {
     const dest = [result.primary.endpoint.id, ...result.fallbacks.map((f) => f.endpoint.id)].join(',');
     const set: HeaderValueOption[] = [setHeader(this.opts.destinationHeader, dest)];
-    if (contentLength !== undefined && contentLength > 0) set.push(setHeader('content-length', String(contentLength)));
+    if (contentLength !== undefined && contentLength > 0)
+      set.push(setHeader('content-length', String(contentLength)));
     if (this.requestIdGenerated) set.push(setHeader('x-request-id', this.requestId));
     const setKeys = new Set([this.opts.destinationHeader]);
     for (const [k, v] of Object.entries(result.headers)) {
@@ -392,16 +405,28 @@ export class ProcessStream {
   // ---- errors ----
 
   private tooLarge(bytes: number): void {
-    this.fail(413, `request body of ${bytes} bytes exceeds the limit of ${this.opts.maxBodyBytes} bytes`, 'PayloadTooLarge');
+    this.fail(
+      413,
+      `request body of ${bytes} bytes exceeds the limit of ${this.opts.maxBodyBytes} bytes`,
+      'PayloadTooLarge',
+    );
   }
 
   /** Answers the HTTP request from here and ends the stream. */
   private fail(status: number, message: string, code: ErrorCode, param?: string): void {
     this.opts.observer.requestError?.(this.model, code);
     if (status >= 500) this.log.warn({ requestId: this.requestId, status, code }, message);
-    else if (this.log.isLevelEnabled('debug')) this.log.debug({ requestId: this.requestId, status, code }, message);
+    else if (this.log.isLevelEnabled('debug'))
+      this.log.debug({ requestId: this.requestId, status, code }, message);
     this.phase = 'done';
-    this.send(immediateReply(status, openAIErrorBody(status, message, param), this.requestId, `hermes_router_${code}`));
+    this.send(
+      immediateReply(
+        status,
+        openAIErrorBody(status, message, param),
+        this.requestId,
+        `hermes_router_${code}`,
+      ),
+    );
     this.releaseOnce();
     this.closed = true;
     this.opts.observer.streamClosed?.();

@@ -22,7 +22,8 @@ export function usageOf(obj: unknown): Usage | undefined {
   if ((u === undefined || u === null) && o.type === 'response.completed') u = o.response?.usage;
   if (typeof u !== 'object' || u === null) return undefined;
   const r = u as Record<string, unknown>;
-  const details = (r.prompt_tokens_details ?? r.prompt_token_details) as { cached_tokens?: unknown } | undefined;
+  const details = (r.prompt_tokens_details ?? r.prompt_token_details) as
+    { cached_tokens?: unknown } | undefined;
   const out: Usage = {
     promptTokens: num(r.prompt_tokens) ?? num(r.input_tokens),
     completionTokens: num(r.completion_tokens) ?? num(r.output_tokens),

@@ -24,7 +24,10 @@ export function createLogger(opts: { level: string; format: LogFormat; name?: st
     redact: { paths: REDACT_PATHS, censor },
   };
   if (opts.format === 'pretty') {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, destination: 2 } } });
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { colorize: true, destination: 2 } },
+    });
   }
   return pino(base, pino.destination({ dest: 2, sync: false }));
 }

@@ -10,13 +10,14 @@ import type { StateStore } from '../state/store.js';
 import { isDegradable, registerStateMetrics } from './state-metrics.js';
 
 const DURATION_BUCKETS = [
-  0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240,
-  300, 360, 480, 600, 900, 1200, 1800, 2700, 3600,
+  0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120,
+  180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600,
 ];
 const REQUEST_SIZE_BUCKETS = Array.from({ length: 25 }, (_, i) => 64 * 2 ** i); // 64 B .. 1 GiB
 const RESPONSE_SIZE_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32778, 65536];
 const TOKEN_BUCKETS = [
-  1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32778, 65536, 131072, 262144, 524288, 1048576,
+  1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32778, 65536, 131072, 262144, 524288,
+  1048576,
 ];
 const SCHEDULER_BUCKETS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 const NTPOT_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
@@ -156,10 +157,26 @@ export class EppMetrics {
           this.set({ name: pool }, fn(await poolStats(opts.store, now(), opts.stalenessMs)));
         },
       });
-    poolGauge('inference_pool_ready_pods', '[ALPHA] The number of ready pods in the inference server pool.', (v) => v.ready);
-    poolGauge('inference_pool_average_queue_size', '[ALPHA] The average number of requests pending in the model server queue.', (v) => v.avgQueue);
-    poolGauge('inference_pool_average_running_requests', '[ALPHA] The average number of requests currently being processed by model servers.', (v) => v.avgRunning);
-    poolGauge('inference_pool_average_kv_cache_utilization', '[ALPHA] The average kv cache utilization for an inference server pool.', (v) => v.avgKv);
+    poolGauge(
+      'inference_pool_ready_pods',
+      '[ALPHA] The number of ready pods in the inference server pool.',
+      (v) => v.ready,
+    );
+    poolGauge(
+      'inference_pool_average_queue_size',
+      '[ALPHA] The average number of requests pending in the model server queue.',
+      (v) => v.avgQueue,
+    );
+    poolGauge(
+      'inference_pool_average_running_requests',
+      '[ALPHA] The average number of requests currently being processed by model servers.',
+      (v) => v.avgRunning,
+    );
+    poolGauge(
+      'inference_pool_average_kv_cache_utilization',
+      '[ALPHA] The average kv cache utilization for an inference server pool.',
+      (v) => v.avgKv,
+    );
 
     this.picks = new Counter({
       name: 'hermes_endpoint_picks_total',
@@ -167,7 +184,11 @@ export class EppMetrics {
       labelNames: ['endpoint', 'profile'],
       registers: [r],
     });
-    this.openStreams = new Gauge({ name: 'hermes_extproc_open_streams', help: 'Open ext_proc streams.', registers: [r] });
+    this.openStreams = new Gauge({
+      name: 'hermes_extproc_open_streams',
+      help: 'Open ext_proc streams.',
+      registers: [r],
+    });
     this.scrapeErrors = new Counter({
       name: 'hermes_metrics_scrape_errors_total',
       help: 'Failed model-server /metrics scrapes per endpoint.',
@@ -229,14 +250,21 @@ export class EppMetrics {
         if (size > 0) this.requestSizes.observe(lbl(model), size);
         this.running.inc({ model_name: model });
       },
-      requestError: (model: string, code: ErrorCode) => this.errorTotal.inc({ ...lbl(model), error_code: code }),
+      requestError: (model: string, code: ErrorCode) =>
+        this.errorTotal.inc({ ...lbl(model), error_code: code }),
       requestEnded: (model: string) => this.running.dec({ model_name: model }),
       scheduled: (_model, secs, endpoint, profile, ok) => {
         this.schedulerE2e.observe(secs);
         this.schedulerAttempts.inc({ status: ok ? 'success' : 'failure' });
         if (ok) this.picks.inc({ endpoint, profile });
       },
-      responseComplete: (model: string, _status: number, secs: number, bytes: number, usage: Usage | undefined) => {
+      responseComplete: (
+        model: string,
+        _status: number,
+        secs: number,
+        bytes: number,
+        usage: Usage | undefined,
+      ) => {
         const l = lbl(model);
         this.duration.observe(l, secs);
         this.responseSizes.observe(l, bytes);

@@ -13,15 +13,35 @@ export interface DegradableStore {
 
 export function isDegradable(store: object): store is DegradableStore {
   const s = store as Partial<DegradableStore> & { onDegradedChange?: unknown };
-  return typeof s.degraded === 'boolean' && typeof s.counters === 'object' && typeof s.onDegradedChange === 'function';
+  return (
+    typeof s.degraded === 'boolean' &&
+    typeof s.counters === 'object' &&
+    typeof s.onDegradedChange === 'function'
+  );
 }
 
 const COUNTERS: Array<[keyof DegradedCounters, string, string]> = [
-  ['fallbacks', 'hermes_state_store_fallbacks_total', 'State calls answered from local state because Redis was unavailable.'],
-  ['errors', 'hermes_state_store_redis_errors_total', 'Redis calls that failed (they start or prolong degraded mode).'],
+  [
+    'fallbacks',
+    'hermes_state_store_fallbacks_total',
+    'State calls answered from local state because Redis was unavailable.',
+  ],
+  [
+    'errors',
+    'hermes_state_store_redis_errors_total',
+    'Redis calls that failed (they start or prolong degraded mode).',
+  ],
   ['degradedEntered', 'hermes_state_store_degraded_entries_total', 'Times the shared state went degraded.'],
-  ['resyncs', 'hermes_state_store_resyncs_total', 'Completed resynchronisations with Redis after degraded mode.'],
-  ['resyncFailures', 'hermes_state_store_resync_failures_total', 'Probes or resynchronisations with Redis that failed.'],
+  [
+    'resyncs',
+    'hermes_state_store_resyncs_total',
+    'Completed resynchronisations with Redis after degraded mode.',
+  ],
+  [
+    'resyncFailures',
+    'hermes_state_store_resync_failures_total',
+    'Probes or resynchronisations with Redis that failed.',
+  ],
 ];
 
 export function registerStateMetrics(r: Registry, store: DegradableStore): void {

@@ -31,16 +31,28 @@ function contentText(content: unknown, i: number): string {
     for (let j = 0; j < content.length; j++) {
       const part = content[j] as { type?: unknown; text?: unknown } | null;
       if (typeof part !== 'object' || part === null) {
-        throw new RequestError(400, `messages[${i}].content[${j}] must be an object`, `messages[${i}].content`);
+        throw new RequestError(
+          400,
+          `messages[${i}].content[${j}] must be an object`,
+          `messages[${i}].content`,
+        );
       }
       if (typeof part.text === 'string') out += part.text;
       else if (part.type === 'text') {
-        throw new RequestError(400, `messages[${i}].content[${j}].text must be a string`, `messages[${i}].content`);
+        throw new RequestError(
+          400,
+          `messages[${i}].content[${j}].text must be a string`,
+          `messages[${i}].content`,
+        );
       }
     }
     return out;
   }
-  throw new RequestError(400, `messages[${i}].content must be a string or an array of parts`, `messages[${i}].content`);
+  throw new RequestError(
+    400,
+    `messages[${i}].content must be a string or an array of parts`,
+    `messages[${i}].content`,
+  );
 }
 
 export function parseMessages(raw: unknown): ChatMessage[] {
@@ -122,10 +134,18 @@ export function parseOpenAIRequest(
         req.promptText = (prompt as string[]).join('');
         req.promptTokens = estimateTokens(req.promptText);
       } else {
-        throw new RequestError(400, 'prompt must be a string, a list of strings or a list of token ids', 'prompt');
+        throw new RequestError(
+          400,
+          'prompt must be a string, a list of strings or a list of token ids',
+          'prompt',
+        );
       }
     } else {
-      throw new RequestError(400, 'prompt must be a non-empty string, list of strings or list of token ids', 'prompt');
+      throw new RequestError(
+        400,
+        'prompt must be a non-empty string, list of strings or list of token ids',
+        'prompt',
+      );
     }
   }
   return { request: req, body: obj };
@@ -134,6 +154,12 @@ export function parseOpenAIRequest(
 /** The OpenAI error body for a status and message. */
 export function openAIErrorBody(status: number, message: string, param?: string): string {
   const type =
-    status === 400 || status === 413 ? 'invalid_request_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error';
+    status === 400 || status === 413
+      ? 'invalid_request_error'
+      : status === 429
+        ? 'rate_limit_error'
+        : status >= 500
+          ? 'server_error'
+          : 'invalid_request_error';
   return JSON.stringify({ error: { message, type, param: param ?? null, code: status } });
 }

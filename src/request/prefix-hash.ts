@@ -67,7 +67,12 @@ function hashWords(words: Uint32Array, blockWords: number, maxBlocks: number, mo
 }
 
 /** Chained hashes of the full blocks of `text`, at most `maxBlocks`. */
-export function textBlockHashes(text: string, model: string, blockSizeTokens: number, maxBlocks: number): string[] {
+export function textBlockHashes(
+  text: string,
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): string[] {
   const { bytes, length } = utf8Scratch(text);
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(length / 4));
   return hashWords(words, blockSizeTokens, maxBlocks, model);
@@ -85,7 +90,8 @@ export function tokenBlockHashes(
 
 /** One 64-bit digest of the whole prompt, partial last token included (cache keys). */
 export function promptDigest(text: string, tokenIds: readonly number[] | undefined, model: string): string {
-  if (tokenIds) return hashWords(Uint32Array.from(tokenIds), Math.max(1, tokenIds.length), 1, model)[0] ?? 'empty';
+  if (tokenIds)
+    return hashWords(Uint32Array.from(tokenIds), Math.max(1, tokenIds.length), 1, model)[0] ?? 'empty';
   const { bytes, length } = utf8Scratch(text);
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.ceil(length / 4));
   return `${length}.${hashWords(words, Math.max(1, words.length), 1, model)[0] ?? 'empty'}`;

@@ -8,7 +8,11 @@ export const SCORE_EPSILON = 1e-9;
  * Best score first, ties broken uniformly at random, then the next best as
  * ordered fallbacks: `count` targets at most.
  */
-export function maxScorePick(ctx: CycleContext, scored: readonly ScoredCandidate[], count: number): PickResult {
+export function maxScorePick(
+  ctx: CycleContext,
+  scored: readonly ScoredCandidate[],
+  count: number,
+): PickResult {
   const n = scored.length;
   if (n === 0) return { targets: [] };
   if (count <= 1) {

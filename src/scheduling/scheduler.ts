@@ -125,7 +125,10 @@ function toResult(
     };
   }
   const g = c.group;
-  const choice = first.pdChoice ?? { prefill: pickUniform(ctx, g.prefill), decode: pickUniform(ctx, g.decode) };
+  const choice = first.pdChoice ?? {
+    prefill: pickUniform(ctx, g.prefill),
+    decode: pickUniform(ctx, g.decode),
+  };
   // PD fallbacks would need their own pod headers; the gateway gets one
   // destination and the leader retries inside its group instead.
   return {

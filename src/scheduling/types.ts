@@ -115,8 +115,7 @@ export interface PdGroup {
  * (aggregated serving) or a PD group (disaggregated serving).
  */
 export type Candidate =
-  | { kind: 'endpoint'; id: string; endpoint: EndpointView }
-  | { kind: 'group'; id: string; group: PdGroup };
+  { kind: 'endpoint'; id: string; endpoint: EndpointView } | { kind: 'group'; id: string; group: PdGroup };
 
 /** The pods a PD scorer chose inside a group. */
 export interface PdChoice {

@@ -110,7 +110,8 @@ export class MemoryStateStore implements StateStore {
       );
     }
     this.decisions.push(commit.decision);
-    if (this.decisions.length > this.decisionsLimit) this.decisions.splice(0, this.decisions.length - this.decisionsLimit);
+    if (this.decisions.length > this.decisionsLimit)
+      this.decisions.splice(0, this.decisions.length - this.decisionsLimit);
     return { requestId: commit.requestId, charges, chargedAtEvent };
   }
 
@@ -133,7 +134,10 @@ export class MemoryStateStore implements StateStore {
         long: decayed(rec.long, rec.atEvent, now, d),
         atEvent: now,
       };
-      next[item.bucket] = Math.max(0, next[item.bucket] - decayed(item.amount, receipt.chargedAtEvent, now, d));
+      next[item.bucket] = Math.max(
+        0,
+        next[item.bucket] - decayed(item.amount, receipt.chargedAtEvent, now, d),
+      );
       this.bucketLoads.set(item.endpointId, next);
     }
   }

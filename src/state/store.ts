@@ -1,12 +1,7 @@
 // The StateStore: everything scheduling shares between EPP replicas. One
 // interface, two backends (memory for one replica, Redis for many). The hot
 // path is one read (readSnapshot) and one write (commitPick) per request.
-import type {
-  BucketLoadRecord,
-  Endpoint,
-  EndpointSignals,
-  PickCharges,
-} from '../scheduling/types.js';
+import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
 
 export interface SnapshotQuery {
   /** Approximate prefix index: match these prompt block hashes (in order). */

@@ -106,40 +106,36 @@ describe('SIGTERM during load', () => {
   // Regression: the client helper used to surface a server-side cut only once
   // the upstream body was exhausted, so gateway-dev held a cut response
   // until the model server finished.
-  it(
-    'streamResponseBody reports a server-side cut promptly (client helper)',
-    async () => {
-      models = await Promise.all([fakeModel()]);
-      const epp = await startEpp({
-        endpoints: endpointsYaml([{ name: 'm0', port: models[0]!.port }]),
-        args: ['--drain-timeout', '500ms', '--log-level', 'warn'],
-      });
-      const ex = epp.client.open();
-      const v = await ex.sendRequest({
-        headers: COMPLETION_HEADERS,
-        body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'cut me', stream: true })),
-      });
-      expect(v.kind).toBe('continue');
-      await ex.sendResponseHeaders([[':status', '200']]);
-      async function* upstream() {
-        for (let i = 0; i < 40; i++) {
-          yield Buffer.from(`data: ${i}\n\n`);
-          await sleep(100); // 4 s of upstream body
-        }
+  it('streamResponseBody reports a server-side cut promptly (client helper)', async () => {
+    models = await Promise.all([fakeModel()]);
+    const epp = await startEpp({
+      endpoints: endpointsYaml([{ name: 'm0', port: models[0]!.port }]),
+      args: ['--drain-timeout', '500ms', '--log-level', 'warn'],
+    });
+    const ex = epp.client.open();
+    const v = await ex.sendRequest({
+      headers: COMPLETION_HEADERS,
+      body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'cut me', stream: true })),
+    });
+    expect(v.kind).toBe('continue');
+    await ex.sendResponseHeaders([[':status', '200']]);
+    async function* upstream() {
+      for (let i = 0; i < 40; i++) {
+        yield Buffer.from(`data: ${i}\n\n`);
+        await sleep(100); // 4 s of upstream body
       }
-      await sleep(100);
-      const sigAt = Date.now();
-      epp.proc.child.kill('SIGTERM');
-      let thrownAt = 0;
-      try {
-        for await (const _ of ex.streamResponseBody(upstream())) void _;
-      } catch {
-        thrownAt = Date.now();
-      }
-      expect(thrownAt).toBeGreaterThan(0);
-      // Cut at ~500 ms; reported within a second of it, not after the 4 s upstream.
-      expect(thrownAt - sigAt).toBeLessThan(1_500);
-    },
-    30_000,
-  );
+    }
+    await sleep(100);
+    const sigAt = Date.now();
+    epp.proc.child.kill('SIGTERM');
+    let thrownAt = 0;
+    try {
+      for await (const _ of ex.streamResponseBody(upstream())) void _;
+    } catch {
+      thrownAt = Date.now();
+    }
+    expect(thrownAt).toBeGreaterThan(0);
+    // Cut at ~500 ms; reported within a second of it, not after the 4 s upstream.
+    expect(thrownAt - sigAt).toBeLessThan(1_500);
+  }, 30_000);
 });

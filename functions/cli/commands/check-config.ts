@@ -8,7 +8,10 @@ export const command: SubcommandModule['command'] = {
     let files: string[] = [];
     new Command('hermes-router check-config')
       .description(this.summary)
-      .argument('<file...>', 'EndpointPickerConfig YAML or a values file with inferencepool.inferenceExtension.pluginsCustomConfig')
+      .argument(
+        '<file...>',
+        'EndpointPickerConfig YAML or a values file with inferencepool.inferenceExtension.pluginsCustomConfig',
+      )
       .action((f: string[]) => {
         files = f;
       })

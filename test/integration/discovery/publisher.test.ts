@@ -86,7 +86,13 @@ describe('LeasedPublisher', () => {
   it('the leader rewrites its set periodically, so a flushed store heals', async () => {
     const { writes, wrapped } = countingStore();
     let t = 1_000_000;
-    const p = new LeasedPublisher({ store: wrapped('a'), holder: 'epp-a', ttlMs: 10_000, republishMs: 5_000, now: () => t });
+    const p = new LeasedPublisher({
+      store: wrapped('a'),
+      holder: 'epp-a',
+      ttlMs: 10_000,
+      republishMs: 5_000,
+      now: () => t,
+    });
     p.update([ep(1)]);
     await p.tick();
     expect(writes).toHaveLength(1);

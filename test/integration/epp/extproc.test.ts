@@ -3,7 +3,13 @@
 // protos in FULL_DUPLEX_STREAMED and BUFFERED order.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { destinationOf, ExtProcClient, headerOf, type ContinueVerdict, type HeaderList } from '../../../src/extproc/client.js';
+import {
+  destinationOf,
+  ExtProcClient,
+  headerOf,
+  type ContinueVerdict,
+  type HeaderList,
+} from '../../../src/extproc/client.js';
 import { fromStruct } from '../../../src/extproc/messages.js';
 import {
   endpointStates,
@@ -61,7 +67,8 @@ function chatBody(content: string, stream = false): Buffer {
 }
 
 function cont(v: Awaited<ReturnType<ReturnType<ExtProcClient['open']>['sendRequest']>>): ContinueVerdict {
-  if (v.kind !== 'continue') throw new Error(`expected a routed request, got ${v.status}: ${v.body.toString()}`);
+  if (v.kind !== 'continue')
+    throw new Error(`expected a routed request, got ${v.status}: ${v.body.toString()}`);
   return v;
 }
 
@@ -125,7 +132,9 @@ describe('request phase', () => {
     expect(v.clearRouteCache).toBe(true);
     const dest = ids.join(',');
     expect(headerOf(v.headers, 'x-gateway-destination-endpoint')).toBe(dest);
-    expect(fromStruct(v.replies[0]!.dynamic_metadata)).toEqual({ 'envoy.lb': { 'x-gateway-destination-endpoint': dest } });
+    expect(fromStruct(v.replies[0]!.dynamic_metadata)).toEqual({
+      'envoy.lb': { 'x-gateway-destination-endpoint': dest },
+    });
     expect(destinationOf(v)).toEqual(ids);
     expect(v.body.equals(body)).toBe(true);
     expect(headerOf(v.headers, 'content-length')).toBe(String(body.length));
@@ -133,9 +142,15 @@ describe('request phase', () => {
     expect(headerOf(v.headers, 'x-openfuyao-prefill-pod-address-port')).toBeUndefined();
     expect(v.headers.filter(([k]) => k === 'x-gateway-destination-endpoint')).toHaveLength(1);
     // Finish the exchange so the charge is released.
-    await ex.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']]);
+    await ex.sendResponseHeaders([
+      [':status', '200'],
+      ['content-type', 'application/json'],
+    ]);
     const out: Buffer[] = [];
-    for await (const c of ex.streamResponseBody([Buffer.from('{"object":"chat.completion","usage":{"prompt_tokens":3}}')])) out.push(c);
+    for await (const c of ex.streamResponseBody([
+      Buffer.from('{"object":"chat.completion","usage":{"prompt_tokens":3}}'),
+    ]))
+      out.push(c);
     expect(Buffer.concat(out).toString()).toContain('chat.completion');
     ex.end();
     await ex.done;
@@ -184,7 +199,14 @@ describe('request phase', () => {
 
   test('header-only request (GET) is routed at header time', async () => {
     const ex = client.open();
-    const v = cont(await ex.sendRequest({ headers: [[':method', 'GET'], [':path', '/v1/models']] }));
+    const v = cont(
+      await ex.sendRequest({
+        headers: [
+          [':method', 'GET'],
+          [':path', '/v1/models'],
+        ],
+      }),
+    );
     expect(v.replies.map((r) => r.response)).toEqual(['request_headers']);
     expect(destinationOf(v)).toEqual(servers.map((s) => s.id));
     expect(headerOf(v.headers, 'content-length')).toBeUndefined();
@@ -196,17 +218,24 @@ describe('request phase', () => {
 
 describe('subset hint (metadata_context envoy.lb.subset_hint)', () => {
   const SUBSET = 'x-gateway-destination-endpoint-subset';
-  const routeWith = async (value: unknown, mode: 'FULL_DUPLEX_STREAMED' | 'BUFFERED' = 'FULL_DUPLEX_STREAMED', extra?: Record<string, unknown>) => {
+  const routeWith = async (
+    value: unknown,
+    mode: 'FULL_DUPLEX_STREAMED' | 'BUFFERED' = 'FULL_DUPLEX_STREAMED',
+    extra?: Record<string, unknown>,
+  ) => {
     const ex = client.open({ requestBodyMode: mode });
     const v = await ex.sendRequest({
       headers: chatHeaders(),
       body: chatBody('subset please'),
-      metadata: { 'envoy.lb.subset_hint': value === undefined ? { ...extra } : { [SUBSET]: value, ...extra } },
+      metadata: {
+        'envoy.lb.subset_hint': value === undefined ? { ...extra } : { [SUBSET]: value, ...extra },
+      },
     });
     if (v.kind === 'continue') ex.cancel();
     return v;
   };
-  const destOf = async (value: unknown, mode?: 'FULL_DUPLEX_STREAMED' | 'BUFFERED') => destinationOf(cont(await routeWith(value, mode)));
+  const destOf = async (value: unknown, mode?: 'FULL_DUPLEX_STREAMED' | 'BUFFERED') =>
+    destinationOf(cont(await routeWith(value, mode)));
   const statusOf = async (value: unknown) => {
     const v = await routeWith(value);
     return v.kind === 'immediate' ? v.status : 200;
@@ -231,7 +260,9 @@ describe('subset hint (metadata_context envoy.lb.subset_hint)', () => {
 
   test('absent key -> whole pool; present but empty or matching nothing -> 503', async () => {
     const ids = servers.map((s) => s.id);
-    expect(destinationOf(cont(await routeWith(undefined, 'FULL_DUPLEX_STREAMED', { other: 'x' })))).toEqual(ids);
+    expect(destinationOf(cont(await routeWith(undefined, 'FULL_DUPLEX_STREAMED', { other: 'x' })))).toEqual(
+      ids,
+    );
     expect(await statusOf([])).toBe(503);
     expect(await statusOf('')).toBe(503);
     expect(await statusOf(['10.1.2.3:8000'])).toBe(503);
@@ -250,7 +281,10 @@ describe('response phase', () => {
     const v = cont(await ex.sendRequest({ headers: chatHeaders(), body: chatBody('stream me', true) }));
     expect(destinationOf(v)[0]).toBe(servers[0]!.id);
     expect((await endpointStates(epp)).find((e) => e.id === servers[0]!.id)!.inFlight).toBe(1);
-    await ex.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']]);
+    await ex.sendResponseHeaders([
+      [':status', '200'],
+      ['content-type', 'text/event-stream'],
+    ]);
     const sse = [
       'data: {"object":"chat.completion.chunk","choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n',
       'data: {"object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":11,"com',
@@ -272,15 +306,22 @@ describe('response phase', () => {
     await ex.done;
     await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'release at response end');
     const text = await promMetrics(epp);
-    expect(promValue(text, 'inference_objective_output_tokens_sum{model_name="m",target_model_name="m"}')).toBeGreaterThanOrEqual(5);
-    expect(promValue(text, 'inference_objective_input_tokens_count{model_name="m",target_model_name="m"}')).toBeGreaterThanOrEqual(2);
+    expect(
+      promValue(text, 'inference_objective_output_tokens_sum{model_name="m",target_model_name="m"}'),
+    ).toBeGreaterThanOrEqual(5);
+    expect(
+      promValue(text, 'inference_objective_input_tokens_count{model_name="m",target_model_name="m"}'),
+    ).toBeGreaterThanOrEqual(2);
   });
 
   test('client cancellation mid-response releases the in-flight charge', async () => {
     const ex = client.open();
     const v = cont(await ex.sendRequest({ headers: chatHeaders(), body: chatBody('cancel me', true) }));
     const target = destinationOf(v)[0]!;
-    await ex.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']]);
+    await ex.sendResponseHeaders([
+      [':status', '200'],
+      ['content-type', 'text/event-stream'],
+    ]);
     expect((await endpointStates(epp)).find((e) => e.id === target)!.inFlight).toBe(1);
     ex.cancel();
     await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'release after cancel');
@@ -288,7 +329,9 @@ describe('response phase', () => {
 
   test('a stream cancelled before the body ends holds no charge', async () => {
     const ex = client.open();
-    const p = ex.sendRequest({ headers: chatHeaders(), body: [Buffer.from('{"model":"m",')] }).catch(() => undefined);
+    const p = ex
+      .sendRequest({ headers: chatHeaders(), body: [Buffer.from('{"model":"m",')] })
+      .catch(() => undefined);
     ex.cancel();
     await p;
     await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'no charge');
@@ -301,7 +344,11 @@ describe('errors are HTTP answers, never a broken stream', () => {
     const v = await ex.sendRequest({ headers, body });
     await ex.done;
     if (v.kind !== 'immediate') throw new Error('expected an immediate response');
-    return { status: v.status, json: JSON.parse(v.body.toString()) as { error: { message: string; type: string; code: number } }, v };
+    return {
+      status: v.status,
+      json: JSON.parse(v.body.toString()) as { error: { message: string; type: string; code: number } },
+      v,
+    };
   }
 
   test('malformed JSON -> 400 with an OpenAI error body', async () => {
@@ -332,7 +379,9 @@ describe('errors are HTTP answers, never a broken stream', () => {
   test('error counters carry GIE error codes', async () => {
     const text = await promMetrics(epp);
     expect(text).toMatch(/inference_objective_request_error_total\{[^}]*error_code="BadRequest"\} [1-9]/);
-    expect(text).toMatch(/inference_objective_request_error_total\{[^}]*error_code="PayloadTooLarge"\} [1-9]/);
+    expect(text).toMatch(
+      /inference_objective_request_error_total\{[^}]*error_code="PayloadTooLarge"\} [1-9]/,
+    );
   });
 });
 
@@ -349,7 +398,8 @@ describe('picks follow the scraped signals', () => {
     servers[0]!.waiting = 20;
     servers[2]!.waiting = 0;
     await eventually(
-      async () => (await endpointStates(epp)).find((e) => e.id === servers[2]!.id)?.signals?.waitingQueueSize === 0,
+      async () =>
+        (await endpointStates(epp)).find((e) => e.id === servers[2]!.id)?.signals?.waitingQueueSize === 0,
       3_000,
       'new signals scraped',
     );
@@ -362,7 +412,8 @@ describe('picks follow the scraped signals', () => {
     servers[1]!.kv = 0.05;
     servers[1]!.legacyKv = true;
     await eventually(
-      async () => (await endpointStates(epp)).find((e) => e.id === servers[1]!.id)?.signals?.kvCacheUsage === 0.05,
+      async () =>
+        (await endpointStates(epp)).find((e) => e.id === servers[1]!.id)?.signals?.kvCacheUsage === 0.05,
       3_000,
       'legacy kv gauge scraped',
     );
@@ -381,7 +432,12 @@ describe('discovery and health', () => {
       state: { backend: string; pool: string; degraded: boolean; scraping: number };
     };
     expect(rz.ready).toBe(true);
-    expect(rz.state).toMatchObject({ backend: 'memory', pool: 'default', degraded: false, scraping: servers.length });
+    expect(rz.state).toMatchObject({
+      backend: 'memory',
+      pool: 'default',
+      degraded: false,
+      scraping: servers.length,
+    });
   });
 
   test('endpoints file change is picked up; empty pool -> 503', async () => {

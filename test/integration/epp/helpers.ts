@@ -92,7 +92,9 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'hermes-epp-'));
 }
 
-export function endpointsYaml(eps: Array<{ name: string; port: number; labels?: Record<string, string> }>): string {
+export function endpointsYaml(
+  eps: Array<{ name: string; port: number; labels?: Record<string, string> }>,
+): string {
   if (eps.length === 0) return 'endpoints: []\n';
   return (
     'endpoints:\n' +
@@ -121,7 +123,12 @@ export interface EppProcess {
 export async function startEpp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<EppProcess> {
   const cli = join(ROOT, 'dist/functions/cli/main.js');
   if (!existsSync(cli)) throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
-  const [grpc, admin, metrics, health] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [grpc, admin, metrics, health] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const proc = spawn(
     process.execPath,
     [
@@ -205,7 +212,11 @@ export async function totalInFlight(epp: EppProcess): Promise<number> {
 }
 
 /** Polls until `check` returns true (or fails after timeoutMs). */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs = 5_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

@@ -30,10 +30,11 @@ let api: FakeApiServer;
 let servers: FakeModelServer[] = [];
 let replicas: EppProcess[] = [];
 
-const leaderOf = async (r: EppProcess) => promValue(await promMetrics(r), 'hermes_discovery_publisher_leader');
+const leaderOf = async (r: EppProcess) =>
+  promValue(await promMetrics(r), 'hermes_discovery_publisher_leader');
 const key = (k: string) => `hermes:{${POOL}}:${k}`;
 const storedIds = async () =>
-  ((JSON.parse((await raw.get(key('eps'))) ?? '[]') as Array<{ id: string }>).map((e) => e.id)).sort();
+  (JSON.parse((await raw.get(key('eps'))) ?? '[]') as Array<{ id: string }>).map((e) => e.id).sort();
 
 function setPorts(ports: number[]): void {
   api.upsertPool(makePoolV1({ name: POOL, namespace: NS, matchLabels: LABELS, ports }));
@@ -90,8 +91,15 @@ describe('2 replicas, Kubernetes discovery, one Redis', () => {
       5_000,
       'one discovery publisher',
     );
-    const want = servers.slice(0, 2).map((s) => s.id).sort();
-    await eventually(async () => JSON.stringify(await storedIds()) === JSON.stringify(want), 5_000, 'set in Redis');
+    const want = servers
+      .slice(0, 2)
+      .map((s) => s.id)
+      .sort();
+    await eventually(
+      async () => JSON.stringify(await storedIds()) === JSON.stringify(want),
+      5_000,
+      'set in Redis',
+    );
     expect(await raw.exists('hermes:{default}:eps')).toBe(0);
     for (const r of replicas) {
       expect((await endpointStates(r)).map((e) => e.id).sort()).toEqual(want);
@@ -109,7 +117,11 @@ describe('2 replicas, Kubernetes discovery, one Redis', () => {
     const before = Number(await raw.get(key('epver')));
     setPorts(servers.map((s) => s.port));
     const want = servers.map((s) => s.id).sort();
-    await eventually(async () => JSON.stringify(await storedIds()) === JSON.stringify(want), 5_000, 'change in Redis');
+    await eventually(
+      async () => JSON.stringify(await storedIds()) === JSON.stringify(want),
+      5_000,
+      'change in Redis',
+    );
     // Both replicas saw the change (their own watches) ...
     for (const r of replicas) {
       await eventually(async () => (await endpointStates(r)).length === 3, 3_000, 'change seen');
@@ -117,10 +129,11 @@ describe('2 replicas, Kubernetes discovery, one Redis', () => {
     // ... and, with the scrape leases, all three endpoints are scraped between them.
     await eventually(
       async () =>
-        (await Promise.all(replicas.map(async (r) => promValue(await promMetrics(r), 'hermes_scrape_leases_held') ?? 0))).reduce(
-          (a, b) => a + b,
-          0,
-        ) === 3,
+        (
+          await Promise.all(
+            replicas.map(async (r) => promValue(await promMetrics(r), 'hermes_scrape_leases_held') ?? 0),
+          )
+        ).reduce((a, b) => a + b, 0) === 3,
       5_000,
       'scrape leases over the new set',
     );

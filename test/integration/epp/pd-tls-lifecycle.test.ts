@@ -41,9 +41,21 @@ const TOKEN = 's3cret';
 
 const pdEndpoints = () =>
   endpointsYaml([
-    { name: 'leader', port: servers[0]!.port, labels: { 'openfuyao.com/pdRole': 'leader', 'openfuyao.com/pdGroupID': 'g1' } },
-    { name: 'prefill', port: servers[1]!.port, labels: { 'openfuyao.com/pdRole': 'prefill', 'openfuyao.com/pdGroupID': 'g1' } },
-    { name: 'decode', port: servers[2]!.port, labels: { 'openfuyao.com/pdRole': 'decode', 'openfuyao.com/pdGroupID': 'g1' } },
+    {
+      name: 'leader',
+      port: servers[0]!.port,
+      labels: { 'openfuyao.com/pdRole': 'leader', 'openfuyao.com/pdGroupID': 'g1' },
+    },
+    {
+      name: 'prefill',
+      port: servers[1]!.port,
+      labels: { 'openfuyao.com/pdRole': 'prefill', 'openfuyao.com/pdGroupID': 'g1' },
+    },
+    {
+      name: 'decode',
+      port: servers[2]!.port,
+      labels: { 'openfuyao.com/pdRole': 'decode', 'openfuyao.com/pdGroupID': 'g1' },
+    },
   ]);
 
 const body = Buffer.from(JSON.stringify({ model: 'm', prompt: 'a prompt for the PD group' }));
@@ -54,7 +66,10 @@ const headers: Array<[string, string]> = [
 ];
 
 function healthCheck(port: number, name: string): Promise<string> {
-  const Ctor = grpc.makeGenericClientConstructor(healthService as unknown as grpc.ServiceDefinition, 'Health');
+  const Ctor = grpc.makeGenericClientConstructor(
+    healthService as unknown as grpc.ServiceDefinition,
+    'Health',
+  );
   const c = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   return new Promise((resolve, reject) => {
     c.makeUnaryRequest(
@@ -79,7 +94,17 @@ beforeAll(async () => {
   writeFile(endpointsFile, pdEndpoints());
   writeFile(join(dir, 'pd.yaml'), PD_CONFIG);
   epp = await startEpp(
-    ['--endpoints-file', endpointsFile, '--config-file', join(dir, 'pd.yaml'), '--secure-serving', '--drain-timeout', '5s', '--log-level', 'warn'],
+    [
+      '--endpoints-file',
+      endpointsFile,
+      '--config-file',
+      join(dir, 'pd.yaml'),
+      '--secure-serving',
+      '--drain-timeout',
+      '5s',
+      '--log-level',
+      'warn',
+    ],
     { ADMIN_TOKEN: TOKEN, REFRESH_METRICS_INTERVAL: '25ms' },
   );
   client = new ExtProcClient({ target: `127.0.0.1:${epp.grpc}`, tls: true, deadlineMs: 10_000 });
@@ -107,14 +132,20 @@ describe('PD profile over TLS', () => {
     await ex.sendResponseHeaders([[':status', '200']], true);
     ex.end();
     await ex.done;
-    await eventually(async () => (await endpointStates(epp)).every((e) => e.inFlight === 0), 3_000, 'released');
+    await eventually(
+      async () => (await endpointStates(epp)).every((e) => e.inFlight === 0),
+      3_000,
+      'released',
+    );
   });
 
   test('a profile that filters every endpoint out -> 429 (GIE: scheduler failure)', async () => {
     writeFile(endpointsFile, endpointsYaml(servers.map((s, i) => ({ name: `plain-${i}`, port: s.port }))));
     await eventually(
       async () => {
-        const r = await fetch(`http://127.0.0.1:${epp.admin}/state/endpoints`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        const r = await fetch(`http://127.0.0.1:${epp.admin}/state/endpoints`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
         const j = (await r.json()) as { endpoints: Array<{ labels: Record<string, string> }> };
         return j.endpoints.every((e) => Object.keys(e.labels).length === 0);
       },
@@ -132,7 +163,9 @@ describe('PD profile over TLS', () => {
 describe('admin, health, shutdown', () => {
   test('/state/* needs the bearer token; /healthz does not', async () => {
     expect((await fetch(`http://127.0.0.1:${epp.admin}/state/decisions`)).status).toBe(401);
-    const ok = await fetch(`http://127.0.0.1:${epp.admin}/state/decisions?limit=5`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const ok = await fetch(`http://127.0.0.1:${epp.admin}/state/decisions?limit=5`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(ok.status).toBe(200);
     const j = (await ok.json()) as { decisions: Array<{ endpoint: string }> };
     expect(j.decisions.length).toBeGreaterThan(0);
@@ -160,11 +193,18 @@ describe('admin, health, shutdown', () => {
     const ex = client.open();
     const v = await ex.sendRequest({ headers, body });
     expect(v.kind).toBe('continue');
-    await ex.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']]);
+    await ex.sendResponseHeaders([
+      [':status', '200'],
+      ['content-type', 'text/event-stream'],
+    ]);
     const exited = new Promise<number | null>((r) => epp.proc.once('exit', (c) => r(c)));
     epp.proc.kill('SIGTERM');
     // Readiness drops while draining.
-    await eventually(async () => (await fetch(`http://127.0.0.1:${epp.admin}/readyz`)).status === 503, 3_000, 'not ready');
+    await eventually(
+      async () => (await fetch(`http://127.0.0.1:${epp.admin}/readyz`)).status === 503,
+      3_000,
+      'not ready',
+    );
     async function* upstream() {
       yield Buffer.from('data: {"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n');
       await new Promise((r) => setTimeout(r, 200));

@@ -6,7 +6,15 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ExtProcClient } from '../../../src/extproc/client.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import { endpointsYaml, fakeModelServer, startEpp, tempDir, writeFile, type EppProcess, type FakeModelServer } from './helpers.js';
+import {
+  endpointsYaml,
+  fakeModelServer,
+  startEpp,
+  tempDir,
+  writeFile,
+  type EppProcess,
+  type FakeModelServer,
+} from './helpers.js';
 
 const PASSWORD = 's3cret';
 const TOKEN = 'tok123';
@@ -60,7 +68,9 @@ test('--redis-url password and --admin-token never appear in stdout/stderr', asy
   expect(v.kind).toBe('continue');
   ex.cancel();
   client.close();
-  const r = await fetch(`http://127.0.0.1:${epp.admin}/state/endpoints`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const r = await fetch(`http://127.0.0.1:${epp.admin}/state/endpoints`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
   expect(r.status).toBe(200); // the password was right: Redis was used
   expect(((await r.json()) as { backend: string }).backend).toBe('redis');
   expect(await epp.stop()).toBe(0);

@@ -88,7 +88,9 @@ describe('3 replicas, one Redis, 2 model servers', () => {
     );
     const perServer = await hitsDuring(2_000);
     const oneReplica = 2_000 / INTERVAL_MS; // ~20 scrapes per server in 2 s
-    console.info(`scrapes per server in 2 s with 3 replicas: ${perServer.join(', ')} (one replica alone: ~${oneReplica})`);
+    console.info(
+      `scrapes per server in 2 s with 3 replicas: ${perServer.join(', ')} (one replica alone: ~${oneReplica})`,
+    );
     for (const n of perServer) {
       expect(n).toBeGreaterThan(oneReplica * 0.5);
       // Three uncoordinated replicas would make ~3x; allow one handover's overlap.
@@ -122,7 +124,9 @@ describe('3 replicas, one Redis, 2 model servers', () => {
       'another replica to take the scrape lease',
     );
     const takeoverMs = Date.now() - t0;
-    console.info(`scrape lease taken over ${takeoverMs} ms after the holder was killed (TTL ${LEASE_TTL_MS} ms)`);
+    console.info(
+      `scrape lease taken over ${takeoverMs} ms after the holder was killed (TTL ${LEASE_TTL_MS} ms)`,
+    );
     expect(takeoverMs).toBeLessThan(LEASE_TTL_MS + 1_500);
     const survivors = replicas.filter((r) => r !== victim);
     await eventually(
@@ -137,7 +141,10 @@ describe('3 replicas, one Redis, 2 model servers', () => {
       expect(n).toBeLessThan(oneReplica * 1.5);
     }
     const acquired = await Promise.all(
-      survivors.map(async (r) => promValue(await promMetrics(r), 'hermes_scrape_lease_changes_total{change="acquired"}') ?? 0),
+      survivors.map(
+        async (r) =>
+          promValue(await promMetrics(r), 'hermes_scrape_lease_changes_total{change="acquired"}') ?? 0,
+      ),
     );
     // Each survivor's first leases plus the victim's taken over.
     expect(acquired.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(servers.length);

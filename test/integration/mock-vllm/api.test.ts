@@ -87,16 +87,14 @@ describe('mock-vllm OpenAI API', () => {
       max_tokens: 3,
       stream: true,
     });
-    const chunks = events
-      .slice(0, -1)
-      .map(
-        (e) =>
-          JSON.parse(e) as {
-            object: string;
-            choices: Array<{ delta: Record<string, string> }>;
-            usage?: unknown;
-          },
-      );
+    const chunks = events.slice(0, -1).map(
+      (e) =>
+        JSON.parse(e) as {
+          object: string;
+          choices: Array<{ delta: Record<string, string> }>;
+          usage?: unknown;
+        },
+    );
     expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
     expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
     expect(chunks.some((c) => c.usage)).toBe(false);

@@ -249,10 +249,15 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
     const degradedSeries = (r: EppProcess) => series(r, 'hermes_state_store_degraded');
     const readyz = async (r: EppProcess) => {
       const res = await fetch(`http://127.0.0.1:${r.admin}/readyz`);
-      return { status: res.status, body: (await res.json()) as { ready: boolean; state: { degraded: boolean } } };
+      return {
+        status: res.status,
+        body: (await res.json()) as { ready: boolean; state: { degraded: boolean } },
+      };
     };
     for (const r of replicas) expect(await degradedSeries(r)).toBe(0);
-    const entriesBefore = await Promise.all(replicas.map((r) => series(r, 'hermes_state_store_degraded_entries_total')));
+    const entriesBefore = await Promise.all(
+      replicas.map((r) => series(r, 'hermes_state_store_degraded_entries_total')),
+    );
     const held: Routed[] = [];
     let routedCount = 0;
     for (let i = 0; i < 30; i++) {
@@ -288,7 +293,9 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
       'the degraded gauge to fall on every replica',
     );
     for (const [k, r] of replicas.entries()) {
-      expect(await series(r, 'hermes_state_store_degraded_entries_total')).toBeGreaterThan(entriesBefore[k] ?? 0);
+      expect(await series(r, 'hermes_state_store_degraded_entries_total')).toBeGreaterThan(
+        entriesBefore[k] ?? 0,
+      );
       expect(await series(r, 'hermes_state_store_resyncs_total')).toBeGreaterThanOrEqual(1);
       expect((await readyz(r)).body.state.degraded).toBe(false);
     }

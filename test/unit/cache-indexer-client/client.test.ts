@@ -1,6 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CacheIndexerClient, matchSortBody, parseMatchSort } from '../../../src/datalayer/cache-indexer-client.js';
+import {
+  CacheIndexerClient,
+  matchSortBody,
+  parseMatchSort,
+} from '../../../src/datalayer/cache-indexer-client.js';
 import type { LLMRequest } from '../../../src/scheduling/types.js';
 
 const req: LLMRequest = {
@@ -31,7 +35,14 @@ beforeAll(async () => {
       if (mode === 'error') return void res.writeHead(500).end('boom');
       if (mode === 'garbage') return void res.end('{"results": "nope"}');
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ results: [{ endpoint: 'a:1', hitRate: 0.75, matchedBlocks: 3, totalBlocks: 4 }, { endpoint: 'b:1', hitRate: 0 }] }));
+      res.end(
+        JSON.stringify({
+          results: [
+            { endpoint: 'a:1', hitRate: 0.75, matchedBlocks: 3, totalBlocks: 4 },
+            { endpoint: 'b:1', hitRate: 0 },
+          ],
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -50,7 +61,11 @@ describe('cache-indexer client', () => {
       ['a:1', 0.75],
       ['b:1', 0],
     ]);
-    expect(JSON.parse(lastBody)).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }], candidates: ['a:1', 'b:1'] });
+    expect(JSON.parse(lastBody)).toEqual({
+      model: 'm',
+      messages: [{ role: 'user', content: 'hi' }],
+      candidates: ['a:1', 'b:1'],
+    });
     await c.close();
   });
 

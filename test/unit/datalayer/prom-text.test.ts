@@ -21,13 +21,21 @@ describe('parsePromText', () => {
   test('reads names, labels (with escapes), values and ignores comments and timestamps', () => {
     const { families, errors } = parsePromText(VLLM_PAGE);
     expect(errors).toBe(0);
-    expect(families.get('vllm:num_requests_waiting')).toEqual([{ labels: { engine: '0', model_name: 'Qwen/Qwen3-8B' }, value: 3 }]);
+    expect(families.get('vllm:num_requests_waiting')).toEqual([
+      { labels: { engine: '0', model_name: 'Qwen/Qwen3-8B' }, value: 3 },
+    ]);
     expect(families.get('vllm:lora_requests_info')![0]!.labels.running_lora_adapters).toBe('a,b');
-    expect(families.get('vllm:prompt_tokens_total')![0]).toEqual({ labels: { model_name: 'x "quoted" \\ back' }, value: 12 });
+    expect(families.get('vllm:prompt_tokens_total')![0]).toEqual({
+      labels: { model_name: 'x "quoted" \\ back' },
+      value: 12,
+    });
   });
 
   test('only wanted families are kept; malformed lines are counted, not fatal', () => {
-    const { families, errors } = parsePromText('a 1\nb{x="1" 2\nc notanumber\nd +Inf\n', new Set(['b', 'c', 'd']));
+    const { families, errors } = parsePromText(
+      'a 1\nb{x="1" 2\nc notanumber\nd +Inf\n',
+      new Set(['b', 'c', 'd']),
+    );
     expect(families.has('a')).toBe(false);
     expect(errors).toBe(2);
     expect(families.get('d')![0]!.value).toBe(Infinity);
@@ -36,7 +44,12 @@ describe('parsePromText', () => {
 
 describe('signalsFromMetrics', () => {
   test('prefers vllm:kv_cache_usage_perc over the deprecated gauge', () => {
-    expect(signalsFromMetrics(VLLM_PAGE, 5)).toEqual({ waitingQueueSize: 3, runningRequests: 7, kvCacheUsage: 0.42, updatedAtMs: 5 });
+    expect(signalsFromMetrics(VLLM_PAGE, 5)).toEqual({
+      waitingQueueSize: 3,
+      runningRequests: 7,
+      kvCacheUsage: 0.42,
+      updatedAtMs: 5,
+    });
   });
 
   test('falls back to vllm:gpu_cache_usage_perc; sums engines for counts, max for KV', () => {
@@ -76,8 +89,12 @@ describe('MetricsScraper', () => {
     scraper.setEndpoints([ep]);
     scraper.start();
     try {
-      for (let i = 0; i < 100 && !(await store.readSnapshot({})).signals.get(ep.id); i++) await new Promise((r) => setTimeout(r, 10));
-      expect((await store.readSnapshot({})).signals.get(ep.id)).toMatchObject({ waitingQueueSize: 4, kvCacheUsage: 0.5 });
+      for (let i = 0; i < 100 && !(await store.readSnapshot({})).signals.get(ep.id); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect((await store.readSnapshot({})).signals.get(ep.id)).toMatchObject({
+        waitingQueueSize: 4,
+        kvCacheUsage: 0.5,
+      });
       fail = true;
       for (let i = 0; i < 100 && errors.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
       expect(errors.length).toBeGreaterThanOrEqual(2);
@@ -90,9 +107,19 @@ describe('MetricsScraper', () => {
   });
 
   test('metrics URL: metricsPort/metricsPath override, IPv6 bracketed', () => {
-    expect(metricsUrl({ id: 'x', name: 'x', address: '::1', port: 8000, labels: {} })).toBe('http://[::1]:8000/metrics');
-    expect(metricsUrl({ id: 'x', name: 'x', address: '10.0.0.1', port: 8000, labels: {}, metricsPort: 9000, metricsPath: '/m' })).toBe(
-      'http://10.0.0.1:9000/m',
+    expect(metricsUrl({ id: 'x', name: 'x', address: '::1', port: 8000, labels: {} })).toBe(
+      'http://[::1]:8000/metrics',
     );
+    expect(
+      metricsUrl({
+        id: 'x',
+        name: 'x',
+        address: '10.0.0.1',
+        port: 8000,
+        labels: {},
+        metricsPort: 9000,
+        metricsPath: '/m',
+      }),
+    ).toBe('http://10.0.0.1:9000/m');
   });
 });

@@ -2,7 +2,12 @@
 import { describe, expect, test } from 'vitest';
 import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { Director } from '../../../src/director/director.js';
-import { statusCodeNumber, toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../../src/extproc/messages.js';
+import {
+  statusCodeNumber,
+  toHeaderMap,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from '../../../src/extproc/messages.js';
 import { ProcessStream, type StreamOptions } from '../../../src/extproc/stream.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
@@ -10,8 +15,13 @@ import { MemoryStateStore } from '../../../src/state/memory-store.js';
 
 async function setup(overrides: Partial<StreamOptions> = {}) {
   const store = new MemoryStateStore();
-  await store.replaceEndpoints([{ id: '10.0.0.1:8000', name: 'a', address: '10.0.0.1', port: 8000, labels: {} }]);
-  const director = new Director({ store, profile: loadConfigText(DEFAULT_CONFIG_TEXT, 't', builtinRegistry()).profile });
+  await store.replaceEndpoints([
+    { id: '10.0.0.1:8000', name: 'a', address: '10.0.0.1', port: 8000, labels: {} },
+  ]);
+  const director = new Director({
+    store,
+    profile: loadConfigText(DEFAULT_CONFIG_TEXT, 't', builtinRegistry()).profile,
+  });
   const out: ProcessingResponse[] = [];
   let ended = false;
   const leases = new Set<string>();
@@ -38,9 +48,17 @@ async function setup(overrides: Partial<StreamOptions> = {}) {
 }
 
 const hdrs = (eos = false): ProcessingRequest => ({
-  request_headers: { headers: toHeaderMap([[':path', '/v1/completions'], ['x-request-id', 'r1']]), end_of_stream: eos },
+  request_headers: {
+    headers: toHeaderMap([
+      [':path', '/v1/completions'],
+      ['x-request-id', 'r1'],
+    ]),
+    end_of_stream: eos,
+  },
 });
-const body = (text: string, eos: boolean): ProcessingRequest => ({ request_body: { body: Buffer.from(text), end_of_stream: eos } });
+const body = (text: string, eos: boolean): ProcessingRequest => ({
+  request_body: { body: Buffer.from(text), end_of_stream: eos },
+});
 
 describe('ProcessStream', () => {
   test('FULL_DUPLEX: nothing is sent before the body ends', async () => {
@@ -94,7 +112,10 @@ describe('ProcessStream', () => {
     const { send, s, store, leases } = await setup();
     await send(hdrs(), body('{"model":"m","prompt":"p"}', true));
     expect((await store.readSnapshot({})).inFlight.get('10.0.0.1:8000')).toBe(1);
-    await send({ response_headers: { headers: toHeaderMap([[':status', '200']]) } }, { response_body: { body: Buffer.from('{}'), end_of_stream: true } });
+    await send(
+      { response_headers: { headers: toHeaderMap([[':status', '200']]) } },
+      { response_body: { body: Buffer.from('{}'), end_of_stream: true } },
+    );
     expect((await store.readSnapshot({})).inFlight.get('10.0.0.1:8000') ?? 0).toBe(0);
     expect(leases.size).toBe(0);
     s.close('cancelled');

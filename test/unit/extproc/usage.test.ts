@@ -7,7 +7,12 @@ describe('usage', () => {
       JSON.stringify({
         object: 'chat.completion',
         choices: [{ message: { content: 'héllo' } }],
-        usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 8 } },
+        usage: {
+          prompt_tokens: 12,
+          completion_tokens: 3,
+          total_tokens: 15,
+          prompt_tokens_details: { cached_tokens: 8 },
+        },
       }),
     );
     const t = new UsageTracker(false);
@@ -19,14 +24,20 @@ describe('usage', () => {
 
   test('SSE: usage in the last data event, lines split across chunks, [DONE] skipped', () => {
     const t = new UsageTracker(true);
-    for (const c of ['data: {"choices":[{"delta":{}}],"usage":null}\n', '\ndata: {"choices":[],"usa', 'ge":{"prompt_tokens":2,"completion_tokens":9}}\r\n\r\ndata: [DONE]\n\n']) {
+    for (const c of [
+      'data: {"choices":[{"delta":{}}],"usage":null}\n',
+      '\ndata: {"choices":[],"usa',
+      'ge":{"prompt_tokens":2,"completion_tokens":9}}\r\n\r\ndata: [DONE]\n\n',
+    ]) {
       t.push(Buffer.from(c));
     }
     expect(t.finish()).toMatchObject({ promptTokens: 2, completionTokens: 9 });
   });
 
   test('Responses API shape and GIE spelling of cached tokens', () => {
-    expect(usageOf({ type: 'response.completed', response: { usage: { input_tokens: 4, output_tokens: 6 } } })).toMatchObject({
+    expect(
+      usageOf({ type: 'response.completed', response: { usage: { input_tokens: 4, output_tokens: 6 } } }),
+    ).toMatchObject({
       promptTokens: 4,
       completionTokens: 6,
     });

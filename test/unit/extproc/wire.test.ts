@@ -4,9 +4,20 @@
 // field numbers of envoyproxy/data-plane-api; a field renumbered in
 // proto/ breaks this test.
 import { describe, expect, test } from 'vitest';
-import { fromStruct, setHeader, statusCodeNumber, type ProcessingRequest, type ProcessingResponse } from '../../../src/extproc/messages.js';
+import {
+  fromStruct,
+  setHeader,
+  statusCodeNumber,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from '../../../src/extproc/messages.js';
 import { processCodec } from '../../../src/extproc/proto.js';
-import { immediateReply, routedHeadersReply, streamedBodyReplies, BODY_CHUNK_BYTES } from '../../../src/extproc/replies.js';
+import {
+  immediateReply,
+  routedHeadersReply,
+  streamedBodyReplies,
+  BODY_CHUNK_BYTES,
+} from '../../../src/extproc/replies.js';
 
 const codec = processCodec();
 const hex = (s: string) => s.replace(/\s+/g, '');
@@ -22,8 +33,14 @@ describe('ProcessingRequest (Envoy -> EPP)', () => {
     // ProtocolConfiguration{request_body_mode(1)=4, response_body_mode(2)=4} (FULL_DUPLEX_STREAMED = 4)
     const expected = hex('1212 0a0e 0a0c 0a05 3a70617468 1a03 2f7631 1801 5a04 0804 1004');
     const msg: ProcessingRequest = {
-      request_headers: { headers: { headers: [{ key: ':path', raw_value: Buffer.from('/v1') }] }, end_of_stream: true },
-      protocol_config: { request_body_mode: 'FULL_DUPLEX_STREAMED', response_body_mode: 'FULL_DUPLEX_STREAMED' },
+      request_headers: {
+        headers: { headers: [{ key: ':path', raw_value: Buffer.from('/v1') }] },
+        end_of_stream: true,
+      },
+      protocol_config: {
+        request_body_mode: 'FULL_DUPLEX_STREAMED',
+        response_body_mode: 'FULL_DUPLEX_STREAMED',
+      },
     };
     expect(encReq(msg)).toBe(expected);
     const back = codec.decodeRequest(Buffer.from(expected, 'hex')) as ProcessingRequest;
@@ -39,7 +56,9 @@ describe('ProcessingRequest (Envoy -> EPP)', () => {
     // Struct                                                     0a08 ...                          (10 B)
     // filter_metadata entry {key="envoy.lb", value=Struct}       0a08 656e766f792e6c62 120a ...    (22 B)
     // Metadata                                                   0a16 ...                          (24 B) -> field 8: 4218
-    const expected = hex('2206 0a02 7b7d 1001 4218 0a16 0a08 656e766f792e6c62 120a 0a08 0a01 6b 1203 1a01 76');
+    const expected = hex(
+      '2206 0a02 7b7d 1001 4218 0a16 0a08 656e766f792e6c62 120a 0a08 0a01 6b 1203 1a01 76',
+    );
     const msg: ProcessingRequest = {
       request_body: { body: Buffer.from('{}'), end_of_stream: true },
       metadata_context: { filter_metadata: { 'envoy.lb': { fields: { k: { stringValue: 'v' } } } } },
@@ -53,15 +72,17 @@ describe('ProcessingRequest (Envoy -> EPP)', () => {
 
   test('response_headers (3), response_body (5), response_trailers (7), request_trailers (6), observability_mode (10)', () => {
     // response_headers: HttpHeaders{headers: [{key "a", raw "b"}]}: HeaderValue 0a0161 1a0162 (6) -> map 0a06 (8) -> 0a08 (10) -> 1a0a
-    expect(encReq({ response_headers: { headers: { headers: [{ key: 'a', raw_value: Buffer.from('b') }] } } })).toBe(
-      hex('1a0a 0a08 0a06 0a0161 1a0162'),
-    );
+    expect(
+      encReq({ response_headers: { headers: { headers: [{ key: 'a', raw_value: Buffer.from('b') }] } } }),
+    ).toBe(hex('1a0a 0a08 0a06 0a0161 1a0162'));
     // response_body: HttpBody{body="x", end_of_stream=false}: an explicitly set false is still written (1000)
-    expect(encReq({ response_body: { body: Buffer.from('x'), end_of_stream: false } })).toBe(hex('2a05 0a0178 1000'));
-    // response_trailers: HttpTrailers{trailers(1)=HeaderMap}
-    expect(encReq({ response_trailers: { trailers: { headers: [{ key: 'a', raw_value: Buffer.from('b') }] } } })).toBe(
-      hex('3a0a 0a08 0a06 0a0161 1a0162'),
+    expect(encReq({ response_body: { body: Buffer.from('x'), end_of_stream: false } })).toBe(
+      hex('2a05 0a0178 1000'),
     );
+    // response_trailers: HttpTrailers{trailers(1)=HeaderMap}
+    expect(
+      encReq({ response_trailers: { trailers: { headers: [{ key: 'a', raw_value: Buffer.from('b') }] } } }),
+    ).toBe(hex('3a0a 0a08 0a06 0a0161 1a0162'));
     // request_trailers = field 6 (0x32), empty; observability_mode = field 10 varint (0x50)
     expect(encReq({ request_trailers: {}, observability_mode: true })).toBe(hex('3200 5001'));
     const back = codec.decodeRequest(Buffer.from('5001 3200'.replace(' ', ''), 'hex')) as ProcessingRequest;
@@ -71,7 +92,9 @@ describe('ProcessingRequest (Envoy -> EPP)', () => {
 
   test('HeaderValue.value (2) is still readable (older senders)', () => {
     // HeaderValue{key="a", value(2)="b"}: 0a0161 120162 (6) -> HeaderMap 0a06 -> HttpHeaders 0a08 -> field 2: 120a
-    const back = codec.decodeRequest(Buffer.from(hex('120a 0a08 0a06 0a0161 120162'), 'hex')) as ProcessingRequest;
+    const back = codec.decodeRequest(
+      Buffer.from(hex('120a 0a08 0a06 0a0161 120162'), 'hex'),
+    ) as ProcessingRequest;
     expect(back.request_headers?.headers?.headers?.[0]).toMatchObject({ key: 'a', value: 'b' });
   });
 });
@@ -110,7 +133,9 @@ describe('ProcessingResponse (EPP -> Envoy)', () => {
     expect(rest).toHaveLength(0);
     expect(encRes(only!)).toBe(expected);
     // response_body = field 4 (0x22), same inner bytes
-    expect(encRes(streamedBodyReplies('response_body', Buffer.from('ab'), true)[0]!)).toBe(hex('220c 0a0a 1a08 1a06 0a02 6162 1001'));
+    expect(encRes(streamedBodyReplies('response_body', Buffer.from('ab'), true)[0]!)).toBe(
+      hex('220c 0a0a 1a08 1a06 0a02 6162 1001'),
+    );
   });
 
   test('immediate_response (7): HttpStatus.code (1), headers (2), body (3), details (5)', () => {
@@ -132,9 +157,14 @@ describe('ProcessingResponse (EPP -> Envoy)', () => {
     const back = codec.decodeResponse(Buffer.from(expected, 'hex')) as ProcessingResponse;
     expect(statusCodeNumber(back.immediate_response?.status?.code)).toBe(503);
     // The builder adds content-type and x-request-id, status as given.
-    const built = codec.decodeResponse(codec.encodeResponse(immediateReply(429, '{}', 'rid', 'd'))) as ProcessingResponse;
+    const built = codec.decodeResponse(
+      codec.encodeResponse(immediateReply(429, '{}', 'rid', 'd')),
+    ) as ProcessingResponse;
     expect(statusCodeNumber(built.immediate_response?.status?.code)).toBe(429);
-    expect(built.immediate_response?.headers?.set_headers?.map((h) => h.header.key)).toEqual(['content-type', 'x-request-id']);
+    expect(built.immediate_response?.headers?.set_headers?.map((h) => h.header.key)).toEqual([
+      'content-type',
+      'x-request-id',
+    ]);
   });
 
   test('continue replies and trailers replies', () => {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../../../src/request/openai.js';
+import {
+  apiTypeOfPath,
+  openAIErrorBody,
+  parseOpenAIRequest,
+  RequestError,
+} from '../../../src/request/openai.js';
 import { renderChat } from '../../../src/request/chat-template.js';
 import { estimateTokens, tokenizeSimple } from '../../../src/request/tokens.js';
 
@@ -25,7 +30,14 @@ describe('parseOpenAIRequest', () => {
       stream: true,
       messages: [
         { role: 'system', content: 'be brief' },
-        { role: 'user', content: [{ type: 'text', text: 'hello ' }, { type: 'image_url', image_url: {} }, { type: 'text', text: 'world' }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'hello ' },
+            { type: 'image_url', image_url: {} },
+            { type: 'text', text: 'world' },
+          ],
+        },
       ],
     });
     expect(request.apiType).toBe('chat');
@@ -60,8 +72,16 @@ describe('parseOpenAIRequest', () => {
     expectError(() => parse('/v1/completions', { model: 'm', prompt: [1, 'a'] }), 400, 'prompt');
     expectError(() => parse('/v1/completions', { model: 'm', prompt: 'x', stream: 'yes' }), 400, 'stream');
     expectError(() => parse('/v1/chat/completions', { model: 'm', messages: [] }), 400, 'messages');
-    expectError(() => parse('/v1/chat/completions', { model: 'm', messages: [{ content: 'x' }] }), 400, 'role');
-    expectError(() => parse('/v1/chat/completions', { model: 'm', messages: [{ role: 'u', content: 5 }] }), 400, 'content');
+    expectError(
+      () => parse('/v1/chat/completions', { model: 'm', messages: [{ content: 'x' }] }),
+      400,
+      'role',
+    );
+    expectError(
+      () => parse('/v1/chat/completions', { model: 'm', messages: [{ role: 'u', content: 5 }] }),
+      400,
+      'content',
+    );
   });
 
   it('renders OpenAI-style error bodies', () => {
