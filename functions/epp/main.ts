@@ -80,6 +80,7 @@ export function eppConfigFromFlags(f: Record<string, string | undefined>, env: N
     poolNamespace: f.poolNamespace || env.NAMESPACE || (f.poolName ? 'default' : undefined),
     kubeconfig: f.kubeconfig || undefined,
     redisUrl: f.redisUrl || undefined,
+    redisTimeoutMs: parseDuration('--redis-timeout', f.redisTimeout ?? '250ms'),
     statePool: f.statePool || undefined,
     replicaId: f.replicaId || undefined,
     scrapeLeaseTtlMs: parseDuration('--scrape-lease-ttl', f.scrapeLeaseTtl ?? '2s'),

@@ -57,6 +57,8 @@ export interface EppConfig {
   poolNamespace?: string;
   kubeconfig?: string;
   redisUrl?: string;
+  /** Per-command Redis timeout (ms); slower commands count as failures (degraded mode). */
+  redisTimeoutMs?: number;
   /**
    * Namespace of the shared state (Redis keys `hermes:{<pool>}:`) and the pool
    * label of the pool metrics. Default: --pool-name, else `default`.
@@ -242,7 +244,14 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       );
   const pool = statePoolOf(config);
   const replicaId = replicaIdOf(config);
-  const store = deps.store ?? (await createStateStore({ redisUrl: config.redisUrl, pool, logger }));
+  const store =
+    deps.store ??
+    (await createStateStore({
+      redisUrl: config.redisUrl,
+      pool,
+      logger,
+      commandTimeoutMs: config.redisTimeoutMs,
+    }));
   // Shared state: replicas coordinate background work through leases.
   const shared = store.backend === 'redis';
   const degradable = isDegradable(store) ? (store as unknown as DegradedStateStore) : undefined;

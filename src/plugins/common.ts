@@ -88,20 +88,51 @@ export function usageTerm(v: EndpointView): number {
   return u === undefined || Number.isNaN(u) ? NEUTRAL : clamp01(u);
 }
 
-/** Largest known waiting queue among `views`, at least 1 (the formula's `max(1, max waiting)`). */
-export function waitingNorm(views: Iterable<EndpointView>): number {
-  let max = 1;
+/**
+ * How a scorer reads the waiting-queue signal.
+ * - `fromInFlight`: scraped queues are up to one scrape interval old, so
+ *   every pick in between sees the same numbers and herds. The router's own
+ *   in-flight count is current: requests it sent that the server does not
+ *   yet report as running are waiting (or about to), so the estimate is
+ *   `max(waiting, inFlight - running)`. Only valid where a request's
+ *   in-flight charge lasts as long as it occupies the endpoint (aggregated
+ *   serving; not PD prefill pods, which stay charged while decode runs).
+ * - `normFloor`: the normaliser is `max(normFloor, max waiting)`; 1 is the
+ *   documented `max(1, max waiting)`.
+ */
+export interface WaitingSignal {
+  fromInFlight: boolean;
+  normFloor: number;
+}
+
+/** The documented reading: scraped waiting, normalised by max(1, max waiting). */
+export const SCRAPED_WAITING: WaitingSignal = { fromInFlight: false, normFloor: 1 };
+
+/** Waiting queue of `v` as `ws` reads it; undefined when unknown (stale or never scraped). */
+export function waitingOf(v: EndpointView, ws: WaitingSignal): number | undefined {
+  const q = v.waitingQueueSize;
+  if (q === undefined || Number.isNaN(q)) return undefined;
+  if (!ws.fromInFlight) return q;
+  const r = v.runningRequests;
+  if (r === undefined || Number.isNaN(r)) return q;
+  const pending = v.inFlight - r;
+  return pending > q ? pending : q;
+}
+
+/** Largest known waiting queue among `views`, at least `ws.normFloor` (the formula's `max(1, max waiting)`). */
+export function waitingNorm(views: Iterable<EndpointView>, ws: WaitingSignal = SCRAPED_WAITING): number {
+  let max = ws.normFloor;
   for (const v of views) {
-    const q = v.waitingQueueSize;
+    const q = waitingOf(v, ws);
     if (q !== undefined && q > max) max = q;
   }
   return max;
 }
 
 /** Waiting queue normalised by `norm` into [0,1]; unknown -> neutral. */
-export function waitingTerm(v: EndpointView, norm: number): number {
-  const q = v.waitingQueueSize;
-  return q === undefined || Number.isNaN(q) ? NEUTRAL : clamp01(q / norm);
+export function waitingTerm(v: EndpointView, norm: number, ws: WaitingSignal = SCRAPED_WAITING): number {
+  const q = waitingOf(v, ws);
+  return q === undefined ? NEUTRAL : clamp01(q / norm);
 }
 
 /** Cache-indexer hit rate of an endpoint; 0 when the indexer gave no answer. */

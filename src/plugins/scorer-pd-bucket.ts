@@ -12,6 +12,16 @@
 //   cost(g)   = min_p cost(prefill p) + min_d cost(decode d)   (ties at random)
 // Both terms lie in [0,1], so per pod the cost is at most alpha + beta and
 //   maxPossibleCost(g) = 2 * (alpha + beta),   score(g) = 1 - cost(g) / maxPossibleCost
+// Optional `loadNormalization` (default "max", the formula above):
+//   "mean": norm = mean load(q) over the same-role pods q (n of them), so
+//   the load term is load(p) / mean, in [0, n]. With "max" the load term
+//   never exceeds 1 < beta, so a pod already holding the request's bucket
+//   always beats a pod holding the other one, however loaded it is: one
+//   prefill pod ends up with all the long prompts. Normalised by the mean,
+//   a pod more than beta/alpha means above another sheds load to it, and
+//   separation still wins while the loads are comparable. The score uses
+//   the matching bound: maxPossibleCost(g) = alpha * (nPrefill + nDecode) + 2 * beta
+//   (alpha * nPrefill + beta for plain endpoints).
 // capacity(p): the number in label `capacityLabelName` (e.g. 2 for a pod
 // with twice the tensor parallelism; absent or invalid = 1).
 // A pick charges (charges()) the prefill pod max(1, promptTokens) and the
@@ -61,9 +71,11 @@ export const scorerPdBucket = definePlugin({
       .nonnegative('expected a prompt length >= 0 tokens')
       .default(200),
     capacityLabelName: stringParam('openfuyao.com/capacity'),
+    loadNormalization: z.enum(['max', 'mean'], { error: 'expected "max" or "mean"' }).default('max'),
   }),
   create: (name, p) => {
     const { alpha, beta, decayFactor: d, bucketSeperateLength: sep, capacityLabelName } = p;
+    const byMean = p.loadNormalization === 'mean';
 
     /** Decayed (short, long) load of a pod at the pool's current event. */
     const loads = (ctx: CycleContext, v: EndpointView): [number, number] => {
@@ -76,14 +88,19 @@ export const scorerPdBucket = definePlugin({
       const [s, l] = loads(ctx, v);
       return (s + l) / capacityOf(v, capacityLabelName);
     };
-    const maxLoad = (ctx: CycleContext, pods: readonly EndpointView[]): number => {
+    /** The load norm of one role: max (documented) or mean load term over `pods`. */
+    const loadNorm = (ctx: CycleContext, pods: readonly EndpointView[]): number => {
       let m = 0;
+      let sum = 0;
       for (const v of pods) {
         const t = loadTerm(ctx, v);
+        sum += t;
         if (t > m) m = t;
       }
-      return m;
+      return byMean ? (pods.length > 0 ? sum / pods.length : 0) : m;
     };
+    /** Largest possible load term of a role with `n` pods. */
+    const maxBalance = (n: number): number => (byMean ? Math.max(1, n) : 1);
     const podCost = (ctx: CycleContext, v: EndpointView, b: Bucket, norm: number): number => {
       const [s, l] = loads(ctx, v);
       const other = b === 'long' ? s : l;
@@ -99,20 +116,23 @@ export const scorerPdBucket = definePlugin({
         const b = bucketOf(ctx.request.promptTokens, sep);
         const prefillSide = podsOf(candidates, 'prefill');
         for (const c of candidates) if (c.kind === 'endpoint') prefillSide.push(c.endpoint);
-        const normP = maxLoad(ctx, prefillSide);
-        const normD = maxLoad(ctx, podsOf(candidates, 'decode'));
+        const decodeSide = podsOf(candidates, 'decode');
+        const normP = loadNorm(ctx, prefillSide);
+        const normD = loadNorm(ctx, decodeSide);
+        const maxP = alpha * maxBalance(prefillSide.length) + beta;
+        const maxG = maxP + alpha * maxBalance(decodeSide.length) + beta;
         const n = candidates.length;
         const scores = new Float64Array(n);
         const pdChoices: Array<PdChoice | undefined> = new Array(n);
         for (let i = 0; i < n; i++) {
           const c = candidates[i]!;
           if (c.kind === 'endpoint') {
-            scores[i] = costToScore(podCost(ctx, c.endpoint, b, normP), alpha + beta);
+            scores[i] = costToScore(podCost(ctx, c.endpoint, b, normP), maxP);
             continue;
           }
           const bp = minCostRandom(ctx, c.group.prefill, (v) => podCost(ctx, v, b, normP));
           const bd = minCostRandom(ctx, c.group.decode, (v) => podCost(ctx, v, b, normD));
-          scores[i] = costToScore(bp.cost + bd.cost, 2 * (alpha + beta));
+          scores[i] = costToScore(bp.cost + bd.cost, maxG);
           pdChoices[i] = { prefill: bp.item, decode: bd.item };
         }
         return { scores, pdChoices };

@@ -44,6 +44,13 @@ export const command: SubcommandModule['command'] = {
       .addOption(opt('--redis-url <url>', 'shared state in Redis (absent: in-memory)', 'REDIS_URL'))
       .addOption(
         opt(
+          '--redis-timeout <duration>',
+          'per-command Redis timeout; a slower Redis puts the replica in degraded mode (default 250ms)',
+          'REDIS_TIMEOUT',
+        ),
+      )
+      .addOption(
+        opt(
           '--state-pool <name>',
           'shared-state namespace (Redis keys hermes:{<name>}:) and pool metric label (default: --pool-name, else "default")',
           'STATE_POOL',

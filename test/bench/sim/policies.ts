@@ -24,7 +24,16 @@ export type PolicyId =
   | 'oracle'
   // Calibration and sensitivity variants.
   | 'precise-3-2-2'
-  | 'hermes-pd-bucket-sep1024';
+  | 'hermes-pd-bucket-sep1024'
+  // Tuning variants (docs/benchmarks.md "Tuning"): the product default
+  // weights with one optional signal/normalisation parameter changed.
+  | 'kv-aware-inflight'
+  | 'kv-aware-floor4'
+  | 'kv-aware-floor8'
+  | 'kv-aware-inflight-floor4'
+  | 'kv-aware-inflight-floor8'
+  | 'pd-bucket-mean'
+  | 'pd-bucket-mean-sep1024';
 
 export interface PolicyDef {
   id: PolicyId;
@@ -115,6 +124,58 @@ export const POLICIES: readonly PolicyDef[] = [
     configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {bucketSeperateLength: 1024}\n- type: pd-header-handler\n`,
     describe: 'epp-pd-bucket with bucketSeperateLength 1024 instead of 200 (sensitivity)',
   },
+  {
+    id: 'kv-aware-inflight',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true}\n- type: picker-min-random\n`,
+    describe:
+      'scorer-aggregate-kv-cache-aware, default weights, waiting estimated as max(scraped waiting, inFlight - running)',
+  },
+  {
+    id: 'kv-aware-floor4',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingNormFloor: 4}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware, default weights, waiting normalised by max(4, max waiting)',
+  },
+  {
+    id: 'kv-aware-floor8',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingNormFloor: 8}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware, default weights, waiting normalised by max(8, max waiting)',
+  },
+  {
+    id: 'kv-aware-inflight-floor4',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware, default weights, in-flight waiting estimate + norm floor 4',
+  },
+  {
+    id: 'kv-aware-inflight-floor8',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 8}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware, default weights, in-flight waiting estimate + norm floor 8',
+  },
+  {
+    id: 'pd-bucket-mean',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {loadNormalization: mean}\n- type: pd-header-handler\n`,
+    describe: 'epp-pd-bucket with the load term normalised by the mean load instead of the max',
+  },
+  {
+    id: 'pd-bucket-mean-sep1024',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {loadNormalization: mean, bucketSeperateLength: 1024}\n- type: pd-header-handler\n`,
+    describe: 'epp-pd-bucket, mean load normalisation and bucketSeperateLength 1024',
+  },
+];
+
+/** The aggregated tuning variants, runnable on every aggregated workload with --policy. */
+export const KV_AWARE_TUNING: PolicyId[] = [
+  'kv-aware-inflight',
+  'kv-aware-floor4',
+  'kv-aware-floor8',
+  'kv-aware-inflight-floor4',
+  'kv-aware-inflight-floor8',
 ];
 
 export function policy(id: PolicyId): PolicyDef {

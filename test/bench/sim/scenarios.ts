@@ -4,7 +4,7 @@
 // on 2 cores, the comment says so.
 import type { ClusterSpec } from './cluster.js';
 import { B8_H100, Q32_H100X2 } from './params.js';
-import type { PolicyId } from './policies.js';
+import { KV_AWARE_TUNING, type PolicyId } from './policies.js';
 import {
   hotPrefix,
   longShortMix,
@@ -67,6 +67,7 @@ export const SCENARIOS: readonly Scenario[] = [
     agg: Q32_X8,
     pd: { server: Q32_H100X2, pd: { groups: 2, prefillPerGroup: 2, decodePerGroup: 2 } },
     policies: [...AGG_BASELINES, 'precise-3-2-2', 'hermes-pd-kv-aware'],
+    extraPolicies: KV_AWARE_TUNING,
     ladder: [5, 10, 15, 20, 30, 40, 60],
     quickLadder: [10, 20, 40],
     windowS: 40,
@@ -87,6 +88,7 @@ export const SCENARIOS: readonly Scenario[] = [
     }),
     agg: Q32_X8,
     policies: AGG_BASELINES,
+    extraPolicies: KV_AWARE_TUNING,
     ladder: [2, 4, 6, 8, 10, 14],
     quickLadder: [4, 8, 14],
     windowS: 40,
@@ -109,6 +111,7 @@ export const SCENARIOS: readonly Scenario[] = [
     }),
     agg: Q32_X8,
     policies: AGG_BASELINES,
+    extraPolicies: KV_AWARE_TUNING,
     ladder: [2, 4, 8, 12, 16, 20],
     quickLadder: [4, 12, 20],
     windowS: 40,
@@ -122,6 +125,7 @@ export const SCENARIOS: readonly Scenario[] = [
     generator: noReuse({ inputMean: 220, outputMean: 200, sigma: 0.8, maxTokens: 4000 }),
     agg: Q32_X4,
     policies: AGG_BASELINES,
+    extraPolicies: KV_AWARE_TUNING,
     ladder: [30, 60, 90, 120, 150, 180],
     quickLadder: [60, 120, 180],
     windowS: 30,
@@ -135,7 +139,7 @@ export const SCENARIOS: readonly Scenario[] = [
     generator: longShortMix({ shortShare: 0.8, shortIn: [32, 512], longIn: [8192, 32768], out: [64, 512] }),
     pd: PD_8B,
     policies: PD_POLICIES,
-    extraPolicies: ['hermes-pd-bucket-sep1024'],
+    extraPolicies: ['hermes-pd-bucket-sep1024', 'pd-bucket-mean', 'pd-bucket-mean-sep1024'],
     ladder: [4, 8, 12, 16, 20, 24],
     quickLadder: [8, 16, 24],
     windowS: 40,
@@ -149,6 +153,7 @@ export const SCENARIOS: readonly Scenario[] = [
     generator: hotPrefix({ prefixes: 2, prefixTokens: 10_000, questionTokens: 200, outputTokens: 300 }),
     agg: Q32_X4,
     policies: AGG_BASELINES,
+    extraPolicies: KV_AWARE_TUNING,
     ladder: [10, 20, 40, 60, 80, 100],
     quickLadder: [20, 60, 100],
     windowS: 30,

@@ -100,7 +100,9 @@ function eppArgs(endpointsFile: string, profile: string, redisUrl?: string): str
     '--log-level',
     'error',
   ];
-  if (redisUrl) args.push('--redis-url', redisUrl);
+  // A generous command timeout: a loaded CI machine must not push replicas into
+  // degraded mode (tested on purpose below by stopping Redis).
+  if (redisUrl) args.push('--redis-url', redisUrl, '--redis-timeout', '2s');
   return args;
 }
 

@@ -102,3 +102,59 @@ describe('scorer-aggregate-kv-cache-aware', () => {
       expect(factory.parameters.safeParse(params).success, JSON.stringify(params)).toBe(false);
   });
 });
+
+describe('scorer-aggregate-kv-cache-aware optional waiting signal', () => {
+  it('defaults to the documented formula: scraped waiting, norm max(1, max waiting)', () => {
+    const parsed = factory.parameters.parse({});
+    expect(parsed.waitingFromInFlight).toBe(false);
+    expect(parsed.waitingNormFloor).toBe(1);
+    // In-flight requests beyond running are ignored by default.
+    const a = view('a', { waiting: 0, running: 1, inFlight: 5 });
+    const b = view('b', { waiting: 0, running: 0 });
+    const [sa, sb] = scoresOf(build(factory), ctx({ hitRates: {} }), endpoints(a, b));
+    expect(sa).toBeCloseTo(sb!, 12);
+  });
+
+  it('waitingNormFloor: norm = max(floor, max waiting)', () => {
+    const a = view('a', { waiting: 1, usage: 0 });
+    const b = view('b', { waiting: 0, usage: 0 });
+    const cx = ctx({ hitRates: { [a.endpoint.id]: 0.8 } });
+    // Default: norm 1. a: 0.2 + 0 + 1 = 1.2; b: 1 + 0 + 0 = 1 -> b wins (busy holder loses).
+    const [da, db] = scoresOf(build(factory), cx, endpoints(a, b));
+    expect(da).toBeCloseTo(1 - 1.2 / 3, 12);
+    expect(db).toBeCloseTo(1 - 1 / 3, 12);
+    // Floor 4: a: 0.2 + 1/4 = 0.45 -> the prefix holder wins.
+    const [fa, fb] = scoresOf(build(factory, { waitingNormFloor: 4 }), cx, endpoints(a, b));
+    expect(fa).toBeCloseTo(1 - 0.45 / 3, 12);
+    expect(fb).toBeCloseTo(1 - 1 / 3, 12);
+    // Above the floor the max still normalises: waiting 10 vs 5 -> 1 and 0.5.
+    const c = view('c', { waiting: 10 });
+    const d = view('d', { waiting: 5 });
+    const [sc, sd] = scoresOf(
+      build(factory, { waitingNormFloor: 4 }),
+      ctx({ hitRates: {} }),
+      endpoints(c, d),
+    );
+    expect(sc).toBeCloseTo(1 - 2 / 3, 12);
+    expect(sd).toBeCloseTo(1 - 1.5 / 3, 12);
+  });
+
+  it('waitingFromInFlight: waiting = max(scraped waiting, inFlight - running)', () => {
+    const a = view('a', { waiting: 1, running: 2, inFlight: 6 }); // est 4
+    const b = view('b', { waiting: 3, running: 4, inFlight: 5 }); // est 3 (scraped wins)
+    const c = view('c', { waiting: 0, running: 3, inFlight: 1 }); // est 0 (finished since scrape)
+    const stale = view('s', { unknown: true, inFlight: 9 }); // unknown stays neutral
+    const p = build(factory, { waitingFromInFlight: true });
+    const s = scoresOf(p, ctx({ hitRates: {} }), endpoints(a, b, c, stale));
+    // norm = max(1, 4, 3, 0) = 4; costs: a 1 + 1, b 1 + 0.75, c 1 + 0, stale 1 + 0.5 + 0.5
+    expect(s[0]).toBeCloseTo(1 - 2 / 3, 12);
+    expect(s[1]).toBeCloseTo(1 - 1.75 / 3, 12);
+    expect(s[2]).toBeCloseTo(1 - 1 / 3, 12);
+    expect(s[3]).toBeCloseTo(1 - 2 / 3, 12);
+  });
+
+  it('rejects a floor below 1 and a non-boolean switch', () => {
+    expect(() => factory.parameters.parse({ waitingNormFloor: 0.5 })).toThrow(/>= 1/);
+    expect(() => factory.parameters.parse({ waitingFromInFlight: 'yes' })).toThrow(/true or false/);
+  });
+});

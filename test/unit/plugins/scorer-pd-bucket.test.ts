@@ -11,7 +11,18 @@ import type {
 } from '../../../src/scheduling/types.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { decayed } from '../../../src/state/store.js';
-import { CAPACITY, build, ctx, endpoints, pdGroup, request, seeded, seqRandom, view } from './fixtures.js';
+import {
+  CAPACITY,
+  build,
+  ctx,
+  endpoints,
+  pdGroup,
+  request,
+  scoresOf,
+  seeded,
+  seqRandom,
+  view,
+} from './fixtures.js';
 
 function asCandidate(
   g: ReturnType<typeof pdGroup>,
@@ -44,6 +55,7 @@ describe('scorer-pd-bucket', () => {
       decayFactor: 0.99,
       bucketSeperateLength: 200,
       capacityLabelName: 'openfuyao.com/capacity',
+      loadNormalization: 'max',
     });
     expect(build(factory).dataNeeds).toEqual({ bucketLoads: true });
   });
@@ -391,5 +403,82 @@ plugins:
     }
     expect(count.size).toBe(4);
     for (const n of count.values()) expect(Math.abs(n - 100)).toBeLessThanOrEqual(2);
+  });
+
+  describe('loadNormalization: mean (optional)', () => {
+    // Three prefill pods: p0 holds 2600 long tokens, p1 and p2 200 short each.
+    // Sum 3000, mean 1000, max 2600. One empty decode pod (norm 0 -> term 0).
+    function setup() {
+      const g = pdGroup('g', [{}, {}, {}], [{}]);
+      const [p0, p1, p2] = g.prefill as [EndpointView, EndpointView, EndpointView];
+      const bucketLoads = loads([
+        [p0, { long: 2600 }],
+        [p1, { short: 200 }],
+        [p2, { short: 200 }],
+      ]);
+      return { g, p0, p1, p2, bucketLoads };
+    }
+
+    it('max (default): the long pod always wins a long request, however loaded', () => {
+      const { g, p0, bucketLoads } = setup();
+      const out = build(factory).score!(ctx({ promptTokens: 5000, bucketLoads }), [asCandidate(g)]);
+      // p0 = 2600/2600 + 0 = 1; p1 = p2 = 200/2600 + 2*1 = 2.077 -> p0; max cost 2*(1+2) = 6
+      expect(out.pdChoices![0]!.prefill).toBe(p0);
+      expect(out.scores[0]).toBeCloseTo(1 - 1 / 6, 8);
+    });
+
+    it('mean: a pod more than beta/alpha means above the others sheds load', () => {
+      const { g, p1, p2, bucketLoads } = setup();
+      const p = build(factory, { loadNormalization: 'mean' });
+      const out = p.score!(ctx({ promptTokens: 5000, bucketLoads }), [asCandidate(g)]);
+      // p0 = 2600/1000 = 2.6; p1 = p2 = 200/1000 + 2*1 = 2.2 -> p1 or p2 (tie)
+      // maxPossibleCost = alpha*3 + beta + alpha*max(1,1) + beta = 8
+      expect([p1, p2]).toContain(out.pdChoices![0]!.prefill);
+      expect(out.scores[0]).toBeCloseTo(1 - 2.2 / 8, 8);
+      // A short request still avoids the long pod: p1 = 0.2 + 0 = 0.2, p0 = 2.6 + 2 = 4.6
+      const short = p.score!(ctx({ promptTokens: 50, bucketLoads }), [asCandidate(g)]);
+      expect([p1, p2]).toContain(short.pdChoices![0]!.prefill);
+      expect(short.scores[0]).toBeCloseTo(1 - 0.2 / 8, 8);
+    });
+
+    it('mean: separation still wins while loads are comparable', () => {
+      const g = pdGroup('g', [{}, {}, {}], [{}]);
+      const [p0, p1, p2] = g.prefill as [EndpointView, EndpointView, EndpointView];
+      const bucketLoads = loads([
+        [p0, { long: 1200 }],
+        [p1, { short: 900 }],
+        [p2, { short: 900 }],
+      ]);
+      // mean 1000: p0 = 1.2; p1 = p2 = 0.9 + 2 = 2.9 -> p0
+      const out = build(factory, { loadNormalization: 'mean' }).score!(
+        ctx({ promptTokens: 5000, bucketLoads }),
+        [asCandidate(g)],
+      );
+      expect(out.pdChoices![0]!.prefill).toBe(p0);
+      expect(out.scores[0]).toBeCloseTo(1 - 1.2 / 8, 8);
+    });
+
+    it('mean on plain endpoints: maxPossibleCost = alpha * n + beta', () => {
+      const a = view('a');
+      const b = view('b');
+      const bucketLoads = loads([
+        [a, { short: 300 }],
+        [b, { short: 100 }],
+      ]);
+      const s = scoresOf(
+        build(factory, { loadNormalization: 'mean' }),
+        ctx({ promptTokens: 10, bucketLoads }),
+        endpoints(a, b),
+      );
+      // mean 200: a = 1.5, b = 0.5; max = 1*2 + 2 = 4
+      expect(s[0]).toBeCloseTo(1 - 1.5 / 4, 8);
+      expect(s[1]).toBeCloseTo(1 - 0.5 / 4, 8);
+    });
+
+    it('rejects other values', () => {
+      expect(() => factory.parameters.parse({ loadNormalization: 'sum' })).toThrow(
+        /expected .*max.* or .*mean/,
+      );
+    });
   });
 });
