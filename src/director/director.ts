@@ -144,7 +144,10 @@ export class Director {
     if (only) {
       views = views.filter((v) => only(v.endpoint));
       if (views.length === 0) {
-        throw new SchedulingError('NO_CANDIDATES', 'failed to find endpoint candidates for serving the request (subset hint)');
+        throw new SchedulingError(
+          'NO_CANDIDATES',
+          'failed to find endpoint candidates for serving the request (subset hint)',
+        );
       }
     }
     let hitRates: HitRates | undefined;

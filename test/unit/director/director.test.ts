@@ -19,7 +19,13 @@ schedulingProfiles:
   - pluginRef: picker-min-random
 `;
 
-const ep = (i: number): Endpoint => ({ id: `10.0.0.${i}:8000`, name: `pod-${i}`, address: `10.0.0.${i}`, port: 8000, labels: {} });
+const ep = (i: number): Endpoint => ({
+  id: `10.0.0.${i}:8000`,
+  name: `pod-${i}`,
+  address: `10.0.0.${i}`,
+  port: 8000,
+  labels: {},
+});
 
 const req = (id = 'r1'): LLMRequest => ({
   requestId: id,
