@@ -12,6 +12,11 @@ import { MemoryIndexStore } from '../../src/cacheindexer/memory-store.js';
 import { RedisIndexStore } from '../../src/cacheindexer/redis-store.js';
 import type { BlockIndexStore } from '../../src/cacheindexer/index-store.js';
 import { buildIndexerApp } from '../../src/cacheindexer/server.js';
+import {
+  loadHuggingFaceTokenizer,
+  simpleTokenizer,
+  type PromptTokenizer,
+} from '../../src/cacheindexer/prompt-tokenizer.js';
 import { KvEventSubscribers } from '../../src/cacheindexer/subscribers.js';
 
 export interface CacheIndexerFlags {
@@ -27,6 +32,9 @@ export interface CacheIndexerFlags {
   redisTtlSeconds: number;
   blockSize: number;
   maxLookupBlocks: number;
+  /** A model's tokenizer.json for text prompts (default: the simple tokenizer). */
+  tokenizer?: string;
+  tokenizerConfig?: string;
   logLevel: string;
 }
 
@@ -41,6 +49,15 @@ export async function runCacheIndexer(f: CacheIndexerFlags): Promise<number | vo
   if (f.poolName && !f.poolNamespace) {
     process.stderr.write('cache-indexer: --pool-name needs --pool-namespace\n');
     return 2;
+  }
+  let tokenizer: PromptTokenizer = simpleTokenizer;
+  if (f.tokenizer) {
+    try {
+      tokenizer = loadHuggingFaceTokenizer(f.tokenizer, f.tokenizerConfig);
+    } catch (e) {
+      process.stderr.write(`cache-indexer: --tokenizer: ${(e as Error).message}\n`);
+      return 2;
+    }
   }
   // The store's reconnect hook and the metrics read the indexer built after them.
   const late: { indexer?: CacheIndexer } = {};
@@ -125,6 +142,7 @@ export async function runCacheIndexer(f: CacheIndexerFlags): Promise<number | vo
   const app = buildIndexerApp({
     indexer,
     metrics,
+    tokenizer,
     health: () => ({ subscriptions: subs.connectedPods().length, kvEventsBind: boundEvents ?? null }),
   });
   const server: ServerType | undefined = await new Promise<ServerType>((resolve, reject) => {
@@ -146,6 +164,7 @@ export async function runCacheIndexer(f: CacheIndexerFlags): Promise<number | vo
       store: store.kind,
       kvEventsBind: boundEvents,
       blockSize: f.blockSize,
+      tokenizer: f.tokenizer ?? 'simple',
     },
     'cache-indexer listening',
   );

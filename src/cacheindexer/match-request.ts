@@ -1,9 +1,9 @@
 // Parses a POST /match_sort body (docs/cache-indexer-api.md) into the
-// prompt's tokens and the candidates. Text is tokenized exactly as
-// mock-vllm does: chats rendered with renderChat, then the simple tokenizer.
+// prompt's tokens and the candidates. Text is tokenized by the indexer's
+// PromptTokenizer: by default exactly as mock-vllm does (chats rendered with
+// renderChat, then the simple tokenizer), or with a model's tokenizer.
 import { parseMessages, RequestError } from '../request/openai.js';
-import { renderChat } from '../request/chat-template.js';
-import { tokenizeSimple } from '../request/tokens.js';
+import { simpleTokenizer, type PromptTokenizer } from './prompt-tokenizer.js';
 
 export interface MatchRequest {
   model: string;
@@ -25,7 +25,7 @@ function tokenIds(v: unknown[], param: string): Uint32Array {
   return out;
 }
 
-export function parseMatchRequest(text: string): MatchRequest {
+export function parseMatchRequest(text: string, tokenizer: PromptTokenizer = simpleTokenizer): MatchRequest {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -61,12 +61,12 @@ export function parseMatchRequest(text: string): MatchRequest {
       throw new RequestError(400, 'token_ids must be a list of token ids', 'token_ids');
     tokens = tokenIds(b.token_ids, 'token_ids');
   } else if (b.messages !== undefined && b.messages !== null) {
-    tokens = tokenizeSimple(renderChat(parseMessages(b.messages)));
+    tokens = tokenizer.encodeChat(parseMessages(b.messages));
   } else {
     const p = b.prompt;
-    if (typeof p === 'string') tokens = tokenizeSimple(p);
+    if (typeof p === 'string') tokens = tokenizer.encodePrompt(p);
     else if (Array.isArray(p) && p.every((x) => typeof x === 'string'))
-      tokens = tokenizeSimple((p as string[]).join(''));
+      tokens = tokenizer.encodePrompt((p as string[]).join(''));
     else if (Array.isArray(p)) tokens = tokenIds(p, 'prompt');
     else
       throw new RequestError(

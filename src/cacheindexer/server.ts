@@ -6,10 +6,13 @@ import { openAIErrorBody, RequestError } from '../request/openai.js';
 import type { CacheIndexer } from './indexer.js';
 import type { IndexerMetrics } from './metrics.js';
 import { parseMatchRequest } from './match-request.js';
+import type { PromptTokenizer } from './prompt-tokenizer.js';
 
 export interface IndexerAppDeps {
   indexer: CacheIndexer;
   metrics: IndexerMetrics;
+  /** How text prompts become tokens (default: the simple tokenizer, as mock-vllm). */
+  tokenizer?: PromptTokenizer;
   /** Extra health detail (store kind, subscriptions). */
   health?: () => Record<string, unknown>;
   /** Larger /match_sort bodies are answered 413 unread (default MAX_MATCH_BODY_BYTES). */
@@ -43,7 +46,7 @@ export function buildIndexerApp(deps: IndexerAppDeps): Hono {
     const end = metrics.lookupSeconds.startTimer();
     let req;
     try {
-      req = parseMatchRequest(await c.req.text());
+      req = parseMatchRequest(await c.req.text(), deps.tokenizer);
     } catch (e) {
       metrics.lookups.inc({ status: 'bad_request' });
       if (e instanceof RequestError) return errorResponse(e.status, e.message, e.param);

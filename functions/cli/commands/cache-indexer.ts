@@ -68,6 +68,18 @@ export const command: SubcommandModule['command'] = {
           .env('MAX_LOOKUP_BLOCKS')
           .default('8192'),
       )
+      .addOption(
+        new Option(
+          '--tokenizer <file>',
+          "a model's tokenizer.json for text prompts (default: the simple tokenizer mock-vllm uses); token-id prompts need none",
+        ).env('TOKENIZER'),
+      )
+      .addOption(
+        new Option(
+          '--tokenizer-config <file>',
+          'tokenizer_config.json with the chat template (default: the one beside --tokenizer, if any)',
+        ).env('TOKENIZER_CONFIG'),
+      )
       .addOption(new Option('--log-level <level>', 'pino level').env('LOG_LEVEL').default('info'))
       .parse(args, { from: 'user' });
     const o = cmd.opts<Record<string, string | undefined>>();
@@ -86,6 +98,8 @@ export const command: SubcommandModule['command'] = {
         redisTtlSeconds: intFlag('--redis-ttl-seconds', o.redisTtlSeconds, 1),
         blockSize: intFlag('--block-size', o.blockSize, 1),
         maxLookupBlocks: intFlag('--max-lookup-blocks', o.maxLookupBlocks, 1),
+        tokenizer: o.tokenizer,
+        tokenizerConfig: o.tokenizerConfig,
         logLevel: o.logLevel ?? 'info',
       };
     } catch (e) {
