@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { renderChat } from '../request/chat-template.js';
+import { RequestError } from '../request/openai.js';
 import { tokenizeSimple } from '../request/tokens.js';
 import type { ChatMessage } from '../scheduling/types.js';
 
@@ -102,9 +103,15 @@ export function loadHuggingFaceTokenizer(tokenizerFile: string, configFile?: str
     encodePrompt: (text) => knownIds(tokenizer.encode(text).ids),
     encodeChat: (messages) => {
       // Without a template the project's rendering is the best available guess.
-      const text = template
-        ? template.render({ messages, add_generation_prompt: true, ...specials })
-        : renderChat(messages);
+      let text: string;
+      try {
+        text = template
+          ? template.render({ messages, add_generation_prompt: true, ...specials })
+          : renderChat(messages);
+      } catch (e) {
+        // The template, not the request, is at fault; the EPP scores without hit rates.
+        throw new RequestError(500, `chat template of ${cfgPath} failed to render: ${(e as Error).message}`);
+      }
       return knownIds(tokenizer.encode(text, { add_special_tokens: false }).ids);
     },
   };
