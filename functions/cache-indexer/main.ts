@@ -18,6 +18,10 @@ import {
   type PromptTokenizer,
 } from '../../src/cacheindexer/prompt-tokenizer.js';
 import { KvEventSubscribers } from '../../src/cacheindexer/subscribers.js';
+import { fetchReplay } from '../../src/cacheindexer/replay.js';
+
+/** Replay answers larger than this are refused (vLLM buffers 10,000 batches by default). */
+const MAX_REPLAY_BATCHES = 200_000;
 
 export interface CacheIndexerFlags {
   port: number;
@@ -35,6 +39,8 @@ export interface CacheIndexerFlags {
   /** A model's tokenizer.json for text prompts (default: the simple tokenizer). */
   tokenizer?: string;
   tokenizerConfig?: string;
+  /** How long a replay of missed KV event batches may take (0: never replay). */
+  replayTimeoutMs: number;
   logLevel: string;
 }
 
@@ -60,7 +66,7 @@ export async function runCacheIndexer(f: CacheIndexerFlags): Promise<number | vo
     }
   }
   // The store's reconnect hook and the metrics read the indexer built after them.
-  const late: { indexer?: CacheIndexer } = {};
+  const late: { indexer?: CacheIndexer; subs?: KvEventSubscribers } = {};
   let store: BlockIndexStore;
   if (f.redisUrl) {
     const redis = new RedisIndexStore({
@@ -89,6 +95,15 @@ export async function runCacheIndexer(f: CacheIndexerFlags): Promise<number | vo
     maxLookupBlocks: f.maxLookupBlocks,
     log,
     metrics,
+    replay:
+      f.replayTimeoutMs > 0
+        ? (pod, from) => {
+            const url = late.subs?.replayUrlOf(pod);
+            return url
+              ? fetchReplay(url, from, { timeoutMs: f.replayTimeoutMs, maxBatches: MAX_REPLAY_BATCHES })
+              : undefined;
+          }
+        : undefined,
   });
   late.indexer = indexer;
   const subs = new KvEventSubscribers(
@@ -96,6 +111,7 @@ export async function runCacheIndexer(f: CacheIndexerFlags): Promise<number | vo
     log,
     metrics,
   );
+  late.subs = subs;
 
   let boundEvents: string | undefined;
   if (f.kvEventsBind) {

@@ -1,12 +1,32 @@
 // The cache-indexer's core: applies each pod's KV event stream to its
 // PodIndex, writes the resulting changes to the store (coalesced, in
 // order), tracks stream sequence numbers, and answers prefix lookups.
+// When a pod's stream skips sequence numbers (or is first seen mid-stream)
+// and the pod has a replay socket, the missed batches are fetched and
+// applied in order before anything newer; the pod's live messages wait
+// meanwhile. Without a usable replay the gap is only counted and the pod
+// marked incomplete.
 import type { Logger } from 'pino';
 import { chainBlockHashes, rootHash } from '../kvcache/block-hash.js';
 import { decodeBatch, type DecodedBatch } from '../kvcache/events.js';
 import type { BlockIndexStore, PodChange } from './index-store.js';
 import type { IndexerMetrics } from './metrics.js';
 import { emptyStats, indexKey, PodIndex } from './pod-index.js';
+import type { ReplayedBatch } from './replay.js';
+
+/**
+ * Fetches the batches with seq >= `from` that `pod`'s producer still
+ * buffers; undefined when the pod has no replay endpoint.
+ */
+export type ReplayFetcher = (pod: string, from: bigint) => Promise<ReplayedBatch[]> | undefined;
+
+/** A pod's live messages held while its replay is in flight. */
+interface PendingReplay {
+  held: Array<{ stream: string; seq: bigint; payload: Uint8Array }>;
+}
+
+/** Live messages held per pod during a replay at most; later ones are dropped (a gap, detected later). */
+const MAX_HELD = 100_000;
 
 export interface MatchResult {
   endpoint: string;
@@ -39,6 +59,10 @@ export interface IndexerOptions {
   maxLookupBlocks: number;
   log: Logger;
   metrics: IndexerMetrics;
+  /** Replays missed batches; absent: gaps are only counted. */
+  replay?: ReplayFetcher;
+  /** After a failed replay (error, timeout), the pod's next gaps are not replayed for this long (default 10 s). */
+  replayBackoffMs?: number;
 }
 
 export class CacheIndexer {
@@ -51,6 +75,9 @@ export class CacheIndexer {
   private warnedBlockSize = false;
   /** LoRA adapter names seen in BlockStored events (their blocks chain from their own root). */
   private readonly loraNames = new Set<string>();
+  private readonly replays = new Map<string, PendingReplay>();
+  /** Pod -> epoch ms before which no replay is tried again (after a failure). */
+  private readonly replayBackoff = new Map<string, number>();
 
   constructor(
     readonly store: BlockIndexStore,
@@ -71,6 +98,21 @@ export class CacheIndexer {
    * (sequence numbers are per stream and data-parallel rank).
    */
   onMessage(pod: string, stream: string, seq: bigint, payload: Uint8Array): void {
+    const pending = this.replays.get(pod);
+    if (pending) {
+      if (pending.held.length < MAX_HELD) pending.held.push({ stream, seq, payload });
+      else this.opts.metrics.decodeErrors.inc({ reason: 'replay_overflow' });
+      return;
+    }
+    this.apply(pod, stream, seq, payload, true);
+  }
+
+  /** Replays in flight (tests, /healthz). */
+  replaysInFlight(): number {
+    return this.replays.size;
+  }
+
+  private apply(pod: string, stream: string, seq: bigint, payload: Uint8Array, mayReplay: boolean): void {
     const m = this.opts.metrics;
     let batch: DecodedBatch;
     try {
@@ -84,13 +126,15 @@ export class CacheIndexer {
       this.noteSeq(pod, `${pod}|${stream}#?`, seq);
       return;
     }
+    const key = `${pod}|${stream}#${batch.dataParallelRank ?? 0}`;
+    if (mayReplay && this.startReplay(pod, key, stream, seq, payload)) return;
     m.batches.inc();
     const idx = this.pod(pod);
     const meta = this.meta.get(pod)!;
     meta.batches++;
     meta.lastEventAt = Date.now();
     const change: PodChange = { pod };
-    if (this.noteSeq(pod, `${pod}|${stream}#${batch.dataParallelRank ?? 0}`, seq) === 'restart') {
+    if (this.noteSeq(pod, key, seq) === 'restart') {
       // A restarted producer starts with an empty cache.
       idx.cleared(change);
       meta.incomplete = false;
@@ -120,6 +164,107 @@ export class CacheIndexer {
     if (stats.malformedBlocks) m.anomalies.inc({ kind: 'malformed' }, stats.malformedBlocks);
     if (batch.unknownEvents) m.decodeErrors.inc({ reason: 'unknown_event_type' }, batch.unknownEvents);
     if (change.clear || change.add?.length || change.remove?.length) this.enqueue(change);
+  }
+
+  /**
+   * Starts a replay when `seq` shows missed batches: a gap after the last
+   * seen sequence, or a stream first seen mid-way (seq > 1; producers count
+   * from 0 or 1). The message is held with the pod's later ones. False when
+   * nothing was missed or no replay can be tried.
+   */
+  private startReplay(pod: string, key: string, stream: string, seq: bigint, payload: Uint8Array): boolean {
+    const fetcher = this.opts.replay;
+    if (!fetcher) return false;
+    const last = this.seqs.get(key);
+    const from = last === undefined ? 0n : last + 1n;
+    if (last === undefined ? seq <= 1n : seq <= from) return false;
+    if ((this.replayBackoff.get(pod) ?? 0) > Date.now()) return false;
+    const started = fetcher(pod, from);
+    if (!started) {
+      // No replay endpoint: today's behaviour, counted once per pod and gap.
+      this.opts.metrics.replays.inc({ result: 'unavailable' });
+      return false;
+    }
+    const pending: PendingReplay = { held: [{ stream, seq, payload }] };
+    this.replays.set(pod, pending);
+    this.opts.log.info(
+      { pod, from: from.toString(), seq: seq.toString(), first: last === undefined },
+      last === undefined
+        ? 'KV events joined mid-stream: replaying the buffered history'
+        : 'KV event sequence gap: replaying the missed batches',
+    );
+    const t0 = Date.now();
+    started.then(
+      (batches) => this.finishReplay(pod, key, from, pending, batches, undefined, t0),
+      (e: unknown) => this.finishReplay(pod, key, from, pending, [], e as Error, t0),
+    );
+    return true;
+  }
+
+  /**
+   * Applies a replay's batches, then the live messages held meanwhile (a
+   * live copy of a replayed batch is skipped), all in one synchronous run so
+   * nothing interleaves. A replay that does not reach back to `from` leaves
+   * the gap to noteSeq: counted, pod marked incomplete.
+   */
+  private finishReplay(
+    pod: string,
+    key: string,
+    from: bigint,
+    pending: PendingReplay,
+    batches: ReplayedBatch[],
+    err: Error | undefined,
+    t0: number,
+  ): void {
+    // The pod left discovery meanwhile: dropPod already forgot it.
+    if (this.replays.get(pod) !== pending) return;
+    this.replays.delete(pod);
+    const m = this.opts.metrics;
+    const covered = !err && batches.length > 0 && batches[0]!.seq <= (from === 0n ? 1n : from);
+    const result = err ? 'failed' : covered ? 'ok' : batches.length > 0 ? 'partial' : 'failed';
+    m.replays.inc({ result });
+    m.replayedBatches.inc(batches.length);
+    const fields = {
+      pod,
+      from: from.toString(),
+      batches: batches.length,
+      firstReplayed: batches[0]?.seq.toString() ?? null,
+      ms: Date.now() - t0,
+    };
+    if (result === 'ok') this.opts.log.info(fields, 'KV event replay applied');
+    else if (result === 'partial') {
+      // The endpoint works; only its buffer is short. The next gap may well fit in it.
+      this.opts.log.warn(
+        fields,
+        from === 0n
+          ? 'KV event replay does not reach back to the first batch: older blocks of this pod stay unknown'
+          : 'KV event replay does not reach back far enough (producer buffer too small): index of this pod is incomplete',
+      );
+    } else {
+      // A dead or slow endpoint: do not make every later gap wait for it.
+      this.replayBackoff.set(pod, Date.now() + (this.opts.replayBackoffMs ?? 10_000));
+      this.opts.log.warn(
+        { ...fields, err: err?.message },
+        'KV event replay failed: index of this pod is incomplete until new events fill it',
+      );
+    }
+    const stream = pending.held[0]!.stream;
+    const replayed = new Map<bigint, Uint8Array>();
+    for (const b of batches) {
+      replayed.set(b.seq, b.payload);
+      // Batches the indexer already has are skipped (it never re-applies one).
+      const last = this.seqs.get(key);
+      if (last !== undefined && b.seq <= last) continue;
+      this.apply(pod, stream, b.seq, b.payload, false);
+    }
+    for (const h of pending.held) {
+      const r = replayed.get(h.seq);
+      if (r && Buffer.from(r).equals(Buffer.from(h.payload))) continue;
+      // A held message may show a new gap and start another replay: the rest waits for it.
+      const again = this.replays.get(pod);
+      if (again) again.held.push(h);
+      else this.apply(pod, h.stream, h.seq, h.payload, true);
+    }
   }
 
   /** Tracks a stream's sequence; reports gaps (events lost) and restarts (sequence going back). */
@@ -157,6 +302,8 @@ export class CacheIndexer {
 
   /** Forgets a pod (it left discovery). */
   dropPod(pod: string): void {
+    this.replays.delete(pod);
+    this.replayBackoff.delete(pod);
     const idx = this.pods.get(pod);
     if (!idx) return;
     const change: PodChange = { pod };

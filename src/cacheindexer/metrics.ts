@@ -31,6 +31,17 @@ export class IndexerMetrics {
     help: 'Event batches lost in sequence gaps.',
     registers: this.reg,
   });
+  readonly replays = new Counter({
+    name: 'cache_indexer_replays_total',
+    help: 'Replays of missed KV event batches, by result (ok, partial: the producer no longer buffers the start, failed: error or timeout, unavailable: the pod has no replay endpoint).',
+    labelNames: ['result'],
+    registers: this.reg,
+  });
+  readonly replayedBatches = new Counter({
+    name: 'cache_indexer_replayed_batches_total',
+    help: 'Event batches received through replays.',
+    registers: this.reg,
+  });
   readonly producerRestarts = new Counter({
     name: 'cache_indexer_producer_restarts_total',
     help: 'Sequence numbers going backwards (producer restarted): the pod index was cleared.',

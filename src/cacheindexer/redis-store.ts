@@ -5,7 +5,9 @@
 // per prompt block. Writes for one event batch are one pipeline. The TTL
 // only collects garbage a crashed indexer leaves behind; removals come from
 // the pods' BlockRemoved events.
+import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
+import { withConnectCause } from '../state/redis-store.js';
 import { leadingRuns, type BlockIndexStore, type PodChange } from './index-store.js';
 
 // Drops a pod from every block it holds, then its own set.
@@ -25,6 +27,8 @@ export interface RedisIndexOptions {
   /** Called when the connection becomes ready again after a loss (the caller resyncs). */
   onReconnect?: () => void;
   onError?: (err: Error) => void;
+  /** Where REDIS_PASSWORD and REDIS_TLS_CA_FILE are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class RedisIndexStore implements BlockIndexStore {
@@ -33,6 +37,7 @@ export class RedisIndexStore implements BlockIndexStore {
   private readonly prefix: string;
   private readonly ttl: number;
   private wasReady = false;
+  private lastError: Error | undefined;
   private lost = false;
 
   constructor(opts: RedisIndexOptions) {
@@ -45,10 +50,18 @@ export class RedisIndexStore implements BlockIndexStore {
       lazyConnect: true,
       retryStrategy: (n) => Math.min(2_000, 50 * 2 ** Math.min(n, 6)),
     };
-    if (process.env.REDIS_PASSWORD && !/\/\/[^/]*@/.test(opts.url)) ro.password = process.env.REDIS_PASSWORD;
+    const env = opts.env ?? process.env;
+    if (env.REDIS_PASSWORD && !/\/\/[^/]*@/.test(opts.url)) ro.password = env.REDIS_PASSWORD;
+    // rediss:// alone trusts Node's default CAs; a private CA comes from the
+    // same variable the EPP's state store reads.
+    if (/^rediss:/i.test(opts.url) && env.REDIS_TLS_CA_FILE)
+      ro.tls = { ca: readFileSync(env.REDIS_TLS_CA_FILE) };
     this.redis = new Redis(opts.url, ro);
     this.redis.defineCommand('hrClearPod', { numberOfKeys: 1, lua: CLEAR_POD });
-    this.redis.on('error', (e: Error) => opts.onError?.(e));
+    this.redis.on('error', (e: Error) => {
+      this.lastError = e;
+      opts.onError?.(e);
+    });
     this.redis.on('close', () => {
       if (this.wasReady) this.lost = true;
     });
@@ -62,7 +75,12 @@ export class RedisIndexStore implements BlockIndexStore {
   }
 
   async connect(): Promise<void> {
-    await this.redis.connect();
+    this.lastError = undefined;
+    try {
+      await this.redis.connect();
+    } catch (e) {
+      throw withConnectCause(e as Error, this.lastError);
+    }
   }
 
   private bKey(k: string): string {

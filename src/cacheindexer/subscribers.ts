@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { decodeSeq, parsePodTopic } from '../kvcache/events.js';
 import type { Endpoint } from '../scheduling/types.js';
 import type { IndexerMetrics } from './metrics.js';
+import { replayUrl } from './replay.js';
 
 export const DEFAULT_KV_EVENTS_PORT = 5557;
 
@@ -24,6 +25,8 @@ function zmqUrl(address: string, port: number): string {
 
 export class KvEventSubscribers {
   private readonly conns = new Map<string, Conn>();
+  /** Pod -> its replay socket, for the pods that declare one (kvEventsReplayPort). */
+  private replayUrls = new Map<string, string>();
   private bound: Subscriber | undefined;
   private closed = false;
 
@@ -40,6 +43,11 @@ export class KvEventSubscribers {
   setEndpoints(endpoints: readonly Endpoint[]): string[] {
     const want = new Map<string, string>();
     for (const e of endpoints) want.set(e.id, zmqUrl(e.address, e.kvEventsPort ?? DEFAULT_KV_EVENTS_PORT));
+    this.replayUrls = new Map(
+      endpoints
+        .filter((e) => e.kvEventsReplayPort !== undefined)
+        .map((e) => [e.id, replayUrl(e.address, e.kvEventsReplayPort!)]),
+    );
     const left: string[] = [];
     for (const [pod, c] of this.conns) {
       const url = want.get(pod);
@@ -107,6 +115,11 @@ export class KvEventSubscribers {
       if (!this.closed && !sock.closed)
         this.log.warn({ err: (e as Error).message }, 'KV event socket stopped');
     }
+  }
+
+  /** The replay socket of a discovered pod (either transport), or undefined. */
+  replayUrlOf(pod: string): string | undefined {
+    return this.replayUrls.get(pod);
   }
 
   connectedPods(): string[] {

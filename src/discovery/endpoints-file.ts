@@ -20,6 +20,7 @@ const endpointsFileSchema = z.strictObject({
       metricsPort: port.optional(),
       metricsPath: z.string().startsWith('/', 'expected a path starting with /').optional(),
       kvEventsPort: port.optional(),
+      kvEventsReplayPort: port.optional(),
     }),
     { error: 'expected a list of endpoints' },
   ),
@@ -48,6 +49,7 @@ export function parseEndpointsFile(text: string, file: string): Endpoint[] {
     if (e.metricsPort !== undefined) ep.metricsPort = e.metricsPort;
     if (e.metricsPath !== undefined) ep.metricsPath = e.metricsPath;
     if (e.kvEventsPort !== undefined) ep.kvEventsPort = e.kvEventsPort;
+    if (e.kvEventsReplayPort !== undefined) ep.kvEventsReplayPort = e.kvEventsReplayPort;
     return ep;
   });
 }

@@ -18,6 +18,7 @@ export const POOL_VERSIONS: Readonly<Record<PoolGroup, string>> = {
 export const ACTIVE_PORTS_ANNOTATION = 'inference.networking.k8s.io/active-ports';
 /** Container port names whose number is taken as the pod's KV-event publisher port. */
 const KV_EVENT_PORT_NAMES = new Set(['zmq-pub', 'kv-events']);
+const KV_REPLAY_PORT_NAMES = new Set(['zmq-replay']);
 
 /** What discovery keeps of an InferencePool, whichever version it came from. */
 export interface PoolSpec {
@@ -135,11 +136,10 @@ function activePorts(pod: PodLike, targetPorts: readonly number[]): number[] {
   return targetPorts.filter((p) => allowed.has(p));
 }
 
-function kvEventsPort(pod: PodLike): number | undefined {
+function kvEventsPort(pod: PodLike, names = KV_EVENT_PORT_NAMES): number | undefined {
   for (const c of pod.spec?.containers ?? []) {
     for (const p of c.ports ?? []) {
-      if (p.name && KV_EVENT_PORT_NAMES.has(p.name) && typeof p.containerPort === 'number')
-        return p.containerPort;
+      if (p.name && names.has(p.name) && typeof p.containerPort === 'number') return p.containerPort;
     }
   }
   return undefined;
@@ -156,6 +156,7 @@ export function podEndpoints(pod: PodLike, pool: PoolSpec): Endpoint[] {
   const podName = pod.metadata?.name ?? address;
   const labels = { ...(pod.metadata?.labels ?? {}) };
   const kvPort = kvEventsPort(pod);
+  const replayPort = kvEventsPort(pod, KV_REPLAY_PORT_NAMES);
   const ports = activePorts(pod, pool.targetPorts);
   return ports.map((port) => {
     const rank = pool.targetPorts.indexOf(port);
@@ -167,6 +168,7 @@ export function podEndpoints(pod: PodLike, pool: PoolSpec): Endpoint[] {
       labels,
     };
     if (kvPort !== undefined) ep.kvEventsPort = kvPort;
+    if (replayPort !== undefined) ep.kvEventsReplayPort = replayPort;
     return ep;
   });
 }

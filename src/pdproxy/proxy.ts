@@ -59,6 +59,8 @@ function upstreamHeaders(req: IncomingMessage, bodyLength: number): Record<strin
       isHopByHop(k) ||
       k === 'host' ||
       k === 'content-length' ||
+      // Node already answered "100 Continue"; undici refuses to send it upstream.
+      k === 'expect' ||
       k === PREFILL_HEADER ||
       k === DECODE_HEADER
     )
@@ -137,6 +139,15 @@ export function createPdProxy(opts: PdProxyOptions): PdProxy {
       return sendError(res, 400, 'request body must be a JSON object');
     }
     const original = body as Record<string, unknown>;
+    // JSON.parse takes any depth; JSON.stringify overflows the stack on deep
+    // nesting. Serialise now so that this is the client's 400, not a 502.
+    let pBody: string;
+    try {
+      pBody = JSON.stringify(prefillBody(original));
+    } catch (e) {
+      bump(counters.errors, '400');
+      return sendError(res, 400, `request body cannot be forwarded: ${(e as Error).message}`);
+    }
 
     let prefill: PdPod;
     let decode: PdPod;
@@ -164,7 +175,6 @@ export function createPdProxy(opts: PdProxyOptions): PdProxy {
 
     try {
       // 1. Prefill: the prompt only; the prefill pod keeps the KV blocks for us.
-      const pBody = JSON.stringify(prefillBody(original));
       const pRes = await call(
         'prefill',
         prefill,

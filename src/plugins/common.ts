@@ -5,7 +5,7 @@
 import { isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { SCORE_EPSILON } from '../scheduling/pick.js';
-import type { Candidate, CycleContext, EndpointView } from '../scheduling/types.js';
+import type { Candidate, CycleContext, EndpointView, PdChoice, PdGroup } from '../scheduling/types.js';
 import type { DataNeeds } from './plugin.js';
 
 /**
@@ -178,4 +178,11 @@ export function podsOf(candidates: readonly Candidate[], role: 'prefill' | 'deco
 /** A uniformly random element of a non-empty list. */
 export function pickUniform<T>(ctx: CycleContext, items: readonly T[]): T {
   return items[Math.floor(ctx.random() * items.length)]!;
+}
+
+/** A prefill pod, then a decode pod, each uniformly at random inside the group. */
+export function uniformPdChoice(ctx: CycleContext, group: PdGroup): PdChoice {
+  const prefill = pickUniform(ctx, group.prefill);
+  const decode = pickUniform(ctx, group.decode);
+  return { prefill, decode };
 }

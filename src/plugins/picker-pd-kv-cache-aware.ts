@@ -6,7 +6,7 @@
 // ties and the pods are drawn uniformly inside the chosen group.
 import { z } from 'zod';
 import { maxScorePick } from '../scheduling/pick.js';
-import { pickUniform } from './common.js';
+import { uniformPdChoice } from './common.js';
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'picker-pd-kv-cache-aware';
@@ -21,12 +21,7 @@ export const pickerPdKvCacheAware = definePlugin({
       const { targets } = maxScorePick(ctx, scored, 1);
       const best = targets[0];
       if (!best || best.pdChoice || best.candidate.kind !== 'group') return { targets };
-      const g = best.candidate.group;
-      return {
-        targets: [
-          { ...best, pdChoice: { prefill: pickUniform(ctx, g.prefill), decode: pickUniform(ctx, g.decode) } },
-        ],
-      };
+      return { targets: [{ ...best, pdChoice: uniformPdChoice(ctx, best.candidate.group) }] };
     },
   }),
 });

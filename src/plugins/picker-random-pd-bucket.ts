@@ -4,7 +4,7 @@
 // Scores are ignored. Plain endpoint candidates (no PD filter) are picked
 // uniformly too, so the plugin degrades to a random picker.
 import { z } from 'zod';
-import { pickUniform } from './common.js';
+import { pickUniform, uniformPdChoice } from './common.js';
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'picker-random-pd-bucket';
@@ -20,9 +20,7 @@ export const pickerRandomPdBucket = definePlugin({
       const chosen = pickUniform(ctx, scored);
       const c = chosen.candidate;
       if (c.kind !== 'group') return { targets: [chosen] };
-      const prefill = pickUniform(ctx, c.group.prefill);
-      const decode = pickUniform(ctx, c.group.decode);
-      return { targets: [{ candidate: c, score: chosen.score, pdChoice: { prefill, decode } }] };
+      return { targets: [{ candidate: c, score: chosen.score, pdChoice: uniformPdChoice(ctx, c.group) }] };
     },
   }),
 });

@@ -14,6 +14,8 @@ export interface Endpoint {
   metricsPath?: string;
   /** ZMQ port of the model server's KV event publisher (cache-indexer). */
   kvEventsPort?: number;
+  /** ZMQ ROUTER port that replays buffered KV event batches after a gap (cache-indexer). */
+  kvEventsReplayPort?: number;
 }
 
 /** Model-server signals as last scraped. Absent fields are unknown. */

@@ -4,7 +4,7 @@
 // at start-up is not fatal: the store starts degraded and keeps probing.
 import { DegradedStateStore, type StateLogger } from './degraded-store.js';
 import { MemoryStateStore } from './memory-store.js';
-import { createRedisClient, RedisStateStore, redactUrl } from './redis-store.js';
+import { createRedisClient, RedisStateStore, redactUrl, withConnectCause } from './redis-store.js';
 import type { StateStore } from './store.js';
 
 export interface CreateStoreOptions {
@@ -50,10 +50,19 @@ export async function createRedisStateStore(
   });
   // ioredis reports connection trouble as 'error' events; the wrapper counts
   // failed calls, so these only need to be kept from crashing the process.
-  client.on('error', () => undefined);
+  // The last one is kept so the degraded warning names the cause (TLS, auth).
+  let lastError: Error | undefined;
+  client.on('error', (e: Error) => {
+    lastError = e;
+  });
+  client.on('ready', () => {
+    lastError = undefined;
+  });
   // A dropped connection may mean Redis restarted empty: go degraded now, even
   // if idle, so the resync re-publishes this replica's open charges.
-  client.on('close', () => store.markUnavailable(new Error('Redis connection closed')));
+  client.on('close', () =>
+    store.markUnavailable(withConnectCause(new Error('Redis connection closed'), lastError)),
+  );
   try {
     await redis.connect();
     opts.logger?.info({ redis: redactUrl(opts.redisUrl), pool: opts.pool }, 'shared state in Redis');

@@ -86,6 +86,8 @@ export class RedisStateStore implements StateStore {
   private readonly stateTtlMs: string;
   private endpointsVersion = '';
   private endpoints: Endpoint[] = [];
+  /** Last error the client emitted: ioredis rejects connect() with only "Connection is closed.". */
+  private lastClientError: Error | undefined;
 
   constructor(
     client: RedisClient,
@@ -98,6 +100,9 @@ export class RedisStateStore implements StateStore {
     this.signalsTtlMs = opts.signalsTtlMs ?? 60_000;
     this.prefixTtlMs = String(opts.prefixTtlMs ?? 3_600_000);
     this.stateTtlMs = String(opts.stateTtlMs ?? 600_000);
+    client.on('error', (e: Error) => {
+      this.lastClientError = e;
+    });
   }
 
   get redis(): RedisClient {
@@ -107,7 +112,13 @@ export class RedisStateStore implements StateStore {
   /** Connects a lazily created client; rejects when Redis cannot be reached. */
   async connect(): Promise<void> {
     const status = this.client.status;
-    if (status === 'wait' || status === 'end') await this.client.connect();
+    if (status !== 'wait' && status !== 'end') return;
+    this.lastClientError = undefined;
+    try {
+      await this.client.connect();
+    } catch (e) {
+      throw withConnectCause(e as Error, this.lastClientError);
+    }
   }
 
   async ping(): Promise<void> {
@@ -422,6 +433,16 @@ export function createRedisClient(url: string, opts: RedisConnectOptions = {}): 
   return quiet(
     new Redis({ ...base, host: h.host, port: h.port, ...(p.db !== undefined ? { db: p.db } : {}) }),
   );
+}
+
+/**
+ * ioredis rejects a failed connect() with "Connection is closed." and emits
+ * the reason (TLS verification, WRONGPASS, ECONNREFUSED) as an 'error'
+ * event; put that reason into the error the operator sees.
+ */
+export function withConnectCause(err: Error, cause: Error | undefined): Error {
+  if (!cause || cause === err || err.message.includes(cause.message)) return err;
+  return new Error(`Redis connection failed: ${cause.message}`, { cause });
 }
 
 /** Connection errors surface as failed calls; without a listener ioredis would also print each one. */

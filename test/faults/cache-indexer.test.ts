@@ -4,9 +4,12 @@
 // the breaker opens, requests stop paying the timeout; after recovery the
 // EPP asks the indexer again.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { endpointsYaml, startEpp, type Epp } from '../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../helpers/fake-model-server.js';
 import { stopAllSpawned } from '../helpers/spawn.js';
-import { startEpp, routeOnce, until, type Epp } from './epp-harness.js';
-import { endpointsYaml, fakeIndexer, fakeModel, type FakeIndexer, type FakeModel } from './fake-servers.js';
+import { eventually } from '../helpers/wait.js';
+import { routeOnce } from './epp-harness.js';
+import { fakeIndexer, type FakeIndexer } from './fake-indexer.js';
 
 const TIMEOUT_MS = 200;
 let models: FakeModel[];
@@ -97,13 +100,14 @@ describe('cache-indexer faults', () => {
   it('back up: the EPP asks it again once the breaker lets a probe through', async () => {
     const port = indexer.port;
     indexer = await fakeIndexer({ port });
-    await until(
+    await eventually(
       async () => {
         await routeOnce(epp.client, prompt());
         return indexer.calls > 0;
       },
       40_000,
       'the EPP to ask the restarted indexer',
+      100,
     );
     const okBefore = indexer.calls;
     for (let i = 0; i < 3; i++) await routeOnce(epp.client, prompt());

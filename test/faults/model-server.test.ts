@@ -8,8 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ports.js';
 import { spawnFn, stopAllSpawned, type SpawnedFn } from '../helpers/spawn.js';
-import { startEpp, routeOnce, until, type Epp } from './epp-harness.js';
-import { endpointsYaml, fakeModel, type FakeModel } from './fake-servers.js';
+import { endpointsYaml, startEpp, type Epp } from '../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../helpers/fake-model-server.js';
+import { eventually } from '../helpers/wait.js';
+import { routeOnce } from './epp-harness.js';
 
 let models: FakeModel[];
 let epp: Epp;
@@ -78,15 +80,17 @@ describe('model server faults', () => {
     models[0]!.metricsMode = 'hang';
     models[1]!.metricsMode = 'garbage';
     models[2]!.metricsMode = 'error';
-    await until(
+    await eventually(
       async () => (await scrapeErrors(models[1]!)) > 0 && (await scrapeErrors(models[2]!)) > 0,
       5_000,
       'scrape errors for the garbage and erroring servers',
+      100,
     );
-    await until(
+    await eventually(
       async () => (await scrapeErrors(models[0]!)) > 0,
       10_000,
       'scrape errors (timeouts) for the hung server',
+      100,
     );
     expect(await scrapeErrors(models[3]!)).toBe(0);
 
@@ -122,7 +126,12 @@ describe('model server faults', () => {
     expect(failed).toBe(took[3]);
     expect(ok).toBe(took[0]! + took[1]! + took[2]!);
     expect(epp.proc.alive() && gateway.alive()).toBe(true);
-    await until(async () => (await epp.inFlight()) === 0, 10_000, 'charges of cut streams to be released');
+    await eventually(
+      async () => (await epp.inFlight()) === 0,
+      10_000,
+      'charges of cut streams to be released',
+      100,
+    );
     dying.completionMode = 'ok';
     expect(await viaGateway('after')).toBe('ok');
   });

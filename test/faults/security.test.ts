@@ -9,11 +9,11 @@
 //  - ext_proc with --secure-serving speaks TLS only.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExtProcClient } from '../../src/extproc/client.js';
+import { endpointsYaml, startEpp } from '../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../helpers/fake-model-server.js';
 import { freePort } from '../helpers/ports.js';
-import { spawnFn, stopAllSpawned } from '../helpers/spawn.js';
-import { COMPLETION_HEADERS, startEpp } from './epp-harness.js';
-import { endpointsYaml, fakeModel, type FakeModel } from './fake-servers.js';
+import { stopAllSpawned } from '../helpers/spawn.js';
+import { COMPLETION_HEADERS } from './epp-harness.js';
 
 const TOKEN = 'tok-5ecr3t-ADMIN-7f3a9c';
 const REDIS_PASSWORD = 'pw-5ecr3t-REDIS-91be20';
@@ -58,8 +58,7 @@ describe('security', () => {
       endpoints: endpointsYaml([{ name: 'm0', port: model.port }]),
       args: ['--admin-token', TOKEN, '--log-level', 'debug'],
     });
-    const adminPort = Number(new URL(epp.adminUrl).port);
-    const addrs = listenAddresses(adminPort);
+    const addrs = listenAddresses(epp.adminPort);
     if (process.platform === 'linux')
       expect(addrs.length, 'admin socket found in /proc/net/tcp*').toBeGreaterThan(0);
     for (const a of addrs) expect([LOOPBACK_V4, LOOPBACK_V6], `admin listens on ${a}`).toContain(a);
@@ -83,44 +82,23 @@ describe('security', () => {
 
   it('no Redis password (URL or REDIS_PASSWORD) and no admin token in the logs, Redis unreachable, debug level', async () => {
     const deadPort = await freePort(); // nothing listens there
-    const [g, a, m, h] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
-    const dir = mkdtempSync(join(tmpdir(), 'hermes-sec-'));
-    writeFileSync(join(dir, 'eps.yaml'), endpointsYaml([{ name: 'm0', port: model.port }]));
-    const epp = await spawnFn(
-      'epp',
-      [
-        '--grpc-bind',
-        '127.0.0.1',
-        '--metrics-bind',
-        '127.0.0.1',
-        '--grpc-port',
-        String(g),
-        '--admin-port',
-        String(a),
-        '--metrics-port',
-        String(m),
-        '--grpc-health-port',
-        String(h),
-        '--endpoints-file',
-        join(dir, 'eps.yaml'),
+    // Redis is unreachable, so the EPP never gets ready: started once its admin port listens.
+    const epp = await startEpp({
+      endpoints: endpointsYaml([{ name: 'm0', port: model.port }]),
+      args: [
         '--redis-url',
         `redis://default:${REDIS_PASSWORD}@127.0.0.1:${deadPort}/0`,
         '--log-level',
         'debug',
       ],
-      {
-        env: { ADMIN_TOKEN: TOKEN, REDIS_PASSWORD: ENV_REDIS_PASSWORD },
-        ready: { tcp: a },
-        readyTimeoutMs: 30_000,
-      },
-    );
+      env: { ADMIN_TOKEN: TOKEN, REDIS_PASSWORD: ENV_REDIS_PASSWORD },
+      ready: 'admin-port',
+      readyTimeoutMs: 30_000,
+      client: { deadlineMs: 10_000 },
+    });
     // Exercise the paths that log: routing with Redis down, rejected admin calls, scraping.
-    const client = new ExtProcClient({ target: `127.0.0.1:${g}`, deadlineMs: 10_000 });
     for (let i = 0; i < 3; i++) {
-      const ex = client.open();
+      const ex = epp.client.open();
       await ex
         .sendRequest({
           headers: COMPLETION_HEADERS,
@@ -129,11 +107,11 @@ describe('security', () => {
         .catch(() => undefined);
       ex.cancel();
     }
-    await fetch(`http://127.0.0.1:${a}/state/endpoints`, { headers: { authorization: 'Bearer nope' } });
-    await fetch(`http://127.0.0.1:${a}/readyz`);
+    await fetch(`${epp.adminUrl}/state/endpoints`, { headers: { authorization: 'Bearer nope' } });
+    await fetch(`${epp.adminUrl}/readyz`);
     await new Promise((r) => setTimeout(r, 1_500));
     await epp.stop();
-    const out = epp.output();
+    const out = epp.logs();
     expect(out.length).toBeGreaterThan(0);
     // Redis was really unreachable and that was logged (so the redaction was exercised).
     expect(out.toLowerCase()).toMatch(/redis/);
@@ -148,12 +126,12 @@ describe('security', () => {
       args: ['--secure-serving', '--log-level', 'warn'],
     });
     const body = Buffer.from(JSON.stringify({ model: 'm', prompt: 'tls' }));
-    const tls = new ExtProcClient({ target: `127.0.0.1:${epp.grpcPort}`, tls: true, deadlineMs: 5_000 });
+    const tls = epp.connect({ tls: true, deadlineMs: 5_000 });
     const ex = tls.open();
     const v = await ex.sendRequest({ headers: COMPLETION_HEADERS, body });
     expect(v.kind).toBe('continue');
     ex.cancel();
-    const plain = new ExtProcClient({ target: `127.0.0.1:${epp.grpcPort}`, deadlineMs: 3_000 });
+    const plain = epp.connect({ deadlineMs: 3_000 });
     const ex2 = plain.open();
     await expect(ex2.sendRequest({ headers: COMPLETION_HEADERS, body })).rejects.toThrow();
     await epp.proc.stop();

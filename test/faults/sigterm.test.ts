@@ -4,9 +4,11 @@
 // the deadline is cut at the deadline, not earlier.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExtProcClient } from '../../src/extproc/client.js';
+import { endpointsYaml, startEpp } from '../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../helpers/fake-model-server.js';
 import { stopAllSpawned } from '../helpers/spawn.js';
-import { COMPLETION_HEADERS, startEpp } from './epp-harness.js';
-import { endpointsYaml, fakeModel, type FakeModel } from './fake-servers.js';
+import { sleep } from '../helpers/wait.js';
+import { COMPLETION_HEADERS } from './epp-harness.js';
 
 let models: FakeModel[] = [];
 
@@ -15,8 +17,6 @@ afterEach(async () => {
   models = [];
   await stopAllSpawned();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface StreamResult {
   chunks: number;

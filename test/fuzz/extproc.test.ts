@@ -12,9 +12,6 @@
 // a 4xx for client mistakes); the destination and PD headers the EPP sends
 // name only real endpoints, never what the client injected; charges are all
 // released afterwards; RSS stays bounded.
-import { join } from 'node:path';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,9 +24,9 @@ import {
 } from '../../src/extproc/client.js';
 import { toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../src/extproc/messages.js';
 import { extProcClientConstructor } from '../../src/extproc/proto.js';
-import { endpointsYaml, fakeModel, type FakeModel } from '../faults/fake-servers.js';
-import { freePort } from '../helpers/ports.js';
-import { getText, metricSum, spawnFn, stopAllSpawned, type SpawnedFn } from '../helpers/spawn.js';
+import { PD_CONFIG, pdGroupEndpoints, startEpp, type Epp } from '../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../helpers/fake-model-server.js';
+import { metricSum, stopAllSpawned } from '../helpers/spawn.js';
 import { weirdScalar, yamlDoc } from './arbitraries.js';
 
 const RUN = { numRuns: 120, interruptAfterTimeLimit: 6_000, markInterruptAsFailure: false } as const;
@@ -39,74 +36,23 @@ const PREFILL = 'x-openfuyao-prefill-pod-address-port';
 const DECODE = 'x-openfuyao-decode-pod-address-port';
 const INJECTED = '6.6.6.6:1';
 
-const PD_CONFIG = `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: filter-by-pd-label
-- type: picker-random-pd-bucket
-- type: pd-header-handler
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: filter-by-pd-label
-  - pluginRef: picker-random-pd-bucket
-  - pluginRef: pd-header-handler
-`;
-
 let models: FakeModel[] = [];
-let epp: SpawnedFn;
+let epp: Epp;
 let grpcPort = 0;
 let adminUrl = '';
-let metricsUrl = '';
 let client: ExtProcClient;
 let known: Set<string>;
 
 beforeAll(async () => {
   models = await Promise.all([fakeModel(), fakeModel(), fakeModel()]);
   known = new Set(models.map((m) => m.id));
-  const dir = mkdtempSync(join(tmpdir(), 'hermes-fuzz-epp-'));
-  writeFileSync(join(dir, 'pd.yaml'), PD_CONFIG);
-  writeFileSync(
-    join(dir, 'endpoints.yaml'),
-    endpointsYaml(
-      (['leader', 'prefill', 'decode'] as const).map((role, i) => ({
-        name: role,
-        port: models[i]!.port,
-        labels: { 'openfuyao.com/pdRole': role, 'openfuyao.com/pdGroupID': 'g1' },
-      })),
-    ),
-  );
-  const [g, a, m, h] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  grpcPort = g;
-  adminUrl = `http://127.0.0.1:${a}`;
-  metricsUrl = `http://127.0.0.1:${m}`;
-  epp = await spawnFn(
-    'epp',
-    [
-      '--grpc-bind',
-      '127.0.0.1',
-      '--metrics-bind',
-      '127.0.0.1',
-      '--grpc-port',
-      String(g),
-      '--admin-port',
-      String(a),
-      '--metrics-port',
-      String(m),
-      '--grpc-health-port',
-      String(h),
-      '--config-file',
-      join(dir, 'pd.yaml'),
-      '--endpoints-file',
-      join(dir, 'endpoints.yaml'),
-      '--max-request-body',
-      String(MAX_BODY),
-      '--log-level',
-      'warn',
-    ],
-    { ready: { http: `${adminUrl}/readyz` } },
-  );
-  client = new ExtProcClient({ target: `127.0.0.1:${g}`, deadlineMs: 15_000 });
+  epp = await startEpp({
+    config: PD_CONFIG,
+    endpoints: pdGroupEndpoints([models[0]!.port, models[1]!.port, models[2]!.port]),
+    args: ['--max-request-body', String(MAX_BODY), '--log-level', 'warn'],
+    client: { deadlineMs: 15_000 },
+  });
+  ({ grpcPort, adminUrl, client } = epp);
 });
 
 afterAll(async () => {
@@ -261,18 +207,11 @@ function expectRoutedOnlyToKnown(headers: HeaderList, meta: Record<string, Recor
   ).toBe(false);
 }
 
-async function inFlight(): Promise<number> {
-  const s = JSON.parse(await getText(`${adminUrl}/state/endpoints`)) as {
-    endpoints: Array<{ inFlight: number }>;
-  };
-  return s.endpoints.reduce((a, e) => a + e.inFlight, 0);
-}
-
 async function eventuallyZeroInFlight(): Promise<void> {
   const end = Date.now() + 10_000;
   let n = -1;
   while (Date.now() < end) {
-    n = await inFlight();
+    n = await epp.inFlight();
     if (n === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -427,7 +366,7 @@ describe('ext_proc under hostile input (spawned EPP)', () => {
   });
 
   it('hostile bodies split anywhere, with injected routing headers, in both request body modes', async () => {
-    const rss0 = epp.rssBytes();
+    const rss0 = epp.proc.rssBytes();
     let routed = 0;
     let rejected = 0;
     await fc.assert(
@@ -483,9 +422,9 @@ describe('ext_proc under hostile input (spawned EPP)', () => {
     );
     expect(routed).toBeGreaterThan(0);
     expect(rejected).toBeGreaterThan(0);
-    expect(epp.alive()).toBe(true);
+    expect(epp.proc.alive()).toBe(true);
     await eventuallyZeroInFlight();
-    expect(epp.rssBytes() - rss0).toBeLessThan(150 * 1024 * 1024);
+    expect(epp.proc.rssBytes() - rss0).toBeLessThan(150 * 1024 * 1024);
   });
 
   it('huge and odd headers: thousands of headers, a 1 MB value, non-Latin-1 bytes, pseudo-headers repeated', async () => {
@@ -525,7 +464,7 @@ describe('ext_proc under hostile input (spawned EPP)', () => {
     ]);
     expectWellFormed(replies, code, false);
     expect(replies.some((r) => r.response === 'request_headers')).toBe(true);
-    expect(epp.alive()).toBe(true);
+    expect(epp.proc.alive()).toBe(true);
   });
 
   it('random message sequences (out-of-order phases, repeats, empty messages, mode switches): well-formed replies, stream ends', async () => {
@@ -540,7 +479,7 @@ describe('ext_proc under hostile input (spawned EPP)', () => {
       ),
       { ...RUN, numRuns: 200 },
     );
-    expect(epp.alive()).toBe(true);
+    expect(epp.proc.alive()).toBe(true);
     await eventuallyZeroInFlight();
   });
 
@@ -588,7 +527,7 @@ describe('ext_proc under hostile input (spawned EPP)', () => {
       ),
       { ...RUN, numRuns: 150 },
     );
-    expect(epp.alive()).toBe(true);
+    expect(epp.proc.alive()).toBe(true);
   });
 
   it('frames that are not protobuf end the stream with a gRPC error, and the EPP keeps serving', async () => {
@@ -620,9 +559,9 @@ describe('ext_proc under hostile input (spawned EPP)', () => {
     });
     expect(v.kind).toBe('continue');
     ex.cancel();
-    expect(epp.alive()).toBe(true);
+    expect(epp.proc.alive()).toBe(true);
     await eventuallyZeroInFlight();
-    const metrics = await getText(`${metricsUrl}/metrics`);
+    const metrics = await epp.metricsText();
     // The EPP counted the requests it answered, errors included.
     expect(metricSum(metrics, 'inference_objective_request_total') ?? 0).toBeGreaterThan(0);
     expect(metricSum(metrics, 'inference_objective_request_error_total') ?? 0).toBeGreaterThan(0);

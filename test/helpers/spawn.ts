@@ -30,6 +30,8 @@ export interface SpawnOptions {
   readyTimeoutMs?: number;
   /** Output kept in memory (the tail), default 4 MB. */
   maxOutput?: number;
+  /** Default grace of stop() before SIGKILL, default 5 s. */
+  stopGraceMs?: number;
 }
 
 export interface SpawnedFn {
@@ -122,7 +124,7 @@ export async function spawnFn(fn: string, args: string[], opts: SpawnOptions = {
         check();
       });
     },
-    async stop(signal = 'SIGTERM', graceMs = 5_000) {
+    async stop(signal = 'SIGTERM', graceMs = opts.stopGraceMs ?? 5_000) {
       live.delete(proc);
       if (!isAlive()) return child.exitCode;
       child.kill(signal);
@@ -186,22 +188,14 @@ export function tcpOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-/** Polls `url` until it answers 2xx. */
-export async function waitForHttp(url: string, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < end) {
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-      await r.arrayBuffer();
-      if (r.ok) return;
-      last = `HTTP ${r.status}`;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 100));
+/** Whether a process id is still alive (for processes a spawned one started). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
-  throw new Error(`${url} not ready within ${timeoutMs} ms (${last})`);
 }
 
 /** Stops every process spawned by this file that is still running. */
@@ -224,6 +218,14 @@ export function metricSum(text: string, name: string, ...labels: string[]): numb
     if (Number.isFinite(v)) sum = (sum ?? 0) + v;
   }
   return sum;
+}
+
+/** Value of one series in Prometheus text (exact name and label string, e.g. `x{a="b"}`), or undefined. */
+export function promValue(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
 }
 
 export async function getText(url: string, headers: Record<string, string> = {}): Promise<string> {

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { parseDurationMs } from '../../../src/gateway/duration.js';
 import type { SubcommandModule } from '../main.js';
 
 function intFlag(name: string, raw: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -80,6 +81,14 @@ export const command: SubcommandModule['command'] = {
           'tokenizer_config.json with the chat template (default: the one beside --tokenizer, if any)',
         ).env('TOKENIZER_CONFIG'),
       )
+      .addOption(
+        new Option(
+          '--kv-events-replay-timeout <duration>',
+          "after missed KV events, how long to wait for the pod's replay socket (kvEventsReplayPort) to resend them; 0: never ask",
+        )
+          .env('KV_EVENTS_REPLAY_TIMEOUT')
+          .default('2s'),
+      )
       .addOption(new Option('--log-level <level>', 'pino level').env('LOG_LEVEL').default('info'))
       .parse(args, { from: 'user' });
     const o = cmd.opts<Record<string, string | undefined>>();
@@ -100,6 +109,7 @@ export const command: SubcommandModule['command'] = {
         maxLookupBlocks: intFlag('--max-lookup-blocks', o.maxLookupBlocks, 1),
         tokenizer: o.tokenizer,
         tokenizerConfig: o.tokenizerConfig,
+        replayTimeoutMs: parseDurationMs(o.kvEventsReplayTimeout ?? '2s', '--kv-events-replay-timeout'),
         logLevel: o.logLevel ?? 'info',
       };
     } catch (e) {

@@ -1,7 +1,7 @@
 // The EPP as Envoy sees it: a real `hermes-router epp` process, fake vLLM
 // /metrics servers, and the project's ext_proc client speaking the real
 // protos in FULL_DUPLEX_STREAMED and BUFFERED order.
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   destinationOf,
@@ -11,20 +11,10 @@ import {
   type HeaderList,
 } from '../../../src/extproc/client.js';
 import { fromStruct } from '../../../src/extproc/messages.js';
-import {
-  endpointStates,
-  endpointsYaml,
-  eventually,
-  fakeModelServer,
-  promMetrics,
-  promValue,
-  startEpp,
-  tempDir,
-  totalInFlight,
-  writeFile,
-  type EppProcess,
-  type FakeModelServer,
-} from './helpers.js';
+import { endpointsYaml, startEpp, type Epp } from '../../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
+import { promValue } from '../../helpers/spawn.js';
+import { eventually } from '../../helpers/wait.js';
 
 const CONFIG = `apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
@@ -43,10 +33,9 @@ schedulingProfiles:
   - pluginRef: max-score-picker
 `;
 
-let servers: FakeModelServer[] = [];
-let epp: EppProcess;
+let servers: FakeModel[] = [];
+let epp: Epp;
 let client: ExtProcClient;
-let dir: string;
 let endpointsFile: string;
 
 const chatHeaders = (extra: HeaderList = []): HeaderList => [
@@ -74,35 +63,29 @@ function cont(v: Awaited<ReturnType<ReturnType<ExtProcClient['open']>['sendReque
 
 beforeAll(async () => {
   // Queue depths 0 < 4 < 8 with equal KV usage: the order of the picks is known.
-  servers = [await fakeModelServer(0, 0.2), await fakeModelServer(4, 0.2), await fakeModelServer(8, 0.2)];
-  dir = tempDir();
-  endpointsFile = join(dir, 'endpoints.yaml');
-  writeFile(endpointsFile, endpointsYaml(servers.map((s, i) => ({ name: `vllm-${i}`, port: s.port }))));
-  writeFile(join(dir, 'config.yaml'), CONFIG);
-  epp = await startEpp([
-    '--endpoints-file',
-    endpointsFile,
-    '--config-file',
-    join(dir, 'config.yaml'),
-    '--refresh-metrics-interval',
-    '20ms',
-    '--max-request-body',
-    '300Ki',
-    '--log-level',
-    'warn',
-  ]);
-  client = new ExtProcClient({ target: `127.0.0.1:${epp.grpc}`, deadlineMs: 10_000 });
+  servers = [
+    await fakeModel({ waiting: 0, kv: 0.2 }),
+    await fakeModel({ waiting: 4, kv: 0.2 }),
+    await fakeModel({ waiting: 8, kv: 0.2 }),
+  ];
+  epp = await startEpp({
+    endpoints: endpointsYaml(servers.map((s, i) => ({ name: `vllm-${i}`, port: s.port }))),
+    config: CONFIG,
+    args: ['--refresh-metrics-interval', '20ms', '--max-request-body', '300Ki', '--log-level', 'warn'],
+    client: { deadlineMs: 10_000 },
+  });
+  endpointsFile = epp.endpointsFile!;
+  client = epp.client;
   await client.waitForReady();
   // Signals scraped from every server before the first pick.
   await eventually(
-    async () => (await endpointStates(epp)).every((e) => e.signals !== null && !e.signals.stale),
+    async () => (await epp.endpointStates()).every((e) => e.signals !== null && !e.signals.stale),
     5_000,
     'first scrape',
   );
 });
 
 afterAll(async () => {
-  client?.close();
   const code = await epp?.stop();
   await Promise.all(servers.map((s) => s.close()));
   expect(code).toBe(0);
@@ -172,7 +155,7 @@ describe('request phase', () => {
     // A request id was generated and sent upstream.
     expect(headerOf(v.headers, 'x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     ex.cancel();
-    await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'release after cancel');
+    await eventually(async () => (await epp.inFlight()) === 0, 3_000, 'release after cancel');
   });
 
   test('BUFFERED: headers answered at once with continue, decision on the body reply', async () => {
@@ -194,7 +177,7 @@ describe('request phase', () => {
     expect(Buffer.concat(out).toString()).toBe('{"a":1}');
     ex.end();
     await ex.done;
-    await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'release');
+    await eventually(async () => (await epp.inFlight()) === 0, 3_000, 'release');
   });
 
   test('header-only request (GET) is routed at header time', async () => {
@@ -271,7 +254,7 @@ describe('subset hint (metadata_context envoy.lb.subset_hint)', () => {
     const v = await routeWith([]);
     if (v.kind !== 'immediate') throw new Error('expected 503');
     expect(JSON.parse(v.body.toString()).error.message).toContain('candidates');
-    await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'released');
+    await eventually(async () => (await epp.inFlight()) === 0, 3_000, 'released');
   });
 });
 
@@ -280,7 +263,7 @@ describe('response phase', () => {
     const ex = client.open();
     const v = cont(await ex.sendRequest({ headers: chatHeaders(), body: chatBody('stream me', true) }));
     expect(destinationOf(v)[0]).toBe(servers[0]!.id);
-    expect((await endpointStates(epp)).find((e) => e.id === servers[0]!.id)!.inFlight).toBe(1);
+    expect((await epp.endpointStates()).find((e) => e.id === servers[0]!.id)!.inFlight).toBe(1);
     await ex.sendResponseHeaders([
       [':status', '200'],
       ['content-type', 'text/event-stream'],
@@ -304,8 +287,8 @@ describe('response phase', () => {
     expect(received).toEqual(sse);
     ex.end();
     await ex.done;
-    await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'release at response end');
-    const text = await promMetrics(epp);
+    await eventually(async () => (await epp.inFlight()) === 0, 3_000, 'release at response end');
+    const text = await epp.metricsText();
     expect(
       promValue(text, 'inference_objective_output_tokens_sum{model_name="m",target_model_name="m"}'),
     ).toBeGreaterThanOrEqual(5);
@@ -322,9 +305,9 @@ describe('response phase', () => {
       [':status', '200'],
       ['content-type', 'text/event-stream'],
     ]);
-    expect((await endpointStates(epp)).find((e) => e.id === target)!.inFlight).toBe(1);
+    expect((await epp.endpointStates()).find((e) => e.id === target)!.inFlight).toBe(1);
     ex.cancel();
-    await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'release after cancel');
+    await eventually(async () => (await epp.inFlight()) === 0, 3_000, 'release after cancel');
   });
 
   test('a stream cancelled before the body ends holds no charge', async () => {
@@ -334,7 +317,7 @@ describe('response phase', () => {
       .catch(() => undefined);
     ex.cancel();
     await p;
-    await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'no charge');
+    await eventually(async () => (await epp.inFlight()) === 0, 3_000, 'no charge');
   });
 });
 
@@ -377,7 +360,7 @@ describe('errors are HTTP answers, never a broken stream', () => {
   });
 
   test('error counters carry GIE error codes', async () => {
-    const text = await promMetrics(epp);
+    const text = await epp.metricsText();
     expect(text).toMatch(/inference_objective_request_error_total\{[^}]*error_code="BadRequest"\} [1-9]/);
     expect(text).toMatch(
       /inference_objective_request_error_total\{[^}]*error_code="PayloadTooLarge"\} [1-9]/,
@@ -399,7 +382,7 @@ describe('picks follow the scraped signals', () => {
     servers[2]!.waiting = 0;
     await eventually(
       async () =>
-        (await endpointStates(epp)).find((e) => e.id === servers[2]!.id)?.signals?.waitingQueueSize === 0,
+        (await epp.endpointStates()).find((e) => e.id === servers[2]!.id)?.signals?.waitingQueueSize === 0,
       3_000,
       'new signals scraped',
     );
@@ -413,21 +396,21 @@ describe('picks follow the scraped signals', () => {
     servers[1]!.legacyKv = true;
     await eventually(
       async () =>
-        (await endpointStates(epp)).find((e) => e.id === servers[1]!.id)?.signals?.kvCacheUsage === 0.05,
+        (await epp.endpointStates()).find((e) => e.id === servers[1]!.id)?.signals?.kvCacheUsage === 0.05,
       3_000,
       'legacy kv gauge scraped',
     );
     expect(await pick()).toBe(servers[1]!.id);
-    await eventually(async () => (await totalInFlight(epp)) === 0, 3_000, 'released');
+    await eventually(async () => (await epp.inFlight()) === 0, 3_000, 'released');
   });
 });
 
 describe('discovery and health', () => {
   test('memory store: every endpoint is scraped (no leases), no degraded series, /readyz state detail', async () => {
-    const text = await promMetrics(epp);
+    const text = await epp.metricsText();
     expect(promValue(text, 'hermes_scrape_leases_held')).toBe(servers.length);
     expect(text).not.toMatch(/^hermes_state_store_degraded /m);
-    const rz = (await (await fetch(`http://127.0.0.1:${epp.admin}/readyz`)).json()) as {
+    const rz = (await (await fetch(`${epp.adminUrl}/readyz`)).json()) as {
       ready: boolean;
       state: { backend: string; pool: string; degraded: boolean; scraping: number };
     };
@@ -441,13 +424,13 @@ describe('discovery and health', () => {
   });
 
   test('endpoints file change is picked up; empty pool -> 503', async () => {
-    writeFile(endpointsFile, endpointsYaml([]));
-    await eventually(async () => (await endpointStates(epp)).length === 0, 5_000, 'endpoints removed');
+    writeFileSync(endpointsFile, endpointsYaml([]));
+    await eventually(async () => (await epp.endpointStates()).length === 0, 5_000, 'endpoints removed');
     const ex = client.open();
     const v = await ex.sendRequest({ headers: chatHeaders(), body: chatBody('anyone?') });
     expect(v.kind === 'immediate' && v.status).toBe(503);
     if (v.kind === 'immediate') expect(JSON.parse(v.body.toString()).error.type).toBe('server_error');
-    writeFile(endpointsFile, endpointsYaml(servers.map((s, i) => ({ name: `vllm-${i}`, port: s.port }))));
-    await eventually(async () => (await endpointStates(epp)).length === 3, 5_000, 'endpoints back');
+    writeFileSync(endpointsFile, endpointsYaml(servers.map((s, i) => ({ name: `vllm-${i}`, port: s.port }))));
+    await eventually(async () => (await epp.endpointStates()).length === 3, 5_000, 'endpoints back');
   });
 });

@@ -5,19 +5,11 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FakeApiServer, makePod, makePoolV1 } from '../../helpers/fake-apiserver.js';
+import { startEpp, tempDir, type Epp } from '../../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import {
-  endpointStates,
-  eventually,
-  fakeModelServer,
-  promMetrics,
-  promValue,
-  sleep,
-  startEpp,
-  tempDir,
-  type EppProcess,
-  type FakeModelServer,
-} from './helpers.js';
+import { promValue } from '../../helpers/spawn.js';
+import { eventually, sleep } from '../../helpers/wait.js';
 
 const NS = 'ai';
 const POOL = 'qwen-pool';
@@ -27,11 +19,10 @@ const DISCOVERY_TTL_MS = 1_000;
 let redis: RedisServer;
 let raw: Redis;
 let api: FakeApiServer;
-let servers: FakeModelServer[] = [];
-let replicas: EppProcess[] = [];
+let servers: FakeModel[] = [];
+let replicas: Epp[] = [];
 
-const leaderOf = async (r: EppProcess) =>
-  promValue(await promMetrics(r), 'hermes_discovery_publisher_leader');
+const leaderOf = async (r: Epp) => promValue(await r.metricsText(), 'hermes_discovery_publisher_leader');
 const key = (k: string) => `hermes:{${POOL}}:${k}`;
 const storedIds = async () =>
   (JSON.parse((await raw.get(key('eps'))) ?? '[]') as Array<{ id: string }>).map((e) => e.id).sort();
@@ -43,7 +34,7 @@ function setPorts(ports: number[]): void {
 beforeAll(async () => {
   redis = await startRedis();
   raw = new Redis(redis.port, '127.0.0.1');
-  servers = await Promise.all([0, 1, 2].map(() => fakeModelServer(0, 0.1)));
+  servers = await Promise.all([0, 1, 2].map(() => fakeModel({ waiting: 0, kv: 0.1 })));
   api = new FakeApiServer();
   await api.start();
   // One pod on loopback; each target port is one endpoint (one fake model server).
@@ -52,26 +43,28 @@ beforeAll(async () => {
   const kubeconfig = api.writeKubeconfig(tempDir(), NS);
   replicas = await Promise.all(
     [0, 1].map((i) =>
-      startEpp([
-        '--pool-name',
-        POOL,
-        '--pool-namespace',
-        NS,
-        '--kubeconfig',
-        kubeconfig,
-        '--redis-url',
-        redis.url,
-        '--replica-id',
-        `epp-${i}`,
-        '--discovery-lease-ttl',
-        `${DISCOVERY_TTL_MS}ms`,
-        '--refresh-metrics-interval',
-        '100ms',
-        '--grpc-health-port',
-        '-1',
-        '--log-level',
-        'warn',
-      ]),
+      startEpp({
+        args: [
+          '--pool-name',
+          POOL,
+          '--pool-namespace',
+          NS,
+          '--kubeconfig',
+          kubeconfig,
+          '--redis-url',
+          redis.url,
+          '--replica-id',
+          `epp-${i}`,
+          '--discovery-lease-ttl',
+          `${DISCOVERY_TTL_MS}ms`,
+          '--refresh-metrics-interval',
+          '100ms',
+          '--grpc-health-port',
+          '-1',
+          '--log-level',
+          'warn',
+        ],
+      }),
     ),
   );
 }, 60_000);
@@ -102,8 +95,8 @@ describe('2 replicas, Kubernetes discovery, one Redis', () => {
     );
     expect(await raw.exists('hermes:{default}:eps')).toBe(0);
     for (const r of replicas) {
-      expect((await endpointStates(r)).map((e) => e.id).sort()).toEqual(want);
-      const rz = (await (await fetch(`http://127.0.0.1:${r.admin}/readyz`)).json()) as {
+      expect((await r.endpointStates()).map((e) => e.id).sort()).toEqual(want);
+      const rz = (await (await fetch(`${r.adminUrl}/readyz`)).json()) as {
         ready: boolean;
         state: { pool: string; discoveryPublisher: boolean };
       };
@@ -124,14 +117,14 @@ describe('2 replicas, Kubernetes discovery, one Redis', () => {
     );
     // Both replicas saw the change (their own watches) ...
     for (const r of replicas) {
-      await eventually(async () => (await endpointStates(r)).length === 3, 3_000, 'change seen');
+      await eventually(async () => (await r.endpointStates()).length === 3, 3_000, 'change seen');
     }
     // ... and, with the scrape leases, all three endpoints are scraped between them.
     await eventually(
       async () =>
         (
           await Promise.all(
-            replicas.map(async (r) => promValue(await promMetrics(r), 'hermes_scrape_leases_held') ?? 0),
+            replicas.map(async (r) => promValue(await r.metricsText(), 'hermes_scrape_leases_held') ?? 0),
           )
         ).reduce((a, b) => a + b, 0) === 3,
       5_000,
@@ -145,7 +138,7 @@ describe('2 replicas, Kubernetes discovery, one Redis', () => {
     const flags = await Promise.all(replicas.map(leaderOf));
     const victim = replicas[flags.indexOf(1)]!;
     const survivor = replicas.find((r) => r !== victim)!;
-    victim.proc.kill('SIGKILL');
+    victim.proc.child.kill('SIGKILL');
     const t0 = Date.now();
     await eventually(async () => (await leaderOf(survivor)) === 1, DISCOVERY_TTL_MS + 3_000, 'takeover');
     const took = Date.now() - t0;

@@ -2,61 +2,22 @@
 // header handler names the prefill and decode pods, the 429 of a scheduler
 // that filters everyone out, gRPC health, the admin token, and a graceful
 // SIGTERM that lets an open stream finish.
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { destinationOf, ExtProcClient, headerOf } from '../../../src/extproc/client.js';
-import {
-  endpointStates,
-  endpointsYaml,
-  eventually,
-  fakeModelServer,
-  startEpp,
-  tempDir,
-  writeFile,
-  type EppProcess,
-  type FakeModelServer,
-} from './helpers.js';
+import { destinationOf, headerOf, type ExtProcClient } from '../../../src/extproc/client.js';
+import { endpointsYaml, PD_CONFIG, pdGroupEndpoints, startEpp, type Epp } from '../../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
+import { eventually } from '../../helpers/wait.js';
 
-const PD_CONFIG = `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: filter-by-pd-label
-- type: picker-random-pd-bucket
-- type: pd-header-handler
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: filter-by-pd-label
-  - pluginRef: picker-random-pd-bucket
-  - pluginRef: pd-header-handler
-`;
-
-let servers: FakeModelServer[];
-let epp: EppProcess;
+let servers: FakeModel[];
+let epp: Epp;
 let client: ExtProcClient;
 let endpointsFile: string;
 const TOKEN = 's3cret';
 
-const pdEndpoints = () =>
-  endpointsYaml([
-    {
-      name: 'leader',
-      port: servers[0]!.port,
-      labels: { 'openfuyao.com/pdRole': 'leader', 'openfuyao.com/pdGroupID': 'g1' },
-    },
-    {
-      name: 'prefill',
-      port: servers[1]!.port,
-      labels: { 'openfuyao.com/pdRole': 'prefill', 'openfuyao.com/pdGroupID': 'g1' },
-    },
-    {
-      name: 'decode',
-      port: servers[2]!.port,
-      labels: { 'openfuyao.com/pdRole': 'decode', 'openfuyao.com/pdGroupID': 'g1' },
-    },
-  ]);
+const pdEndpoints = () => pdGroupEndpoints([servers[0]!.port, servers[1]!.port, servers[2]!.port]);
 
 const body = Buffer.from(JSON.stringify({ model: 'm', prompt: 'a prompt for the PD group' }));
 const headers: Array<[string, string]> = [
@@ -88,31 +49,20 @@ function healthCheck(port: number, name: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  servers = [await fakeModelServer(0), await fakeModelServer(0), await fakeModelServer(0)];
-  const dir = tempDir();
-  endpointsFile = join(dir, 'endpoints.yaml');
-  writeFile(endpointsFile, pdEndpoints());
-  writeFile(join(dir, 'pd.yaml'), PD_CONFIG);
-  epp = await startEpp(
-    [
-      '--endpoints-file',
-      endpointsFile,
-      '--config-file',
-      join(dir, 'pd.yaml'),
-      '--secure-serving',
-      '--drain-timeout',
-      '5s',
-      '--log-level',
-      'warn',
-    ],
-    { ADMIN_TOKEN: TOKEN, REFRESH_METRICS_INTERVAL: '25ms' },
-  );
-  client = new ExtProcClient({ target: `127.0.0.1:${epp.grpc}`, tls: true, deadlineMs: 10_000 });
+  servers = [await fakeModel(), await fakeModel(), await fakeModel()];
+  epp = await startEpp({
+    endpoints: pdEndpoints(),
+    config: PD_CONFIG,
+    args: ['--secure-serving', '--drain-timeout', '5s', '--log-level', 'warn'],
+    env: { ADMIN_TOKEN: TOKEN, REFRESH_METRICS_INTERVAL: '25ms' },
+    client: { tls: true, deadlineMs: 10_000 },
+  });
+  endpointsFile = epp.endpointsFile!;
+  client = epp.client;
   await client.waitForReady();
 });
 
 afterAll(async () => {
-  client?.close();
   await epp?.stop();
   await Promise.all((servers ?? []).map((s) => s.close()));
 });
@@ -128,22 +78,25 @@ describe('PD profile over TLS', () => {
     expect(v.headers.filter(([k]) => k === 'x-openfuyao-decode-pod-address-port')).toHaveLength(1);
     expect(v.body.equals(body)).toBe(true);
     // In-flight charged on leader, prefill and decode until the exchange ends.
-    expect((await endpointStates(epp)).map((e) => e.inFlight)).toEqual([1, 1, 1]);
+    expect((await epp.endpointStates()).map((e) => e.inFlight)).toEqual([1, 1, 1]);
     await ex.sendResponseHeaders([[':status', '200']], true);
     ex.end();
     await ex.done;
     await eventually(
-      async () => (await endpointStates(epp)).every((e) => e.inFlight === 0),
+      async () => (await epp.endpointStates()).every((e) => e.inFlight === 0),
       3_000,
       'released',
     );
   });
 
   test('a profile that filters every endpoint out -> 429 (GIE: scheduler failure)', async () => {
-    writeFile(endpointsFile, endpointsYaml(servers.map((s, i) => ({ name: `plain-${i}`, port: s.port }))));
+    writeFileSync(
+      endpointsFile,
+      endpointsYaml(servers.map((s, i) => ({ name: `plain-${i}`, port: s.port }))),
+    );
     await eventually(
       async () => {
-        const r = await fetch(`http://127.0.0.1:${epp.admin}/state/endpoints`, {
+        const r = await fetch(`${epp.adminUrl}/state/endpoints`, {
           headers: { authorization: `Bearer ${TOKEN}` },
         });
         const j = (await r.json()) as { endpoints: Array<{ labels: Record<string, string> }> };
@@ -156,30 +109,30 @@ describe('PD profile over TLS', () => {
     const v = await ex.sendRequest({ headers, body });
     expect(v.kind === 'immediate' && v.status).toBe(429);
     if (v.kind === 'immediate') expect(JSON.parse(v.body.toString()).error.type).toBe('rate_limit_error');
-    writeFile(endpointsFile, pdEndpoints());
+    writeFileSync(endpointsFile, pdEndpoints());
   });
 });
 
 describe('admin, health, shutdown', () => {
   test('/state/* needs the bearer token; /healthz does not', async () => {
-    expect((await fetch(`http://127.0.0.1:${epp.admin}/state/decisions`)).status).toBe(401);
-    const ok = await fetch(`http://127.0.0.1:${epp.admin}/state/decisions?limit=5`, {
+    expect((await fetch(`${epp.adminUrl}/state/decisions`)).status).toBe(401);
+    const ok = await fetch(`${epp.adminUrl}/state/decisions?limit=5`, {
       headers: { authorization: `Bearer ${TOKEN}` },
     });
     expect(ok.status).toBe(200);
     const j = (await ok.json()) as { decisions: Array<{ endpoint: string }> };
     expect(j.decisions.length).toBeGreaterThan(0);
-    expect((await fetch(`http://127.0.0.1:${epp.admin}/healthz`)).status).toBe(200);
+    expect((await fetch(`${epp.adminUrl}/healthz`)).status).toBe(200);
   });
 
   test('grpc.health.v1 reports SERVING for the GIE probe names', async () => {
-    expect(await healthCheck(epp.health, '')).toBe('SERVING');
-    expect(await healthCheck(epp.health, 'inference-extension')).toBe('SERVING');
-    expect(await healthCheck(epp.health, 'envoy.service.ext_proc.v3.ExternalProcessor')).toBe('SERVING');
+    expect(await healthCheck(epp.healthPort, '')).toBe('SERVING');
+    expect(await healthCheck(epp.healthPort, 'inference-extension')).toBe('SERVING');
+    expect(await healthCheck(epp.healthPort, 'envoy.service.ext_proc.v3.ExternalProcessor')).toBe('SERVING');
   });
 
   test('SIGTERM: an open stream finishes, then the process exits 0', async () => {
-    await eventually(async () => (await endpointStates(epp)).length === 3, 3_000);
+    await eventually(async () => (await epp.endpointStates()).length === 3, 3_000);
     await eventually(
       async () => {
         const ex = client.open();
@@ -197,14 +150,10 @@ describe('admin, health, shutdown', () => {
       [':status', '200'],
       ['content-type', 'text/event-stream'],
     ]);
-    const exited = new Promise<number | null>((r) => epp.proc.once('exit', (c) => r(c)));
-    epp.proc.kill('SIGTERM');
+    const exited = epp.proc.exited;
+    epp.proc.child.kill('SIGTERM');
     // Readiness drops while draining.
-    await eventually(
-      async () => (await fetch(`http://127.0.0.1:${epp.admin}/readyz`)).status === 503,
-      3_000,
-      'not ready',
-    );
+    await eventually(async () => (await fetch(`${epp.adminUrl}/readyz`)).status === 503, 3_000, 'not ready');
     async function* upstream() {
       yield Buffer.from('data: {"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n');
       await new Promise((r) => setTimeout(r, 200));

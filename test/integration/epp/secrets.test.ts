@@ -1,27 +1,18 @@
 // No secret reaches the logs: an EPP started with a password in --redis-url
 // and an --admin-token, at debug level, through start-up, requests and
 // shutdown, never prints either (the start-up line shows the URL redacted).
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { ExtProcClient } from '../../../src/extproc/client.js';
+import { endpointsYaml, startEpp, type Epp } from '../../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import {
-  endpointsYaml,
-  fakeModelServer,
-  startEpp,
-  tempDir,
-  writeFile,
-  type EppProcess,
-  type FakeModelServer,
-} from './helpers.js';
 
 const PASSWORD = 's3cret';
 const TOKEN = 'tok123';
 
 let redis: RedisServer;
-let server: FakeModelServer;
-let epp: EppProcess | undefined;
+let server: FakeModel;
+let epp: Epp | undefined;
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -29,7 +20,7 @@ beforeAll(async () => {
   const admin = new Redis(redis.port, '127.0.0.1');
   await admin.config('SET', 'requirepass', PASSWORD);
   admin.disconnect();
-  server = await fakeModelServer(0, 0.1);
+  server = await fakeModel({ waiting: 0, kv: 0.1 });
 }, 30_000);
 
 afterAll(async () => {
@@ -39,22 +30,22 @@ afterAll(async () => {
 });
 
 test('--redis-url password and --admin-token never appear in stdout/stderr', async () => {
-  const file = join(tempDir(), 'endpoints.yaml');
-  writeFile(file, endpointsYaml([{ name: 'vllm-0', port: server.port }]));
-  epp = await startEpp([
-    '--endpoints-file',
-    file,
-    '--redis-url',
-    `redis://:${PASSWORD}@127.0.0.1:${redis.port}`,
-    '--admin-token',
-    TOKEN,
-    '--log-level',
-    'debug',
-    '--refresh-metrics-interval',
-    '100ms',
-  ]);
+  epp = await startEpp({
+    endpoints: endpointsYaml([{ name: 'vllm-0', port: server.port }]),
+    args: [
+      '--redis-url',
+      `redis://:${PASSWORD}@127.0.0.1:${redis.port}`,
+      '--admin-token',
+      TOKEN,
+      '--log-level',
+      'debug',
+      '--refresh-metrics-interval',
+      '100ms',
+    ],
+    client: { deadlineMs: 5_000 },
+  });
   // Some traffic and an authorised admin call, so debug lines of every kind are written.
-  const client = new ExtProcClient({ target: `127.0.0.1:${epp.grpc}`, deadlineMs: 5_000 });
+  const client = epp.client;
   const ex = client.open();
   const v = await ex.sendRequest({
     headers: [
@@ -68,7 +59,7 @@ test('--redis-url password and --admin-token never appear in stdout/stderr', asy
   expect(v.kind).toBe('continue');
   ex.cancel();
   client.close();
-  const r = await fetch(`http://127.0.0.1:${epp.admin}/state/endpoints`, {
+  const r = await fetch(`${epp.adminUrl}/state/endpoints`, {
     headers: { authorization: `Bearer ${TOKEN}` },
   });
   expect(r.status).toBe(200); // the password was right: Redis was used

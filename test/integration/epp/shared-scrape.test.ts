@@ -3,70 +3,61 @@
 // the replica scraping an endpoint dies another one takes over within about
 // the lease TTL. Also: --state-pool sets the Redis namespace in
 // --endpoints-file mode.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { endpointsYaml, startEpp, tempDir, type Epp } from '../../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import {
-  endpointStates,
-  endpointsYaml,
-  eventually,
-  fakeModelServer,
-  promMetrics,
-  promValue,
-  sleep,
-  startEpp,
-  tempDir,
-  writeFile,
-  type EppProcess,
-  type FakeModelServer,
-} from './helpers.js';
+import { promValue } from '../../helpers/spawn.js';
+import { eventually, sleep } from '../../helpers/wait.js';
 
 const INTERVAL_MS = 100;
 const LEASE_TTL_MS = 1_000;
 
 let redis: RedisServer;
 let raw: Redis;
-let servers: FakeModelServer[] = [];
-let replicas: EppProcess[] = [];
+let servers: FakeModel[] = [];
+let replicas: Epp[] = [];
 
-const held = async (r: EppProcess) => promValue(await promMetrics(r), 'hermes_scrape_leases_held') ?? -1;
+const held = async (r: Epp) => promValue(await r.metricsText(), 'hermes_scrape_leases_held') ?? -1;
 
 /** Scrapes per server during `ms`. */
 async function hitsDuring(ms: number): Promise<number[]> {
-  for (const s of servers) s.hits = 0;
+  for (const s of servers) s.scrapes = 0;
   await sleep(ms);
-  return servers.map((s) => s.hits);
+  return servers.map((s) => s.scrapes);
 }
 
 beforeAll(async () => {
   redis = await startRedis();
   raw = new Redis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
   await raw.connect();
-  servers = await Promise.all([0, 1].map(() => fakeModelServer(1, 0.2)));
-  const dir = tempDir();
-  const file = join(dir, 'endpoints.yaml');
-  writeFile(file, endpointsYaml(servers.map((s, i) => ({ name: `vllm-${i}`, port: s.port }))));
+  servers = await Promise.all([0, 1].map(() => fakeModel({ waiting: 1, kv: 0.2 })));
+  const file = join(tempDir(), 'endpoints.yaml');
+  writeFileSync(file, endpointsYaml(servers.map((s, i) => ({ name: `vllm-${i}`, port: s.port }))));
   replicas = await Promise.all(
     [0, 1, 2].map((i) =>
-      startEpp([
-        '--endpoints-file',
-        file,
-        '--redis-url',
-        redis.url,
-        '--state-pool',
-        'shared-scrape',
-        '--replica-id',
-        `replica-${i}`,
-        '--refresh-metrics-interval',
-        `${INTERVAL_MS}ms`,
-        '--scrape-lease-ttl',
-        `${LEASE_TTL_MS}ms`,
-        '--grpc-health-port',
-        '-1',
-        '--log-level',
-        'warn',
-      ]),
+      startEpp({
+        endpointsFile: file,
+        args: [
+          '--redis-url',
+          redis.url,
+          '--state-pool',
+          'shared-scrape',
+          '--replica-id',
+          `replica-${i}`,
+          '--refresh-metrics-interval',
+          `${INTERVAL_MS}ms`,
+          '--scrape-lease-ttl',
+          `${LEASE_TTL_MS}ms`,
+          '--grpc-health-port',
+          '-1',
+          '--log-level',
+          'warn',
+        ],
+      }),
     ),
   );
 }, 60_000);
@@ -104,7 +95,7 @@ describe('3 replicas, one Redis, 2 model servers', () => {
     expect(await raw.exists('hermes:{default}:eps')).toBe(0);
     // Every replica sees fresh signals, scraped or not.
     for (const r of replicas) {
-      const states = await endpointStates(r);
+      const states = await r.endpointStates();
       expect(states.map((e) => e.signals?.stale)).toEqual([false, false]);
     }
   });
@@ -113,7 +104,7 @@ describe('3 replicas, one Redis, 2 model servers', () => {
     const holderOf = async (i: number) => raw.get(`hermes:{shared-scrape}:lease:scrape:${servers[i]!.id}`);
     const victimName = (await holderOf(0))!;
     const victim = replicas[Number(victimName.slice('replica-'.length))]!;
-    victim.proc.kill('SIGKILL');
+    victim.proc.child.kill('SIGKILL');
     const t0 = Date.now();
     await eventually(
       async () => {
@@ -143,7 +134,7 @@ describe('3 replicas, one Redis, 2 model servers', () => {
     const acquired = await Promise.all(
       survivors.map(
         async (r) =>
-          promValue(await promMetrics(r), 'hermes_scrape_lease_changes_total{change="acquired"}') ?? 0,
+          promValue(await r.metricsText(), 'hermes_scrape_lease_changes_total{change="acquired"}') ?? 0,
       ),
     );
     // Each survivor's first leases plus the victim's taken over.
@@ -151,7 +142,7 @@ describe('3 replicas, one Redis, 2 model servers', () => {
   });
 
   test('a replica stopped gracefully hands its leases over at once', async () => {
-    const live = replicas.filter((r) => r.proc.exitCode === null && r.proc.signalCode === null);
+    const live = replicas.filter((r) => r.proc.alive());
     expect(live.length).toBe(2);
     const counts = await Promise.all(live.map(held));
     const leaving = live[counts[0]! >= counts[1]! ? 0 : 1]!;

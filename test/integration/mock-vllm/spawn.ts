@@ -1,64 +1,29 @@
-// Spawns `node bin/hermes-router.js <function> ...` (after `npm run build`)
-// and waits until its HTTP port answers. Shared by the mock-vllm and
-// cache-indexer integration tests.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+// Starts `hermes-router <function> ...` (after `npm run build`) through
+// test/helpers/spawn.ts and waits until its HTTP port answers; plus small
+// HTTP readers. Shared by the mock-vllm and cache-indexer integration tests.
+import { spawnFn, type SpawnedFn } from '../../helpers/spawn.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const BIN = join(ROOT, 'bin', 'hermes-router.js');
-
-export interface Spawned {
-  child: ChildProcess;
+export interface Spawned extends SpawnedFn {
   url: string;
-  output(): string;
-  stop(): Promise<void>;
 }
 
+/** `args` starts with the function name; the process is ready once GET `readyPath` on `port` answers 2xx. */
 export async function spawnFunction(
   args: string[],
   port: number,
   readyPath: string,
   timeoutMs = 15_000,
 ): Promise<Spawned> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const [fn, ...rest] = args;
+  if (!fn) throw new Error('spawnFunction: no function named');
   const url = `http://127.0.0.1:${port}`;
-  const s: Spawned = {
-    child,
-    url,
-    output: () => out,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => child.kill('SIGKILL'), 3_000);
-        child.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      });
-    },
-  };
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (child.exitCode !== null) throw new Error(`${args[0]} exited with ${child.exitCode}: ${out}`);
-    try {
-      const r = await fetch(url + readyPath);
-      if (r.ok) return s;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await s.stop();
-  throw new Error(`${args[0]} did not answer ${readyPath} within ${timeoutMs} ms: ${out}`);
+  const proc = await spawnFn(fn, rest, {
+    env: { LOG_LEVEL: 'warn' },
+    ready: { http: url + readyPath },
+    readyTimeoutMs: timeoutMs,
+    stopGraceMs: 3_000,
+  });
+  return Object.assign(proc, { url });
 }
 
 export async function postJson(

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/ports.js';
-import { startFn, stopAll, waitForHttp } from '../stack/procs.js';
+import { spawnFn, stopAllSpawned } from '../../helpers/spawn.js';
 
 interface Seen {
   path: string;
@@ -76,26 +76,29 @@ describe('pd-proxy', () => {
     decodeA = await fakePod('decode', await freePort());
     deadPort = await freePort();
     const port = await freePort();
-    const proc = startFn('pd-proxy', [
-      '--port',
-      String(port),
-      '--host',
-      '127.0.0.1',
-      '--prefill',
-      `${prefillA.id},${prefillB.id}`,
-      '--decode',
-      `${decodeA.id},127.0.0.1:${deadPort}`,
-      '--connect-timeout',
-      '1s',
-      '--timeout',
-      '5s',
-    ]);
     url = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${url}/health`, 15_000, proc);
+    await spawnFn(
+      'pd-proxy',
+      [
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+        '--prefill',
+        `${prefillA.id},${prefillB.id}`,
+        '--decode',
+        `${decodeA.id},127.0.0.1:${deadPort}`,
+        '--connect-timeout',
+        '1s',
+        '--timeout',
+        '5s',
+      ],
+      { ready: { http: `${url}/health` }, readyTimeoutMs: 15_000 },
+    );
   });
 
   afterAll(async () => {
-    await stopAll();
+    await stopAllSpawned();
     for (const f of [prefillA, prefillB, decodeA]) f?.server.close();
   });
 
@@ -218,18 +221,21 @@ describe('pd-proxy with an unreachable prefill pod', () => {
   it('answers 502', async () => {
     const dead = await freePort();
     const port = await freePort();
-    const proc = startFn('pd-proxy', [
-      '--port',
-      String(port),
-      '--host',
-      '127.0.0.1',
-      '--prefill',
-      `127.0.0.1:${dead}`,
-      '--decode',
-      '127.0.0.1:1',
-    ]);
+    const proc = await spawnFn(
+      'pd-proxy',
+      [
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+        '--prefill',
+        `127.0.0.1:${dead}`,
+        '--decode',
+        '127.0.0.1:1',
+      ],
+      { ready: { http: `http://127.0.0.1:${port}/health` }, readyTimeoutMs: 15_000 },
+    );
     try {
-      await waitForHttp(`http://127.0.0.1:${port}/health`, 15_000, proc);
       const r = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
         method: 'POST',
         body: JSON.stringify({ model: 'm', prompt: 'p' }),

@@ -5,9 +5,16 @@
 // the random profile.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../helpers/ports.js';
-import { startFn, stopAll, waitForHttp } from './procs.js';
-import { decisionFor, eventually, examplePath, matchSort, startTestStack, type TestStack } from './stack.js';
+import { stopAllSpawned } from '../../helpers/spawn.js';
+import {
+  decisionFor,
+  eventually,
+  examplePath,
+  matchSort,
+  startSecondRoute,
+  startTestStack,
+  type TestStack,
+} from './stack.js';
 
 // ~1,600 tokens of shared prefix (4 bytes per token in the project's tokenizer).
 const PREFIX = Array.from({ length: 400 }, (_, i) => `Rule ${i}: answer politely. `)
@@ -29,7 +36,7 @@ describe('aggregated stack under the KV-aware profile', () => {
 
   afterAll(async () => {
     await stack?.stop();
-    await stopAll();
+    await stopAllSpawned();
   });
 
   it('answers a chat completion OpenAI-shaped', async () => {
@@ -129,51 +136,25 @@ describe('aggregated stack under the KV-aware profile', () => {
   it('spreads the same prompts over the pods under the random profile (gateway in BUFFERED mode)', async () => {
     // A second EPP and gateway with the random profile, over the same model servers; this
     // gateway uses the ext_proc BUFFERED body mode, so both modes are exercised end to end.
-    const grpc = await freePort();
-    const admin = await freePort();
-    const gwPort = await freePort();
-    const epp = startFn(
-      'epp',
-      [
-        '--config-file',
-        examplePath('epp-random.yaml'),
-        '--endpoints-file',
-        stack.endpointsFile,
-        '--grpc-port',
-        String(grpc),
-        '--grpc-bind',
-        '127.0.0.1',
-        '--grpc-health-port',
-        '-1',
-        '--metrics-port',
-        '-1',
-        '--admin-port',
-        String(admin),
-        '--admin-bind',
-        '127.0.0.1',
-      ],
-      { name: 'epp-random' },
-    );
-    await waitForHttp(`http://127.0.0.1:${admin}/readyz`, 30_000, epp);
-    const gw = startFn(
-      'gateway-dev',
-      ['--port', String(gwPort), '--epp', `127.0.0.1:${grpc}`, '--processing-mode', 'buffered'],
-      { name: 'gw-random' },
-    );
-    await waitForHttp(`http://127.0.0.1:${gwPort}/_gateway/healthz`, 15_000, gw);
+    const second = await startSecondRoute(stack, {
+      eppName: 'epp-random',
+      gatewayName: 'gw-random',
+      configFile: examplePath('epp-random.yaml'),
+      gatewayArgs: ['--processing-mode', 'buffered'],
+    });
 
     const chosen = new Set<string>();
     for (let i = 0; i < 9; i++) {
       const id = randomUUID();
       const r = await post(
-        `http://127.0.0.1:${gwPort}`,
+        second.gatewayUrl,
         '/v1/completions',
         { model: 'mock-model', prompt: `${PREFIX} Question ${i}?`, max_tokens: 2 },
         id,
       );
       expect(r.status).toBe(200);
       await r.text();
-      chosen.add((await decisionFor(`http://127.0.0.1:${admin}`, id)).endpoint);
+      chosen.add((await decisionFor(second.adminUrl, id)).endpoint);
     }
     // All nine on one pod of three would happen with probability 3 * (1/3)^9 ≈ 0.00015.
     expect(chosen.size).toBeGreaterThanOrEqual(2);

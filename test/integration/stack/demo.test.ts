@@ -4,7 +4,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/ports.js';
-import { isAlive, startFn, stopAll } from './procs.js';
+import { pidAlive, spawnFn, stopAllSpawned } from '../../helpers/spawn.js';
 
 function pidsOf(output: string): number[] {
   return [...output.matchAll(/ pid (\d+) /g)].map((m) => Number(m[1]));
@@ -12,22 +12,22 @@ function pidsOf(output: string): number[] {
 
 async function allGone(pids: number[], timeoutMs = 3_000): Promise<number[]> {
   const end = Date.now() + timeoutMs;
-  let alive = pids.filter(isAlive);
+  let alive = pids.filter(pidAlive);
   while (alive.length && Date.now() < end) {
     await new Promise((r) => setTimeout(r, 100));
-    alive = alive.filter(isAlive);
+    alive = alive.filter(pidAlive);
   }
   return alive;
 }
 
 describe('hermes-router demo', () => {
   afterAll(async () => {
-    await stopAll();
+    await stopAllSpawned();
   });
 
   it('serves the printed curl and leaves no process behind on Ctrl-C', async () => {
     const port = await freePort();
-    const demo = startFn('demo', [
+    const demo = await spawnFn('demo', [
       '--port',
       String(port),
       '--time-scale',
@@ -64,7 +64,7 @@ describe('hermes-router demo', () => {
 
   it('stops everything and exits 1 when a child crashes', async () => {
     const port = await freePort();
-    const demo = startFn('demo', ['--port', String(port), '--time-scale', '10']);
+    const demo = await spawnFn('demo', ['--port', String(port), '--time-scale', '10']);
     await demo.waitForOutput('Ctrl-C stops everything', 45_000);
     const pids = pidsOf(demo.output());
     // vllm-0 is the first process listed.

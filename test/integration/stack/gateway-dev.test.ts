@@ -15,7 +15,7 @@ import {
   type ProcessingResponse,
 } from '../../../src/extproc/messages.js';
 import { freePort } from '../../helpers/ports.js';
-import { startFn, stopAll, waitForHttp } from './procs.js';
+import { spawnFn, stopAllSpawned } from '../../helpers/spawn.js';
 
 interface UpSeen {
   headers: IncomingMessage['headers'];
@@ -151,22 +151,25 @@ describe('gateway-dev', () => {
     await new Promise<void>((r) => upstream.listen(upPort, '127.0.0.1', () => r()));
     deadPort = await freePort();
     const port = await freePort();
-    const proc = startFn('gateway-dev', [
-      '--port',
-      String(port),
-      '--epp',
-      `127.0.0.1:${eppPort}`,
-      '--connect-timeout',
-      '1s',
-      '--epp-timeout',
-      '3s',
-    ]);
     gw = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${gw}/_gateway/healthz`, 15_000, proc);
+    await spawnFn(
+      'gateway-dev',
+      [
+        '--port',
+        String(port),
+        '--epp',
+        `127.0.0.1:${eppPort}`,
+        '--connect-timeout',
+        '1s',
+        '--epp-timeout',
+        '3s',
+      ],
+      { ready: { http: `${gw}/_gateway/healthz` }, readyTimeoutMs: 15_000 },
+    );
   });
 
   afterAll(async () => {
-    await stopAll();
+    await stopAllSpawned();
     grpcServer?.forceShutdown();
     upstream?.close();
   });
@@ -259,12 +262,15 @@ describe('gateway-dev', () => {
 
   it('answers 500 when the EPP is unreachable', async () => {
     const port = await freePort();
-    const proc = startFn(
+    const proc = await spawnFn(
       'gateway-dev',
       ['--port', String(port), '--epp', `127.0.0.1:${deadPort}`, '--epp-timeout', '2s'],
-      { name: 'gw-no-epp' },
+      {
+        name: 'gw-no-epp',
+        ready: { http: `http://127.0.0.1:${port}/_gateway/healthz` },
+        readyTimeoutMs: 15_000,
+      },
     );
-    await waitForHttp(`http://127.0.0.1:${port}/_gateway/healthz`, 15_000, proc);
     const r = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
       method: 'POST',
       body: JSON.stringify({ model: 'm', prompt: 'x' }),

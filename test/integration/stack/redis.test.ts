@@ -4,10 +4,17 @@
 // decisions and the prefix the indexer learned from KV events.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../helpers/ports.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import { startFn, stopAll, waitForHttp } from './procs.js';
-import { decisionFor, eventually, examplePath, matchSort, startTestStack, type TestStack } from './stack.js';
+import { stopAllSpawned } from '../../helpers/spawn.js';
+import {
+  decisionFor,
+  eventually,
+  examplePath,
+  matchSort,
+  startSecondRoute,
+  startTestStack,
+  type TestStack,
+} from './stack.js';
 
 const PREFIX = Array.from({ length: 300 }, (_, i) => `Clause ${i} applies. `).join('');
 
@@ -20,44 +27,16 @@ describe('stack with Redis and two EPP replicas', () => {
   beforeAll(async () => {
     redis = await startRedis();
     stack = await startTestStack({ profile: examplePath('epp-kv-cache-aware.yaml'), redisUrl: redis.url });
-    const grpc = await freePort();
-    const admin = await freePort();
-    const gwPort = await freePort();
-    const epp = startFn(
-      'epp',
-      [
-        '--config-file',
-        `${stack.dir}/profile.yaml`,
-        '--endpoints-file',
-        stack.endpointsFile,
-        '--redis-url',
-        redis.url,
-        '--grpc-port',
-        String(grpc),
-        '--grpc-bind',
-        '127.0.0.1',
-        '--grpc-health-port',
-        '-1',
-        '--metrics-port',
-        '-1',
-        '--admin-port',
-        String(admin),
-        '--admin-bind',
-        '127.0.0.1',
-      ],
-      { name: 'epp-2' },
-    );
-    admin2 = `http://127.0.0.1:${admin}`;
-    await waitForHttp(`${admin2}/readyz`, 30_000, epp);
-    const gw = startFn('gateway-dev', ['--port', String(gwPort), '--epp', `127.0.0.1:${grpc}`], {
-      name: 'gw-2',
-    });
-    gw2 = `http://127.0.0.1:${gwPort}`;
-    await waitForHttp(`${gw2}/_gateway/healthz`, 15_000, gw);
+    ({ adminUrl: admin2, gatewayUrl: gw2 } = await startSecondRoute(stack, {
+      eppName: 'epp-2',
+      gatewayName: 'gw-2',
+      configFile: `${stack.dir}/profile.yaml`,
+      eppArgs: ['--redis-url', redis.url],
+    }));
   }, 60_000);
 
   afterAll(async () => {
-    await stopAll();
+    await stopAllSpawned();
     await stack?.stop();
     await redis?.stop();
   });

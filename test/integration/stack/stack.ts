@@ -13,8 +13,9 @@ import {
   type DemoPlan,
   type ProcessSpec,
 } from '../../../src/demo/topology.js';
+import { startEpp } from '../../helpers/epp.js';
 import { freePort } from '../../helpers/ports.js';
-import { repoRoot, startFn, waitForHttp, type Proc } from './procs.js';
+import { REPO_ROOT, spawnFn, type SpawnedFn } from '../../helpers/spawn.js';
 
 export interface TestStack {
   plan: DemoPlan;
@@ -23,7 +24,7 @@ export interface TestStack {
   adminUrl: string;
   indexerUrl: string;
   endpointsFile: string;
-  procs: Map<string, Proc>;
+  procs: Map<string, SpawnedFn>;
   models: ProcessSpec[];
   stop(): Promise<void>;
 }
@@ -40,7 +41,7 @@ export interface StackOptions {
 }
 
 export function examplePath(name: string): string {
-  return join(repoRoot, 'examples', 'profiles', name);
+  return join(REPO_ROOT, 'examples', 'profiles', name);
 }
 
 function ports() {
@@ -88,15 +89,21 @@ export async function startTestStack(o: StackOptions): Promise<TestStack> {
       timeoutNs: 200_000_000,
     }),
   );
-  const procs = new Map<string, Proc>();
+  const procs = new Map<string, SpawnedFn>();
   const stop = async () => {
     await Promise.all([...procs.values()].map((p) => p.stop()));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     for (const wave of startOrder(plan.processes)) {
-      for (const s of wave) procs.set(s.name, startFn(s.fn, s.args, { name: s.name }));
-      await Promise.all(wave.map((s) => waitForHttp(s.readyUrl, 30_000, procs.get(s.name))));
+      const started = await Promise.allSettled(
+        wave.map((s) =>
+          spawnFn(s.fn, s.args, { name: s.name, ready: { http: s.readyUrl }, readyTimeoutMs: 30_000 }),
+        ),
+      );
+      // Keep every process that started, so stop() reaches it, before failing on one that did not.
+      started.forEach((r, i) => r.status === 'fulfilled' && procs.set(wave[i]!.name, r.value));
+      for (const r of started) if (r.status === 'rejected') throw r.reason;
     }
   } catch (e) {
     await stop();
@@ -114,6 +121,53 @@ export async function startTestStack(o: StackOptions): Promise<TestStack> {
     models: plan.processes.filter((p) => p.role === 'model-server'),
     stop,
   };
+}
+
+export interface SecondRouteOptions {
+  /** Names of the two processes in error messages. */
+  eppName: string;
+  gatewayName: string;
+  configFile: string;
+  eppArgs?: string[];
+  gatewayArgs?: string[];
+}
+
+/**
+ * Another EPP and its own gateway-dev over the stack's model servers (a
+ * second replica, or another profile). Stopped by stopAllSpawned().
+ */
+export async function startSecondRoute(
+  stack: TestStack,
+  o: SecondRouteOptions,
+): Promise<{ adminUrl: string; gatewayUrl: string }> {
+  const epp = await startEpp({
+    endpointsFile: stack.endpointsFile,
+    args: [
+      '--config-file',
+      o.configFile,
+      ...(o.eppArgs ?? []),
+      '--grpc-health-port',
+      '-1',
+      '--metrics-port',
+      '-1',
+      '--admin-bind',
+      '127.0.0.1',
+    ],
+    name: o.eppName,
+    readyTimeoutMs: 30_000,
+  });
+  const gwPort = await freePort();
+  const gatewayUrl = `http://127.0.0.1:${gwPort}`;
+  await spawnFn(
+    'gateway-dev',
+    ['--port', String(gwPort), '--epp', `127.0.0.1:${epp.grpcPort}`, ...(o.gatewayArgs ?? [])],
+    {
+      name: o.gatewayName,
+      ready: { http: `${gatewayUrl}/_gateway/healthz` },
+      readyTimeoutMs: 15_000,
+    },
+  );
+  return { adminUrl: epp.adminUrl, gatewayUrl };
 }
 
 export interface DecisionView {

@@ -2,30 +2,26 @@
 // one: interleaved ext_proc requests leave exactly the shared state one
 // replica would have computed, concurrent picks spread like one replica's,
 // Redis can die mid-stream, and a killed replica's charges expire.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { destinationOf, ExtProcClient, headerOf, type ExtProcExchange } from '../../../src/extproc/client.js';
+import {
+  destinationOf,
+  headerOf,
+  type ExtProcClient,
+  type ExtProcExchange,
+} from '../../../src/extproc/client.js';
 import { parseOpenAIRequest } from '../../../src/request/openai.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { createRedisClient, RedisStateStore } from '../../../src/state/redis-store.js';
 import { decayed, type PickReceipt, type StateSnapshot } from '../../../src/state/store.js';
 import { freePort } from '../../helpers/ports.js';
+import { endpointsYaml, startEpp, tempDir, type Epp } from '../../helpers/epp.js';
+import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import {
-  endpointsYaml,
-  eventually,
-  fakeModelServer,
-  promMetrics,
-  promValue,
-  ROOT,
-  sleep,
-  startEpp,
-  tempDir,
-  writeFile,
-  type EppProcess,
-  type FakeModelServer,
-} from '../epp/helpers.js';
+import { promValue, REPO_ROOT } from '../../helpers/spawn.js';
+import { eventually, sleep } from '../../helpers/wait.js';
 
 const PREFILL = 'x-openfuyao-prefill-pod-address-port';
 const DECODE = 'x-openfuyao-decode-pod-address-port';
@@ -85,12 +81,10 @@ async function complete(r: Routed): Promise<void> {
 /** Sum of a snapshot's in-flight counts. */
 const inFlightTotal = (s: StateSnapshot) => [...s.inFlight.values()].reduce((a, b) => a + b, 0);
 
-function eppArgs(endpointsFile: string, profile: string, redisUrl?: string): string[] {
+function eppArgs(profile: string, redisUrl?: string): string[] {
   const args = [
-    '--endpoints-file',
-    endpointsFile,
     '--config-file',
-    join(ROOT, 'examples/profiles', profile),
+    join(REPO_ROOT, 'examples/profiles', profile),
     '--grpc-health-port',
     '-1',
     '--refresh-metrics-interval',
@@ -108,8 +102,8 @@ function eppArgs(endpointsFile: string, profile: string, redisUrl?: string): str
 
 describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
   let redis: RedisServer;
-  let replicas: EppProcess[] = [];
-  let single: EppProcess | undefined;
+  let replicas: Epp[] = [];
+  let single: Epp | undefined;
   let clients: ExtProcClient[] = [];
   let reader: RedisStateStore;
   const open: Routed[] = [];
@@ -129,12 +123,12 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
         });
       }
     }
-    writeFile(file, endpointsYaml(eps));
+    writeFileSync(file, endpointsYaml(eps));
     replicas = await Promise.all(
-      [0, 1, 2].map(() => startEpp(eppArgs(file, 'epp-pd-bucket.yaml', redis.url))),
+      [0, 1, 2].map(() => startEpp({ endpointsFile: file, args: eppArgs('epp-pd-bucket.yaml', redis.url) })),
     );
-    single = await startEpp(eppArgs(file, 'epp-pd-bucket.yaml'));
-    clients = replicas.map((r) => new ExtProcClient({ target: `127.0.0.1:${r.grpc}`, deadlineMs: 20_000 }));
+    single = await startEpp({ endpointsFile: file, args: eppArgs('epp-pd-bucket.yaml') });
+    clients = replicas.map((r) => r.connect({ deadlineMs: 20_000 }));
     reader = new RedisStateStore(createRedisClient(redis.url, { commandTimeoutMs: 2_000 }), {
       pool: 'default',
     });
@@ -231,7 +225,7 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
       await Promise.all(rs.map(complete));
       return Math.max(...perPod.values());
     };
-    const singleClient = new ExtProcClient({ target: `127.0.0.1:${single!.grpc}`, deadlineMs: 20_000 });
+    const singleClient = single!.connect({ deadlineMs: 20_000 });
     try {
       const n = 24; // 4 prefill pods: 6 each when perfectly spread
       const one = await spread([singleClient], n);
@@ -247,10 +241,10 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
   });
 
   it('Redis dies mid-stream: every request still gets an endpoint, state converges after restart', async () => {
-    const series = async (r: EppProcess, name: string) => promValue(await promMetrics(r), name);
-    const degradedSeries = (r: EppProcess) => series(r, 'hermes_state_store_degraded');
-    const readyz = async (r: EppProcess) => {
-      const res = await fetch(`http://127.0.0.1:${r.admin}/readyz`);
+    const series = async (r: Epp, name: string) => promValue(await r.metricsText(), name);
+    const degradedSeries = (r: Epp) => series(r, 'hermes_state_store_degraded');
+    const readyz = async (r: Epp) => {
+      const res = await fetch(`${r.adminUrl}/readyz`);
       return {
         status: res.status,
         body: (await res.json()) as { ready: boolean; state: { degraded: boolean } },
@@ -319,7 +313,7 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
     expect(before).toBe(open.length * 3 + theirs.length * 3);
     // Everything replica 2 had open dies with it (the earlier tests' picks too).
     const surviving = open.filter((r) => r.owner !== 2).length * 3;
-    victim.proc.kill('SIGKILL');
+    victim.proc.child.kill('SIGKILL');
     const t0 = Date.now();
     for (const r of theirs) r.ex.cancel();
     await eventually(
@@ -337,20 +331,21 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
 
 describe('3 EPP replicas on one Redis (KV/queue profile epp-gie-default)', () => {
   let redis: RedisServer;
-  let servers: FakeModelServer[] = [];
-  let replicas: EppProcess[] = [];
+  let servers: FakeModel[] = [];
+  let replicas: Epp[] = [];
   let clients: ExtProcClient[] = [];
 
   beforeAll(async () => {
     redis = await startRedis();
-    servers = await Promise.all([0, 1, 2, 3].map(() => fakeModelServer(2, 0.3)));
-    const dir = tempDir();
-    const file = join(dir, 'endpoints.yaml');
-    writeFile(file, endpointsYaml(servers.map((s, i) => ({ name: `vllm-${i}`, port: s.port }))));
+    servers = await Promise.all([0, 1, 2, 3].map(() => fakeModel({ waiting: 2, kv: 0.3 })));
+    const file = join(tempDir(), 'endpoints.yaml');
+    writeFileSync(file, endpointsYaml(servers.map((s, i) => ({ name: `vllm-${i}`, port: s.port }))));
     replicas = await Promise.all(
-      [0, 1, 2].map(() => startEpp(eppArgs(file, 'epp-gie-default.yaml', redis.url))),
+      [0, 1, 2].map(() =>
+        startEpp({ endpointsFile: file, args: eppArgs('epp-gie-default.yaml', redis.url) }),
+      ),
     );
-    clients = replicas.map((r) => new ExtProcClient({ target: `127.0.0.1:${r.grpc}`, deadlineMs: 20_000 }));
+    clients = replicas.map((r) => r.connect({ deadlineMs: 20_000 }));
   }, 60_000);
 
   afterAll(async () => {

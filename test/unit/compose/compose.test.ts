@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../../src/config/endpoint-picker-config.js';
 import { parseEndpointsFile } from '../../../src/discovery/endpoints-file.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
-import { cliPath, repoRoot } from '../../integration/stack/procs.js';
+import { CLI, REPO_ROOT } from '../../helpers/spawn.js';
 
 type Any = Record<string, unknown>;
 interface Service {
@@ -22,11 +22,11 @@ interface Service {
   networks?: string[] | Record<string, { ipv4_address?: string } | null>;
 }
 
-const compose = yaml.load(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8')) as {
+const compose = yaml.load(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as {
   services: Record<string, Service>;
   networks: Any;
 };
-const envoy = yaml.load(readFileSync(join(repoRoot, 'deploy/envoy/envoy.yaml'), 'utf8')) as Any;
+const envoy = yaml.load(readFileSync(join(REPO_ROOT, 'deploy/envoy/envoy.yaml'), 'utf8')) as Any;
 const services = compose.services;
 const ours = Object.entries(services).filter(([, s]) => s.image?.startsWith('hermes-router'));
 
@@ -35,7 +35,7 @@ const helpCache = new Map<string, Set<string>>();
 function flagsOf(fn: string): Set<string> {
   let flags = helpCache.get(fn);
   if (!flags) {
-    const r = spawnSync(process.execPath, [cliPath, fn, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [CLI, fn, '--help'], { encoding: 'utf8', timeout: 20_000 });
     if (r.status !== 0) throw new Error(`hermes-router ${fn} --help failed (${r.status}): ${r.stderr}`);
     flags = new Set(r.stdout.match(/--[a-z0-9][a-z0-9-]*/g) ?? []);
     helpCache.set(fn, flags);
@@ -66,9 +66,9 @@ function containerPorts(s: Service): number[] {
 function hostPathOf(s: Service, containerPath: string): string | undefined {
   for (const v of s.volumes ?? []) {
     const [host, target] = v.split(':') as [string, string];
-    if (containerPath === target) return join(repoRoot, host);
+    if (containerPath === target) return join(REPO_ROOT, host);
     if (containerPath.startsWith(`${target}/`))
-      return join(repoRoot, host, containerPath.slice(target.length + 1));
+      return join(REPO_ROOT, host, containerPath.slice(target.length + 1));
   }
   return undefined;
 }
@@ -87,7 +87,7 @@ const clusterByName = new Map(clusters.map((c) => [c.name as string, c]));
 
 describe('docker-compose.yml', () => {
   beforeAll(() => {
-    expect(existsSync(join(repoRoot, 'dist/functions/cli/main.js')), 'run `npm run build` first').toBe(true);
+    expect(existsSync(join(REPO_ROOT, 'dist/functions/cli/main.js')), 'run `npm run build` first').toBe(true);
   });
 
   it('has the stack the docs promise', () => {
@@ -111,20 +111,20 @@ describe('docker-compose.yml', () => {
 
   it('builds its own image from the Dockerfile, which runs the CLI as a non-root user', () => {
     for (const [, s] of ours) expect(s.build).toBe('.');
-    const df = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+    const df = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
     expect(df).toMatch(/^FROM node:20-slim/m);
     expect(df).toMatch(/RUN npm ci/);
     expect(df).toMatch(/npm run build/);
     expect(df).toMatch(/^USER (?!root)\S+/m);
     expect(df).toMatch(/ENTRYPOINT \["node", "bin\/hermes-router.js"\]/);
     // Everything the Dockerfile copies exists and is not excluded from the build context.
-    const ignore = readFileSync(join(repoRoot, '.dockerignore'), 'utf8')
+    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
     for (const m of df.matchAll(/^COPY (?!--from)(.+) (\S+)$/gm)) {
       for (const src of m[1]!.split(/\s+/)) {
-        expect(existsSync(join(repoRoot, src)), `COPY ${src}`).toBe(true);
+        expect(existsSync(join(REPO_ROOT, src)), `COPY ${src}`).toBe(true);
         const excluded = ignore.some(
           (p) => p === src || (p === `${src.split('/')[0]}/**` && !ignore.includes(`!${src}/**`)),
         );
@@ -215,7 +215,7 @@ describe('docker-compose.yml', () => {
     const e = services.envoy!;
     const cfgPath = flagValue(e.command ?? [], '-c');
     expect(cfgPath).toBeDefined();
-    expect(hostPathOf(e, cfgPath!)).toBe(join(repoRoot, 'deploy/envoy/envoy.yaml'));
+    expect(hostPathOf(e, cfgPath!)).toBe(join(REPO_ROOT, 'deploy/envoy/envoy.yaml'));
     const listenerPorts = findAll(
       envoy.static_resources,
       (n) => 'port_value' in n && 'address' in n && n.address === '0.0.0.0',
@@ -304,7 +304,7 @@ describe('deploy/envoy/envoy.yaml', () => {
 
 /** Whether `epp --help` shows TLS on by default. */
 function secureServingDefault(): boolean {
-  const r = spawnSync(process.execPath, [cliPath, 'epp', '--help'], { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(process.execPath, [CLI, 'epp', '--help'], { encoding: 'utf8', timeout: 20_000 });
   const line = r.stdout.split('\n').find((l) => l.includes('--secure-serving')) ?? '';
   const block = r.stdout.slice(r.stdout.indexOf(line), r.stdout.indexOf(line) + 300);
   return /default: true/.test(block);

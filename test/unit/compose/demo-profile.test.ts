@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { isPdProfile, localizeProfile, usesCacheIndexer } from '../../../src/demo/profile.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
-import { repoRoot } from '../../integration/stack/procs.js';
+import { REPO_ROOT } from '../../helpers/spawn.js';
 
-const dir = join(repoRoot, 'examples', 'profiles');
+const dir = join(REPO_ROOT, 'examples', 'profiles');
 const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
 
 describe('localizeProfile', () => {
