@@ -12,12 +12,12 @@
 // driver's own event-loop delay. Prints requests, errors (must be 0),
 // latency p50/p99 and RSS growth; writes bench-results/soak.json; exits 1
 // on any error.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
-import { destinationOf, ExtProcClient } from '../../src/extproc/client.js';
+import { destinationOf, type ExtProcClient } from '../../src/extproc/client.js';
+import { endpointsYaml, startEpp } from '../helpers/epp.js';
 import { freePort } from '../helpers/ports.js';
 import { REPO_ROOT, spawnFn, stopAllSpawned, type SpawnedFn } from '../helpers/spawn.js';
 
@@ -172,46 +172,34 @@ export async function run(argv: string[]): Promise<void> {
       ),
     );
     procs.push(...servers);
-    const dir = mkdtempSync(join(tmpdir(), 'hermes-soak-'));
-    writeFileSync(
-      join(dir, 'endpoints.yaml'),
-      'endpoints:\n' +
-        vllmPorts.map((p, i) => `- name: vllm-${i}\n  address: 127.0.0.1\n  port: ${p}\n`).join(''),
-    );
-    const [g, a, m, h, gw] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-    const epp = await spawnFn(
-      'epp',
-      [
-        '--grpc-bind',
-        '127.0.0.1',
-        '--metrics-bind',
-        '127.0.0.1',
-        '--grpc-port',
-        String(g),
-        '--admin-port',
-        String(a),
-        '--metrics-port',
-        String(m),
-        '--grpc-health-port',
-        String(h),
-        '--endpoints-file',
-        join(dir, 'endpoints.yaml'),
+    const epp = await startEpp({
+      endpoints: endpointsYaml(vllmPorts.map((port, i) => ({ name: `vllm-${i}`, port }))),
+      args: [
         '--config-file',
         join(REPO_ROOT, 'examples', 'profiles', 'epp-gie-default.yaml'),
         '--log-level',
         'warn',
       ],
-      { ready: { http: `http://127.0.0.1:${a}/readyz` } },
-    );
-    procs.push(epp);
+    });
+    procs.push(epp.proc);
+    const gw = await freePort();
     const gatewayUrl = `http://127.0.0.1:${gw}`;
     const gateway = await spawnFn(
       'gateway-dev',
-      ['--host', '127.0.0.1', '--port', String(gw), '--epp', `127.0.0.1:${g}`, '--log-level', 'warn'],
+      [
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(gw),
+        '--epp',
+        `127.0.0.1:${epp.grpcPort}`,
+        '--log-level',
+        'warn',
+      ],
       { ready: { http: `${gatewayUrl}/_gateway/healthz` } },
     );
     procs.push(gateway);
-    const client = new ExtProcClient({ target: `127.0.0.1:${g}`, deadlineMs: 30_000 });
+    const client = epp.client;
 
     // Warm-up (JIT, connection pools) before the first RSS sample.
     for (let i = 0; i < 50; i++) await Promise.all([viaExtProc(client, i), viaGateway(gatewayUrl, i)]);
@@ -233,18 +221,18 @@ export async function run(argv: string[]): Promise<void> {
 
     const start = performance.now();
     const endAt = start + args.durationMs;
-    const rss0 = { epp: epp.rssBytes(), gateway: gateway.rssBytes() };
+    const rss0 = { epp: epp.proc.rssBytes(), gateway: gateway.rssBytes() };
 
     const sampler = setInterval(() => {
       const t0 = performance.now();
-      void fetch(`http://127.0.0.1:${a}/healthz`)
+      void fetch(`${epp.adminUrl}/healthz`)
         .then((r) => r.arrayBuffer())
         .then(() => {
           const ms = performance.now() - t0;
           healthRtt.push(ms);
           samples.push({
             t: round((t0 - start) / 1000, 1),
-            eppRssMb: round(epp.rssBytes() / MB, 1),
+            eppRssMb: round(epp.proc.rssBytes() / MB, 1),
             gatewayRssMb: round(gateway.rssBytes() / MB, 1),
             eppHealthMs: round(ms),
             inflight: sent - done,
@@ -286,7 +274,7 @@ export async function run(argv: string[]): Promise<void> {
     clearInterval(progress);
     driverLag.disable();
     const elapsedS = (performance.now() - start) / 1000;
-    const rss1 = { epp: epp.rssBytes(), gateway: gateway.rssBytes() };
+    const rss1 = { epp: epp.proc.rssBytes(), gateway: gateway.rssBytes() };
     const eppMax = Math.max(...samples.map((s) => s.eppRssMb));
     // Growth judged on the second half vs the first half's median, which a one-off allocation at start does not skew.
     const half = Math.floor(samples.length / 2);
