@@ -36,14 +36,21 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        reject(new BodyTooLargeError(limit));
-        req.resume();
+      if (size <= limit) {
+        chunks.push(c);
         return;
       }
-      chunks.push(c);
+      chunks.length = 0;
+      // Keep draining (discarding) so the client is still reading when the 413
+      // goes out; only a sender that goes on far past the limit is cut off.
+      if (size > limit * 4) {
+        reject(new BodyTooLargeError(limit));
+        req.destroy();
+      }
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () =>
+      size > limit ? reject(new BodyTooLargeError(limit)) : resolve(Buffer.concat(chunks)),
+    );
     req.on('error', reject);
   });
 }
