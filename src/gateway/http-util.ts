@@ -16,6 +16,8 @@ const hopByHop = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  // 100-continue is negotiated per hop; forwarding it makes upstream clients fail.
+  'expect',
 ]);
 
 export function isHopByHop(name: string): boolean {

@@ -3,7 +3,7 @@
 // server: header and body mutations, immediate responses, fallbacks, the
 // served-endpoint metadata and SSE passing through without being held back.
 import * as grpc from '@grpc/grpc-js';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extProcServiceDefinition } from '../../../src/extproc/proto.js';
 import {
@@ -205,6 +205,32 @@ describe('gateway-dev', () => {
     expect(Number(up.headers['content-length'])).toBe(Buffer.byteLength(up.body));
     expect(up.path).toBe('/v1/chat/completions');
     expect(served.at(-1)).toBe(`127.0.0.1:${upPort}`);
+  });
+
+  it('accepts Expect: 100-continue (curl sends it for bodies over 1 KB) without forwarding it', async () => {
+    const body = JSON.stringify({
+      model: 'client-model',
+      messages: [{ role: 'user', content: 'x'.repeat(4000) }],
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${gw}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          expect: '100-continue',
+          'x-test-dest': `127.0.0.1:${upPort}`,
+        },
+      });
+      req.on('continue', () => req.end(body));
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+    });
+    expect(status).toBe(200);
+    expect(seen.at(-1)!.headers.expect).toBeUndefined();
   });
 
   it('tries the fallback when the primary endpoint refuses connections', async () => {
