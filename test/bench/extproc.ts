@@ -57,7 +57,7 @@ export interface ExtProcRow {
 }
 
 /** CPU time (ms) a process has used, from /proc/<pid>/stat (Linux); undefined elsewhere. */
-function cpuMs(pid: number | undefined): number | undefined {
+export function cpuMs(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -70,7 +70,7 @@ function cpuMs(pid: number | undefined): number | undefined {
 }
 const CLOCK_TICKS = 100;
 
-function chatBody(bytes: number, seed: number): Buffer {
+export function chatBody(bytes: number, seed: number): Buffer {
   const head = JSON.stringify({
     model: 'bench-model',
     messages: [{ role: 'user', content: '' }],
@@ -83,9 +83,9 @@ function chatBody(bytes: number, seed: number): Buffer {
   );
 }
 
-function chunks(b: Buffer): Buffer[] {
+export function chunks(b: Buffer, size = CHUNK): Buffer[] {
   const out: Buffer[] = [];
-  for (let o = 0; o < b.length; o += CHUNK) out.push(b.subarray(o, o + CHUNK));
+  for (let o = 0; o < b.length; o += size) out.push(b.subarray(o, o + size));
   return out;
 }
 
@@ -104,7 +104,7 @@ const ANSWER = Buffer.from(
   '{"object":"chat.completion","choices":[],"usage":{"prompt_tokens":500,"completion_tokens":16}}',
 );
 
-async function exchange(client: ExtProcClient, body: Buffer[], upstreamMs: number): Promise<number> {
+export async function exchange(client: ExtProcClient, body: Buffer[], upstreamMs: number): Promise<number> {
   const ex = client.open();
   const t0 = performance.now();
   const v = await ex.sendRequest({ headers: HEADERS, body });
@@ -123,7 +123,8 @@ async function exchange(client: ExtProcClient, body: Buffer[], upstreamMs: numbe
   return added;
 }
 
-async function cell(
+/** One closed-loop cell; `chunkBytes` is the request body chunk size (default 16 KiB). */
+export async function cell(
   client: ExtProcClient,
   bodyBytes: number,
   concurrency: number,
@@ -131,8 +132,9 @@ async function cell(
   durationMs: number,
   eppPid: number | undefined,
   idleCpuMsPerSec: number | undefined,
+  chunkBytes = CHUNK,
 ): Promise<ExtProcRow> {
-  const bodies = Array.from({ length: 32 }, (_, i) => chunks(chatBody(bodyBytes, i)));
+  const bodies = Array.from({ length: 32 }, (_, i) => chunks(chatBody(bodyBytes, i), chunkBytes));
   const lat: number[] = [];
   let errors = 0;
   let n = 0;
@@ -182,7 +184,7 @@ async function cell(
   };
 }
 
-async function metricsServers(n: number): Promise<{ ports: number[]; close(): void }> {
+export async function metricsServers(n: number): Promise<{ ports: number[]; close(): void }> {
   const servers: Server[] = [];
   const ports: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -209,7 +211,7 @@ async function metricsServers(n: number): Promise<{ ports: number[]; close(): vo
   };
 }
 
-async function waitReady(adminPort: number, proc: ChildProcess): Promise<void> {
+export async function waitReady(adminPort: number, proc: ChildProcess): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`epp exited with ${proc.exitCode}`);

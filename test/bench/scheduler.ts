@@ -25,7 +25,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Director } from '../../src/director/director.js';
 import { parseOpenAIRequest } from '../../src/request/openai.js';
 import type { LLMRequest } from '../../src/scheduling/types.js';
-import type { PickReceipt } from '../../src/state/store.js';
+import type { PickReceipt, StateStore } from '../../src/state/store.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import type { LoadedConfig } from '../../src/config/endpoint-picker-config.js';
 import { BlockIndex } from './sim/block-index.js';
@@ -44,13 +44,13 @@ export interface SchedulerRow {
   decisionsPerSecPerCore: number;
 }
 
-interface CellResult extends SchedulerRow {
+export interface CellResult extends SchedulerRow {
   scheduleP50Us: number;
   meanUs: number;
 }
 
 const SYSTEM_PROMPTS = 50;
-type IndexerMode = 'compute' | 'cached';
+export type IndexerMode = 'compute' | 'cached';
 const MODEL = 'bench-model';
 /** Picks kept open before the oldest is released, so in-flight counts are not all zero. */
 const OPEN_PICKS = 32;
@@ -106,7 +106,8 @@ class SharedPrefixBodies {
   }
 }
 
-async function benchCell(
+/** One cell (profile x endpoints x prompt length); `makeStore` swaps the MemoryStateStore (overhead bench: Redis). */
+export async function benchCell(
   name: string,
   loaded: LoadedConfig,
   endpointCount: number,
@@ -115,6 +116,7 @@ async function benchCell(
   timed: number,
   seed: number,
   indexerMode: IndexerMode,
+  makeStore?: () => Promise<StateStore>,
 ): Promise<CellResult> {
   const rng = new Rng(seed);
   const pd = isPdProfile(loaded);
@@ -126,7 +128,7 @@ async function benchCell(
         decodePerGroup: 2,
       }).all
     : aggregatedEndpoints(endpointCount);
-  const store = new MemoryStateStore();
+  const store = makeStore ? await makeStore() : new MemoryStateStore();
   await store.replaceEndpoints(endpoints);
   // The KV cache of each endpoint holds at most this many blocks (GIE's default LRU size).
   const index = new BlockIndex(31_250);

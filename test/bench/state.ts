@@ -23,7 +23,7 @@ import { startRedis } from '../helpers/redis-server.js';
 const ENDPOINTS = 8;
 const HASHES = 32;
 
-interface LatencyRow {
+export interface LatencyRow {
   backend: 'memory' | 'redis';
   decisions: number;
   roundTripsPerDecision: number | null;
@@ -111,7 +111,11 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function latency(store: StateStore, backend: LatencyRow['backend'], n: number): Promise<LatencyRow> {
+export async function latency(
+  store: StateStore,
+  backend: LatencyRow['backend'],
+  n: number,
+): Promise<LatencyRow> {
   await prepare(store);
   const warm = Math.max(200, n / 10);
   const total: number[] = [];
