@@ -14,11 +14,16 @@
 //   leases         ZSET    requestId by lease expiry (epoch ms)
 //   load           HASH    endpoint -> "short long atEvent"
 //   event          INT     pool event counter (one per bucket charge)
-//   px             HASH    prompt block hash -> endpoints holding it, ' '-separated (TTL)
-//   pxlru:<ep>     ZSET    block hashes of one endpoint by recency (TTL)
-//   pxseq          INT     recency sequence    pxeps  SET  endpoints with a pxlru
+//   pxb            HASH    prompt block hash -> holder bitmap (TTL): bit s set = the
+//                          endpoint in slot s holds the block; trailing zero bytes trimmed
+//   pxl:<ep>       ZSET    block hashes of one endpoint by recency (TTL)
+//   pxid           HASH    endpoint -> slot and '#<slot>' -> endpoint ('-' = retired slot) (TTL)
+//   pxseq          INT     recency sequence
 // The prefix index is one hash (not a set per block) so that matching N blocks
-// is one HMGET and recording a known block is one HGET; its size is bounded by
+// is one HMGET and a record one HMGET + one multi-field HSET. Holder sets are
+// bitmaps over small per-endpoint slots: the same set is the same (interned)
+// Lua string, so a match only intersects where the holder set changes along the
+// prompt (a shared prefix is one comparison per block). Its size is bounded by
 // the per-endpoint LRU, and the whole index expires when the pool goes idle.
 //   ix:<key>       STRING  cached cache-indexer answer (TTL)
 //   lease:<name>   STRING  holder of a background-work lease (TTL)
@@ -66,30 +71,94 @@ local function prune(now)
   local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, 1000)
   for _, rid in ipairs(expired) do dropPick(rid) end
 end
--- unpack() is bounded by the Lua C stack: long prompts go in slices.
-local function unpackCall(cmd, key, list, from)
-  local out = {}
-  for s = from, #list, 500 do
-    local r = redis.call(cmd, key, unpack(list, s, math.min(s + 499, #list)))
-    if type(r) == 'table' then for _, v in ipairs(r) do out[#out + 1] = v end end
+-- unpack() is bounded by the Lua C stack: long lists go in slices (of 500,
+-- an even number, so field/value pairs are never split). Returns the
+-- concatenated array replies, or the sum of integer replies.
+local function unpackCall(cmd, key, list, from, to)
+  to = to or #list
+  if to - from < 500 then
+    -- One slice (the usual case): no copy of the reply.
+    local r = redis.call(cmd, key, unpack(list, from, to))
+    if type(r) == 'table' then return r, 0 end
+    return {}, r
   end
-  return out
+  local out, sum = {}, 0
+  for s = from, to, 500 do
+    local r = redis.call(cmd, key, unpack(list, s, math.min(s + 499, to)))
+    if type(r) == 'table' then for _, v in ipairs(r) do out[#out + 1] = v end
+    elseif type(r) == 'number' then sum = sum + r end
+  end
+  return out, sum
 end
-local function hasWord(list, w)
-  return (' ' .. list .. ' '):find(' ' .. w .. ' ', 1, true) ~= nil
+-- Holder bitmaps: byte j (1-based), bit b is slot (j - 1) * 8 + b. Trailing
+-- zero bytes are trimmed, so equal holder sets are equal strings and an empty
+-- set is ''.
+local ZERO = string.char(0)
+local function trimZeros(s)
+  local n = #s
+  while n > 0 and string.byte(s, n) == 0 do n = n - 1 end
+  if n == #s then return s end
+  return string.sub(s, 1, n)
 end
-local function unindex(h, ep)
-  local list = redis.call('HGET', P .. 'px', h)
-  if not list then return end
-  local rest = {}
-  for w in string.gmatch(list, '%S+') do if w ~= ep then rest[#rest + 1] = w end end
-  if #rest == 0 then redis.call('HDEL', P .. 'px', h) else redis.call('HSET', P .. 'px', h, table.concat(rest, ' ')) end
+local function setBit(s, slot)
+  local j, mask = math.floor(slot / 8) + 1, 2 ^ (slot % 8)
+  if #s < j then s = s .. string.rep(ZERO, j - #s) end
+  local b = string.byte(s, j)
+  if bit.band(b, mask) ~= 0 then return s end
+  return string.sub(s, 1, j - 1) .. string.char(bit.bor(b, mask)) .. string.sub(s, j + 1)
+end
+local function clearBit(s, slot)
+  local j, mask = math.floor(slot / 8) + 1, 2 ^ (slot % 8)
+  if #s < j then return s end
+  local b = string.byte(s, j)
+  if bit.band(b, mask) == 0 then return s end
+  return trimZeros(string.sub(s, 1, j - 1) .. string.char(bit.band(b, 255 - mask)) .. string.sub(s, j + 1))
+end
+local function andBits(a, b)
+  local n = math.min(#a, #b)
+  local out = {}
+  for j = 1, n do out[j] = bit.band(string.byte(a, j), string.byte(b, j)) end
+  -- string.char(unpack(out)): n is at most a few hundred bytes (8 slots each).
+  return trimZeros(string.char(unpack(out)))
+end
+-- Calls fn(slot) for every bit set in a and not in b (b = '' for all of a).
+local function eachMissing(a, b, fn)
+  for j = 1, #a do
+    local x = string.byte(a, j)
+    if j <= #b then x = bit.band(x, 255 - string.byte(b, j)) end
+    if x ~= 0 then
+      for k = 0, 7 do
+        if bit.band(x, 2 ^ k) ~= 0 then fn((j - 1) * 8 + k) end
+      end
+    end
+  end
+end
+-- Clears one slot's bit on the given blocks (batched: one HMGET, one HSET, one HDEL).
+local function unindexMany(hashes, slot)
+  if #hashes == 0 then return end
+  local cur = unpackCall('HMGET', P .. 'pxb', hashes, 1)
+  local upd, del, memo = {}, {}, {}
+  for j = 1, #hashes do
+    local v = cur[j]
+    if v then
+      -- Blocks recorded together share one holder set: compute each change once.
+      local nv = memo[v]
+      if not nv then nv = clearBit(v, slot); memo[v] = nv end
+      if nv == '' then del[#del + 1] = hashes[j]
+      elseif nv ~= v then upd[#upd + 1] = hashes[j]; upd[#upd + 1] = nv end
+    end
+  end
+  if #upd > 0 then unpackCall('HSET', P .. 'pxb', upd, 1) end
+  if #del > 0 then unpackCall('HDEL', P .. 'pxb', del, 1) end
 end
 local function dropPrefixes(ep)
-  local lru = P .. 'pxlru:' .. ep
-  for _, h in ipairs(redis.call('ZRANGE', lru, 0, -1)) do unindex(h, ep) end
+  local lru = P .. 'pxl:' .. ep
+  local slot = redis.call('HGET', P .. 'pxid', ep)
+  if slot then
+    unindexMany(redis.call('ZRANGE', lru, 0, -1), tonumber(slot))
+    redis.call('HDEL', P .. 'pxid', ep, '#' .. slot)
+  end
   redis.call('DEL', lru)
-  redis.call('SREM', P .. 'pxeps', ep)
 end
 `;
 
@@ -107,24 +176,39 @@ local eps = false
 if ver ~= ARGV[1] then eps = redis.call('GET', P .. 'eps') or false end
 local loads = {}
 if ARGV[2] == '1' then loads = redis.call('HGETALL', P .. 'load') end
-local matches = {}
-if #ARGV >= 4 then
-  local lists = unpackCall('HMGET', P .. 'px', ARGV, 4)
-  local alive = nil
-  for i = 1, #ARGV - 3 do
-    local list = lists[i]
-    if not list then break end
-    local nxt, n = {}, 0
-    for ep in string.gmatch(list, '%S+') do
-      if alive == nil or alive[ep] then nxt[ep] = true; n = n + 1 end
+local flat = {}
+local nh = #ARGV - 3
+if nh > 0 then
+  local sets = unpackCall('HMGET', P .. 'pxb', ARGV, 4)
+  -- alive: bitmap of the endpoints holding every block so far. It changes
+  -- only where the holder set does, so equal consecutive sets are skipped.
+  local alive, prev, done = nil, nil, {}
+  local i = 1
+  while i <= nh do
+    local v = sets[i]
+    if not v then break end
+    if v ~= prev then
+      local nxt = v
+      if alive then
+        nxt = andBits(alive, v)
+        if nxt ~= alive then eachMissing(alive, nxt, function(s) done[s] = i - 1 end) end
+      end
+      alive, prev = nxt, v
+      if nxt == '' then break end
     end
-    if n == 0 then break end
-    for ep in pairs(nxt) do matches[ep] = i end
-    alive = nxt
+    i = i + 1
+  end
+  if alive then eachMissing(alive, '', function(s) done[s] = i - 1 end) end
+  local slots, counts = {}, {}
+  for s, m in pairs(done) do slots[#slots + 1] = '#' .. s; counts[#counts + 1] = m end
+  if #slots > 0 then
+    local names = unpackCall('HMGET', P .. 'pxid', slots, 1)
+    for j = 1, #slots do
+      local ep = names[j]
+      if ep and ep ~= '-' then flat[#flat + 1] = ep; flat[#flat + 1] = counts[j] end
+    end
   end
 end
-local flat = {}
-for ep, m in pairs(matches) do flat[#flat + 1] = ep; flat[#flat + 1] = m end
 local ix = false
 if ARGV[3] ~= '' then ix = redis.call('GET', P .. 'ix:' .. ARGV[3]) or false end
 return {ver, eps, redis.call('HGETALL', P .. 'sig'), redis.call('HGETALL', P .. 'inf'), loads,
@@ -188,27 +272,54 @@ local pep = arg()
 local capacity, pxTtl = tonumber(arg()), tonumber(arg())
 local k = tonumber(arg())
 if pep ~= '' and k > 0 then
-  local lru = P .. 'pxlru:' .. pep
+  local lru, ids, pxb = P .. 'pxl:' .. pep, P .. 'pxid', P .. 'pxb'
+  local slot = redis.call('HGET', ids, pep)
+  if slot and redis.call('EXISTS', lru) == 0 then
+    -- Its LRU expired (idle past the TTL): which blocks still carry the
+    -- slot's bit is unknown, so the slot is retired (never reused while the
+    -- index lives; matches on it are ignored) and a new one assigned.
+    redis.call('HSET', ids, '#' .. slot, '-')
+    redis.call('HDEL', ids, pep)
+    slot = false
+  end
+  if not slot then
+    -- Lowest free slot: keeps the bitmaps short.
+    local s = 0
+    while redis.call('HEXISTS', ids, '#' .. s) == 1 do s = s + 1 end
+    redis.call('HSET', ids, pep, s, '#' .. s, pep)
+    slot = s
+  end
+  slot = tonumber(slot)
+  local first, last = i, i + k - 1
+  i = i + k
   local seq = redis.call('INCRBY', P .. 'pxseq', k) - k
   local zargs = {}
   for j = 1, k do
-    local h = arg()
     zargs[2 * j - 1] = seq + j
-    zargs[2 * j] = h
-    local list = redis.call('HGET', P .. 'px', h)
-    if not list then redis.call('HSET', P .. 'px', h, pep)
-    elseif not hasWord(list, pep) then redis.call('HSET', P .. 'px', h, list .. ' ' .. pep) end
+    zargs[2 * j] = ARGV[first + j - 1]
   end
-  unpackCall('ZADD', lru, zargs, 1)
+  local _, added = unpackCall('ZADD', lru, zargs, 1)
+  -- A block already in the endpoint's LRU already has its bit: the common
+  -- case (a prompt sent again) only moves the LRU stamps.
+  if added > 0 then
+    local sets = unpackCall('HMGET', pxb, ARGV, first, last)
+    local upd, memo = {}, {}
+    for j = 1, k do
+      local v = sets[j] or ''
+      local nv = memo[v]
+      if not nv then nv = setBit(v, slot); memo[v] = nv end
+      if nv ~= v then upd[#upd + 1] = ARGV[first + j - 1]; upd[#upd + 1] = nv end
+    end
+    if #upd > 0 then unpackCall('HSET', pxb, upd, 1) end
+  end
   local over = redis.call('ZCARD', lru) - capacity
   if over > 0 then
     local old = redis.call('ZPOPMIN', lru, over)
-    for j = 1, #old, 2 do unindex(old[j], pep) end
+    local gone = {}
+    for j = 1, #old, 2 do gone[#gone + 1] = old[j] end
+    unindexMany(gone, slot)
   end
-  redis.call('PEXPIRE', lru, pxTtl)
-  redis.call('PEXPIRE', P .. 'px', pxTtl)
-  redis.call('SADD', P .. 'pxeps', pep)
-  redis.call('PEXPIRE', P .. 'pxeps', pxTtl)
+  for _, key in ipairs({lru, pxb, ids}) do redis.call('PEXPIRE', key, pxTtl) end
 else
   i = i + k
 end
@@ -278,8 +389,10 @@ for _, h in ipairs({'sig', 'load'}) do
     if not live[ep] then redis.call('HDEL', P .. h, ep) end
   end
 end
-for _, ep in ipairs(redis.call('SMEMBERS', P .. 'pxeps')) do
-  if not live[ep] then dropPrefixes(ep) end
+local known = redis.call('HGETALL', P .. 'pxid')
+for j = 1, #known, 2 do
+  local ep = known[j]
+  if string.sub(ep, 1, 1) ~= '#' and not live[ep] then dropPrefixes(ep) end
 end
 redis.call('SET', P .. 'eps', ARGV[1])
 return redis.call('INCR', P .. 'epver')

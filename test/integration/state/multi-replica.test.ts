@@ -377,7 +377,7 @@ describe('3 EPP replicas on one Redis (KV/queue profile epp-gie-default)', () =>
         expect(third.leader).toBe(first.leader);
         held.push(first, second, third);
       }
-      expect(await raw.hlen('hermes:{default}:px')).toBeGreaterThan(0);
+      expect(await raw.hlen('hermes:{default}:pxb')).toBeGreaterThan(0);
       const snap = await reader.readSnapshot({});
       const byEndpoint = new Map<string, number>();
       for (const r of held) byEndpoint.set(r.leader, (byEndpoint.get(r.leader) ?? 0) + 1);
