@@ -1,0 +1,125 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, test } from 'vitest';
+import { MetricsScraper } from '../../../src/datalayer/metrics-scraper.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import type { Endpoint } from '../../../src/scheduling/types.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
+
+const PAGE = 'vllm:num_requests_waiting 1\nvllm:kv_cache_usage_perc 0.5\n';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Fake {
+  ep: Endpoint;
+  polls: number;
+  maxConcurrent: number;
+  connections: number;
+  server: Server;
+}
+
+const open: Fake[] = [];
+const scrapers: MetricsScraper[] = [];
+
+async function fake(handler: (f: Fake) => { status: number; body: string; delayMs?: number }): Promise<Fake> {
+  let inFlight = 0;
+  const f = { polls: 0, maxConcurrent: 0, connections: 0 } as Fake;
+  f.server = createServer((_req, res) => {
+    f.polls++;
+    inFlight++;
+    f.maxConcurrent = Math.max(f.maxConcurrent, inFlight);
+    const a = handler(f);
+    setTimeout(() => {
+      inFlight--;
+      res.writeHead(a.status).end(a.body);
+    }, a.delayMs ?? 0);
+  });
+  f.server.on('connection', () => f.connections++);
+  await new Promise<void>((r) => f.server.listen(0, '127.0.0.1', r));
+  const port = (f.server.address() as AddressInfo).port;
+  f.ep = { id: `127.0.0.1:${port}`, name: `p${port}`, address: '127.0.0.1', port, labels: {} };
+  open.push(f);
+  return f;
+}
+
+function scraper(store: MemoryStateStore, intervalMs: number, errors: string[] = []): MetricsScraper {
+  const s = new MetricsScraper({
+    store,
+    logger: silentLogger(),
+    intervalMs,
+    hooks: { onScrapeError: (id) => errors.push(id) },
+  });
+  scrapers.push(s);
+  return s;
+}
+
+afterEach(async () => {
+  for (const s of scrapers.splice(0)) await s.stop();
+  for (const f of open.splice(0)) {
+    f.server.close();
+    f.server.closeAllConnections();
+  }
+});
+
+describe('MetricsScraper polling', () => {
+  test('a slow endpoint is polled back to back, never twice at once, and does not slow the others', async () => {
+    const slow = await fake(() => ({ status: 200, body: PAGE, delayMs: 60 }));
+    const fast = await fake(() => ({ status: 200, body: PAGE }));
+    const store = new MemoryStateStore();
+    const s = scraper(store, 20);
+    s.setEndpoints([slow.ep, fast.ep]);
+    s.start();
+    await sleep(500);
+    await s.stop();
+    // ~25 polls of the fast one at 20 ms; the slow one runs back to back (~8), not every other tick (~4-5).
+    expect(fast.polls).toBeGreaterThanOrEqual(12);
+    expect(slow.polls).toBeGreaterThanOrEqual(5);
+    expect(slow.maxConcurrent).toBe(1);
+    expect(fast.maxConcurrent).toBe(1);
+    expect(fast.connections).toBe(1);
+  });
+
+  test('an HTTP error page is an error, its body is drained and the connection kept', async () => {
+    const bad = await fake(() => ({ status: 503, body: 'overloaded '.repeat(2000) }));
+    const errors: string[] = [];
+    const store = new MemoryStateStore();
+    const s = scraper(store, 10, errors);
+    s.setEndpoints([bad.ep]);
+    s.start();
+    for (let i = 0; i < 100 && errors.length < 5; i++) await sleep(10);
+    expect(errors.length).toBeGreaterThanOrEqual(5);
+    expect(s.stats.errors).toBe(errors.length);
+    expect(bad.connections).toBe(1);
+    expect((await store.readSnapshot({})).signals.get(bad.ep.id)).toBeUndefined();
+  });
+
+  test('endpoints added later are polled at once and then on the shared tick; removed ones stop', async () => {
+    const a = await fake(() => ({ status: 200, body: PAGE }));
+    const b = await fake(() => ({ status: 200, body: PAGE }));
+    const store = new MemoryStateStore();
+    const s = scraper(store, 20);
+    s.setEndpoints([a.ep]);
+    s.start();
+    await sleep(100);
+    s.setEndpoints([a.ep, b.ep]);
+    for (let i = 0; i < 50 && b.polls === 0; i++) await sleep(2);
+    expect(b.polls).toBe(1);
+    await sleep(200);
+    expect(b.polls).toBeGreaterThanOrEqual(5);
+    s.setEndpoints([b.ep]);
+    await sleep(30); // a poll of a in flight at removal may still land
+    const aPolls = a.polls;
+    await sleep(100);
+    expect(a.polls).toBe(aPolls);
+    expect((await store.readSnapshot({})).signals.get(b.ep.id)).toMatchObject({ waitingQueueSize: 1 });
+  });
+
+  test('an unusable address fails its polls (counted) instead of throwing from setEndpoints', async () => {
+    const errors: string[] = [];
+    const s = scraper(new MemoryStateStore(), 10, errors);
+    const ep: Endpoint = { id: 'bad', name: 'bad', address: 'not a host', port: 1, labels: {} };
+    expect(() => s.setEndpoints([ep])).not.toThrow();
+    s.start();
+    for (let i = 0; i < 100 && errors.length < 2; i++) await sleep(10);
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+  });
+});
