@@ -17,6 +17,7 @@ export interface PdProxyFlags {
   prefillValue: string;
   decodeValue: string;
   timeoutMs: number;
+  servedHeaders?: boolean;
   connectTimeoutMs: number;
   logLevel: string;
 }
@@ -78,6 +79,7 @@ export async function runPdProxy(flags: PdProxyFlags): Promise<number | void> {
     group,
     logger,
     timeoutMs: flags.timeoutMs,
+    servedHeaders: flags.servedHeaders,
     connectTimeoutMs: flags.connectTimeoutMs,
   });
   const server = createPdProxyServer(proxy);

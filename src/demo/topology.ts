@@ -129,6 +129,8 @@ export async function planDemo(
           files.endpointsFile,
           '--group-id',
           group,
+          // The demo is for looking inside: answers name the pods that served them.
+          '--served-headers',
           '--log-level',
           o.logLevel,
         ],

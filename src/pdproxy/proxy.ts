@@ -35,6 +35,11 @@ export interface PdProxyOptions {
   timeoutMs: number;
   connectTimeoutMs?: number;
   maxBodyBytes?: number;
+  /**
+   * Name the pods that served each request in response headers. Off by
+   * default: they reveal internal addresses to clients (tests, local demo).
+   */
+  servedHeaders?: boolean;
   dispatcher?: Dispatcher;
 }
 
@@ -171,7 +176,9 @@ export function createPdProxy(opts: PdProxyOptions): PdProxy {
       decode: decode.id,
       path,
     });
-    const served = { [SERVED_PREFILL_HEADER]: prefill.id, [SERVED_DECODE_HEADER]: decode.id };
+    const served: Record<string, string> = opts.servedHeaders
+      ? { [SERVED_PREFILL_HEADER]: prefill.id, [SERVED_DECODE_HEADER]: decode.id }
+      : {};
 
     try {
       // 1. Prefill: the prompt only; the prefill pod keeps the KV blocks for us.

@@ -187,6 +187,7 @@ beforeAll(async () => {
       '127.0.0.1',
       '--port',
       String(proxyPort),
+      '--served-headers',
       '--prefill',
       prefills.map((f) => f.id).join(','),
       '--decode',

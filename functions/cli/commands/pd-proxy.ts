@@ -52,9 +52,16 @@ export const command: SubcommandModule['command'] = {
           .env('CONNECT_TIMEOUT')
           .default('5s'),
       )
+      .addOption(
+        new Option(
+          '--served-headers',
+          'add x-hermes-pd-prefill / x-hermes-pd-decode response headers naming the pods used (debugging; reveals pod addresses)',
+        ).env('SERVED_HEADERS'),
+      )
       .addOption(new Option('--log-level <level>', 'pino level').env('LOG_LEVEL').default('info'))
       .parse(args, { from: 'user' });
     const o = cmd.opts<Record<string, string>>();
+    const servedHeaders = Boolean(o.servedHeaders);
     const port = Number(o.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       process.stderr.write(`pd-proxy: --port: expected a port number, got "${o.port}"\n`);
@@ -83,6 +90,7 @@ export const command: SubcommandModule['command'] = {
       decodeValue: o.decodeValue!,
       timeoutMs,
       connectTimeoutMs,
+      servedHeaders,
       logLevel: o.logLevel!,
     });
   },

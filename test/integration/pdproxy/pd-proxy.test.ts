@@ -84,6 +84,7 @@ describe('pd-proxy', () => {
         String(port),
         '--host',
         '127.0.0.1',
+        '--served-headers',
         '--prefill',
         `${prefillA.id},${prefillB.id}`,
         '--decode',
@@ -244,6 +245,9 @@ describe('pd-proxy with an unreachable prefill pod', () => {
       expect(((await r.json()) as { error: { message: string } }).error.message).toContain(
         `prefill pod 127.0.0.1:${dead} unreachable`,
       );
+      // Without --served-headers, pod addresses stay internal.
+      expect(r.headers.get('x-hermes-pd-prefill')).toBeNull();
+      expect(r.headers.get('x-hermes-pd-decode')).toBeNull();
     } finally {
       await proc.stop();
     }
