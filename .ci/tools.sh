@@ -6,6 +6,9 @@
 # Also fetches the upstream CRDs the rendered objects are validated against
 # (Go modules whose zips carry the CRD YAMLs) and exports GIE_CRD_DIR and
 # GATEWAY_API_CRD_DIR, pointing into the Go module cache.
+# And Envoy's API as go-control-plane's generated code, whose .pb.go files
+# embed each .proto's FileDescriptorProto: ENVOY_API_DIR is that module's
+# directory (test/unit/extproc/upstream-descriptors.test.ts checks proto/).
 
 HERMES_HELM_VERSION="${HERMES_HELM_VERSION:-v3.21.4}"
 # Kubernetes version helm assumes offline (helm template/lint); helm's own
@@ -17,6 +20,8 @@ HERMES_TOOLS_CACHE="${HERMES_TOOLS_CACHE:-$HOME/.cache/hermes-router-tools}"
 # (inference.networking.x-k8s.io) the chart can still render.
 HERMES_GIE_VERSION="${HERMES_GIE_VERSION:-v1.4.0}"
 HERMES_GATEWAY_API_VERSION="${HERMES_GATEWAY_API_VERSION:-v1.4.1}"
+# github.com/envoyproxy/go-control-plane/envoy (generated from data-plane-api).
+HERMES_ENVOY_API_VERSION="${HERMES_ENVOY_API_VERSION:-v1.40.0}"
 
 hermes_install_helm() {
   local dir="$HERMES_TOOLS_CACHE/helm-$HERMES_HELM_VERSION"
@@ -73,6 +78,21 @@ hermes_fetch_crds() {
   export GATEWAY_API_CRD_DIR="$gw/config/crd/standard"
 }
 
+hermes_fetch_envoy_api() {
+  if ! command -v go >/dev/null 2>&1; then
+    echo "tools.sh: go not found; cannot fetch go-control-plane" >&2
+    return 1
+  fi
+  mkdir -p "$HERMES_TOOLS_CACHE"
+  local dir
+  dir="$(hermes_module_dir "github.com/envoyproxy/go-control-plane/envoy@$HERMES_ENVOY_API_VERSION")" || return 1
+  if [ ! -f "$dir/service/ext_proc/v3/external_processor.pb.go" ]; then
+    echo "tools.sh: service/ext_proc/v3/external_processor.pb.go missing under $dir" >&2
+    return 1
+  fi
+  export ENVOY_API_DIR="$dir"
+}
+
 # A failed build must not stop CI here: the chart tests then fail with a
 # message naming HELM_BIN, and every other test still runs.
 if hermes_install_helm; then
@@ -85,4 +105,10 @@ if hermes_fetch_crds; then
   echo "tools.sh: GIE_CRD_DIR=$GIE_CRD_DIR GATEWAY_API_CRD_DIR=$GATEWAY_API_CRD_DIR" >&2
 else
   echo "tools.sh: WARNING: CRDs could not be fetched; CRD validation tests will fail" >&2
+fi
+# And for Envoy's API: the descriptor test names ENVOY_API_DIR when it is missing.
+if hermes_fetch_envoy_api; then
+  echo "tools.sh: ENVOY_API_DIR=$ENVOY_API_DIR" >&2
+else
+  echo "tools.sh: WARNING: go-control-plane could not be fetched; the ext_proc descriptor test will fail" >&2
 fi

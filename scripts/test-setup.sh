@@ -3,7 +3,8 @@
 # so the README's one test command works on a fresh machine of the project's
 # kind (Node, Go, apt). Installs nothing that is already present.
 #  - redis-server: tests start their own on loopback ports.
-#  - helm and the upstream CRDs (chart tests): built/fetched through Go by
+#  - helm and the upstream CRDs (chart tests), Envoy's API descriptors
+#    (go-control-plane, ext_proc proto test): built/fetched through Go by
 #    .ci/tools.sh into a cache, reused on later runs.
 # The tool paths are written to .tmp/test-tools.env, which vitest.config.ts
 # loads (npm runs pretest and test as separate processes).
@@ -22,7 +23,8 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
-if [ -z "${HELM_BIN:-}" ] || [ -z "${GIE_CRD_DIR:-}" ] || [ -z "${GATEWAY_API_CRD_DIR:-}" ]; then
+if [ -z "${HELM_BIN:-}" ] || [ -z "${GIE_CRD_DIR:-}" ] || [ -z "${GATEWAY_API_CRD_DIR:-}" ] ||
+  [ -z "${ENVOY_API_DIR:-}" ]; then
   # shellcheck source=/dev/null
   source .ci/tools.sh
 fi
@@ -32,5 +34,6 @@ mkdir -p .tmp
   echo "HELM_BIN=${HELM_BIN:-}"
   echo "GIE_CRD_DIR=${GIE_CRD_DIR:-}"
   echo "GATEWAY_API_CRD_DIR=${GATEWAY_API_CRD_DIR:-}"
+  echo "ENVOY_API_DIR=${ENVOY_API_DIR:-}"
 } >.tmp/test-tools.env
 exit 0
