@@ -23,6 +23,23 @@
 //     simulator (docs/benchmarks.md, "Tuning") waitingFromInFlight: true with
 //     waitingNormFloor: 4 lifts the shared-prefix knee from 21 to 33 QPS;
 //     waitingFromInFlight alone (floor 1) makes it worse.
+//   routingHistory (false): the indexer learns a prefix only once a model
+//     server stored its blocks (after the prefill), so requests that share a
+//     new prefix and arrive meanwhile see hit 0 everywhere and scatter. With
+//     routingHistory the scorer also remembers what this router sent where
+//     (the StateStore's approximate prefix index, as prefix-cache-scorer
+//     does, shared by every replica on the same store) and uses
+//       hit(e) = max(indexer hit(e), matchedBlocks(e) * blockSizeTokens / promptTokens)
+//     the second term in the indexer's unit (share of the whole prompt), so
+//     it never claims more than the router itself sent there; capped at 1.
+//     blockSizeTokens (16), maxPrefixBlocksToMatch (256) and
+//     lruCapacityPerServer (31,250) are prefix-cache-scorer's parameters and
+//     defaults, used only with routingHistory. If the profile also runs
+//     prefix-cache-scorer, the director hashes the prompt once with the
+//     first plugin's block parameters: give both the same values.
+//     Simulator (docs/benchmarks.md, Tuning, finding 3): no gain on the
+//     warmed-up shared-prefix workload, +40-170% tokens/s at 40-60 QPS when
+//     every prefix is new; about +130-200 us per decision at 8k tokens.
 import { z } from 'zod';
 import type { EndpointView } from '../scheduling/types.js';
 import {
@@ -41,6 +58,12 @@ import { definePlugin } from './plugin.js';
 
 const TYPE = 'scorer-aggregate-kv-cache-aware';
 
+const positiveInt = (what: string) =>
+  z
+    .number({ error: `expected ${what} (integer)` })
+    .int(`expected ${what} (integer)`)
+    .positive(`expected ${what} > 0`);
+
 export const scorerAggregateKvCacheAware = definePlugin({
   type: TYPE,
   parameters: z.strictObject({
@@ -53,6 +76,10 @@ export const scorerAggregateKvCacheAware = definePlugin({
       .number({ error: 'expected a number of requests >= 1' })
       .min(1, 'expected a number of requests >= 1')
       .default(1),
+    routingHistory: z.boolean({ error: 'expected true or false' }).default(false),
+    blockSizeTokens: positiveInt('a block size in tokens').default(16),
+    maxPrefixBlocksToMatch: positiveInt('a number of blocks').default(256),
+    lruCapacityPerServer: positiveInt('a number of blocks').default(31_250),
   }),
   create: (name, p) => {
     const wMiss = p.kvCacheHitNotRateWeight;
@@ -60,15 +87,32 @@ export const scorerAggregateKvCacheAware = definePlugin({
     const wWait = p.waitingRequestWeight;
     const maxCost = wMiss + wUsage + wWait;
     const ws: WaitingSignal = { fromInFlight: p.waitingFromInFlight, normFloor: p.waitingNormFloor };
+    const history = p.routingHistory;
+    const blockTokens = p.blockSizeTokens;
     return {
       type: TYPE,
       name,
-      dataNeeds: { indexer: indexerNeed(p) },
+      dataNeeds: history
+        ? {
+            indexer: indexerNeed(p),
+            prefix: {
+              blockSizeTokens: blockTokens,
+              maxPrefixBlocksToMatch: p.maxPrefixBlocksToMatch,
+              lruCapacityPerServer: p.lruCapacityPerServer,
+            },
+          }
+        : { indexer: indexerNeed(p) },
       score: (ctx, candidates) => {
         const n = candidates.length;
         const views: EndpointView[] = [];
         for (const c of candidates) if (c.kind === 'endpoint') views.push(c.endpoint);
         const norm = waitingNorm(views, ws);
+        // Routing-history hit per matched block, in the indexer's unit (share of the prompt).
+        const matches = history ? ctx.data.prefixMatches : undefined;
+        const perBlock =
+          matches && matches.size > 0 && ctx.request.promptTokens > 0
+            ? blockTokens / ctx.request.promptTokens
+            : 0;
         const scores = new Float64Array(n);
         for (let i = 0; i < n; i++) {
           const c = candidates[i]!;
@@ -77,12 +121,26 @@ export const scorerAggregateKvCacheAware = definePlugin({
             continue;
           }
           const v = c.endpoint;
-          const cost =
-            wMiss * (1 - hitRate(ctx, v)) + wUsage * usageTerm(v) + wWait * waitingTerm(v, norm, ws);
+          let hit = hitRate(ctx, v);
+          if (perBlock > 0) {
+            const routed = Math.min(1, (matches!.get(c.id) ?? 0) * perBlock);
+            if (routed > hit) hit = routed;
+          }
+          const cost = wMiss * (1 - hit) + wUsage * usageTerm(v) + wWait * waitingTerm(v, norm, ws);
           scores[i] = costToScore(cost, maxCost);
         }
         return { scores };
       },
+      // Record the prompt's blocks on the endpoint that will hold them
+      // (routingHistory only; the prefill pod for PD, as prefix-cache-scorer).
+      charges: history
+        ? (ctx, result) => {
+            const hashes = ctx.data.prefixHashes;
+            if (!hashes || hashes.length === 0) return {};
+            const holder = result.pd ? result.pd.prefill : result.primary;
+            return { prefixRecord: { endpointId: holder.endpoint.id, hashes } };
+          }
+        : undefined,
     };
   },
 });

@@ -32,6 +32,9 @@ export type PolicyId =
   | 'kv-aware-floor8'
   | 'kv-aware-inflight-floor4'
   | 'kv-aware-inflight-floor8'
+  // Routing history (the approximate index fills in what the indexer does not know yet).
+  | 'kv-aware-history'
+  | 'kv-aware-inflight-floor4-history'
   | 'pd-bucket-mean'
   | 'pd-bucket-mean-sep1024';
 
@@ -156,6 +159,19 @@ export const POLICIES: readonly PolicyDef[] = [
     describe: 'scorer-aggregate-kv-cache-aware, default weights, in-flight waiting estimate + norm floor 8',
   },
   {
+    id: 'kv-aware-history',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: true}\n- type: picker-min-random\n`,
+    describe:
+      'scorer-aggregate-kv-cache-aware, default weights, hit = max(indexer, routing-time approximate prefix index)',
+  },
+  {
+    id: 'kv-aware-inflight-floor4-history',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4, routingHistory: true}\n- type: picker-min-random\n`,
+    describe: 'kv-aware-inflight-floor4 + routingHistory (hit = max(indexer, approximate prefix index))',
+  },
+  {
     id: 'pd-bucket-mean',
     mode: 'pd',
     configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {loadNormalization: mean}\n- type: pd-header-handler\n`,
@@ -176,6 +192,8 @@ export const KV_AWARE_TUNING: PolicyId[] = [
   'kv-aware-floor8',
   'kv-aware-inflight-floor4',
   'kv-aware-inflight-floor8',
+  'kv-aware-history',
+  'kv-aware-inflight-floor4-history',
 ];
 
 export function policy(id: PolicyId): PolicyDef {

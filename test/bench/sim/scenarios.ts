@@ -51,6 +51,16 @@ const Q32_X4: ClusterSpec = { server: Q32_H100X2, servers: 4 };
 /** 8 GPUs as 2 PD groups of 2 prefill + 2 decode servers (8B model, 1 H100 each). */
 const PD_8B: ClusterSpec = { server: B8_H100, pd: { groups: 2, prefillPerGroup: 2, decodePerGroup: 2 } };
 
+/** The generator's measured requests only (its warm-up requests are dropped). */
+function withoutWarmup(g: WorkloadGenerator): WorkloadGenerator {
+  return {
+    generate(seed, qps, windowS) {
+      const run = g.generate(seed, qps, windowS);
+      return { ...run, requests: run.requests.filter((r) => r.measured) };
+    },
+  };
+}
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     workload: 'shared-prefix',
@@ -70,6 +80,34 @@ export const SCENARIOS: readonly Scenario[] = [
     extraPolicies: KV_AWARE_TUNING,
     ladder: [5, 10, 15, 20, 30, 40, 60],
     quickLadder: [10, 20, 40],
+    windowS: 40,
+    quickWindowS: 15,
+    sloTtftS: 2,
+  },
+  {
+    // The same prompts and measured arrivals as shared-prefix with the
+    // warm-up left out: every group prefix is first seen inside the window,
+    // so requests sharing a new prefix can arrive while its first prefill
+    // runs (the cache-indexer does not know it yet). Runs only when a policy
+    // is named with --policy (docs/benchmarks.md, Tuning, finding 3).
+    workload: 'shared-prefix-cold',
+    describe:
+      'shared-prefix without the warm-up: every 6000-token group prefix is new when the window starts; 8 x Q32-H100x2',
+    generator: withoutWarmup(
+      sharedPrefix({
+        groups: 150,
+        promptsPerGroup: 5,
+        systemTokens: 6000,
+        questionTokens: 1200,
+        outputTokens: 1000,
+        warmupQps: 15,
+      }),
+    ),
+    agg: Q32_X8,
+    policies: [],
+    extraPolicies: [...AGG_BASELINES, 'precise-3-2-2', ...KV_AWARE_TUNING],
+    ladder: [20, 40, 60],
+    quickLadder: [20, 40, 60],
     windowS: 40,
     quickWindowS: 15,
     sloTtftS: 2,

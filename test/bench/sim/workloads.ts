@@ -19,7 +19,13 @@ export const MODEL = 'sim-model';
 export const BLOCK_TOKENS = SIM_BLOCK_TOKENS;
 
 export type WorkloadId =
-  'shared-prefix' | 'low-reuse' | 'multi-turn' | 'no-reuse' | 'long-short-mix' | 'hot-prefix';
+  | 'shared-prefix'
+  | 'shared-prefix-cold'
+  | 'low-reuse'
+  | 'multi-turn'
+  | 'no-reuse'
+  | 'long-short-mix'
+  | 'hot-prefix';
 
 export interface GeneratedRun {
   requests: SimRequest[];

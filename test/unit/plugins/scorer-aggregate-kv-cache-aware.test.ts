@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { scorerAggregateKvCacheAware as factory } from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
+import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
+import { CacheIndexerClient, type IndexerOutcome } from '../../../src/datalayer/cache-indexer-client.js';
+import { Director } from '../../../src/director/director.js';
+import { builtinRegistry } from '../../../src/plugins/index.js';
+import type { LLMRequest, SchedulingResult } from '../../../src/scheduling/types.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { build, ctx, endpoints, pdGroup, scoresOf, view } from './fixtures.js';
 
 describe('scorer-aggregate-kv-cache-aware', () => {
@@ -156,5 +162,192 @@ describe('scorer-aggregate-kv-cache-aware optional waiting signal', () => {
   it('rejects a floor below 1 and a non-boolean switch', () => {
     expect(() => factory.parameters.parse({ waitingNormFloor: 0.5 })).toThrow(/>= 1/);
     expect(() => factory.parameters.parse({ waitingFromInFlight: 'yes' })).toThrow(/true or false/);
+  });
+});
+
+describe('scorer-aggregate-kv-cache-aware routingHistory', () => {
+  const PROFILE = (params: string) => `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: scorer-aggregate-kv-cache-aware
+  parameters: {${params}}
+- type: picker-min-random
+`;
+
+  /** An indexer that knows nothing yet (every prefix still prefilling). */
+  class BlindIndexer extends CacheIndexerClient {
+    override async matchSort(
+      _url: string,
+      _req: LLMRequest,
+      candidates: readonly string[],
+    ): Promise<IndexerOutcome> {
+      return { hitRates: new Map(candidates.map((c) => [c, 0])), status: 'ok', latencyMs: 0 };
+    }
+  }
+
+  it('is off by default: no prefix hashing, no charges, prefix matches ignored', () => {
+    const parsed = factory.parameters.parse({});
+    expect(parsed.routingHistory).toBe(false);
+    expect([parsed.blockSizeTokens, parsed.maxPrefixBlocksToMatch, parsed.lruCapacityPerServer]).toEqual([
+      16, 256, 31_250,
+    ]);
+    const p = build(factory);
+    expect(p.dataNeeds?.prefix).toBeUndefined();
+    expect(p.charges).toBeUndefined();
+    const a = view('a');
+    const b = view('b');
+    const cx = ctx({ hitRates: {}, prefixHashes: ['h1'], prefixMatches: new Map([[a.endpoint.id, 1]]) });
+    const [sa, sb] = scoresOf(p, cx, endpoints(a, b));
+    expect(sa).toBeCloseTo(sb!, 12);
+  });
+
+  it("asks for the approximate prefix index with prefix-cache-scorer's defaults (or the given values)", () => {
+    expect(build(factory, { routingHistory: true }).dataNeeds).toEqual({
+      indexer: { url: 'http://cache-indexer-service:8080/match_sort', timeoutMs: 5000 },
+      prefix: { blockSizeTokens: 16, maxPrefixBlocksToMatch: 256, lruCapacityPerServer: 31_250 },
+    });
+    const q = build(factory, {
+      routingHistory: true,
+      blockSizeTokens: 64,
+      maxPrefixBlocksToMatch: 100,
+      lruCapacityPerServer: 5000,
+    });
+    expect(q.dataNeeds?.prefix).toEqual({
+      blockSizeTokens: 64,
+      maxPrefixBlocksToMatch: 100,
+      lruCapacityPerServer: 5000,
+    });
+  });
+
+  it('hit = max(indexer hit, matched blocks * blockSizeTokens / promptTokens), capped at 1', () => {
+    const a = view('a');
+    const b = view('b');
+    const c = view('c');
+    const d = view('d');
+    const p = build(factory, { routingHistory: true });
+    // 100-token prompt, 16-token blocks: one matched block = 0.16 of the prompt.
+    const cx = ctx({
+      promptTokens: 100,
+      hitRates: { [a.endpoint.id]: 0.5, [b.endpoint.id]: 0.6 },
+      prefixHashes: ['1', '2', '3', '4', '5', '6'],
+      prefixMatches: new Map([
+        [a.endpoint.id, 5], // 0.80 > indexer 0.5
+        [b.endpoint.id, 2], // 0.32 < indexer 0.6
+        [d.endpoint.id, 7], // 1.12 -> 1
+      ]),
+    });
+    // Idle endpoints: cost = miss only. a 0.2, b 0.4, c 1 (known to neither), d 0.
+    const s = scoresOf(p, cx, endpoints(a, b, c, d));
+    expect(s[0]).toBeCloseTo(1 - 0.2 / 3, 12);
+    expect(s[1]).toBeCloseTo(1 - 0.4 / 3, 12);
+    expect(s[2]).toBeCloseTo(1 - 1 / 3, 12);
+    expect(s[3]).toBeCloseTo(1, 12);
+  });
+
+  it('fills in when the indexer failed, and adds nothing without a match', () => {
+    const a = view('a', { waiting: 1 });
+    const b = view('b', { waiting: 0 });
+    const p = build(factory, { routingHistory: true, waitingNormFloor: 4 });
+    // Indexer down; by routing history a holds 2 blocks of 20 tokens = 40 of 200 tokens -> hit 0.2.
+    const p20 = build(factory, { routingHistory: true, waitingNormFloor: 4, blockSizeTokens: 20 });
+    const cx = ctx({
+      promptTokens: 200,
+      hitRates: undefined,
+      prefixHashes: ['1', '2', '3'],
+      prefixMatches: new Map([[a.endpoint.id, 2]]),
+    });
+    // a: (1 - 40/200) + 0 + 1/4 = 1.05; b: 1 + 0 + 0 = 1 -> b still wins (small hit).
+    const [sa, sb] = scoresOf(p20, cx, endpoints(a, b));
+    expect(sa).toBeCloseTo(1 - 1.05 / 3, 12);
+    expect(sb).toBeCloseTo(1 - 1 / 3, 12);
+    // No matches at all: exactly the documented formula.
+    const [na, nb] = scoresOf(
+      p,
+      ctx({ promptTokens: 200, hitRates: {}, prefixHashes: ['1'] }),
+      endpoints(a, b),
+    );
+    expect(na).toBeCloseTo(1 - 1.25 / 3, 12);
+    expect(nb).toBeCloseTo(1 - 1 / 3, 12);
+  });
+
+  it('records the prompt blocks on the primary (or the PD prefill pod)', () => {
+    const p = build(factory, { routingHistory: true });
+    const a = view('a');
+    const hashes = ['x', 'y'];
+    expect(p.charges!(ctx({ prefixHashes: hashes }), { primary: a } as SchedulingResult)).toEqual({
+      prefixRecord: { endpointId: a.endpoint.id, hashes },
+    });
+    const g = pdGroup('g');
+    const pd = {
+      primary: g.leader,
+      pd: { prefill: g.prefill[0]!, decode: g.decode[0]! },
+    } as SchedulingResult;
+    expect(p.charges!(ctx({ prefixHashes: hashes }), pd).prefixRecord!.endpointId).toBe(
+      g.prefill[0]!.endpoint.id,
+    );
+    expect(p.charges!(ctx({ prefixHashes: [] }), { primary: a } as SchedulingResult)).toEqual({});
+  });
+
+  it('through the Director: a second request with the same new prefix follows the first while the indexer is blind', async () => {
+    const eps = [1, 2, 3, 4].map((i) => ({
+      id: `10.0.0.${i}:8000`,
+      name: `pod-${i}`,
+      address: `10.0.0.${i}`,
+      port: 8000,
+      labels: {},
+    }));
+    const shared = 'A long shared system prompt that no server has cached yet. '.repeat(40); // 2,360 bytes = 590 tokens
+    const mk = (id: string, suffix: string): LLMRequest => {
+      const promptText = shared + suffix;
+      return {
+        requestId: id,
+        model: 'm',
+        apiType: 'completions',
+        promptText,
+        promptTokens: Math.ceil(Buffer.byteLength(promptText) / 4),
+        stream: false,
+        headers: {},
+      };
+    };
+    const run = async (params: string) => {
+      const store = new MemoryStateStore({ now: () => 1_000 });
+      await store.replaceEndpoints(eps);
+      for (const e of eps)
+        await store.writeSignals(e.id, {
+          waitingQueueSize: 0,
+          runningRequests: 0,
+          kvCacheUsage: 0,
+          updatedAtMs: 1_000,
+        });
+      const { profile } = loadConfigText(PROFILE(params), 'test.yaml', builtinRegistry());
+      let r = 0;
+      const seq = [0.1, 0.9, 0.6, 0.3];
+      const director = new Director({
+        store,
+        profile,
+        indexer: new BlindIndexer(),
+        now: () => 1_000,
+        random: () => seq[r++ % seq.length]!,
+      });
+      const first = await director.pick(mk('r1', 'first question?'));
+      const second = await director.pick(mk('r2', 'a different question, same prefix'));
+      return [first.result.primary.endpoint.id, second.result.primary.endpoint.id];
+    };
+    // With routing history: 36 shared 16-token blocks (576 tokens) -> hit ~0.97 on the first pick's endpoint.
+    const [f1, s1] = await run('routingHistory: true');
+    expect(s1).toBe(f1);
+    // Without it every endpoint ties (hit 0, idle): the second pick is the tie-break's, here another endpoint.
+    const [f0, s0] = await run('');
+    expect(s0).not.toBe(f0);
+  });
+
+  it('rejects bad block parameters', () => {
+    for (const bad of [
+      { routingHistory: 'yes' },
+      { blockSizeTokens: 0 },
+      { maxPrefixBlocksToMatch: 1.5 },
+      { lruCapacityPerServer: -1 },
+    ])
+      expect(factory.parameters.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
   });
 });
