@@ -21,7 +21,7 @@ import {
 import { CacheIndexerClient } from '../datalayer/cache-indexer-client.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Director } from '../director/director.js';
-import { EndpointsFileSource } from '../discovery/endpoints-file.js';
+import { endpointId, EndpointsFileSource } from '../discovery/endpoints-file.js';
 import { LeasedPublisher } from '../discovery/k8s-publisher.js';
 import type { EndpointSource } from '../discovery/types.js';
 import { HealthService } from '../observability/health.js';
@@ -228,10 +228,6 @@ function bindGrpc(server: grpc.Server, address: string, creds: grpc.ServerCreden
   });
 }
 
-function hostPortAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
   const logger = deps.logger;
   const registry = deps.registry ?? builtinRegistry();
@@ -379,7 +375,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         health.addTo(healthServer);
         addrs.health = await bindGrpc(
           healthServer,
-          hostPortAddress(config.grpcBind, config.grpcHealthPort),
+          endpointId(config.grpcBind, config.grpcHealthPort),
           grpc.ServerCredentials.createInsecure(),
         );
       }
@@ -472,7 +468,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       service.addTo(grpcServer);
       addrs.grpc = await bindGrpc(
         grpcServer,
-        hostPortAddress(config.grpcBind, config.grpcPort),
+        endpointId(config.grpcBind, config.grpcPort),
         serverCredentials(tls),
       );
       service.startRenewal();

@@ -225,6 +225,61 @@ export async function waitReady(adminPort: number, proc: ChildProcess): Promise<
   throw new Error('epp not ready in 15 s');
 }
 
+/** A spawned EPP process for the benchmarks (plaintext gRPC on loopback, ready when started). */
+export interface BenchEpp {
+  grpcPort: number;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startBenchEpp(
+  endpointsFile: string,
+  configFile: string,
+  root = ROOT,
+): Promise<BenchEpp> {
+  const grpcPort = await freePort();
+  const admin = await freePort();
+  const proc = spawn(
+    process.execPath,
+    [
+      join(root, 'bin/hermes-router.js'),
+      'epp',
+      '--endpoints-file',
+      endpointsFile,
+      '--config-file',
+      configFile,
+      '--grpc-bind',
+      '127.0.0.1',
+      '--grpc-port',
+      String(grpcPort),
+      '--admin-port',
+      String(admin),
+      '--grpc-health-port',
+      '-1',
+      '--metrics-port',
+      '-1',
+      '--log-level',
+      'warn',
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(t);
+  };
+  try {
+    await waitReady(admin, proc);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { grpcPort, proc, stop };
+}
+
 export async function run(args: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = args.indexOf(name);
@@ -244,6 +299,7 @@ export async function run(args: string[]): Promise<void> {
   if (!arg('--profile')) writeFileSync(configFile, GIE_DEFAULT_CONFIG_TEXT);
 
   let proc: ChildProcess | undefined;
+  let benchEpp: BenchEpp | undefined;
   let epp: Epp | undefined;
   let grpcPort: number;
   if (inProcess) {
@@ -263,33 +319,9 @@ export async function run(args: string[]): Promise<void> {
     );
     grpcPort = (await epp.start()).grpc;
   } else {
-    grpcPort = await freePort();
-    const admin = await freePort();
-    proc = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'bin/hermes-router.js'),
-        'epp',
-        '--endpoints-file',
-        endpointsFile,
-        '--config-file',
-        configFile,
-        '--grpc-bind',
-        '127.0.0.1',
-        '--grpc-port',
-        String(grpcPort),
-        '--admin-port',
-        String(admin),
-        '--grpc-health-port',
-        '-1',
-        '--metrics-port',
-        '-1',
-        '--log-level',
-        'warn',
-      ],
-      { stdio: ['ignore', 'inherit', 'inherit'] },
-    );
-    await waitReady(admin, proc);
+    benchEpp = await startBenchEpp(endpointsFile, configFile);
+    grpcPort = benchEpp.grpcPort;
+    proc = benchEpp.proc;
   }
 
   const client = new ExtProcClient({ target: `127.0.0.1:${grpcPort}`, deadlineMs: 30_000 });
@@ -325,10 +357,7 @@ export async function run(args: string[]): Promise<void> {
   } finally {
     client.close();
     if (epp) await epp.stop();
-    if (proc) {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc!.once('exit', r));
-    }
+    await benchEpp?.stop();
     fakes.close();
   }
   mkdirSync(join(ROOT, 'bench-results'), { recursive: true });

@@ -10,13 +10,11 @@
 //   open loop: arrivals at a fixed rate regardless of answers; latency from
 //     the scheduled arrival to the verdict (no coordinated omission). This is
 //     the overhead a gateway sees while the EPP is not saturated.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GIE_DEFAULT_CONFIG_TEXT } from '../../../src/config/endpoint-picker-config.js';
 import { ExtProcClient } from '../../../src/extproc/client.js';
-import { freePort } from '../../helpers/ports.js';
 import {
   cell,
   chatBody,
@@ -24,7 +22,8 @@ import {
   cpuMs,
   exchange,
   metricsServers,
-  waitReady,
+  startBenchEpp,
+  type BenchEpp,
   type ExtProcRow,
 } from '../extproc.js';
 import { formatTable, noiseSummary, pct, round, runs, say, spread } from './report.js';
@@ -91,56 +90,6 @@ export interface ExtProcSection {
     openP50: ReturnType<typeof noiseSummary>;
     openP99: ReturnType<typeof noiseSummary>;
   };
-}
-
-interface EppProcess {
-  grpcPort: number;
-  proc: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startEpp(root: string, endpointsFile: string, configFile: string): Promise<EppProcess> {
-  const grpcPort = await freePort();
-  const admin = await freePort();
-  const proc = spawn(
-    process.execPath,
-    [
-      join(root, 'bin/hermes-router.js'),
-      'epp',
-      '--endpoints-file',
-      endpointsFile,
-      '--config-file',
-      configFile,
-      '--grpc-bind',
-      '127.0.0.1',
-      '--grpc-port',
-      String(grpcPort),
-      '--admin-port',
-      String(admin),
-      '--grpc-health-port',
-      '-1',
-      '--metrics-port',
-      '-1',
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  const stop = async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(t);
-  };
-  try {
-    await waitReady(admin, proc);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { grpcPort, proc, stop };
 }
 
 async function openLoop(
@@ -221,7 +170,7 @@ export async function extprocSection(o: ExtProcPathOptions): Promise<ExtProcSect
   );
   const fakes = await metricsServers(8);
   const dir = mkdtempSync(join(tmpdir(), 'hermes-bench-overhead-'));
-  let epp: EppProcess | undefined;
+  let epp: BenchEpp | undefined;
   let client: ExtProcClient | undefined;
   try {
     const endpointsFile = join(dir, 'endpoints.yaml');
@@ -232,7 +181,7 @@ export async function extprocSection(o: ExtProcPathOptions): Promise<ExtProcSect
     );
     const configFile = join(dir, 'gie-default.yaml');
     writeFileSync(configFile, GIE_DEFAULT_CONFIG_TEXT);
-    epp = await startEpp(o.root, endpointsFile, configFile);
+    epp = await startBenchEpp(endpointsFile, configFile, o.root);
     client = new ExtProcClient({ target: `127.0.0.1:${epp.grpcPort}`, deadlineMs: 30_000 });
     await client.waitForReady();
     const pid = epp.proc.pid;
