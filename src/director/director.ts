@@ -15,6 +15,7 @@ import type {
   SchedulingResult,
 } from '../scheduling/types.js';
 import { promptDigest, textBlockHashes, tokenBlockHashes } from '../request/prefix-hash.js';
+import { hasPrefill } from '../state/charges.js';
 import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
 import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
 
@@ -49,9 +50,23 @@ export interface PickOptions {
   candidates?: (endpoint: EndpointView['endpoint']) => boolean;
 }
 
+/**
+ * An open pick's charges, owned by the Director until released. Whoever
+ * carries the response calls firstToken() when its first byte comes back
+ * and release() when it ends, however it ends; both are idempotent.
+ */
+export interface PickTicket {
+  /** What the store needs to undo the pick (charge id, charges, event). */
+  readonly receipt: PickReceipt;
+  /** The response's first token: releases the prefill-token charge (once; never throws). */
+  firstToken(): void;
+  /** Releases every charge still held (once; never throws); resolves when the store has it. */
+  release(): Promise<void>;
+}
+
 export interface Decision {
   result: SchedulingResult;
-  receipt: PickReceipt;
+  ticket: PickTicket;
   /** Scheduling alone (the pure part), microseconds. */
   scheduleUs: number;
 }
@@ -89,6 +104,7 @@ export function endpointViews(snap: StateSnapshot, nowMs: number, stalenessMs: n
       runningRequests: fresh ? s.runningRequests : undefined,
       kvCacheUsage: fresh ? s.kvCacheUsage : undefined,
       inFlight: snap.inFlight.get(e.id) ?? 0,
+      pendingPrefillTokens: snap.pendingPrefillTokens.get(e.id) ?? 0,
       signalsAgeMs: age,
     };
   }
@@ -106,6 +122,9 @@ export class Director {
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly hooks: DirectorHooks;
+  /** Open picks by charge id: their leases are renewed until released. */
+  private readonly open = new Map<string, Ticket>();
+  private renewTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: DirectorOptions) {
     this.store = opts.store;
@@ -161,30 +180,64 @@ export class Director {
       hitRates,
       prefixMatches: snap.prefixMatches,
       prefixHashes,
+      prefixBlockTokens: needs.prefix?.blockSizeTokens,
     };
     const ctx: CycleContext = { request: req, data, random: this.random };
     const t0 = performance.now();
     const result = schedule(this.profile, ctx, views);
     const scheduleUs = (performance.now() - t0) * 1000;
     const receipt = await this.commit(req, result, needs);
-    return { result, receipt, scheduleUs };
+    const ticket = new Ticket(receipt, this);
+    this.open.set(receipt.requestId, ticket);
+    return { result, ticket, scheduleUs };
   }
 
-  /** Releases what a pick charged; never throws (failures are reported). */
-  async release(receipt: PickReceipt): Promise<void> {
-    try {
-      await this.store.release(receipt);
-    } catch (e) {
-      this.hooks.onStateError?.('release', e as Error);
-    }
+  /** Picks charged and not yet released. */
+  get openPicks(): number {
+    return this.open.size;
   }
 
-  async renew(requestIds: readonly string[]): Promise<void> {
-    if (requestIds.length === 0) return;
+  /** Renews the leases of every open pick each `intervalMs`, so a long response keeps its charge. */
+  startRenewal(intervalMs: number): void {
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => void this.renewOpen(), intervalMs);
+    this.renewTimer.unref();
+  }
+
+  stopRenewal(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+
+  /** Releases every open pick (shutdown); resolves once the store has them all. */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.open.values()].map((t) => t.release()));
+  }
+
+  /** Runs one renewal now (tests; the timer does it otherwise). */
+  async renewOpen(): Promise<void> {
+    if (this.open.size === 0) return;
+    await this.guarded('renewLeases', () => this.store.renewLeases([...this.open.keys()], this.leaseMs));
+  }
+
+  /** @internal Ticket.firstToken. */
+  releasePrefill(t: Ticket): void {
+    if (!this.open.has(t.receipt.requestId) || !hasPrefill(t.receipt.charges)) return;
+    void this.guarded('releasePrefill', () => this.store.releasePrefill(t.receipt));
+  }
+
+  /** @internal Ticket.release. */
+  releaseTicket(t: Ticket): Promise<void> {
+    if (this.open.get(t.receipt.requestId) === t) this.open.delete(t.receipt.requestId);
+    return this.guarded('release', () => this.store.release(t.receipt));
+  }
+
+  /** Store failures are reported, never thrown: the request goes on without shared bookkeeping. */
+  private async guarded(op: string, fn: () => Promise<unknown>): Promise<void> {
     try {
-      await this.store.renewLeases(requestIds, this.leaseMs);
+      await fn();
     } catch (e) {
-      this.hooks.onStateError?.('renewLeases', e as Error);
+      this.hooks.onStateError?.(op, e as Error);
     }
   }
 
@@ -240,6 +293,27 @@ export class Director {
       this.hooks.onStateError?.('commitPick', e as Error);
       return { requestId: req.requestId, charges: result.charges, chargedAtEvent: 0 };
     }
+  }
+}
+
+class Ticket implements PickTicket {
+  private firstTokenSeen = false;
+  private released: Promise<void> | undefined;
+
+  constructor(
+    readonly receipt: PickReceipt,
+    private readonly director: Director,
+  ) {}
+
+  firstToken(): void {
+    if (this.firstTokenSeen || this.released) return;
+    this.firstTokenSeen = true;
+    this.director.releasePrefill(this);
+  }
+
+  release(): Promise<void> {
+    this.released ??= this.director.releaseTicket(this);
+    return this.released;
   }
 }
 

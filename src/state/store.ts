@@ -18,6 +18,8 @@ export interface StateSnapshot {
   signals: Map<string, EndpointSignals>;
   /** Unexpired in-flight charges per endpoint id. */
   inFlight: Map<string, number>;
+  /** Unexpired prefill-token charges not yet released by a first token, per endpoint id. */
+  pendingPrefillTokens: Map<string, number>;
   bucketLoads: Map<string, BucketLoadRecord>;
   poolEvent: number;
   /** Leading prompt blocks found per endpoint id (only when asked). */
@@ -69,6 +71,12 @@ export interface StateStore {
   readSnapshot(query: SnapshotQuery): Promise<StateSnapshot>;
   commitPick(commit: PickCommit): Promise<PickReceipt>;
   release(receipt: PickReceipt): Promise<void>;
+  /**
+   * The response's first token: undoes the pick's prefill-token charges
+   * (its other charges stay until release). Idempotent; a no-op once the
+   * pick was released or its lease expired.
+   */
+  releasePrefill(receipt: PickReceipt): Promise<void>;
   /** Extends the in-flight leases of picks whose responses are still open. */
   renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void>;
 
@@ -92,8 +100,5 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
-/** Load of one bucket record decayed from its event to `nowEvent`. */
-export function decayed(value: number, fromEvent: number, nowEvent: number, decayFactor: number): number {
-  const steps = nowEvent - fromEvent;
-  return steps <= 0 ? value : value * Math.pow(decayFactor, steps);
-}
+// The charge algebra lives in charges.ts; re-exported for existing callers.
+export { decayed } from './charges.js';
