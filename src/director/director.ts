@@ -2,6 +2,7 @@
 // snapshot, cache-indexer hit rates) within a time budget, run the pure
 // scheduler, and charge the pick to shared state. It is the only place the
 // request path awaits I/O; plugins never do.
+import { randomBytes } from 'node:crypto';
 import type { DataNeeds } from '../plugins/plugin.js';
 import type { CompiledProfile } from '../scheduling/scheduler.js';
 import { schedule } from '../scheduling/scheduler.js';
@@ -125,6 +126,13 @@ export class Director {
   /** Open picks by charge id: their leases are renewed until released. */
   private readonly open = new Map<string, Ticket>();
   private renewTimer: NodeJS.Timeout | undefined;
+  /**
+   * Charge ids are ours, never the client's x-request-id (two requests may
+   * share one): a per-instance random prefix (unique across replicas and
+   * restarts) and a counter.
+   */
+  private readonly chargePrefix = randomBytes(9).toString('base64url');
+  private chargeSeq = 0;
 
   constructor(opts: DirectorOptions) {
     this.store = opts.store;
@@ -188,7 +196,7 @@ export class Director {
     const scheduleUs = (performance.now() - t0) * 1000;
     const receipt = await this.commit(req, result, needs);
     const ticket = new Ticket(receipt, this);
-    this.open.set(receipt.requestId, ticket);
+    this.open.set(receipt.chargeId, ticket);
     return { result, ticket, scheduleUs };
   }
 
@@ -222,14 +230,18 @@ export class Director {
 
   /** @internal Ticket.firstToken. */
   releasePrefill(t: Ticket): void {
-    if (!this.open.has(t.receipt.requestId) || !hasPrefill(t.receipt.charges)) return;
+    if (!this.open.has(t.receipt.chargeId) || !hasPrefill(t.receipt.charges)) return;
     void this.guarded('releasePrefill', () => this.store.releasePrefill(t.receipt));
   }
 
   /** @internal Ticket.release. */
   releaseTicket(t: Ticket): Promise<void> {
-    if (this.open.get(t.receipt.requestId) === t) this.open.delete(t.receipt.requestId);
+    if (this.open.get(t.receipt.chargeId) === t) this.open.delete(t.receipt.chargeId);
     return this.guarded('release', () => this.store.release(t.receipt));
+  }
+
+  private nextChargeId(): string {
+    return `${this.chargePrefix}.${(++this.chargeSeq).toString(36)}`;
   }
 
   /** Store failures are reported, never thrown: the request goes on without shared bookkeeping. */
@@ -269,7 +281,7 @@ export class Director {
 
   private async commit(req: LLMRequest, result: SchedulingResult, needs: DataNeeds): Promise<PickReceipt> {
     const commit = {
-      requestId: req.requestId,
+      chargeId: this.nextChargeId(),
       charges: result.charges,
       leaseMs: this.leaseMs,
       prefixCapacityPerEndpoint: needs.prefix?.lruCapacityPerServer,
@@ -291,7 +303,7 @@ export class Director {
     } catch (e) {
       // The pick stands; only the shared bookkeeping is lost.
       this.hooks.onStateError?.('commitPick', e as Error);
-      return { requestId: req.requestId, charges: result.charges, chargedAtEvent: 0 };
+      return { chargeId: commit.chargeId, charges: result.charges, chargedAtEvent: 0 };
     }
   }
 }

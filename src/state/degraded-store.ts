@@ -29,7 +29,7 @@ import {
 export interface ResyncableStore extends StateStore {
   ping(): Promise<void>;
   /** Idempotent charge: renews the pick if still stored, else charges `charges`. */
-  restorePick(requestId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt>;
+  restorePick(chargeId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt>;
 }
 
 /** pino-compatible. */
@@ -127,7 +127,7 @@ export class DegradedStateStore implements StateStore {
   private readonly snapSeq = new WeakMap<StateSnapshot, number>();
   private readonly loadsAsked = new WeakSet<StateSnapshot>();
   /** Own picks by issue sequence, the last couple of seconds. */
-  private recent: Array<{ seq: number; atMs: number; requestId: string; charges: PickCharges }> = [];
+  private recent: Array<{ seq: number; atMs: number; chargeId: string; charges: PickCharges }> = [];
   /** The profile's bucket decay factor, learnt from the charges (records do not carry it). */
   private decayFactor: number | undefined;
 
@@ -208,7 +208,7 @@ export class DegradedStateStore implements StateStore {
       const r = this.recent[i]!;
       if (r.seq <= readSeq) break;
       for (const id of r.charges.inFlight) snap.inFlight.set(id, (snap.inFlight.get(id) ?? 0) + 1);
-      if (this.open.get(r.requestId)?.prefillDoneSeq === undefined)
+      if (this.open.get(r.chargeId)?.prefillDoneSeq === undefined)
         applyPrefill(snap.pendingPrefillTokens, r.charges, 1);
       const b = r.charges.bucket;
       if (!b || !this.loadsAsked.has(snap)) continue;
@@ -259,7 +259,7 @@ export class DegradedStateStore implements StateStore {
     const nowMs = this.now();
     const expiresAtMs = nowMs + commit.leaseMs;
     const issued = ++this.seq;
-    this.noteRecent(issued, nowMs, commit.requestId, commit.charges);
+    this.noteRecent(issued, nowMs, commit.chargeId, commit.charges);
     if (!this.isDegraded) {
       try {
         const receipt = await this.primary.commitPick(commit);
@@ -277,8 +277,8 @@ export class DegradedStateStore implements StateStore {
   }
 
   async release(receipt: PickReceipt): Promise<void> {
-    const p = this.open.get(receipt.requestId);
-    this.open.delete(receipt.requestId);
+    const p = this.open.get(receipt.chargeId);
+    this.open.delete(receipt.chargeId);
     if (p?.origin === 'local') {
       await this.overlay.release(p.receipt);
       return;
@@ -299,7 +299,7 @@ export class DegradedStateStore implements StateStore {
   }
 
   async releasePrefill(receipt: PickReceipt): Promise<void> {
-    const p = this.open.get(receipt.requestId);
+    const p = this.open.get(receipt.chargeId);
     if (!p) {
       // Not ours (another handle committed it): Redis alone knows; lost if it is down (the lease ends it).
       if (!hasPrefill(receipt.charges)) return;
@@ -329,15 +329,15 @@ export class DegradedStateStore implements StateStore {
     p.prefillDoneSeq = Infinity;
   }
 
-  async renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void> {
+  async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
     const expiresAtMs = this.now() + leaseMs;
-    for (const id of requestIds) {
+    for (const id of chargeIds) {
       const p = this.open.get(id);
       if (p) p.expiresAtMs = expiresAtMs;
     }
-    await this.overlay.renewLeases(requestIds, leaseMs);
+    await this.overlay.renewLeases(chargeIds, leaseMs);
     if (this.isDegraded) return;
-    await this.tryPrimary('renewLeases', () => this.primary.renewLeases(requestIds, leaseMs));
+    await this.tryPrimary('renewLeases', () => this.primary.renewLeases(chargeIds, leaseMs));
   }
 
   async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
@@ -384,8 +384,8 @@ export class DegradedStateStore implements StateStore {
 
   // -------------------------------------------------------------------------
 
-  private noteRecent(seq: number, atMs: number, requestId: string, charges: PickCharges): void {
-    this.recent.push({ seq, atMs, requestId, charges });
+  private noteRecent(seq: number, atMs: number, chargeId: string, charges: PickCharges): void {
+    this.recent.push({ seq, atMs, chargeId, charges });
     // A snapshot is used within milliseconds of its read: older picks are in every snapshot still to come.
     let drop = 0;
     while (
@@ -401,7 +401,7 @@ export class DegradedStateStore implements StateStore {
   }
 
   private track(p: OpenPick): void {
-    this.open.set(p.commit.requestId, p);
+    this.open.set(p.commit.chargeId, p);
     // Picks nobody releases (caller bug) must not pile up: forget them once their lease is long gone.
     if (this.open.size % 4096 === 0) {
       const now = this.now();
@@ -521,7 +521,7 @@ export class DegradedStateStore implements StateStore {
   }
 
   private async restore(p: OpenPick, overlayEvent: number): Promise<void> {
-    const id = p.commit.requestId;
+    const id = p.commit.chargeId;
     const leaseMs = Math.max(1_000, p.expiresAtMs - this.now());
     if (p.origin === 'redis') {
       // Still stored: lease renewed. Lost (outage longer than the lease, or
@@ -627,7 +627,7 @@ function openCounts(p: OpenPick): PickCharges {
 
 function unknownPick(receipt: PickReceipt): OpenPick {
   const decision = {
-    requestId: receipt.requestId,
+    requestId: '',
     atMs: 0,
     model: '',
     profile: '',
@@ -637,7 +637,7 @@ function unknownPick(receipt: PickReceipt): OpenPick {
   };
   // seq -1: not part of any baseline adjustment, only replayed on resync.
   return {
-    commit: { requestId: receipt.requestId, charges: receipt.charges, leaseMs: 0, decision },
+    commit: { chargeId: receipt.chargeId, charges: receipt.charges, leaseMs: 0, decision },
     origin: 'redis',
     receipt,
     seq: Number.POSITIVE_INFINITY,

@@ -87,7 +87,7 @@ export class MemoryStateStore implements StateStore {
     const now = this.now();
     const { charges } = commit;
     const expiresAtMs = now + commit.leaseMs;
-    this.picks.set(commit.requestId, { charges, expiresAtMs, prefillOpen: true });
+    this.picks.set(commit.chargeId, { charges, expiresAtMs, prefillOpen: true });
     if (expiresAtMs < this.nextExpiryMs) this.nextExpiryMs = expiresAtMs;
     applyInFlight(this.inFlight, charges, 1);
     applyPrefill(this.pendingPrefill, charges, 1);
@@ -113,14 +113,14 @@ export class MemoryStateStore implements StateStore {
     this.decisions.push(commit.decision);
     if (this.decisions.length > this.decisionsLimit)
       this.decisions.splice(0, this.decisions.length - this.decisionsLimit);
-    return { requestId: commit.requestId, charges, chargedAtEvent };
+    return { chargeId: commit.chargeId, charges, chargedAtEvent };
   }
 
   async release(receipt: PickReceipt): Promise<void> {
-    const open = this.picks.get(receipt.requestId);
+    const open = this.picks.get(receipt.chargeId);
     // A pick whose lease already expired was released by the expiry.
     if (open) {
-      this.picks.delete(receipt.requestId);
+      this.picks.delete(receipt.chargeId);
       this.uncount(open);
     }
     const bucket = receipt.charges.bucket;
@@ -134,15 +134,15 @@ export class MemoryStateStore implements StateStore {
   }
 
   async releasePrefill(receipt: PickReceipt): Promise<void> {
-    const open = this.picks.get(receipt.requestId);
+    const open = this.picks.get(receipt.chargeId);
     if (!open || !open.prefillOpen) return;
     open.prefillOpen = false;
     applyPrefill(this.pendingPrefill, open.charges, -1);
   }
 
-  async renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void> {
+  async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
     const expiresAtMs = this.now() + leaseMs;
-    for (const id of requestIds) {
+    for (const id of chargeIds) {
       const open = this.picks.get(id);
       if (open) open.expiresAtMs = expiresAtMs;
     }

@@ -196,7 +196,7 @@ export class RedisStateStore implements StateStore {
   async commitPick(commit: PickCommit): Promise<PickReceipt> {
     const args = [
       'commit',
-      commit.requestId,
+      commit.chargeId,
       String(commit.leaseMs),
       this.stateTtlMs,
       ...chargeArgs(commit.charges),
@@ -211,7 +211,7 @@ export class RedisStateStore implements StateStore {
     args.push(JSON.stringify(commit.decision), this.decisionsLimit);
     this.roundTrips++;
     const chargedAtEvent = await this.client.hermesCommit(this.prefix, ...args);
-    return { requestId: commit.requestId, charges: commit.charges, chargedAtEvent };
+    return { chargeId: commit.chargeId, charges: commit.charges, chargedAtEvent };
   }
 
   /**
@@ -219,22 +219,22 @@ export class RedisStateStore implements StateStore {
    * is renewed and its receipt event returned; otherwise `charges` are
    * charged now (no prefix record, no decision).
    */
-  async restorePick(requestId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt> {
+  async restorePick(chargeId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt> {
     this.roundTrips++;
     const chargedAtEvent = await this.client.hermesCommit(
       this.prefix,
       'restore',
-      requestId,
+      chargeId,
       String(leaseMs),
       this.stateTtlMs,
       ...chargeArgs(charges),
     );
-    return { requestId, charges, chargedAtEvent };
+    return { chargeId, charges, chargedAtEvent };
   }
 
   async release(receipt: PickReceipt): Promise<void> {
     const b = receipt.charges.bucket;
-    const args = [receipt.requestId, String(receipt.chargedAtEvent)];
+    const args = [receipt.chargeId, String(receipt.chargedAtEvent)];
     if (b && b.items.length > 0) args.push(...bucketArgs(b));
     else args.push('', '0');
     this.roundTrips++;
@@ -245,13 +245,13 @@ export class RedisStateStore implements StateStore {
     const p = receipt.charges.prefillTokens;
     if (!p || p.length === 0) return;
     this.roundTrips++;
-    await this.client.hermesPrefillDone(this.prefix, receipt.requestId);
+    await this.client.hermesPrefillDone(this.prefix, receipt.chargeId);
   }
 
-  async renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void> {
-    if (requestIds.length === 0) return;
+  async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
+    if (chargeIds.length === 0) return;
     this.roundTrips++;
-    await this.client.hermesRenew(this.prefix, String(leaseMs), ...requestIds);
+    await this.client.hermesRenew(this.prefix, String(leaseMs), ...chargeIds);
   }
 
   async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {

@@ -42,7 +42,11 @@ export interface DecisionRecord {
 }
 
 export interface PickCommit {
-  requestId: string;
+  /**
+   * Names this pick's charges: unique per pick, made by the EPP (never the
+   * client's x-request-id, which two requests may share).
+   */
+  chargeId: string;
   charges: PickCharges;
   /** In-flight charges expire after this unless renewed (replica death). */
   leaseMs: number;
@@ -53,7 +57,7 @@ export interface PickCommit {
 
 /** What release() needs to undo a pick exactly. */
 export interface PickReceipt {
-  requestId: string;
+  chargeId: string;
   charges: PickCharges;
   /** Pool event counter right after the bucket charge (decay of the release). */
   chargedAtEvent: number;
@@ -78,7 +82,7 @@ export interface StateStore {
    */
   releasePrefill(receipt: PickReceipt): Promise<void>;
   /** Extends the in-flight leases of picks whose responses are still open. */
-  renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void>;
+  renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void>;
 
   // Shared background work: true when `holder` now holds `name` (acquired or renewed).
   tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;

@@ -10,12 +10,12 @@
 //   eps            STRING  JSON array of endpoints      epver  INT  its version
 //   sig            HASH    endpoint -> "waiting,running,kv,updatedAtMs" (key TTL)
 //   inf            HASH    endpoint -> unexpired in-flight count
-//   picks          HASH    requestId -> "chargedAtEvent\nendpoint\nendpoint..."
-//   leases         ZSET    requestId by lease expiry (epoch ms)
+//   picks          HASH    chargeId -> "chargedAtEvent\nendpoint\nendpoint..."
+//   leases         ZSET    chargeId by lease expiry (epoch ms)
 //   load           HASH    endpoint -> "short long atEvent"
 //   event          INT     pool event counter (one per bucket charge)
 //   pft            HASH    endpoint -> prefill tokens charged, not yet released by a first token
-//   pfp            HASH    requestId -> "endpoint tokens\nendpoint tokens..." (its open prefill charge)
+//   pfp            HASH    chargeId -> "endpoint tokens\nendpoint tokens..." (its open prefill charge)
 //   pxb            HASH    prompt block hash -> holder bitmap (TTL): bit s set = the
 //                          endpoint in slot s holds the block; trailing zero bytes trimmed
 //   pxl:<ep>       ZSET    block hashes of one endpoint by recency (TTL)
@@ -231,7 +231,7 @@ return {ver, eps, redis.call('HGETALL', P .. 'sig'), redis.call('HGETALL', P .. 
 /**
  * commitPick (mode 'commit') and resync of an open pick (mode 'restore':
  * if the pick is still stored only its lease is renewed, else it is charged;
- * no prefix record or decision). ARGV, in order: mode, requestId, leaseMs,
+ * no prefix record or decision). ARGV, in order: mode, chargeId, leaseMs,
  * stateTtlMs, n, n in-flight endpoint ids, decayFactor ('' = no bucket), m,
  * m x (endpoint, 'short'|'long', amount), p, p x (endpoint, prefill tokens),
  * prefixEndpoint ('' = none),
@@ -354,7 +354,7 @@ return event
 `;
 
 /**
- * release. ARGV: requestId, chargedAtEvent, decayFactor ('' = no bucket), m,
+ * release. ARGV: chargeId, chargedAtEvent, decayFactor ('' = no bucket), m,
  * m x (endpoint, bucket, amount). The in-flight part is undone only if the
  * pick is still stored (an expired lease already undid it); the bucket part
  * subtracts the charge decayed to the current event.
@@ -379,13 +379,13 @@ end
 return 1
 `;
 
-/** releasePrefill (first token). ARGV: requestId. Undoes the pick's prefill-token charge, once. */
+/** releasePrefill (first token). ARGV: chargeId. Undoes the pick's prefill-token charge, once. */
 export const PREFILL_DONE_LUA = `${COMMON}
 dropPrefill(ARGV[1])
 return 1
 `;
 
-/** renewLeases. ARGV: leaseMs, requestIds... Only leases still stored are extended. */
+/** renewLeases. ARGV: leaseMs, chargeIds... Only leases still stored are extended. */
 export const RENEW_LUA = `${COMMON}
 local exp = nowMs() + tonumber(ARGV[1])
 local n = 0

@@ -26,7 +26,7 @@ export function decision(requestId: string, endpoint = ep(1).id): DecisionRecord
 
 export function commit(requestId: string, charges: PickCharges, extra: Partial<PickCommit> = {}): PickCommit {
   return {
-    requestId,
+    chargeId: requestId,
     charges,
     leaseMs: 60_000,
     decision: decision(requestId, charges.inFlight[0]),
