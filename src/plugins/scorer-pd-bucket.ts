@@ -30,7 +30,7 @@
 // this count is ours, never an unknown. Plain endpoint candidates (no PD
 // filter) are scored and charged like prefill pods, maxPossibleCost alpha + beta.
 import { z } from 'zod';
-import { decayed } from '../state/store.js';
+import { decayed } from '../state/charges.js';
 import type { BucketCharge, CycleContext, EndpointView, PdChoice } from '../scheduling/types.js';
 import { costToScore, minCostRandom, podsOf, stringParam, weightParam } from './common.js';
 import { definePlugin } from './plugin.js';

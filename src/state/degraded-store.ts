@@ -13,10 +13,18 @@
 //             + own Redis picks the baseline did not see - own releases it did see
 // (decay is linear, so the parts add up exactly).
 import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
-import { applyPrefill, hasPrefill } from './charges.js';
+import {
+  addCount,
+  applyInFlight,
+  applyPrefill,
+  chargeLoad,
+  decayed,
+  decayRecord,
+  hasPrefill,
+  releaseLoad,
+} from './charges.js';
 import { MemoryStateStore } from './memory-store.js';
 import {
-  decayed,
   type DecisionRecord,
   type PickCommit,
   type PickReceipt,
@@ -207,23 +215,17 @@ export class DegradedStateStore implements StateStore {
     for (let i = this.recent.length - 1; i >= 0; i--) {
       const r = this.recent[i]!;
       if (r.seq <= readSeq) break;
-      for (const id of r.charges.inFlight) snap.inFlight.set(id, (snap.inFlight.get(id) ?? 0) + 1);
+      applyInFlight(snap.inFlight, r.charges, 1);
       if (this.open.get(r.chargeId)?.prefillDoneSeq === undefined)
         applyPrefill(snap.pendingPrefillTokens, r.charges, 1);
       const b = r.charges.bucket;
       if (!b || !this.loadsAsked.has(snap)) continue;
       const now = snap.poolEvent;
       for (const it of b.items) {
-        const rec = snap.bucketLoads.get(it.endpointId);
-        const next = rec
-          ? {
-              short: decayed(rec.short, rec.atEvent, now, b.decayFactor),
-              long: decayed(rec.long, rec.atEvent, now, b.decayFactor),
-              atEvent: now,
-            }
-          : { short: 0, long: 0, atEvent: now };
-        next[it.bucket] += it.amount;
-        snap.bucketLoads.set(it.endpointId, next);
+        snap.bucketLoads.set(
+          it.endpointId,
+          chargeLoad(snap.bucketLoads.get(it.endpointId), it, now, b.decayFactor),
+        );
       }
     }
   }
@@ -555,9 +557,9 @@ export class DegradedStateStore implements StateStore {
       if (!cur || s.updatedAtMs >= cur.updatedAtMs) signals.set(id, s);
     }
     const inFlight = new Map(b.inFlight);
-    for (const [id, n] of o.inFlight) inFlight.set(id, (inFlight.get(id) ?? 0) + n);
+    for (const [id, n] of o.inFlight) addCount(inFlight, id, n);
     const pendingPrefill = new Map(b.pendingPrefillTokens);
-    for (const [id, n] of o.pendingPrefillTokens) pendingPrefill.set(id, (pendingPrefill.get(id) ?? 0) + n);
+    for (const [id, n] of o.pendingPrefillTokens) addCount(pendingPrefill, id, n);
     const loads = new Map<string, BucketLoadRecord>();
     const d = this.decayFactor;
     if (query.bucketLoads && d === undefined) {
@@ -566,11 +568,10 @@ export class DegradedStateStore implements StateStore {
     } else if (query.bucketLoads && d !== undefined) {
       // Everything re-expressed at the combined event `now`.
       for (const [id, r] of b.bucketLoads) {
-        addLoad(loads, id, decayed(r.short, r.atEvent, now, d), decayed(r.long, r.atEvent, now, d), now);
+        addLoad(loads, id, decayRecord(r, now, d));
       }
       for (const [id, r] of o.bucketLoads) {
-        const at = this.e0 + r.atEvent;
-        addLoad(loads, id, decayed(r.short, at, now, d), decayed(r.long, at, now, d), now);
+        addLoad(loads, id, decayRecord({ ...r, atEvent: this.e0 + r.atEvent }, now, d));
       }
     }
     const adjust = query.bucketLoads && d !== undefined ? loads : undefined;
@@ -645,18 +646,13 @@ function unknownPick(receipt: PickReceipt): OpenPick {
   };
 }
 
-function addLoad(
-  into: Map<string, BucketLoadRecord>,
-  id: string,
-  short: number,
-  long: number,
-  at: number,
-): void {
+/** Sums two records expressed at the same event. */
+function addLoad(into: Map<string, BucketLoadRecord>, id: string, rec: BucketLoadRecord): void {
   const cur = into.get(id);
   if (cur) {
-    cur.short += short;
-    cur.long += long;
-  } else into.set(id, { short, long, atEvent: at });
+    cur.short += rec.short;
+    cur.long += rec.long;
+  } else into.set(id, rec);
 }
 
 function applyCharge(
@@ -666,18 +662,18 @@ function applyCharge(
   now: number,
   sign: 1 | -1,
 ): void {
-  for (const id of p.commit.charges.inFlight) {
-    const n = (inFlight.get(id) ?? 0) + sign;
-    if (n > 0) inFlight.set(id, n);
-    else inFlight.delete(id);
-  }
+  applyInFlight(inFlight, p.commit.charges, sign);
   const b = p.commit.charges.bucket;
   if (!loads || !b) return;
+  const at = p.receipt.chargedAtEvent;
   for (const it of b.items) {
-    const amount = sign * decayed(it.amount, p.receipt.chargedAtEvent, now, b.decayFactor);
-    const rec = loads.get(it.endpointId) ?? { short: 0, long: 0, atEvent: now };
-    rec[it.bucket] = Math.max(0, rec[it.bucket] + amount);
-    loads.set(it.endpointId, rec);
+    const rec = loads.get(it.endpointId);
+    loads.set(
+      it.endpointId,
+      sign > 0
+        ? chargeLoad(rec, { ...it, amount: decayed(it.amount, at, now, b.decayFactor) }, now, b.decayFactor)
+        : releaseLoad(rec ?? decayRecord(undefined, now, b.decayFactor), it, at, now, b.decayFactor),
+    );
   }
 }
 

@@ -2,8 +2,9 @@
 // it is not done (STYLE.md). Timing-based cases use short real leases/TTLs
 // with wide margins so a loaded machine does not make them flaky.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Endpoint, PickCharges } from '../../../src/scheduling/types.js';
-import { decayed, type DecisionRecord, type PickCommit, type StateStore } from '../../../src/state/store.js';
+import type { BucketCharge, BucketLoadRecord, Endpoint, PickCharges } from '../../../src/scheduling/types.js';
+import { applyInFlight, applyPrefill, chargeLoad, decayed, releaseLoad } from '../../../src/state/charges.js';
+import type { DecisionRecord, PickCommit, PickReceipt, StateStore } from '../../../src/state/store.js';
 
 export interface ContractBackend {
   name: string;
@@ -254,6 +255,69 @@ export function stateStoreContract(backend: ContractBackend): void {
       // Releasing an expired pick does not take a live charge with it.
       await s!.release(short);
       expect((await s!.readSnapshot({})).inFlight.get(ep(1).id)).toBe(2);
+    });
+
+    it('every charge and release equals the TS charge algebra (charges.ts) replayed, record by record', async () => {
+      // The Lua scripts mirror charges.ts: replay the same operations through
+      // the algebra and compare every stored record after every step.
+      const [s] = await open();
+      const eps = [ep(1), ep(2), ep(3)];
+      await s!.replaceEndpoints(eps);
+      const d = 0.9;
+      const random = rng(7);
+      const loads = new Map<string, BucketLoadRecord>();
+      const inFlight = new Map<string, number>();
+      const prefill = new Map<string, number>();
+      let event = 0;
+      const live: Array<{ receipt: PickReceipt; first: boolean }> = [];
+      for (let i = 0; i < 80; i++) {
+        const r = random();
+        if (live.length > 0 && r < 0.45) {
+          const [o] = live.splice(Math.floor(random() * live.length), 1);
+          const { receipt } = o!;
+          await s!.release(receipt);
+          applyInFlight(inFlight, receipt.charges, -1);
+          if (!o!.first) applyPrefill(prefill, receipt.charges, -1);
+          for (const it of receipt.charges.bucket?.items ?? []) {
+            const rec = loads.get(it.endpointId);
+            if (rec) loads.set(it.endpointId, releaseLoad(rec, it, receipt.chargedAtEvent, event, d));
+          }
+        } else if (live.length > 0 && r < 0.6) {
+          const o = live[Math.floor(random() * live.length)]!;
+          await s!.releasePrefill(o.receipt);
+          if (!o.first) applyPrefill(prefill, o.receipt.charges, -1);
+          o.first = true;
+        } else {
+          const [p, q] = [eps[Math.floor(random() * 3)]!.id, eps[Math.floor(random() * 3)]!.id];
+          const items: BucketCharge[] = [
+            { endpointId: p, bucket: random() < 0.5 ? 'short' : 'long', amount: 1 + random() * 3000 },
+            { endpointId: q, bucket: 'short', amount: 1 },
+          ];
+          const charges: PickCharges = {
+            inFlight: [p, q],
+            bucket: { decayFactor: d, items },
+            prefillTokens: [{ endpointId: p, tokens: 1 + Math.floor(random() * 9000) }],
+          };
+          const receipt = await s!.commitPick(commit(`x${i}`, charges));
+          event++;
+          expect(receipt.chargedAtEvent).toBe(event);
+          for (const it of items)
+            loads.set(it.endpointId, chargeLoad(loads.get(it.endpointId), it, event, d));
+          applyInFlight(inFlight, charges, 1);
+          applyPrefill(prefill, charges, 1);
+          live.push({ receipt, first: false });
+        }
+        const snap = await s!.readSnapshot({ bucketLoads: true });
+        expect(snap.poolEvent).toBe(event);
+        expect([...snap.bucketLoads.keys()].sort()).toEqual([...loads.keys()].sort());
+        for (const [id, want] of loads) {
+          const got = snap.bucketLoads.get(id)!;
+          expect(got.atEvent, `step ${i} ${id}`).toBe(want.atEvent);
+          expect(close(got.short, want.short) && close(got.long, want.long), `step ${i} ${id}`).toBe(true);
+        }
+        expect(Object.fromEntries(snap.inFlight)).toEqual(Object.fromEntries(inFlight));
+        expect(Object.fromEntries(snap.pendingPrefillTokens)).toEqual(Object.fromEntries(prefill));
+      }
     });
 
     it('bucket decay-and-charge equals the closed form over many picks and releases', async () => {
