@@ -36,7 +36,7 @@ export function buildAdminApp(deps: AdminDeps): Hono {
     const snap = await deps.store.readSnapshot({});
     const t = now();
     return c.json({
-      backend: deps.store.backend,
+      backend: deps.store.health().backend,
       endpoints: snap.endpoints.map((e) => {
         const s = snap.signals.get(e.id);
         const ageMs = s ? t - s.updatedAtMs : null;

@@ -163,8 +163,6 @@ export class Director {
       indexerCacheKey: indexerKey,
       bucketLoads: needs.bucketLoads,
     });
-    // Before the views are built: this replica's picks since the read count too.
-    this.store.addOwnPending?.(snap);
     const nowMs = this.now();
     let views = endpointViews(snap, nowMs, this.stalenessMs);
     const only = opts?.candidates;

@@ -26,11 +26,9 @@ import { LeasedPublisher } from '../discovery/k8s-publisher.js';
 import type { EndpointSource } from '../discovery/types.js';
 import { HealthService } from '../observability/health.js';
 import { EppMetrics } from '../observability/metrics.js';
-import { isDegradable } from '../observability/state-metrics.js';
 import { builtinRegistry, type PluginRegistry } from '../plugins/index.js';
 import type { Endpoint } from '../scheduling/types.js';
 import { createStateStore } from '../state/create-store.js';
-import type { DegradedStateStore } from '../state/degraded-store.js';
 import { redactUrl } from '../state/redis-store.js';
 import type { StateStore } from '../state/store.js';
 import type { BodySendMode } from './messages.js';
@@ -249,8 +247,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       commandTimeoutMs: config.redisTimeoutMs,
     }));
   // Shared state: replicas coordinate background work through leases.
-  const shared = store.backend === 'redis';
-  const degradable = isDegradable(store) ? (store as unknown as DegradedStateStore) : undefined;
+  const shared = store.health().shared;
   const metrics = new EppMetrics({
     poolName: pool,
     store,
@@ -335,7 +332,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       else logger.info({ endpoints: eps.map((e) => e.id) }, 'endpoints changed');
       discovered = true;
       updateHealth();
-      if (degradable?.degraded) storeLocally(eps);
+      if (store.health().degraded) storeLocally(eps);
       publisher.update(eps);
       return;
     }
@@ -400,14 +397,14 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           token: config.adminToken,
           details: () => ({
             openStreams: service.openStreams,
-            stateBackend: store.backend,
+            stateBackend: store.health().backend,
             // Degraded is reported, not a reason to stop serving: scheduling goes on from local state.
             state: {
-              backend: store.backend,
+              backend: store.health().backend,
               pool,
               replica: replicaId,
-              degraded: degradable?.degraded ?? false,
-              ...(degradable ? { counters: { ...degradable.counters } } : {}),
+              degraded: store.health().degraded,
+              ...(store.health().counters ? { counters: { ...store.health().counters } } : {}),
               scraping: scraper.scraping,
               ...(publisher ? { discoveryPublisher: publisher.isLeader } : {}),
             },
@@ -444,13 +441,11 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           },
         });
       }
-      if (degradable) {
-        degradable.onDegradedChange((degraded) => {
-          // The store logs the change itself; here a replica that does not publish
-          // discovery keeps its own set as the fallback for the outage.
-          if (degraded && publisher && localSet) storeLocally(localSet);
-        });
-      }
+      store.onHealthChange(({ degraded }) => {
+        // The store logs the change itself; here a replica that does not publish
+        // discovery keeps its own set as the fallback for the outage.
+        if (degraded && publisher && localSet) storeLocally(localSet);
+      });
       await source.start(onEndpoints);
       publisher?.start();
       scraper.start();
@@ -482,7 +477,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           admin: addrs.admin,
           profile: loaded.profile.name,
           config: loaded.file,
-          state: store.backend,
+          state: store.health().backend,
           statePool: pool,
           replica: replicaId,
           tls: Boolean(tls),

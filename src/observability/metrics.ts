@@ -7,7 +7,7 @@ import type { IndexerOutcome } from '../datalayer/cache-indexer-client.js';
 import type { ErrorCode, ExtProcObserver } from '../extproc/observer.js';
 import type { Usage } from '../extproc/usage.js';
 import type { StateStore } from '../state/store.js';
-import { isDegradable, registerStateMetrics } from './state-metrics.js';
+import { hasResilienceMetrics, registerStateMetrics } from './state-metrics.js';
 
 const DURATION_BUCKETS = [
   0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120,
@@ -220,7 +220,7 @@ export class EppMetrics {
       labelNames: ['op'],
       registers: [r],
     });
-    if (isDegradable(opts.store)) registerStateMetrics(r, opts.store);
+    if (hasResilienceMetrics(opts.store)) registerStateMetrics(r, opts.store);
     this.scrapeLeases = new Gauge({
       name: 'hermes_scrape_leases_held',
       help: 'Endpoints whose /metrics this replica scrapes (shared state: the scrape leases it holds; memory: all).',

@@ -1,26 +1,16 @@
-// Metrics of the shared-state wrapper (Redis behind DegradedStateStore): the
-// degraded flag as a 0/1 gauge and the wrapper's own counters exported as
-// Prometheus counters. Values are read at scrape time from the store, so
-// nothing on the request path pays for them.
+// Metrics of a store that falls back to local state (Redis behind
+// ResilientStateStore): the degraded flag as a 0/1 gauge and the store's
+// resilience counters exported as Prometheus counters. Values are read at
+// scrape time from store.health(), so nothing on the request path pays for them.
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { DegradedCounters } from '../state/degraded-store.js';
+import type { ResilienceCounters, StateStore } from '../state/store.js';
 
-/** What is read of a degraded-capable store (DegradedStateStore). */
-export interface DegradableStore {
-  readonly degraded: boolean;
-  readonly counters: DegradedCounters;
+/** True for stores whose health carries resilience counters (the ones these metrics describe). */
+export function hasResilienceMetrics(store: StateStore): boolean {
+  return store.health().counters !== undefined;
 }
 
-export function isDegradable(store: object): store is DegradableStore {
-  const s = store as Partial<DegradableStore> & { onDegradedChange?: unknown };
-  return (
-    typeof s.degraded === 'boolean' &&
-    typeof s.counters === 'object' &&
-    typeof s.onDegradedChange === 'function'
-  );
-}
-
-const COUNTERS: Array<[keyof DegradedCounters, string, string]> = [
+const COUNTERS: Array<[keyof ResilienceCounters, string, string]> = [
   [
     'fallbacks',
     'hermes_state_store_fallbacks_total',
@@ -44,13 +34,13 @@ const COUNTERS: Array<[keyof DegradedCounters, string, string]> = [
   ],
 ];
 
-export function registerStateMetrics(r: Registry, store: DegradableStore): void {
+export function registerStateMetrics(r: Registry, store: StateStore): void {
   new Gauge({
     name: 'hermes_state_store_degraded',
     help: '1 while the shared state (Redis) is unavailable and this replica schedules from local state, else 0.',
     registers: [r],
     collect() {
-      this.set(store.degraded ? 1 : 0);
+      this.set(store.health().degraded ? 1 : 0);
     },
   });
   for (const [key, name, help] of COUNTERS) {
@@ -61,7 +51,7 @@ export function registerStateMetrics(r: Registry, store: DegradableStore): void 
       registers: [r],
       collect() {
         // The store's counters only grow: add what happened since the last scrape.
-        const v = store.counters[key];
+        const v = store.health().counters?.[key] ?? 0;
         if (v > seen) this.inc(v - seen);
         seen = Math.max(seen, v);
       },

@@ -1,8 +1,8 @@
 // Picks the StateStore backend from --redis-url: absent -> in-memory; present
-// -> Redis behind the degraded-mode wrapper (a replica keeps scheduling when
+// -> Redis behind the resilient wrapper (a replica keeps scheduling when
 // Redis is down and resynchronises when it returns). Redis being unreachable
 // at start-up is not fatal: the store starts degraded and keeps probing.
-import { DegradedStateStore, type StateLogger } from './degraded-store.js';
+import { ResilientStateStore, type StateLogger } from './resilient-store.js';
 import { MemoryStateStore } from './memory-store.js';
 import { createRedisClient, RedisStateStore, redactUrl, withConnectCause } from './redis-store.js';
 import type { StateStore } from './store.js';
@@ -29,10 +29,10 @@ export async function createStateStore(opts: CreateStoreOptions): Promise<StateS
   return createRedisStateStore({ ...opts, redisUrl: opts.redisUrl });
 }
 
-/** The Redis backend wrapped for degraded mode (what `epp --redis-url` runs on). */
+/** The Redis backend behind the resilient wrapper (what `epp --redis-url` runs on). */
 export async function createRedisStateStore(
   opts: CreateStoreOptions & { redisUrl: string },
-): Promise<DegradedStateStore> {
+): Promise<ResilientStateStore> {
   const client = createRedisClient(opts.redisUrl, {
     commandTimeoutMs: opts.commandTimeoutMs,
     connectTimeoutMs: opts.connectTimeoutMs,
@@ -43,7 +43,7 @@ export async function createRedisStateStore(
     decisionsLimit: opts.decisionsLimit,
     prefixTtlMs: opts.prefixTtlMs,
   });
-  const store = new DegradedStateStore(redis, {
+  const store = new ResilientStateStore(redis, {
     logger: opts.logger,
     probeIntervalMs: opts.probeIntervalMs,
     decisionsLimit: opts.decisionsLimit,

@@ -10,6 +10,7 @@ import {
   type SnapshotQuery,
   type StateSnapshot,
   type StateStore,
+  type StoreHealth,
 } from './store.js';
 
 interface OpenPick {
@@ -26,8 +27,9 @@ export interface MemoryStoreOptions {
   now?: () => number;
 }
 
+const MEMORY_HEALTH: StoreHealth = { backend: 'memory', shared: false, degraded: false };
+
 export class MemoryStateStore implements StateStore {
-  readonly backend = 'memory' as const;
   private endpoints: Endpoint[] = [];
   private readonly signals = new Map<string, EndpointSignals>();
   private readonly picks = new Map<string, OpenPick>();
@@ -49,6 +51,15 @@ export class MemoryStateStore implements StateStore {
   constructor(opts: MemoryStoreOptions = {}) {
     this.decisionsLimit = opts.decisionsLimit ?? 1000;
     this.now = opts.now ?? Date.now;
+  }
+
+  health(): StoreHealth {
+    return MEMORY_HEALTH;
+  }
+
+  /** Never changes: one process, nothing to lose touch with. */
+  onHealthChange(): () => void {
+    return () => undefined;
   }
 
   async replaceEndpoints(endpoints: readonly Endpoint[]): Promise<void> {

@@ -22,6 +22,7 @@ import type {
   SnapshotQuery,
   StateSnapshot,
   StateStore,
+  StoreHealth,
 } from './store.js';
 
 export type RedisClient = Redis | Cluster;
@@ -85,8 +86,10 @@ export function poolPrefix(pool: string): string {
   return `hermes:{${pool}}:`;
 }
 
+const REDIS_HEALTH: StoreHealth = { backend: 'redis', shared: true, degraded: false };
+
+/** The bare Redis store: calls fail when Redis does (ResilientStateStore answers instead). */
 export class RedisStateStore implements StateStore {
-  readonly backend = 'redis' as const;
   readonly prefix: string;
   /** Redis round trips this store made (each call below is one). */
   roundTrips = 0;
@@ -114,6 +117,14 @@ export class RedisStateStore implements StateStore {
     client.on('error', (e: Error) => {
       this.lastClientError = e;
     });
+  }
+
+  health(): StoreHealth {
+    return REDIS_HEALTH;
+  }
+
+  onHealthChange(): () => void {
+    return () => undefined;
   }
 
   get redis(): RedisClient {

@@ -63,8 +63,34 @@ export interface PickReceipt {
   chargedAtEvent: number;
 }
 
-export interface StateStore {
+/** Counters of a shared store's resilience (calls answered locally, failures, resyncs). */
+export interface ResilienceCounters {
+  /** Calls answered from local state instead of Redis. */
+  fallbacks: number;
+  /** Redis calls that failed (and started or prolonged degraded mode). */
+  errors: number;
+  /** Times the store went degraded. */
+  degradedEntered: number;
+  /** Completed resynchronisations. */
+  resyncs: number;
+  resyncFailures: number;
+}
+
+/** What a store says about itself (readiness, metrics, whether replicas share it). */
+export interface StoreHealth {
   readonly backend: 'memory' | 'redis';
+  /** Replicas coordinate through this store (scrape and discovery leases). */
+  readonly shared: boolean;
+  /** The shared backend is unreachable: this replica schedules from local state. */
+  readonly degraded: boolean;
+  /** Present on stores that fall back to local state. */
+  readonly counters?: Readonly<ResilienceCounters>;
+}
+
+export interface StateStore {
+  health(): StoreHealth;
+  /** Calls `cb` each time `health().degraded` changes; returns an unsubscribe. */
+  onHealthChange(cb: (health: StoreHealth) => void): () => void;
 
   // Discovery: the full set of ready endpoints (replaces the previous set).
   replaceEndpoints(endpoints: readonly Endpoint[]): Promise<void>;
@@ -92,14 +118,6 @@ export interface StateStore {
 
   // Inspection.
   recentDecisions(limit: number): Promise<DecisionRecord[]>;
-
-  /**
-   * Optional (shared backends): called right before a cycle runs on `snap`.
-   * Adds, in place, this replica's own picks committed after `snap` was read,
-   * so that concurrent requests whose reads overlapped do not all pick the
-   * same endpoint (the remote read takes a round trip; a local one does not).
-   */
-  addOwnPending?(snap: StateSnapshot): void;
 
   close(): Promise<void>;
 }

@@ -10,7 +10,7 @@
 //     request that the decision time does not show.
 import { createRedisClient, RedisStateStore } from '../../../src/state/redis-store.js';
 import { createRedisStateStore } from '../../../src/state/create-store.js';
-import type { DegradedStateStore } from '../../../src/state/degraded-store.js';
+import type { ResilientStateStore } from '../../../src/state/resilient-store.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { startRedis } from '../../helpers/redis-server.js';
 import { benchCell } from '../scheduler.js';
@@ -123,7 +123,7 @@ export async function redisSection(o: RedisOptions): Promise<RedisSection> {
         for (let k = 0; k < o.repeats; k++) {
           const s = seed++;
           const m = await benchCell(name, outcome.loaded, n, o.promptTokens, o.warmup, o.timed, s, 'cached');
-          let wrapped: DegradedStateStore | undefined;
+          let wrapped: ResilientStateStore | undefined;
           const r = await benchCell(
             name,
             outcome.loaded,

@@ -4,13 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRedisStateStore } from '../../../src/state/create-store.js';
-import type { DegradedStateStore } from '../../../src/state/degraded-store.js';
+import type { ResilientStateStore } from '../../../src/state/resilient-store.js';
 import { decayed, type PickReceipt } from '../../../src/state/store.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { commit, ep, sleep } from './contract.js';
 
 let server: RedisServer;
-const stores: DegradedStateStore[] = [];
+const stores: ResilientStateStore[] = [];
 
 beforeEach(async () => {
   server = await startRedis();
@@ -20,7 +20,7 @@ afterEach(async () => {
   await server.stop();
 });
 
-async function open(pool: string, logs?: string[]): Promise<DegradedStateStore> {
+async function open(pool: string, logs?: string[]): Promise<ResilientStateStore> {
   const s = await createRedisStateStore({
     redisUrl: server.url,
     pool,
@@ -52,7 +52,7 @@ describe('degraded mode', () => {
     const a = await open(pool, logs);
     const b = await open(pool);
     const changes: boolean[] = [];
-    a.onDegradedChange((d) => changes.push(d));
+    a.onHealthChange((h) => changes.push(h.degraded));
     const [e1, e2] = [ep(1).id, ep(2).id];
     await a.replaceEndpoints([ep(1), ep(2)]);
     await a.writeSignals(e1, { waitingQueueSize: 4, updatedAtMs: Date.now() });
@@ -65,7 +65,7 @@ describe('degraded mode', () => {
     await server.stop();
     // Every call answers; none throws.
     const snap = await a.readSnapshot({ bucketLoads: true });
-    expect(a.degraded).toBe(true);
+    expect(a.health().degraded).toBe(true);
     expect(changes).toEqual([true]);
     expect(snap.endpoints.map((e) => e.id)).toEqual([e1, e2]);
     expect(snap.signals.get(e1)?.waitingQueueSize).toBe(4);
@@ -91,7 +91,7 @@ describe('degraded mode', () => {
 
     // Redis comes back empty (no persistence): the replica re-publishes what it knows.
     await server.restart();
-    await until(() => !a.degraded && !b.degraded);
+    await until(() => !a.health().degraded && !b.health().degraded);
     expect(changes).toEqual([true, false]);
     expect(a.counters.resyncs).toBe(1);
     expect(logs.some((l) => l.startsWith('info'))).toBe(true);
@@ -99,7 +99,7 @@ describe('degraded mode', () => {
     expect(shared.endpoints.map((e) => e.id)).toEqual([e1, e2]);
     // Open picks are charged again: a1 (before) and a3 (during) by a, b1 by b, which made no call during the
     // outage but saw its connection drop.
-    await until(() => !b.degraded);
+    await until(() => !b.health().degraded);
     expect(b.counters.resyncs).toBe(1);
     expect(shared.inFlight.get(e1)).toBe(2);
     expect(shared.inFlight.get(e2)).toBe(1);
@@ -135,10 +135,10 @@ describe('degraded mode', () => {
     });
 
     await server.stop();
-    const pending = async (s: DegradedStateStore) =>
+    const pending = async (s: ResilientStateStore) =>
       Object.fromEntries((await s.readSnapshot({})).pendingPrefillTokens);
     expect(await pending(a)).toEqual({ [e1]: 1200, [e2]: 30 });
-    expect(a.degraded).toBe(true);
+    expect(a.health().degraded).toBe(true);
     const during = await a.commitPick(commit('a3', pf(e2, 400)));
     const duringFirst = await a.commitPick(commit('a4', pf(e2, 5)));
     await a.releasePrefill(firstBefore); // Redis cannot hear it: replayed on resync
@@ -150,7 +150,7 @@ describe('degraded mode', () => {
     // Redis comes back empty (no persistence): each replica re-charges its open picks' unreleased prefill
     // (b1 by b, a3 by a), never the ones whose first token came meanwhile.
     await server.restart();
-    await until(() => !a.degraded && !b.degraded);
+    await until(() => !a.health().degraded && !b.health().degraded);
     expect(await pending(b)).toEqual({ [e1]: 1000, [e2]: 400 });
     expect(await pending(a)).toEqual({ [e1]: 1000, [e2]: 400 });
     await b.releasePrefill(fromB);
@@ -174,7 +174,7 @@ describe('degraded mode', () => {
       let t = performance.now();
       const snap = await a.readSnapshot({});
       expect(performance.now() - t).toBeLessThan(1_000);
-      expect(a.degraded).toBe(true);
+      expect(a.health().degraded).toBe(true);
       expect(snap.inFlight.get(ep(1).id)).toBe(1);
       t = performance.now();
       for (let i = 0; i < 20; i++) await a.readSnapshot({});
@@ -182,7 +182,7 @@ describe('degraded mode', () => {
     } finally {
       server.process.kill('SIGCONT');
     }
-    await until(() => !a.degraded);
+    await until(() => !a.health().degraded);
     await a.release(r);
     expect((await a.readSnapshot({})).inFlight.size).toBe(0);
   });
@@ -191,14 +191,14 @@ describe('degraded mode', () => {
     const pool = `late-${randomUUID().slice(0, 8)}`;
     await server.stop();
     const a = await open(pool);
-    expect(a.degraded).toBe(true);
+    expect(a.health().degraded).toBe(true);
     await a.replaceEndpoints([ep(1)]);
     const receipts: PickReceipt[] = [];
     for (let i = 0; i < 3; i++) receipts.push(await a.commitPick(commit(`l${i}`, { inFlight: [ep(1).id] })));
     await a.release(receipts[0]!);
     expect((await a.readSnapshot({})).inFlight.get(ep(1).id)).toBe(2);
     await server.restart();
-    await until(() => !a.degraded);
+    await until(() => !a.health().degraded);
     const other = await open(pool);
     const snap = await other.readSnapshot({});
     expect(snap.endpoints).toEqual([ep(1)]);
@@ -210,27 +210,43 @@ describe('degraded mode', () => {
     const a = await open(pool);
     const e1 = ep(1).id;
     await a.replaceEndpoints([ep(1)]);
-    // Two requests read concurrently; the first commits before the second schedules.
-    const [s1, s2] = await Promise.all([
-      a.readSnapshot({ bucketLoads: true }),
-      a.readSnapshot({ bucketLoads: true }),
-    ]);
-    a.addOwnPending(s1);
-    expect(s1.bucketLoads.size).toBe(0);
+    // A read in flight when this replica commits: Redis answers without the pick, the store adds it.
+    const before = await a.readSnapshot({ bucketLoads: true });
+    expect(before.bucketLoads.size).toBe(0);
+    const reading = a.readSnapshot({ bucketLoads: true });
     const pending = a.commitPick(
       commit('p1', { ...bucket(e1, 100), prefillTokens: [{ endpointId: e1, tokens: 50 }] }),
     );
-    a.addOwnPending(s2);
+    const s2 = await reading;
     expect(s2.bucketLoads.get(e1)).toEqual({ short: 100, long: 0, atEvent: 0 });
     expect(s2.inFlight.get(e1)).toBe(1);
     expect(s2.pendingPrefillTokens.get(e1)).toBe(50);
     await pending;
     // A later read already has it from Redis: not counted twice.
     const s3 = await a.readSnapshot({ bucketLoads: true });
-    a.addOwnPending(s3);
     expect(s3.bucketLoads.get(e1)).toEqual({ short: 100, long: 0, atEvent: 1 });
     expect(s3.inFlight.get(e1)).toBe(1);
     expect(s3.pendingPrefillTokens.get(e1)).toBe(50);
+  });
+
+  it('a pick committed while other snapshots of the same burst wait for their consumer counts in them', async () => {
+    const pool = `burst-${randomUUID().slice(0, 8)}`;
+    const a = await open(pool);
+    const e1 = ep(1).id;
+    await a.replaceEndpoints([ep(1)]);
+    // Eight requests read at once, as under load; each consumer schedules, then commits, in turn.
+    const reads = Array.from({ length: 8 }, () => a.readSnapshot({ bucketLoads: true }));
+    const seen: number[] = [];
+    const commits: Array<Promise<unknown>> = [];
+    for (const [i, r] of reads.entries()) {
+      const snap = await r;
+      seen.push(snap.inFlight.get(e1) ?? 0);
+      commits.push(a.commitPick(commit(`b${i}`, bucket(e1, 10))));
+    }
+    await Promise.all(commits);
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    // Redis has them all now: a fresh read counts each once.
+    expect((await a.readSnapshot({})).inFlight.get(e1)).toBe(8);
   });
 
   it('adds no round trip in healthy mode', async () => {

@@ -166,9 +166,9 @@ describe('StateStore over rediss://', () => {
       env,
     });
     try {
-      expect(wrapped.degraded).toBe(false);
+      expect(wrapped.health().degraded).toBe(false);
       await roundTrip(wrapped);
-      expect(wrapped.degraded).toBe(false);
+      expect(wrapped.health().degraded).toBe(false);
       expect(wrapped.counters.errors).toBe(0);
     } finally {
       await wrapped.close();
@@ -211,13 +211,13 @@ describe('StateStore over rediss://', () => {
       probeIntervalMs: 100,
     });
     try {
-      expect(store.degraded).toBe(true);
+      expect(store.health().degraded).toBe(true);
       const w = warnings.find((x) => x.msg.includes('unavailable'));
       expect(w, JSON.stringify(warnings)).toBeDefined();
       expect(String(w!.obj.err)).toMatch(/self[- ]signed|unable to verify|certificate/i);
       // Every call still answers, from local state.
       await roundTrip(store);
-      expect(store.degraded).toBe(true);
+      expect(store.health().degraded).toBe(true);
       expect(store.counters.fallbacks).toBeGreaterThan(0);
       // Probes keep failing (the certificate does not change), without throwing.
       await new Promise((r) => setTimeout(r, 350));
@@ -232,9 +232,9 @@ describe('StateStore over rediss://', () => {
     const url = `rediss://default:${encodeURIComponent(PASSWORD)}@127.0.0.1:${authed.port}`;
     const store = await createRedisStateStore({ redisUrl: url, pool: 'tls-auth', env });
     try {
-      expect(store.degraded).toBe(false);
+      expect(store.health().degraded).toBe(false);
       await roundTrip(store);
-      expect(store.degraded).toBe(false);
+      expect(store.health().degraded).toBe(false);
     } finally {
       await store.close();
     }

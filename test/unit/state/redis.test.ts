@@ -211,14 +211,14 @@ describe('Redis store specifics', () => {
         pool: 'auth',
         env: { REDIS_PASSWORD: 's3cret' },
       });
-      expect(ok.degraded).toBe(false);
+      expect(ok.health().degraded).toBe(false);
       await ok.replaceEndpoints([ep(1)]);
       await ok.close();
       const wrong = await createRedisStateStore({
         redisUrl: `redis://:nope@127.0.0.1:${secured.port}`,
         pool: 'auth',
       });
-      expect(wrong.degraded).toBe(true); // a failing Redis never makes the store throw
+      expect(wrong.health().degraded).toBe(true); // a failing Redis never makes the store throw
       expect((await wrong.readSnapshot({})).endpoints).toEqual([]);
       await wrong.close();
     } finally {
