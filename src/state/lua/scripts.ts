@@ -49,40 +49,6 @@ local function parseLoad(raw)
   local s, l, e = string.match(raw, '^(%S+) (%S+) (%S+)$')
   return tonumber(s), tonumber(l), tonumber(e)
 end
-local function uncount(rec)
-  local first = true
-  for id in string.gmatch(rec, '[^\\n]+') do
-    if first then first = false
-    else
-      local n = redis.call('HINCRBY', P .. 'inf', id, -1)
-      if n <= 0 then redis.call('HDEL', P .. 'inf', id) end
-    end
-  end
-end
-local function dropPrefill(rid)
-  local rec = redis.call('HGET', P .. 'pfp', rid)
-  if not rec then return end
-  for ep, n in string.gmatch(rec, '(%S+) (%S+)') do
-    local left = redis.call('HINCRBY', P .. 'pft', ep, -tonumber(n))
-    if left <= 0 then redis.call('HDEL', P .. 'pft', ep) end
-  end
-  redis.call('HDEL', P .. 'pfp', rid)
-end
-local function dropPick(rid)
-  dropPrefill(rid)
-  local rec = redis.call('HGET', P .. 'picks', rid)
-  if rec then
-    uncount(rec)
-    redis.call('HDEL', P .. 'picks', rid)
-  end
-  redis.call('ZREM', P .. 'leases', rid)
-  return rec
-end
--- Expired in-flight leases vanish here: nobody has to release them.
-local function prune(now)
-  local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, 1000)
-  for _, rid in ipairs(expired) do dropPick(rid) end
-end
 -- unpack() is bounded by the Lua C stack: long lists go in slices (of 500,
 -- an even number, so field/value pairs are never split). Returns the
 -- concatenated array replies, or the sum of integer replies.
@@ -101,6 +67,87 @@ local function unpackCall(cmd, key, list, from, to)
     elseif type(r) == 'number' then sum = sum + r end
   end
   return out, sum
+end
+-- Validate before writing: Redis does not roll a script back, so a call that
+-- failed half-way (a corrupt counter making HINCRBY or INCR fail) would keep
+-- the writes before the failure -- in-flight charges nobody releases. Every
+-- value a script increments or parses is checked first; a corrupt one fails
+-- the whole call with nothing written.
+local function corrupt(what)
+  error({err = 'ERR hermes state: ' .. what .. ' is corrupt; nothing was written'})
+end
+local function isInt(v)
+  return (not v) or string.match(v, '^%-?%d+$') ~= nil
+end
+local function wantInt(v, what)
+  if not isInt(v) then corrupt(what) end
+end
+local function wantInts(hash, fields, what)
+  if #fields == 0 then return end
+  local vals = unpackCall('HMGET', P .. hash, fields, 1)
+  for j = 1, #fields do
+    if not isInt(vals[j]) then corrupt(what .. ' ' .. fields[j]) end
+  end
+end
+local function wantLoad(raw, what)
+  if not raw then return end
+  local s, l, e = parseLoad(raw)
+  if not (s and l and e) then corrupt(what) end
+end
+local function argNum(v, what)
+  local n = tonumber(v)
+  if not n then error({err = 'ERR hermes state: argument ' .. what .. ' is not a number'}) end
+  return n
+end
+-- The prefill entries of a pick's record ("endpoint tokens" lines), checked.
+local function prefillParts(rid)
+  local rec = redis.call('HGET', P .. 'pfp', rid)
+  local eps, toks = {}, {}
+  if rec then
+    for ep, n in string.gmatch(rec, '(%S+) (%S+)') do
+      eps[#eps + 1] = ep
+      toks[#toks + 1] = tonumber(n) or corrupt('prefill record of ' .. rid)
+    end
+    wantInts('pft', eps, 'pending prefill tokens of')
+  end
+  return rec, eps, toks
+end
+local function subtractPrefill(rid, eps, toks)
+  for j = 1, #eps do
+    local left = redis.call('HINCRBY', P .. 'pft', eps[j], -toks[j])
+    if left <= 0 then redis.call('HDEL', P .. 'pft', eps[j]) end
+  end
+  redis.call('HDEL', P .. 'pfp', rid)
+end
+local function dropPrefill(rid)
+  local rec, eps, toks = prefillParts(rid)
+  if rec then subtractPrefill(rid, eps, toks) end
+end
+local function dropPick(rid)
+  local pf, eps, toks = prefillParts(rid)
+  local rec = redis.call('HGET', P .. 'picks', rid)
+  local ids, first = {}, true
+  if rec then
+    for id in string.gmatch(rec, '[^\\n]+') do
+      if first then first = false else ids[#ids + 1] = id end
+    end
+    wantInts('inf', ids, 'in-flight count of')
+  end
+  if pf then subtractPrefill(rid, eps, toks) end
+  if rec then
+    for _, id in ipairs(ids) do
+      local n = redis.call('HINCRBY', P .. 'inf', id, -1)
+      if n <= 0 then redis.call('HDEL', P .. 'inf', id) end
+    end
+    redis.call('HDEL', P .. 'picks', rid)
+  end
+  redis.call('ZREM', P .. 'leases', rid)
+  return rec
+end
+-- Expired in-flight leases vanish here: nobody has to release them.
+local function prune(now)
+  local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, 1000)
+  for _, rid in ipairs(expired) do dropPick(rid) end
 end
 -- Holder bitmaps: byte j (1-based), bit b is slot (j - 1) * 8 + b. Trailing
 -- zero bytes are trimmed, so equal holder sets are equal strings and an empty
@@ -242,7 +289,7 @@ export const COMMIT_LUA = `${COMMON}
 local i = 1
 local function arg() local v = ARGV[i]; i = i + 1; return v end
 local mode, rid = arg(), arg()
-local leaseMs, stateTtl = tonumber(arg()), tonumber(arg())
+local leaseMs, stateTtl = argNum(arg(), 'leaseMs'), argNum(arg(), 'stateTtlMs')
 local now = nowMs()
 if mode == 'restore' then
   local rec = redis.call('HGET', P .. 'picks', rid)
@@ -251,39 +298,67 @@ if mode == 'restore' then
     return tonumber(string.match(rec, '^[^\\n]+'))
   end
 end
-local n = tonumber(arg())
+-- 1. Arguments, then every stored value this script will increment or parse.
+local n = argNum(arg(), 'n')
 local ids = {}
-for j = 1, n do
-  local id = arg()
-  ids[j] = id
-  redis.call('HINCRBY', P .. 'inf', id, 1)
-end
+for j = 1, n do ids[j] = arg() end
 local d = arg()
-local m = tonumber(arg())
-local event = tonumber(redis.call('GET', P .. 'event') or '0')
-if d ~= '' and m > 0 then
-  d = tonumber(d)
+local m = argNum(arg(), 'm')
+local items = {}
+for j = 1, m do
+  local ep, bucket = arg(), arg()
+  items[j] = {ep = ep, bucket = bucket, amount = argNum(arg(), 'amount')}
+end
+local np = argNum(arg(), 'p')
+local pfEps, pfToks = {}, {}
+for j = 1, np do
+  pfEps[j] = arg()
+  pfToks[j] = argNum(arg(), 'prefill tokens')
+end
+local withBucket = d ~= '' and m > 0
+if withBucket then d = argNum(d, 'decayFactor') end
+local pep, capacity, pxTtl, k, hashesAt, decision, limit = '', 0, 0, 0, 0, nil, 0
+if mode ~= 'restore' then
+  pep = arg()
+  capacity, pxTtl, k = argNum(arg(), 'capacity'), argNum(arg(), 'prefixTtlMs'), argNum(arg(), 'k')
+  hashesAt = i
+  i = i + k
+  decision, limit = arg(), argNum(arg(), 'decisionsLimit')
+  if pep ~= '' and k > 0 then
+    wantInt(redis.call('GET', P .. 'pxseq'), 'prefix recency sequence')
+    wantInt(redis.call('HGET', P .. 'pxid', pep), 'prefix slot of ' .. pep)
+  end
+end
+local eventRaw = redis.call('GET', P .. 'event')
+wantInt(eventRaw, 'pool event counter')
+wantInts('inf', ids, 'in-flight count of')
+wantInts('pft', pfEps, 'pending prefill tokens of')
+if withBucket then
+  for j = 1, m do
+    wantLoad(redis.call('HGET', P .. 'load', items[j].ep), 'bucket load of ' .. items[j].ep)
+  end
+end
+-- 2. Writes: nothing below can fail on stored data.
+for j = 1, n do redis.call('HINCRBY', P .. 'inf', ids[j], 1) end
+local event = tonumber(eventRaw or '0')
+if withBucket then
   event = redis.call('INCR', P .. 'event')
-  for _ = 1, m do
-    local ep, bucket, amount = arg(), arg(), tonumber(arg())
-    local raw = redis.call('HGET', P .. 'load', ep)
+  for j = 1, m do
+    local it = items[j]
+    local raw = redis.call('HGET', P .. 'load', it.ep)
     local s, l, at = 0, 0, event
     if raw then s, l, at = parseLoad(raw) end
     s = decayed(s, at, event, d)
     l = decayed(l, at, event, d)
-    if bucket == 'short' then s = s + amount else l = l + amount end
-    redis.call('HSET', P .. 'load', ep, fmtLoad(s, l, event))
+    if it.bucket == 'short' then s = s + it.amount else l = l + it.amount end
+    redis.call('HSET', P .. 'load', it.ep, fmtLoad(s, l, event))
   end
-else
-  i = i + m * 3
 end
-local np = tonumber(arg())
 if np > 0 then
   local parts = {}
   for j = 1, np do
-    local ep, tok = arg(), arg()
-    redis.call('HINCRBY', P .. 'pft', ep, tok)
-    parts[j] = ep .. ' ' .. tok
+    redis.call('HINCRBY', P .. 'pft', pfEps[j], pfToks[j])
+    parts[j] = pfEps[j] .. ' ' .. pfToks[j]
   end
   redis.call('HSET', P .. 'pfp', rid, table.concat(parts, '\\n'))
 end
@@ -292,9 +367,6 @@ redis.call('ZADD', P .. 'leases', now + leaseMs, rid)
 -- Leases are uniform per EPP, so refreshing to lease + margin never cuts a live pick short.
 for _, k in ipairs({'inf', 'picks', 'leases', 'pft', 'pfp'}) do redis.call('PEXPIRE', P .. k, leaseMs + stateTtl) end
 if mode == 'restore' then return event end
-local pep = arg()
-local capacity, pxTtl = tonumber(arg()), tonumber(arg())
-local k = tonumber(arg())
 if pep ~= '' and k > 0 then
   local lru, ids, pxb = P .. 'pxl:' .. pep, P .. 'pxid', P .. 'pxb'
   local slot = redis.call('HGET', ids, pep)
@@ -314,8 +386,7 @@ if pep ~= '' and k > 0 then
     slot = s
   end
   slot = tonumber(slot)
-  local first, last = i, i + k - 1
-  i = i + k
+  local first, last = hashesAt, hashesAt + k - 1
   local seq = redis.call('INCRBY', P .. 'pxseq', k) - k
   local zargs = {}
   for j = 1, k do
@@ -344,10 +415,7 @@ if pep ~= '' and k > 0 then
     unindexMany(gone, slot)
   end
   for _, key in ipairs({lru, pxb, ids}) do redis.call('PEXPIRE', key, pxTtl) end
-else
-  i = i + k
 end
-local decision, limit = arg(), tonumber(arg())
 redis.call('LPUSH', P .. 'decisions', decision)
 redis.call('LTRIM', P .. 'decisions', 0, limit - 1)
 return event
@@ -360,10 +428,20 @@ return event
  * subtracts the charge decayed to the current event.
  */
 export const RELEASE_LUA = `${COMMON}
+local withBucket = ARGV[3] ~= ''
+local charged, d, m, now = 0, 0, 0, 0
+if withBucket then
+  charged, d, m = argNum(ARGV[2], 'chargedAtEvent'), argNum(ARGV[3], 'decayFactor'), argNum(ARGV[4], 'm')
+  local eventRaw = redis.call('GET', P .. 'event')
+  wantInt(eventRaw, 'pool event counter')
+  now = tonumber(eventRaw or '0')
+  for j = 0, m - 1 do
+    argNum(ARGV[7 + j * 3], 'amount')
+    wantLoad(redis.call('HGET', P .. 'load', ARGV[5 + j * 3]), 'bucket load of ' .. ARGV[5 + j * 3])
+  end
+end
 dropPick(ARGV[1])
-if ARGV[3] == '' then return 0 end
-local charged, d, m = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local now = tonumber(redis.call('GET', P .. 'event') or '0')
+if not withBucket then return 0 end
 for j = 0, m - 1 do
   local ep, bucket, amount = ARGV[5 + j * 3], ARGV[6 + j * 3], tonumber(ARGV[7 + j * 3])
   local raw = redis.call('HGET', P .. 'load', ep)

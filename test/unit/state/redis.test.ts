@@ -114,6 +114,68 @@ describe('Redis store specifics', () => {
     }
   });
 
+  it('scripts validate before they write: a corrupt counter fails the call with nothing written', async () => {
+    const pool = `bad-${randomUUID().slice(0, 8)}`;
+    const s = await redisStore(pool);
+    const raw = new Redis(server.port, '127.0.0.1');
+    const P = `hermes:{${pool}}:`;
+    const [e1, e2] = [ep(1).id, ep(2).id];
+    const charges = {
+      inFlight: [e1, e2],
+      bucket: { decayFactor: 0.9, items: [{ endpointId: e1, bucket: 'long' as const, amount: 5 }] },
+      prefillTokens: [{ endpointId: e1, tokens: 70 }],
+      prefixRecord: { endpointId: e1, hashes: ['h1', 'h2'] },
+    };
+    const stored = async () => ({
+      inf: await raw.hgetall(P + 'inf'),
+      pft: await raw.hgetall(P + 'pft'),
+      picks: await raw.hlen(P + 'picks'),
+      leases: await raw.zcard(P + 'leases'),
+      load: await raw.hgetall(P + 'load'),
+      decisions: await raw.llen(P + 'decisions'),
+      pxseq: await raw.get(P + 'pxseq'),
+    });
+    try {
+      await s.replaceEndpoints([ep(1), ep(2)]);
+      const kept = await s.commitPick(commit('kept', { inFlight: [e1] }));
+      const clean = await stored();
+      // Each corruption, one at a time: the call fails and every key is as it was.
+      const corruptions: Array<[string, () => Promise<unknown>, () => Promise<unknown>]> = [
+        ['event counter', () => raw.set(P + 'event', 'abc'), () => raw.del(P + 'event')],
+        ['in-flight count', () => raw.hset(P + 'inf', e2, 'x'), () => raw.hdel(P + 'inf', e2)],
+        ['prefill tokens', () => raw.hset(P + 'pft', e1, '1.5'), () => raw.hdel(P + 'pft', e1)],
+        ['bucket load', () => raw.hset(P + 'load', e1, 'garbage'), () => raw.hdel(P + 'load', e1)],
+        ['prefix sequence', () => raw.set(P + 'pxseq', 'nan'), () => raw.del(P + 'pxseq')],
+      ];
+      for (const [what, corrupt, repair] of corruptions) {
+        await corrupt();
+        const before = await stored();
+        await expect(s.commitPick(commit(`c-${what}`, charges)), what).rejects.toThrow();
+        expect(await stored(), what).toEqual(before);
+        await repair();
+        expect(await stored(), what).toEqual(clean);
+      }
+      // Release: a corrupt load of the pick's pod fails before the in-flight part is undone.
+      const r = await s.commitPick(commit('r', charges));
+      const charged = await stored();
+      await raw.hset(P + 'load', e1, 'garbage');
+      await expect(s.release(r)).rejects.toThrow(/corrupt/);
+      await raw.hset(P + 'inf', e2, 'x');
+      await raw.hset(P + 'load', e1, charged.load[e1]!);
+      await expect(s.release(r)).rejects.toThrow(/corrupt/);
+      await expect(s.releasePrefill(r)).resolves.toBeUndefined(); // prefill counts are intact
+      await raw.hset(P + 'inf', e2, charged.inf[e2]!);
+      // Repaired: the release undoes exactly the pick.
+      await s.release(r);
+      await s.release(kept);
+      expect(await raw.hgetall(P + 'inf')).toEqual({});
+      expect(await raw.hgetall(P + 'pft')).toEqual({});
+    } finally {
+      raw.disconnect();
+      await s.close();
+    }
+  });
+
   it('one Redis command (one round trip) per readSnapshot, commitPick and release', async () => {
     const pool = `rt-${randomUUID().slice(0, 8)}`;
     const s = await redisStore(pool);
