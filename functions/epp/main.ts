@@ -97,6 +97,9 @@ export function eppConfigFromFlags(f: Record<string, string | undefined>, env: N
     responseBodyMode: (f.responseBodyMode ?? EPP_DEFAULTS.responseBodyMode) as BodySendMode,
     drainTimeoutMs: parseDuration('--drain-timeout', f.drainTimeout ?? '30s'),
     leaseMs: parseDuration('--lease', f.lease ?? '60s'),
+    grpcKeepaliveTimeMs: parseDuration('--grpc-keepalive-time', f.grpcKeepaliveTime ?? '30s'),
+    grpcKeepaliveTimeoutMs: parseDuration('--grpc-keepalive-timeout', f.grpcKeepaliveTimeout ?? '10s'),
+    streamIdleTimeoutMs: parseDuration('--stream-idle-timeout', f.streamIdleTimeout ?? '10m'),
   };
   if (config.refreshMetricsIntervalMs < 1) throw new Error('--refresh-metrics-interval must be at least 1ms');
   if (config.scrapeLeaseTtlMs < 100) throw new Error('--scrape-lease-ttl must be at least 100ms');

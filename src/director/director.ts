@@ -125,6 +125,8 @@ export class Director {
   private readonly hooks: DirectorHooks;
   /** Open picks by charge id: their leases are renewed until released. */
   private readonly open = new Map<string, Ticket>();
+  /** Releases sent and not yet answered (awaited at shutdown). */
+  private readonly releasing = new Set<Promise<void>>();
   private renewTimer: NodeJS.Timeout | undefined;
   /**
    * Charge ids are ours, never the client's x-request-id (two requests may
@@ -215,9 +217,13 @@ export class Director {
     this.renewTimer = undefined;
   }
 
-  /** Releases every open pick (shutdown); resolves once the store has them all. */
+  /**
+   * Shutdown: releases every open pick and resolves once the store has every
+   * release, including those already under way (streams cut by a drain).
+   */
   async releaseAll(): Promise<void> {
-    await Promise.all([...this.open.values()].map((t) => t.release()));
+    for (const t of [...this.open.values()]) void t.release();
+    await Promise.all([...this.releasing]);
   }
 
   /** Runs one renewal now (tests; the timer does it otherwise). */
@@ -235,7 +241,10 @@ export class Director {
   /** @internal Ticket.release. */
   releaseTicket(t: Ticket): Promise<void> {
     if (this.open.get(t.receipt.chargeId) === t) this.open.delete(t.receipt.chargeId);
-    return this.guarded('release', () => this.store.release(t.receipt));
+    const p = this.guarded('release', () => this.store.release(t.receipt));
+    this.releasing.add(p);
+    void p.then(() => this.releasing.delete(p));
+    return p;
   }
 
   private nextChargeId(): string {

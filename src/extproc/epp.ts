@@ -32,7 +32,13 @@ import { createStateStore } from '../state/create-store.js';
 import { redactUrl } from '../state/redis-store.js';
 import type { StateStore } from '../state/store.js';
 import type { BodySendMode } from './messages.js';
-import { drainServer, ExtProcService } from './server.js';
+import {
+  drainServer,
+  ExtProcService,
+  KEEPALIVE_DEFAULTS,
+  keepaliveServerOptions,
+  STREAM_IDLE_TIMEOUT_DEFAULT_MS,
+} from './server.js';
 import { loadTlsMaterial, serverCredentials } from './tls.js';
 
 export interface EppConfig {
@@ -82,6 +88,12 @@ export interface EppConfig {
   drainTimeoutMs: number;
   /** In-flight charge lease; renewed every third of it while the response streams. */
   leaseMs: number;
+  /** ext_proc connections are pinged after this long without a frame (0 = never)... */
+  grpcKeepaliveTimeMs: number;
+  /** ...and closed, releasing their streams' picks, when the ping is not answered within this. */
+  grpcKeepaliveTimeoutMs: number;
+  /** An ext_proc stream with no message from the gateway for this long is ended (0 = never). */
+  streamIdleTimeoutMs: number;
 }
 
 export const EPP_DEFAULTS: EppConfig = {
@@ -102,6 +114,9 @@ export const EPP_DEFAULTS: EppConfig = {
   responseBodyMode: 'FULL_DUPLEX_STREAMED',
   drainTimeoutMs: 30_000,
   leaseMs: 60_000,
+  grpcKeepaliveTimeMs: KEEPALIVE_DEFAULTS.keepaliveTimeMs,
+  grpcKeepaliveTimeoutMs: KEEPALIVE_DEFAULTS.keepaliveTimeoutMs,
+  streamIdleTimeoutMs: STREAM_IDLE_TIMEOUT_DEFAULT_MS,
   scrapeLeaseTtlMs: 2_000,
   discoveryLeaseTtlMs: 10_000,
   disableSubsetFilter: false,
@@ -290,6 +305,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     defaultResponseBodyMode: config.responseBodyMode,
     observer: metrics.observer(),
     renewIntervalMs: Math.max(100, Math.floor(config.leaseMs / 3)),
+    streamIdleTimeoutMs: config.streamIdleTimeoutMs,
     ignoreSubsetHint: config.disableSubsetFilter,
   });
   const health = new HealthService();
@@ -459,6 +475,10 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         'grpc.max_send_message_length': -1,
         // channelz bookkeeping costs a getsockname() and more per stream.
         'grpc.enable_channelz': 0,
+        ...keepaliveServerOptions({
+          keepaliveTimeMs: config.grpcKeepaliveTimeMs,
+          keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
+        }),
       });
       service.addTo(grpcServer);
       addrs.grpc = await bindGrpc(
@@ -495,6 +515,8 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       if (grpcServer) cut = await drainServer(grpcServer, service, config.drainTimeoutMs);
       if (cut > 0) logger.warn({ streams: cut }, 'drain deadline reached; open streams were cut');
       service.stopRenewal();
+      // The cut streams' releases (and any pick still open) reach the store before it closes.
+      await director.releaseAll();
       await source?.stop();
       await publisher?.stop();
       await scraper.stop();

@@ -1,5 +1,7 @@
 // The ExternalProcessor gRPC service: one ProcessStream per Process call,
-// and draining on shutdown (the Director renews the leases of open picks).
+// dead connections found and their picks released (keepalive pings, a
+// per-stream idle timeout), and draining on shutdown (the Director renews
+// the leases of open picks and releases what a drain cut).
 import * as grpc from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { extProcServiceDefinition } from './proto.js';
@@ -8,6 +10,31 @@ import { ProcessStream, type StreamOptions } from './stream.js';
 export interface ExtProcServiceOptions extends StreamOptions {
   /** How often the in-flight leases of open streams are renewed. */
   renewIntervalMs: number;
+  /**
+   * A stream that receives nothing from the gateway for this long is ended
+   * (DEADLINE_EXCEEDED) and its pick released; 0 = never.
+   */
+  streamIdleTimeoutMs?: number;
+}
+
+export interface KeepaliveOptions {
+  /** Ping each connection after this long without a frame from it (0 = never). */
+  keepaliveTimeMs: number;
+  /** Close the connection when a ping is not answered within this. */
+  keepaliveTimeoutMs: number;
+}
+
+export const KEEPALIVE_DEFAULTS: KeepaliveOptions = { keepaliveTimeMs: 30_000, keepaliveTimeoutMs: 10_000 };
+export const STREAM_IDLE_TIMEOUT_DEFAULT_MS = 600_000;
+
+/**
+ * gRPC server options that find a silent, half-open gateway connection: an
+ * unanswered ping closes it, which cancels its streams and so releases
+ * their picks (otherwise the Director would renew their leases forever).
+ */
+export function keepaliveServerOptions(k: KeepaliveOptions): Record<string, number> {
+  if (k.keepaliveTimeMs <= 0) return {};
+  return { 'grpc.keepalive_time_ms': k.keepaliveTimeMs, 'grpc.keepalive_timeout_ms': k.keepaliveTimeoutMs };
 }
 
 export class ExtProcService {
@@ -48,18 +75,40 @@ export class ExtProcService {
       },
       this.streamOpts,
     );
-    call.on('data', (m: ProcessingRequest) => stream.receive(m));
+    const idleMs = this.opts.streamIdleTimeoutMs ?? 0;
+    const idle =
+      idleMs > 0
+        ? setTimeout(() => {
+            this.opts.logger.warn({ idleMs }, 'ext_proc stream idle: ending it and releasing its pick');
+            // The stream's own error handler below closes it (and releases); the call ends with this status.
+            call.emit(
+              'error',
+              Object.assign(new Error(`no message from the gateway for ${idleMs} ms`), {
+                code: grpc.status.DEADLINE_EXCEEDED,
+              }),
+            );
+          }, idleMs)
+        : undefined;
+    idle?.unref();
+    const settled = () => {
+      if (idle) clearTimeout(idle);
+      done();
+    };
+    call.on('data', (m: ProcessingRequest) => {
+      idle?.refresh();
+      stream.receive(m);
+    });
     call.on('end', () => stream.close('end'));
     call.on('cancelled', () => {
       stream.close('cancelled');
-      done();
+      settled();
     });
     call.on('error', (e: Error) => {
       this.opts.logger.debug({ err: e }, 'ext_proc stream error');
       stream.close('error');
-      done();
+      settled();
     });
-    call.on('close', done);
+    call.on('close', settled);
   }
 
   /** Starts renewing the leases of open picks so a slow stream keeps its charge. */

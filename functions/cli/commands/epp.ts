@@ -170,6 +170,30 @@ export const command: SubcommandModule['command'] = {
       .addOption(
         opt('--lease <dur>', 'in-flight charge lease (renewed while a response streams)', 'LEASE', '60s'),
       )
+      .addOption(
+        opt(
+          '--grpc-keepalive-time <dur>',
+          'ping an ext_proc connection after this long without a frame (0 = never)',
+          'GRPC_KEEPALIVE_TIME',
+          '30s',
+        ),
+      )
+      .addOption(
+        opt(
+          '--grpc-keepalive-timeout <dur>',
+          'close the connection (releasing its picks) when a ping is not answered within this',
+          'GRPC_KEEPALIVE_TIMEOUT',
+          '10s',
+        ),
+      )
+      .addOption(
+        opt(
+          '--stream-idle-timeout <dur>',
+          'end an ext_proc stream with no message from the gateway for this long (0 = never)',
+          'STREAM_IDLE_TIMEOUT',
+          '10m',
+        ),
+      )
       .addOption(opt('--log-level <level>', 'pino level: trace debug info warn error', 'LOG_LEVEL', 'info'))
       .addOption(
         opt('--log-format <fmt>', 'json or pretty', 'LOG_FORMAT', 'json').choices(['json', 'pretty']),
