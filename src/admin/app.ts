@@ -47,6 +47,7 @@ export function buildAdminApp(deps: AdminDeps): Hono {
           port: e.port,
           labels: e.labels,
           inFlight: snap.inFlight.get(e.id) ?? 0,
+          pendingPrefillTokens: snap.pendingPrefillTokens.get(e.id) ?? 0,
           signals: s
             ? {
                 waitingQueueSize: s.waitingQueueSize ?? null,

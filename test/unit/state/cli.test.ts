@@ -33,6 +33,7 @@ async function fill(s: StateStore): Promise<void> {
     commit('req-1', {
       inFlight: [ep(1).id],
       bucket: { decayFactor: 0.9, items: [{ endpointId: ep(1).id, bucket: 'long', amount: 1234.5 }] },
+      prefillTokens: [{ endpointId: ep(1).id, tokens: 800 }],
     }),
   );
 }
@@ -93,6 +94,17 @@ describe('hermes-router state', () => {
       bucketLoads: { [ep(1).id]: { short: 0, long: 1234.5, atEvent: 1 } },
     });
     expect(fromAdmin).toEqual(fromRedis);
+    const endpoints = (o: Partial<StateOptions>) =>
+      capture(base({ ...o, json: true, views: ['endpoints'] })).then(
+        (t) => JSON.parse(t) as { endpoints: Array<{ id: string; pendingPrefillTokens: number }> },
+      );
+    for (const src of [{ redisUrl: server.url, pool }, { adminUrl }]) {
+      const eps = (await endpoints(src)).endpoints;
+      expect(eps.map((e) => [e.id, e.pendingPrefillTokens])).toEqual([
+        [ep(1).id, 800],
+        [ep(2).id, 0],
+      ]);
+    }
     const table = await capture(base({ adminUrl, views: ['decisions'] }));
     expect(table).toMatch(/Recent decisions \(1, newest first\)/);
   });
