@@ -104,6 +104,9 @@ export function eppConfigFromFlags(f: Record<string, string | undefined>, env: N
   if (config.refreshMetricsIntervalMs < 1) throw new Error('--refresh-metrics-interval must be at least 1ms');
   if (config.scrapeLeaseTtlMs < 100) throw new Error('--scrape-lease-ttl must be at least 100ms');
   if (config.discoveryLeaseTtlMs < 300) throw new Error('--discovery-lease-ttl must be at least 300ms');
+  // An instant ping deadline would close every healthy connection at its first ping.
+  if (config.grpcKeepaliveTimeMs > 0 && config.grpcKeepaliveTimeoutMs < 100)
+    throw new Error('--grpc-keepalive-timeout must be at least 100ms (or --grpc-keepalive-time 0)');
   if (config.statePool !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(config.statePool)) {
     throw new Error(
       `--state-pool: expected a name of letters, digits, '.', '_' or '-', got "${config.statePool}"`,
