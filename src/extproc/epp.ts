@@ -21,7 +21,8 @@ import {
 import { CacheIndexerClient } from '../datalayer/cache-indexer-client.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Director } from '../director/director.js';
-import { endpointId, EndpointsFileSource } from '../discovery/endpoints-file.js';
+import { hostPort } from '../common/net.js';
+import { EndpointsFileSource } from '../discovery/endpoints-file.js';
 import { LeasedPublisher } from '../discovery/k8s-publisher.js';
 import type { EndpointSource } from '../discovery/types.js';
 import { HealthService } from '../observability/health.js';
@@ -375,7 +376,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         health.addTo(healthServer);
         addrs.health = await bindGrpc(
           healthServer,
-          endpointId(config.grpcBind, config.grpcHealthPort),
+          hostPort(config.grpcBind, config.grpcHealthPort),
           grpc.ServerCredentials.createInsecure(),
         );
       }
@@ -468,7 +469,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       service.addTo(grpcServer);
       addrs.grpc = await bindGrpc(
         grpcServer,
-        endpointId(config.grpcBind, config.grpcPort),
+        hostPort(config.grpcBind, config.grpcPort),
         serverCredentials(tls),
       );
       service.startRenewal();
