@@ -1,7 +1,7 @@
 // `hermes-router epp`: flags -> EppConfig, build, start, stop on signals.
-// Everything else is in src/ (buildEpp in src/extproc/epp.ts).
+// Everything else is in src/ (buildEpp in src/epp/build.ts).
 import { ConfigError } from '../../src/config/errors.js';
-import { buildEpp, EPP_DEFAULTS, loggableConfig, type EppConfig } from '../../src/extproc/epp.js';
+import { buildEpp, EPP_DEFAULTS, loggableConfig, type EppConfig } from '../../src/epp/build.js';
 import type { BodySendMode } from '../../src/extproc/messages.js';
 import { createLogger, type LogFormat } from '../../src/observability/logger.js';
 

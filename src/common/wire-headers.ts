@@ -1,5 +1,5 @@
-// Header and metadata key names on the wire between the gateway, the EPP and
-// the PD group leader, defined once. The GIE names come from the Gateway API
+// Names on the wire between the gateway, the EPP and the PD group leader
+// (headers, metadata keys, the gRPC service), defined once. The GIE names come from the Gateway API
 // Inference Extension protocol; the PD names from the product's docs.
 
 /** Request header and `envoy.lb` metadata key carrying the chosen endpoints (GIE). */
@@ -12,6 +12,9 @@ export const SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
 export const MODEL_REWRITE_HEADER = 'x-gateway-model-name-rewrite';
 /** Dynamic metadata namespace of the destination (GIE). */
 export const DESTINATION_METADATA_NAMESPACE = 'envoy.lb';
+
+/** The ext_proc gRPC service (Envoy); also a grpc.health.v1 service name. */
+export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 
 /** PD: the prefill pod the EPP chose, `ip:port`, read by the group leader. */
 export const PREFILL_HEADER = 'x-openfuyao-prefill-pod-address-port';

@@ -29,7 +29,7 @@ import {
   type ProcessingRequest,
   type ProcessingResponse,
 } from './messages.js';
-import type { ErrorCode, ExtProcObserver } from './observer.js';
+import type { ErrorCode, ExtProcObserver } from '../observability/request-observer.js';
 import { inSubset, subsetHintFrom, subsetSize, type SubsetHint } from './subset-hint.js';
 import {
   CONTINUE_REQUEST_BODY,

@@ -16,7 +16,7 @@ import {
   type ImmediateVerdict,
   type RequestBodyMode,
   type ResponseBodyMode,
-} from '../extproc/client.js';
+} from './extproc-client.js';
 import {
   classifyUpstreamError,
   errorMessage,

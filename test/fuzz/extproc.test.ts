@@ -21,7 +21,7 @@ import {
   headerOf,
   type HeaderList,
   type RequestBodyMode,
-} from '../../src/extproc/client.js';
+} from '../../src/gateway/extproc-client.js';
 import { toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../src/extproc/messages.js';
 import { extProcClientConstructor } from '../../src/extproc/proto.js';
 import { PD_CONFIG, pdGroupEndpoints, startEpp, type Epp } from '../helpers/epp.js';

@@ -24,6 +24,7 @@ import { Director } from '../director/director.js';
 import { hostPort } from '../common/net.js';
 import { EndpointsFileSource } from '../discovery/endpoints-file.js';
 import { LeasedPublisher } from '../discovery/k8s-publisher.js';
+import { KubernetesSource } from '../discovery/kubernetes.js';
 import type { EndpointSource } from '../discovery/types.js';
 import { HealthService } from '../observability/health.js';
 import { EppMetrics } from '../observability/metrics.js';
@@ -34,9 +35,9 @@ import { createStateStore } from '../state/create-store.js';
 import type { DegradedStateStore } from '../state/degraded-store.js';
 import { redactUrl } from '../state/redis-store.js';
 import type { StateStore } from '../state/store.js';
-import type { BodySendMode } from './messages.js';
-import { drainServer, ExtProcService } from './server.js';
-import { loadTlsMaterial, serverCredentials } from './tls.js';
+import type { BodySendMode } from '../extproc/messages.js';
+import { drainServer, ExtProcService } from '../extproc/server.js';
+import { loadTlsMaterial, serverCredentials } from '../extproc/tls.js';
 
 export interface EppConfig {
   /** ext_proc gRPC; 0 = any free port. */
@@ -169,7 +170,7 @@ export interface Epp {
   stop(): Promise<void>;
 }
 
-async function endpointSource(config: EppConfig, logger: Logger): Promise<EndpointSource> {
+function endpointSource(config: EppConfig, logger: Logger): EndpointSource {
   if (config.endpointsFile && config.poolName) {
     throw new Error('use either --endpoints-file or --pool-name, not both');
   }
@@ -181,18 +182,7 @@ async function endpointSource(config: EppConfig, logger: Logger): Promise<Endpoi
   }
   if (config.poolName) {
     if (!config.poolNamespace) throw new Error('--pool-name needs --pool-namespace (or NAMESPACE)');
-    let mod: { KubernetesSource?: new (o: Record<string, unknown>) => EndpointSource };
-    try {
-      // Resolved at run time: Kubernetes discovery is optional in a build.
-      const path = '../discovery/kubernetes.js';
-      mod = (await import(path)) as typeof mod;
-    } catch (e) {
-      throw new Error(`Kubernetes discovery is not available in this build: ${(e as Error).message}`);
-    }
-    if (typeof mod.KubernetesSource !== 'function') {
-      throw new Error('Kubernetes discovery is not available in this build (no KubernetesSource)');
-    }
-    return new mod.KubernetesSource({
+    return new KubernetesSource({
       poolName: config.poolName,
       poolNamespace: config.poolNamespace,
       kubeconfigPath: config.kubeconfig,
@@ -426,7 +416,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         });
       }
 
-      source ??= await endpointSource(config, logger);
+      source ??= endpointSource(config, logger);
       if (source.kind === 'kubernetes' && shared) {
         publisher = new LeasedPublisher({
           store,

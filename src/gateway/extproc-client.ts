@@ -25,7 +25,7 @@
 // Header mutations are applied as Envoy does: remove_headers, then set_headers.
 import * as grpc from '@grpc/grpc-js';
 import { DESTINATION_HEADER } from '../common/wire-headers.js';
-import { extProcClientConstructor } from './proto.js';
+import { extProcClientConstructor } from '../extproc/proto.js';
 import {
   fromStruct,
   headerValueText,
@@ -37,7 +37,7 @@ import {
   type HeaderMutation,
   type ProcessingRequest,
   type ProcessingResponse,
-} from './messages.js';
+} from '../extproc/messages.js';
 
 export type RequestBodyMode = 'BUFFERED' | 'FULL_DUPLEX_STREAMED';
 export type ResponseBodyMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'FULL_DUPLEX_STREAMED';
