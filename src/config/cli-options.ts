@@ -79,6 +79,13 @@ export function parseOptions<S extends OptionSpecs>(
   return out as OptionValues<S>;
 }
 
+/** Every option at its default (unset where there is none), as if no flag or env were given. */
+export function optionDefaults<S extends OptionSpecs>(specs: S): OptionValues<S> {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs)) out[key] = spec.schema.parse(spec.default);
+  return out as OptionValues<S>;
+}
+
 /** Parses `args` (after the subcommand) against `specs`. */
 export function parseArgs<S extends OptionSpecs>(
   name: string,
@@ -202,4 +209,18 @@ export function required<T>(schema: z.ZodType<T | undefined, string | boolean | 
     }
     return v;
   });
+}
+
+/** One function of the `hermes-router` CLI (functions/<fn>/main.ts exports it as `command`). */
+export interface FunctionCommand {
+  name: string;
+  summary: string;
+  /** Runs the function with its own flags; resolves to an exit code or runs until stopped. */
+  run(args: string[]): Promise<number | void>;
+}
+
+/** A flag mistake: printed as `<function>: <message>`, exit code 2. */
+export function usageError(fn: string, e: unknown): number {
+  process.stderr.write(`${fn}: ${(e as Error).message}\n`);
+  return 2;
 }
