@@ -106,8 +106,8 @@ const text = z.union([z.string(), z.boolean(), z.undefined()]);
 export const optionalString = () =>
   text.transform((v) => (v === undefined || v === '' || typeof v === 'boolean' ? undefined : v));
 
-export const requiredString = () =>
-  text.refine((v) => typeof v === 'string' && v !== '', 'expected a value').transform((v) => v as string);
+/** Unset -> undefined; an empty string stays empty (where '' means something). */
+export const anyString = () => text.transform((v) => (typeof v === 'string' ? v : undefined));
 
 export const port = (opts: { off?: boolean } = {}) =>
   text.transform((v, ctx) => {

@@ -35,7 +35,8 @@ import type { StateStore } from '../state/store.js';
 import { drainServer, ExtProcService } from '../extproc/server.js';
 import { loadTlsMaterial, serverCredentials } from '../extproc/tls.js';
 import { replicaIdOf, statePoolOf, type EppConfig } from './options.js';
-import { bindGrpc, closeHttp, listenHttp, listeningPort, serveMetrics } from './servers.js';
+import { closeHttp, listenHttp, listeningPort } from '../common/http-server.js';
+import { bindGrpc, serveMetrics } from './servers.js';
 
 export interface EppDeps {
   logger: Logger;

@@ -1,8 +1,6 @@
-// The EPP's listeners other than ext_proc itself: Prometheus /metrics on
-// plain node:http, and the listen/close helpers shared with the admin API and
-// the gRPC servers. Each resolves to the bound port (0 asks for any free one).
+// The EPP's listeners other than ext_proc's service itself: Prometheus
+// /metrics on plain node:http, and gRPC binding (ext_proc, grpc.health.v1).
 import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 
@@ -20,33 +18,7 @@ export function serveMetrics(registry: Registry): HttpServer {
   });
 }
 
-export function listenHttp(server: HttpServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-/** Resolves once the server is listening (hono's serve() starts it itself). */
-export function listeningPort(server: HttpServer): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    if (server.listening) resolve((server.address() as AddressInfo).port);
-    server.once('listening', () => resolve((server.address() as AddressInfo).port));
-    server.once('error', reject);
-  });
-}
-
-export function closeHttp(server: HttpServer | undefined): Promise<void> {
-  if (!server) return Promise.resolve();
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections?.();
-  });
-}
-
+/** Resolves with the bound port (0 asks for any free one). */
 export function bindGrpc(
   server: grpc.Server,
   address: string,
