@@ -14,19 +14,11 @@ export interface SubcommandModule {
 
 async function loadCommands(): Promise<FunctionCommand[]> {
   const functions = dirname(dirname(fileURLToPath(import.meta.url)));
-  const ext = fileURLToPath(import.meta.url).endsWith('.ts') ? 'ts' : 'js';
-  const legacy = join(functions, 'cli', 'commands');
-  const legacyFiles = existsSync(legacy)
-    ? readdirSync(legacy).filter((f) => f.endsWith(`.${ext}`) && !f.endsWith('.d.ts'))
-    : [];
-  const legacyNames = new Set(legacyFiles.map((f) => f.slice(0, -ext.length - 1)));
-  const entries = [
-    ...legacyFiles.map((f) => join(legacy, f)),
-    ...readdirSync(functions, { withFileTypes: true })
-      .filter((d) => d.isDirectory() && d.name !== 'cli' && !legacyNames.has(d.name))
-      .map((d) => join(functions, d.name, `main.${ext}`))
-      .filter((f) => existsSync(f)),
-  ];
+  const entry = `main.${fileURLToPath(import.meta.url).endsWith('.ts') ? 'ts' : 'js'}`;
+  const entries = readdirSync(functions, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && d.name !== 'cli')
+    .map((d) => join(functions, d.name, entry))
+    .filter((f) => existsSync(f));
   const mods = await Promise.all(
     entries.map((f) => import(pathToFileURL(f).href) as Promise<SubcommandModule>),
   );
