@@ -1,5 +1,13 @@
 // Every option of `hermes-router state`, once. Loads no server code.
-import { defineOptions, integer, optionalString, presence, required } from '../config/cli-options.js';
+import {
+  defineOptions,
+  integer,
+  optionalString,
+  presence,
+  required,
+  secretFileOption,
+  secretOption,
+} from '../config/cli-options.js';
 
 export const STATE_SUMMARY =
   'inspect the shared scheduling state (endpoints, signals, loads, decisions) from Redis or an EPP admin API';
@@ -7,19 +15,12 @@ export const STATE_SUMMARY =
 export const STATE_VIEWS = ['endpoints', 'signals', 'loads', 'decisions'] as const;
 
 export const stateOptions = defineOptions({
-  redisUrl: {
-    flag: '--redis-url <url>',
-    env: 'REDIS_URL',
-    help: 'read straight from Redis (redis://, rediss://, redis+sentinel://, redis+cluster://)',
-    schema: optionalString(),
-    secret: true,
-  },
-  redisUrlFile: {
-    flag: '--redis-url-file <file>',
-    env: 'REDIS_URL_FILE',
-    help: 'read the Redis URL from this file',
-    schema: optionalString(),
-  },
+  redisUrl: secretOption(
+    '--redis-url <url>',
+    'REDIS_URL',
+    'read straight from Redis (redis://, rediss://, redis+sentinel://, redis+cluster://)',
+  ),
+  redisUrlFile: secretFileOption('--redis-url', 'REDIS_URL', 'the Redis URL'),
   pool: {
     flag: '--pool <name>',
     env: 'POOL_NAME',
@@ -33,19 +34,8 @@ export const stateOptions = defineOptions({
     help: "read from a running EPP's admin API instead, e.g. http://127.0.0.1:9091",
     schema: optionalString(),
   },
-  adminToken: {
-    flag: '--admin-token <token>',
-    env: 'ADMIN_TOKEN',
-    help: 'bearer token of the admin API; prefer --admin-token-file: argv is world-readable',
-    schema: optionalString(),
-    secret: true,
-  },
-  adminTokenFile: {
-    flag: '--admin-token-file <file>',
-    env: 'ADMIN_TOKEN_FILE',
-    help: 'read the admin bearer token from this file',
-    schema: optionalString(),
-  },
+  adminToken: secretOption('--admin-token <token>', 'ADMIN_TOKEN', 'bearer token of the admin API'),
+  adminTokenFile: secretFileOption('--admin-token', 'ADMIN_TOKEN', 'the admin bearer token'),
   json: {
     flag: '--json',
     env: 'STATE_JSON',

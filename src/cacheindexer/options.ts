@@ -3,11 +3,15 @@
 import {
   defineOptions,
   duration,
+  hostOption,
   integer,
+  logLevelOption,
   optionalString,
+  type OptionValues,
   port,
   required,
-  type OptionValues,
+  secretFileOption,
+  secretOption,
 } from '../config/cli-options.js';
 import { resolveSecret } from '../common/secrets.js';
 
@@ -22,13 +26,7 @@ export const cacheIndexerOptions = defineOptions({
     default: '8080',
     schema: required(port()),
   },
-  host: {
-    flag: '--host <addr>',
-    env: 'HOST',
-    help: 'address to listen on',
-    default: '0.0.0.0',
-    schema: required(optionalString()),
-  },
+  host: hostOption('0.0.0.0'),
   endpointsFile: {
     flag: '--endpoints-file <file>',
     env: 'ENDPOINTS_FILE',
@@ -59,19 +57,12 @@ export const cacheIndexerOptions = defineOptions({
     help: 'also bind a SUB socket producers connect to (topic kv@<ip>:<port>@<model>), e.g. tcp://127.0.0.1:5557',
     schema: optionalString(),
   },
-  redisUrl: {
-    flag: '--redis-url <url>',
-    env: 'REDIS_URL',
-    help: 'keep the index in Redis (absent: in memory); prefer --redis-url-file or REDIS_PASSWORD(_FILE): argv is world-readable',
-    schema: optionalString(),
-    secret: true,
-  },
-  redisUrlFile: {
-    flag: '--redis-url-file <file>',
-    env: 'REDIS_URL_FILE',
-    help: 'read the Redis URL from this file (a mounted Secret)',
-    schema: optionalString(),
-  },
+  redisUrl: secretOption(
+    '--redis-url <url>',
+    'REDIS_URL',
+    'keep the index in Redis (absent: in memory); or give the password in REDIS_PASSWORD(_FILE)',
+  ),
+  redisUrlFile: secretFileOption('--redis-url', 'REDIS_URL', 'the Redis URL'),
   redisPrefix: {
     flag: '--redis-prefix <prefix>',
     env: 'REDIS_PREFIX',
@@ -119,13 +110,7 @@ export const cacheIndexerOptions = defineOptions({
     default: '2s',
     schema: required(duration()),
   },
-  logLevel: {
-    flag: '--log-level <level>',
-    env: 'LOG_LEVEL',
-    help: 'pino level',
-    default: 'info',
-    schema: required(optionalString()),
-  },
+  logLevel: logLevelOption(),
 });
 
 export type CacheIndexerConfig = Omit<OptionValues<typeof cacheIndexerOptions>, 'redisUrlFile'>;

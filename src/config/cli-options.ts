@@ -121,27 +121,23 @@ export const port = (opts: { off?: boolean } = {}) =>
     return n;
   });
 
-export const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+const numeric = (min: number, max: number, whole: boolean) =>
   text.transform((v, ctx) => {
     if (v === undefined || v === '') return undefined;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      ctx.addIssue({ code: 'custom', message: `expected an integer in ${min}..${max}` });
+    if (!(whole ? Number.isInteger(n) : Number.isFinite(n)) || n < min || n > max) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected ${whole ? 'an integer' : 'a number'} in ${min}..${max}`,
+      });
       return z.NEVER;
     }
     return n;
   });
 
-export const number = (min: number, max = Number.MAX_VALUE) =>
-  text.transform((v, ctx) => {
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) {
-      ctx.addIssue({ code: 'custom', message: `expected a number in ${min}..${max}` });
-      return z.NEVER;
-    }
-    return n;
-  });
+export const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => numeric(min, max, true);
+
+export const number = (min: number, max = Number.MAX_VALUE) => numeric(min, max, false);
 
 /** `50ms`, `2s`, `1m` or bare milliseconds, at least `minMs`. */
 export const duration = (minMs = 0) =>
@@ -223,4 +219,50 @@ export interface FunctionCommand {
 export function usageError(fn: string, e: unknown): number {
   process.stderr.write(`${fn}: ${(e as Error).message}\n`);
   return 2;
+}
+
+// Options several functions share, written once.
+
+/** `--log-level` (pino levels). */
+export function logLevelOption(help = 'pino level') {
+  return {
+    flag: '--log-level <level>',
+    env: 'LOG_LEVEL',
+    help,
+    default: 'info',
+    schema: required(optionalString()),
+  } satisfies OptionSpec<string>;
+}
+
+/** `--host`: the address a function listens on. */
+export function hostOption(def: string, help = 'address to listen on') {
+  return {
+    flag: '--host <addr>',
+    env: 'HOST',
+    help,
+    default: def,
+    schema: required(optionalString()),
+  } satisfies OptionSpec<string>;
+}
+
+/** A secret as a value (`--redis-url`, never echoed in errors); see secretFileOption for its file form. */
+export function secretOption(flag: string, env: string, help: string) {
+  const file = `${flag.split(' ')[0]}-file`;
+  return {
+    flag,
+    env,
+    help: `${help}; prefer ${file}: argv is readable by every local user`,
+    schema: optionalString(),
+    secret: true,
+  } satisfies OptionSpec<string | undefined>;
+}
+
+/** The file form of a secret: `--redis-url-file` / `REDIS_URL_FILE` (a mounted Secret). */
+export function secretFileOption(flag: string, env: string, what: string) {
+  return {
+    flag: `${flag}-file <file>`,
+    env: `${env}_FILE`,
+    help: `read ${what} from this file (a mounted Secret)`,
+    schema: optionalString(),
+  } satisfies OptionSpec<string | undefined>;
 }

@@ -4,10 +4,11 @@ import {
   defineOptions,
   duration,
   integer,
+  logLevelOption,
   number,
   optionalString,
-  required,
   type OptionValues,
+  required,
 } from '../config/cli-options.js';
 import type { DemoFlags } from './run.js';
 
@@ -107,13 +108,7 @@ export const demoOptions = defineOptions({
     preset: 'true',
     schema: bool(),
   },
-  logLevel: {
-    flag: '--log-level <level>',
-    env: 'LOG_LEVEL',
-    help: 'log level of the child processes',
-    default: 'info',
-    schema: required(optionalString()),
-  },
+  logLevel: logLevelOption('log level of the child processes'),
 });
 
 export function demoFlagsFrom(o: OptionValues<typeof demoOptions>): DemoFlags {

@@ -7,13 +7,16 @@ import {
   bool,
   defineOptions,
   duration,
+  logLevelOption,
   oneOf,
   optionalString,
   optionDefaults,
+  type OptionValues,
   port,
   required,
+  secretFileOption,
+  secretOption,
   size,
-  type OptionValues,
 } from '../config/cli-options.js';
 import { redactUrl } from '../common/redis-url.js';
 import { resolveSecret } from '../common/secrets.js';
@@ -65,19 +68,12 @@ export const eppOptions = defineOptions({
     help: 'kubeconfig for Kubernetes discovery (default: in-cluster or ~/.kube/config)',
     schema: optionalString(),
   },
-  redisUrl: {
-    flag: '--redis-url <url>',
-    env: 'REDIS_URL',
-    help: 'shared state in Redis (absent: in-memory); prefer --redis-url-file or REDIS_PASSWORD(_FILE): argv is world-readable',
-    schema: optionalString(),
-    secret: true,
-  },
-  redisUrlFile: {
-    flag: '--redis-url-file <file>',
-    env: 'REDIS_URL_FILE',
-    help: 'read the Redis URL from this file (a mounted Secret)',
-    schema: optionalString(),
-  },
+  redisUrl: secretOption(
+    '--redis-url <url>',
+    'REDIS_URL',
+    'shared state in Redis (absent: in-memory); or give the password in REDIS_PASSWORD(_FILE)',
+  ),
+  redisUrlFile: secretFileOption('--redis-url', 'REDIS_URL', 'the Redis URL'),
   redisTimeoutMs: {
     flag: '--redis-timeout <duration>',
     env: 'REDIS_TIMEOUT',
@@ -171,19 +167,8 @@ export const eppOptions = defineOptions({
     default: LOOPBACK,
     schema: required(optionalString()),
   },
-  adminToken: {
-    flag: '--admin-token <token>',
-    env: 'ADMIN_TOKEN',
-    help: 'bearer token required on /state/*; prefer --admin-token-file: argv is world-readable',
-    schema: optionalString(),
-    secret: true,
-  },
-  adminTokenFile: {
-    flag: '--admin-token-file <file>',
-    env: 'ADMIN_TOKEN_FILE',
-    help: 'read the admin bearer token from this file (a mounted Secret)',
-    schema: optionalString(),
-  },
+  adminToken: secretOption('--admin-token <token>', 'ADMIN_TOKEN', 'bearer token required on /state/*'),
+  adminTokenFile: secretFileOption('--admin-token', 'ADMIN_TOKEN', 'the admin bearer token'),
   secureServing: {
     flag: '--secure-serving [bool]',
     env: 'SECURE_SERVING',
@@ -263,13 +248,7 @@ export const eppOptions = defineOptions({
     default: '60s',
     schema: required(duration(1)),
   },
-  logLevel: {
-    flag: '--log-level <level>',
-    env: 'LOG_LEVEL',
-    help: 'pino level: trace debug info warn error',
-    default: 'info',
-    schema: required(optionalString()),
-  },
+  logLevel: logLevelOption('pino level: trace debug info warn error'),
   logFormat: {
     flag: '--log-format <fmt>',
     env: 'LOG_FORMAT',

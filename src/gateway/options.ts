@@ -3,6 +3,8 @@ import {
   bool,
   defineOptions,
   duration,
+  hostOption,
+  logLevelOption,
   oneOf,
   optionalString,
   port,
@@ -23,13 +25,7 @@ export const gatewayDevOptions = defineOptions({
     default: '8081',
     schema: required(port()),
   },
-  host: {
-    flag: '--host <addr>',
-    env: 'HOST',
-    help: 'address to listen on',
-    default: '127.0.0.1',
-    schema: required(optionalString()),
-  },
+  host: hostOption('127.0.0.1'),
   epp: {
     flag: '--epp <host:port>',
     env: 'EPP',
@@ -81,11 +77,5 @@ export const gatewayDevOptions = defineOptions({
     default: DESTINATION_HEADER,
     schema: required(optionalString()),
   },
-  logLevel: {
-    flag: '--log-level <level>',
-    env: 'LOG_LEVEL',
-    help: 'pino level',
-    default: 'info',
-    schema: required(optionalString()),
-  },
+  logLevel: logLevelOption(),
 });

@@ -3,13 +3,15 @@
 import {
   anyString,
   defineOptions,
+  hostOption,
   integer,
+  logLevelOption,
   number,
   oneOf,
   optionalString,
+  type OptionValues,
   port,
   required,
-  type OptionValues,
 } from '../config/cli-options.js';
 import { defaultMockVllmConfig as D, type MockVllmConfig } from './config.js';
 
@@ -28,13 +30,7 @@ export const mockVllmOptions = defineOptions({
     default: String(D.port),
     schema: required(port()),
   },
-  host: {
-    flag: '--host <addr>',
-    env: 'HOST',
-    help: 'address to listen on (HTTP and ZMQ)',
-    default: D.host,
-    schema: required(optionalString()),
-  },
+  host: hostOption(D.host, 'address to listen on (HTTP and ZMQ)'),
   model: {
     flag: '--model <name>',
     env: 'MODEL',
@@ -165,13 +161,7 @@ export const mockVllmOptions = defineOptions({
     help: 'host named in kv_transfer_params and the topic (default --host)',
     schema: optionalString(),
   },
-  logLevel: {
-    flag: '--log-level <level>',
-    env: 'LOG_LEVEL',
-    help: 'pino level',
-    default: 'info',
-    schema: required(optionalString()),
-  },
+  logLevel: logLevelOption(),
 });
 
 export function mockVllmConfigFrom(o: OptionValues<typeof mockVllmOptions>): MockVllmConfig {

@@ -2,11 +2,13 @@
 import {
   defineOptions,
   duration,
+  hostOption,
+  logLevelOption,
   optionalString,
+  type OptionValues,
   port,
   presence,
   required,
-  type OptionValues,
 } from '../config/cli-options.js';
 import { defaultPdLabels, parsePodList } from './group.js';
 
@@ -15,13 +17,7 @@ export const PD_PROXY_SUMMARY =
 
 export const pdProxyOptions = defineOptions({
   port: { flag: '--port <n>', env: 'PORT', help: 'HTTP port', default: '8000', schema: required(port()) },
-  host: {
-    flag: '--host <addr>',
-    env: 'HOST',
-    help: 'address to listen on',
-    default: '0.0.0.0',
-    schema: required(optionalString()),
-  },
+  host: hostOption('0.0.0.0'),
   prefill: {
     flag: '--prefill <list>',
     env: 'PREFILL',
@@ -94,13 +90,7 @@ export const pdProxyOptions = defineOptions({
     help: 'add x-hermes-pd-prefill / x-hermes-pd-decode response headers naming the pods used (debugging; reveals pod addresses)',
     schema: presence(),
   },
-  logLevel: {
-    flag: '--log-level <level>',
-    env: 'LOG_LEVEL',
-    help: 'pino level',
-    default: 'info',
-    schema: required(optionalString()),
-  },
+  logLevel: logLevelOption(),
 });
 
 export type PdProxyConfig = OptionValues<typeof pdProxyOptions>;

@@ -88,3 +88,13 @@ export function minCostRandom<T>(
   }
   return { item: best, cost: bestCost };
 }
+
+/**
+ * A PD pick without pods chosen (no PD scorer in the profile) gets a prefill
+ * and a decode pod drawn uniformly inside its group; anything else as is.
+ */
+export function withPdPods(ctx: CycleContext, target: ScoredCandidate): ScoredCandidate {
+  const c = target.candidate;
+  if (target.pdChoice || c.kind !== 'group') return target;
+  return { ...target, pdChoice: uniformPdChoice(ctx, c.group) };
+}
