@@ -66,10 +66,12 @@ export function compileProfile(name: string, refs: readonly PluginRef[]): Compil
     chargers: [],
     plugins: [],
   };
+  const seen = new Set<Plugin>();
   refs.forEach(({ plugin, weight }, ref) => {
-    if (profile.plugins.includes(plugin)) {
+    if (seen.has(plugin)) {
       throw new ProfileError(`each plugin once per profile, "${plugin.name}" is referenced twice`, { ref });
     }
+    seen.add(plugin);
     profile.plugins.push(plugin);
     if (isFilter(plugin)) profile.filters.push(plugin);
     if (isScorer(plugin)) profile.scorers.push({ plugin, weight: weight ?? 1 });
