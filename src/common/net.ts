@@ -23,3 +23,8 @@ export function parseHostPort(text: string): HostPort | undefined {
   const host = m[1]!;
   return { id: hostPort(host, port), host, port };
 }
+
+/** Whether a listen address is reachable from this host only. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

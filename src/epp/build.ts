@@ -19,7 +19,7 @@ import {
 import { CacheIndexerClient } from '../datalayer/cache-indexer-client.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Director } from '../director/director.js';
-import { hostPort } from '../common/net.js';
+import { hostPort, isLoopback } from '../common/net.js';
 import { EndpointsFileSource } from '../discovery/endpoints-file.js';
 import { LeasedPublisher } from '../discovery/k8s-publisher.js';
 import { KubernetesSource } from '../discovery/kubernetes.js';
@@ -281,6 +281,12 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           hostname: config.adminBind,
         }) as HttpServer;
         addrs.admin = await listeningPort(adminServer);
+        if (!config.adminToken && !isLoopback(config.adminBind)) {
+          logger.warn(
+            { adminBind: config.adminBind },
+            'admin API on a non-loopback address without --admin-token(-file): /state/* is open to whoever reaches it',
+          );
+        }
       }
 
       source ??= endpointSource(config, logger);
