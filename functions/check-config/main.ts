@@ -1,21 +1,26 @@
-// hermes-router check-config FILE...: validate EndpointPickerConfig files
-// (raw, or Helm values files embedding them). Exit 0 with a one-line
-// summary per file, or 1 naming the file, the YAML path and what was expected.
-import { builtinRegistry } from '../../src/plugins/index.js';
-import { describeConfig, loadConfigFile } from '../../src/config/endpoint-picker-config.js';
-import { ConfigError } from '../../src/config/errors.js';
+// `hermes-router check-config FILE...`: validate EndpointPickerConfig files
+// (raw, or Helm values files embedding them); src/config/check-config.ts.
+import { Command } from 'commander';
+import type { FunctionCommand } from '../../src/config/cli-options.js';
 
-export function checkConfig(files: string[], out = process.stdout, err = process.stderr): number {
-  const registry = builtinRegistry();
-  let failed = 0;
-  for (const file of files) {
-    try {
-      out.write(`ok  ${describeConfig(loadConfigFile(file, registry))}\n`);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      failed++;
-      err.write(`error  ${e.message}\n`);
-    }
-  }
-  return failed === 0 ? 0 : 1;
-}
+const SUMMARY = 'validate EndpointPickerConfig files (raw, or Helm values files embedding them)';
+
+export const command: FunctionCommand = {
+  name: 'check-config',
+  summary: SUMMARY,
+  async run(args) {
+    let files: string[] = [];
+    new Command('hermes-router check-config')
+      .description(SUMMARY)
+      .argument(
+        '<file...>',
+        'EndpointPickerConfig YAML or a values file with inferencepool.inferenceExtension.pluginsCustomConfig',
+      )
+      .action((f: string[]) => {
+        files = f;
+      })
+      .parse(args, { from: 'user' });
+    const { checkConfig } = await import('../../src/config/check-config.js');
+    return checkConfig(files);
+  },
+};

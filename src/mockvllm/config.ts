@@ -1,4 +1,4 @@
-// mock-vllm's settings (flags and env in functions/cli/commands/mock-vllm.ts).
+// mock-vllm's settings and their defaults (flags and env: options.ts).
 import type { PayloadEncoding } from '../kvcache/events.js';
 
 export type MockRole = 'prefill' | 'decode' | 'both';

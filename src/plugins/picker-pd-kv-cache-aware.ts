@@ -5,8 +5,7 @@
 // retries inside its group. Without a PD scorer in the profile every group
 // ties and the pods are drawn uniformly inside the chosen group.
 import { z } from 'zod';
-import { maxScorePick } from '../scheduling/pick.js';
-import { uniformPdChoice } from './common.js';
+import { maxScorePick, withPdPods } from '../scheduling/pick.js';
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'picker-pd-kv-cache-aware';
@@ -18,10 +17,8 @@ export const pickerPdKvCacheAware = definePlugin({
     type: TYPE,
     name,
     pick: (ctx, scored) => {
-      const { targets } = maxScorePick(ctx, scored, 1);
-      const best = targets[0];
-      if (!best || best.pdChoice || best.candidate.kind !== 'group') return { targets };
-      return { targets: [{ ...best, pdChoice: uniformPdChoice(ctx, best.candidate.group) }] };
+      const best = maxScorePick(ctx, scored, 1).targets[0];
+      return { targets: best ? [withPdPods(ctx, best)] : [] };
     },
   }),
 });

@@ -4,7 +4,7 @@
 // Scores are ignored. Plain endpoint candidates (no PD filter) are picked
 // uniformly too, so the plugin degrades to a random picker.
 import { z } from 'zod';
-import { pickUniform, uniformPdChoice } from './common.js';
+import { pickUniform, withPdPods } from '../scheduling/pick.js';
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'picker-random-pd-bucket';
@@ -15,12 +15,10 @@ export const pickerRandomPdBucket = definePlugin({
   create: (name) => ({
     type: TYPE,
     name,
-    pick: (ctx, scored) => {
-      if (scored.length === 0) return { targets: [] };
-      const chosen = pickUniform(ctx, scored);
-      const c = chosen.candidate;
-      if (c.kind !== 'group') return { targets: [chosen] };
-      return { targets: [{ candidate: c, score: chosen.score, pdChoice: uniformPdChoice(ctx, c.group) }] };
-    },
+    // Scores (and any scorer's pods) are ignored: the pods are drawn here.
+    pick: (ctx, scored) =>
+      scored.length === 0
+        ? { targets: [] }
+        : { targets: [withPdPods(ctx, { ...pickUniform(ctx, scored), pdChoice: undefined })] },
   }),
 });

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { Director } from '../../../src/director/director.js';
-import { ExtProcClient } from '../../../src/extproc/client.js';
+import { ExtProcClient } from '../../../src/gateway/extproc-client.js';
 import { ExtProcService, keepaliveServerOptions } from '../../../src/extproc/server.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';

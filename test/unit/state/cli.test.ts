@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runState, VIEWS, type StateOptions } from '../../../functions/state/main.js';
+import { runState, VIEWS, type StateOptions } from '../../../src/admin/state-report.js';
 import { buildAdminApp } from '../../../src/admin/app.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { createRedisClient, RedisStateStore } from '../../../src/state/redis-store.js';

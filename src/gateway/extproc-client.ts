@@ -24,7 +24,8 @@
 //   body not sent.
 // Header mutations are applied as Envoy does: remove_headers, then set_headers.
 import * as grpc from '@grpc/grpc-js';
-import { extProcClientConstructor } from './proto.js';
+import { DESTINATION_HEADER } from '../common/wire-headers.js';
+import { extProcClientConstructor } from '../extproc/proto.js';
 import {
   fromStruct,
   headerValueText,
@@ -36,7 +37,7 @@ import {
   type HeaderMutation,
   type ProcessingRequest,
   type ProcessingResponse,
-} from './messages.js';
+} from '../extproc/messages.js';
 
 export type RequestBodyMode = 'BUFFERED' | 'FULL_DUPLEX_STREAMED';
 export type ResponseBodyMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'FULL_DUPLEX_STREAMED';
@@ -116,7 +117,7 @@ export function headerOf(headers: HeaderList, name: string): string | undefined 
  * The endpoints chosen by the EPP, primary first: from dynamic metadata
  * `envoy.lb` (as Istio reads it), else from the destination header.
  */
-export function destinationOf(v: ContinueVerdict, key = 'x-gateway-destination-endpoint'): string[] {
+export function destinationOf(v: ContinueVerdict, key = DESTINATION_HEADER): string[] {
   const fromMeta = v.dynamicMetadata['envoy.lb']?.[key];
   const raw = typeof fromMeta === 'string' ? fromMeta : headerOf(v.headers, key);
   if (!raw) return [];
@@ -266,6 +267,14 @@ export class ExtProcExchange {
     return r;
   }
 
+  /** The next reply, which must be `kind` or an immediate response (returned for the caller to answer). */
+  private async replyOf(kind: ProcessingResponse['response'], what: string): Promise<ProcessingResponse> {
+    const r = await this.expect(what);
+    if (r.response !== 'immediate_response' && r.response !== kind)
+      throw new ExtProcProtocolError(`expected ${kind} reply, got ${r.response}`);
+    return r;
+  }
+
   /** Runs the request phase and returns what the gateway should do. */
   async sendRequest(input: SendRequestInput): Promise<RequestVerdict> {
     let headers: HeaderList = Array.isArray(input.headers)
@@ -297,10 +306,8 @@ export class ExtProcExchange {
         this.write({ request_body: { body: c, end_of_stream: i === sendChunks.length - 1 && !hasTrailers } });
       });
       if (hasTrailers) this.write({ request_trailers: { trailers: toHeaderMap(input.trailers!) } });
-      const hr = await this.expect('the request headers reply');
+      const hr = await this.replyOf('request_headers', 'the request headers reply');
       if (hr.response === 'immediate_response') return immediateVerdict(hr, headers, [...replies, hr]);
-      if (hr.response !== 'request_headers')
-        throw new ExtProcProtocolError(`expected request_headers reply, got ${hr.response}`);
       take(hr, hr.request_headers?.response);
       if (hasBody) {
         // The server streams the body back; it ends with end_of_stream (or, with trailers, before them).
@@ -331,17 +338,13 @@ export class ExtProcExchange {
         replies.push(tr);
       }
     } else {
-      const hr = await this.expect('the request headers reply');
+      const hr = await this.replyOf('request_headers', 'the request headers reply');
       if (hr.response === 'immediate_response') return immediateVerdict(hr, headers, [...replies, hr]);
-      if (hr.response !== 'request_headers')
-        throw new ExtProcProtocolError(`expected request_headers reply, got ${hr.response}`);
       take(hr, hr.request_headers?.response);
       if (hasBody) {
         this.write({ request_body: { body, end_of_stream: !hasTrailers } });
-        const br = await this.expect('the request body reply');
+        const br = await this.replyOf('request_body', 'the request body reply');
         if (br.response === 'immediate_response') return immediateVerdict(br, headers, [...replies, br]);
-        if (br.response !== 'request_body')
-          throw new ExtProcProtocolError(`expected request_body reply, got ${br.response}`);
         const c = br.request_body?.response;
         take(br, c);
         const m = c?.body_mutation;
