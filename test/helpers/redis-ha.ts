@@ -76,8 +76,9 @@ export interface SentinelSet {
 export async function startSentinelSet(masterName = 'hermes'): Promise<SentinelSet> {
   const dir = mkdtempSync(join(tmpdir(), 'hermes-sentinel-'));
   const [pPort, rPort] = [await freePort(), await freePort()];
-  const primary = node(pPort, base(pPort));
-  const replica = node(rPort, [...base(rPort), '--replicaof', '127.0.0.1', String(pPort)]);
+  // --dir: the replica writes the full-sync RDB it receives to disk.
+  const primary = node(pPort, [...base(pPort), '--dir', dir]);
+  const replica = node(rPort, [...base(rPort), '--dir', dir, '--replicaof', '127.0.0.1', String(pPort)]);
   await waitFor('replica in sync', async () =>
     /master_link_status:up/.test(await cli(rPort, 'INFO', 'replication')),
   );
