@@ -193,6 +193,18 @@ hermes_install_etcd() {
   export ETCD_BIN="$dir/etcd"
 }
 
+# test/envoy-validate: Envoy bootstraps parsed with go-control-plane's types
+# and their validation rules (test/unit/envoy/bootstraps.test.ts). Built from
+# the repo's own module; Go's build cache makes later builds take a second.
+hermes_build_envoy_validate() {
+  command -v go >/dev/null 2>&1 || return 1
+  local src
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/envoy-validate" && pwd)" || return 1
+  mkdir -p "$HERMES_TOOLS_CACHE"
+  (cd "$src" && CGO_ENABLED=0 go build -o "$HERMES_TOOLS_CACHE/envoy-validate" .) || return 1
+  export ENVOY_VALIDATE_BIN="$HERMES_TOOLS_CACHE/envoy-validate"
+}
+
 # A failed build must not stop CI here: the chart tests then fail with a
 # message naming HELM_BIN, and every other test still runs.
 if hermes_install_helm; then
@@ -222,4 +234,9 @@ if hermes_fetch_istio_crds; then
   echo "tools.sh: ISTIO_CRD_FILE=$ISTIO_CRD_FILE" >&2
 else
   echo "tools.sh: WARNING: istio.io/api could not be fetched; the server-side dry run of DestinationRules will fail" >&2
+fi
+if hermes_build_envoy_validate; then
+  echo "tools.sh: ENVOY_VALIDATE_BIN=$ENVOY_VALIDATE_BIN" >&2
+else
+  echo "tools.sh: WARNING: test/envoy-validate could not be built; the Envoy bootstrap test will fail" >&2
 fi
