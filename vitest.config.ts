@@ -25,6 +25,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     env: testToolsEnv(),
+    // Process-level tests run dist/: rebuild it first when a source is newer.
+    globalSetup: ['test/helpers/global-setup.ts'],
     // Integration tests start real processes on loopback ports; keep files
     // from fighting over the two cores.
     fileParallelism: true,

@@ -1,32 +1,39 @@
 // `hermes-router <function> [flags]`: one CLI, one subcommand per deployable
-// function. Each subcommand is a module in ./commands/ exporting `command`
-// (name, summary, lazy loader), so adding a function touches no shared file
-// and, say, check-config never loads gRPC or Redis.
-import { readdirSync } from 'node:fs';
+// function. Each function's single entry, functions/<fn>/main.ts, exports a
+// `command` (name, summary, run) and loads its server code only when run, so
+// adding a function touches no shared file and, say, check-config never loads
+// gRPC or Redis.
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { FunctionCommand } from '../../src/config/cli-options.js';
 
 export interface SubcommandModule {
-  command: {
-    name: string;
-    summary: string;
-    /** Runs the function with its own flags; resolves to an exit code or runs until stopped. */
-    run(args: string[]): Promise<number | void>;
-  };
+  command: FunctionCommand;
 }
 
-async function loadCommands(): Promise<SubcommandModule['command'][]> {
-  const dir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
-  const files = readdirSync(dir).filter(
-    (f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map'),
-  );
+async function loadCommands(): Promise<FunctionCommand[]> {
+  const functions = dirname(dirname(fileURLToPath(import.meta.url)));
+  const ext = fileURLToPath(import.meta.url).endsWith('.ts') ? 'ts' : 'js';
+  const legacy = join(functions, 'cli', 'commands');
+  const legacyFiles = existsSync(legacy)
+    ? readdirSync(legacy).filter((f) => f.endsWith(`.${ext}`) && !f.endsWith('.d.ts'))
+    : [];
+  const legacyNames = new Set(legacyFiles.map((f) => f.slice(0, -ext.length - 1)));
+  const entries = [
+    ...legacyFiles.map((f) => join(legacy, f)),
+    ...readdirSync(functions, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && d.name !== 'cli' && !legacyNames.has(d.name))
+      .map((d) => join(functions, d.name, `main.${ext}`))
+      .filter((f) => existsSync(f)),
+  ];
   const mods = await Promise.all(
-    files.map((f) => import(pathToFileURL(join(dir, f)).href) as Promise<SubcommandModule>),
+    entries.map((f) => import(pathToFileURL(f).href) as Promise<SubcommandModule>),
   );
   return mods.map((m) => m.command).sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function usage(cmds: SubcommandModule['command'][]): string {
+function usage(cmds: FunctionCommand[]): string {
   const width = Math.max(...cmds.map((c) => c.name.length));
   return [
     'Usage: hermes-router <function> [flags]   (--help on each for its flags)',

@@ -5,9 +5,8 @@
 // per prompt block. Writes for one event batch are one pipeline. The TTL
 // only collects garbage a crashed indexer leaves behind; removals come from
 // the pods' BlockRemoved events.
-import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
-import { withConnectCause } from '../state/redis-store.js';
+import { Cluster } from 'ioredis';
+import { createRedisClient, withConnectCause, type RedisClient } from '../common/redis-connection.js';
 import { leadingRuns, type BlockIndexStore, type PodChange } from './index-store.js';
 
 // Drops a pod from every block it holds, then its own set.
@@ -33,8 +32,8 @@ export interface RedisIndexOptions {
 
 export class RedisIndexStore implements BlockIndexStore {
   readonly kind = 'redis' as const;
-  readonly redis: Redis;
-  private readonly prefix: string;
+  readonly redis: RedisClient;
+  private prefix: string;
   private readonly ttl: number;
   private wasReady = false;
   private lastError: Error | undefined;
@@ -43,20 +42,19 @@ export class RedisIndexStore implements BlockIndexStore {
   constructor(opts: RedisIndexOptions) {
     this.prefix = opts.prefix ?? 'hermes:kvindex';
     this.ttl = opts.ttlSeconds ?? 86_400;
-    const ro: RedisOptions = {
-      // Fail fast while disconnected: a lookup must not wait for Redis to return.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      lazyConnect: true,
-      retryStrategy: (n) => Math.min(2_000, 50 * 2 ** Math.min(n, 6)),
-    };
-    const env = opts.env ?? process.env;
-    if (env.REDIS_PASSWORD && !/\/\/[^/]*@/.test(opts.url)) ro.password = env.REDIS_PASSWORD;
-    // rediss:// alone trusts Node's default CAs; a private CA comes from the
-    // same variable the EPP's state store reads.
-    if (/^rediss:/i.test(opts.url) && env.REDIS_TLS_CA_FILE)
-      ro.tls = { ca: readFileSync(env.REDIS_TLS_CA_FILE) };
-    this.redis = new Redis(opts.url, ro);
+    // The EPP's connection factory: Sentinel, Cluster, TLS (REDIS_TLS_CA_FILE)
+    // and REDIS_PASSWORD the same way. A lookup must not wait for Redis to
+    // return: no offline queue, one retry, no command timeout (as before).
+    this.redis = createRedisClient(opts.url, {
+      commandTimeoutMs: 0,
+      connectTimeoutMs: 10_000,
+      retriesPerRequest: 1,
+      retryDelayMs: (n) => Math.min(2_000, 50 * 2 ** Math.min(n, 6)),
+      env: opts.env,
+    });
+    // Cluster: the pod-clearing script and pipelines touch many keys, so all
+    // of the index shares one hash slot.
+    if (this.redis instanceof Cluster && !this.prefix.includes('{')) this.prefix = `{${this.prefix}}`;
     this.redis.defineCommand('hrClearPod', { numberOfKeys: 1, lua: CLEAR_POD });
     this.redis.on('error', (e: Error) => {
       this.lastError = e;

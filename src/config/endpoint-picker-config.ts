@@ -1,13 +1,13 @@
 // EndpointPickerConfig loading: YAML -> zod -> plugins built from the
-// registry -> one compiled scheduling profile. Also reads the product's Helm
+// registry -> one compiled scheduling profile (src/scheduling/profile.ts). Also reads the product's Helm
 // values files (`inferencepool.inferenceExtension.pluginsCustomConfig`),
 // validating every embedded config.
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { z } from 'zod';
-import type { Plugin } from '../plugins/plugin.js';
 import type { PluginRegistry } from '../plugins/registry.js';
-import type { CompiledProfile, WeightedScorer } from '../scheduling/scheduler.js';
+import { isSchedulingPlugin, type Plugin } from '../scheduling/plugin.js';
+import { compileProfile, ProfileError, type CompiledProfile } from '../scheduling/profile.js';
 import { ConfigError, fromZodError, joinPath, yamlPath } from './errors.js';
 
 export const CONFIG_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
@@ -206,9 +206,7 @@ export function compileConfig(
   const profiles: ProfileSpec[] = config.schedulingProfiles ?? [
     {
       name: 'default',
-      plugins: plugins
-        .filter((p) => p.filter || p.score || p.pick || p.headers)
-        .map((p) => ({ pluginRef: p.name })),
+      plugins: plugins.filter(isSchedulingPlugin).map((p) => ({ pluginRef: p.name })),
     },
   ];
   if (profiles.length === 0) {
@@ -222,48 +220,28 @@ export function compileConfig(
     );
   }
   const spec = profiles[0]!;
-  const profile: CompiledProfile = {
-    name: spec.name,
-    filters: [],
-    scorers: [],
-    picker: undefined,
-    headerHandlers: [],
-    chargers: [],
-    plugins: [],
-  };
-  spec.plugins.forEach((ref, j) => {
+  const refs = spec.plugins.map((ref, j) => {
     const plugin = byName.get(ref.pluginRef);
-    const refPath = at(['schedulingProfiles', 0, 'plugins', j, 'pluginRef']);
     if (!plugin) {
       throw new ConfigError(
         file,
-        refPath,
+        at(['schedulingProfiles', 0, 'plugins', j, 'pluginRef']),
         `the name of a plugin listed under plugins, "${ref.pluginRef}" is not one (defined: ${[...byName.keys()].join(', ')})`,
       );
     }
-    if (profile.plugins.includes(plugin)) {
-      throw new ConfigError(
-        file,
-        refPath,
-        `each plugin once per profile, "${ref.pluginRef}" is referenced twice`,
-      );
-    }
-    profile.plugins.push(plugin);
-    if (plugin.filter) profile.filters.push(plugin);
-    if (plugin.score) profile.scorers.push({ plugin, weight: ref.weight ?? 1 } satisfies WeightedScorer);
-    if (plugin.pick) {
-      if (profile.picker) {
-        throw new ConfigError(
-          file,
-          refPath,
-          `one picker per profile, "${profile.picker.name}" is already its picker`,
-        );
-      }
-      profile.picker = plugin;
-    }
-    if (plugin.headers) profile.headerHandlers.push(plugin);
-    if (plugin.charges) profile.chargers.push(plugin);
+    return { plugin, weight: ref.weight };
   });
+  let profile: CompiledProfile;
+  try {
+    profile = compileProfile(spec.name, refs);
+  } catch (e) {
+    if (!(e instanceof ProfileError)) throw e;
+    const where =
+      'ref' in e.at
+        ? at(['schedulingProfiles', 0, 'plugins', e.at.ref, 'pluginRef'])
+        : at(['plugins', plugins.indexOf(e.at.plugin), 'parameters']);
+    throw new ConfigError(file, where, e.expected);
+  }
   return { file, location, config, plugins, profile };
 }
 

@@ -2,8 +2,8 @@
 // snapshot, cache-indexer hit rates) within a time budget, run the pure
 // scheduler, and charge the pick to shared state. It is the only place the
 // request path awaits I/O; plugins never do.
-import type { DataNeeds } from '../plugins/plugin.js';
-import type { CompiledProfile } from '../scheduling/scheduler.js';
+import type { DataNeeds } from '../scheduling/plugin.js';
+import { collectNeeds, type CompiledProfile } from '../scheduling/profile.js';
 import { schedule } from '../scheduling/scheduler.js';
 import { SchedulingError } from '../scheduling/types.js';
 import type {
@@ -54,19 +54,6 @@ export interface Decision {
   receipt: PickReceipt;
   /** Scheduling alone (the pure part), microseconds. */
   scheduleUs: number;
-}
-
-/** Union of what the profile's plugins need fetched before a cycle. */
-export function collectNeeds(profile: CompiledProfile): DataNeeds {
-  const needs: DataNeeds = {};
-  for (const p of profile.plugins) {
-    const n = p.dataNeeds;
-    if (!n) continue;
-    if (n.indexer && !needs.indexer) needs.indexer = n.indexer;
-    if (n.prefix && !needs.prefix) needs.prefix = n.prefix;
-    if (n.bucketLoads) needs.bucketLoads = true;
-  }
-  return needs;
 }
 
 export function promptHashes(req: LLMRequest, blockSizeTokens: number, maxBlocks: number): string[] {

@@ -4,6 +4,7 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import yaml from 'js-yaml';
 import { z } from 'zod';
+import { hostPort } from '../common/net.js';
 import { ConfigError, fromZodError } from '../config/errors.js';
 import type { Endpoint } from '../scheduling/types.js';
 import type { EndpointSource } from './types.js';
@@ -26,10 +27,6 @@ const endpointsFileSchema = z.strictObject({
   ),
 });
 
-export function endpointId(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 export function parseEndpointsFile(text: string, file: string): Endpoint[] {
   let doc: unknown;
   try {
@@ -41,7 +38,7 @@ export function parseEndpointsFile(text: string, file: string): Endpoint[] {
   if (!parsed.success) throw fromZodError(file, '', parsed.error);
   const seen = new Set<string>();
   return parsed.data.endpoints.map((e, i) => {
-    const id = endpointId(e.address, e.port);
+    const id = hostPort(e.address, e.port);
     if (seen.has(id))
       throw new ConfigError(file, `endpoints[${i}]`, `a unique address:port, ${id} is listed twice`);
     seen.add(id);

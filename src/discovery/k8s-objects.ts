@@ -2,7 +2,7 @@
 // discovery needs. No I/O here, so every rule (readiness, ranks, the two
 // pool API versions) is testable with plain objects.
 import type { Endpoint } from '../scheduling/types.js';
-import { endpointId } from './endpoints-file.js';
+import { hostPort } from '../common/net.js';
 
 export const POOL_GROUP_V1 = 'inference.networking.k8s.io';
 export const POOL_GROUP_V1ALPHA2 = 'inference.networking.x-k8s.io';
@@ -161,7 +161,7 @@ export function podEndpoints(pod: PodLike, pool: PoolSpec): Endpoint[] {
   return ports.map((port) => {
     const rank = pool.targetPorts.indexOf(port);
     const ep: Endpoint = {
-      id: endpointId(address, port),
+      id: hostPort(address, port),
       name: pool.targetPorts.length > 1 ? `${podName}-rank-${rank}` : podName,
       address,
       port,

@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
+import { EXT_PROC_SERVICE } from '../common/wire-headers.js';
+
+export { EXT_PROC_SERVICE };
 export const EXT_PROC_PROTO = 'envoy/service/ext_proc/v3/external_processor.proto';
 
 export const LOADER_OPTIONS: protoLoader.Options = {

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Director } from '../director/director.js';
-import { PREFILL_HEADER, DECODE_HEADER } from '../plugins/pd-header-handler.js';
+import { PREFILL_HEADER, DECODE_HEADER, MODEL_REWRITE_HEADER } from '../common/wire-headers.js';
 import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
 import type { LLMRequest, SchedulingResult } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
@@ -29,7 +29,7 @@ import {
   type ProcessingRequest,
   type ProcessingResponse,
 } from './messages.js';
-import type { ErrorCode, ExtProcObserver } from './observer.js';
+import type { ErrorCode, ExtProcObserver } from '../observability/request-observer.js';
 import { inSubset, subsetHintFrom, subsetSize, type SubsetHint } from './subset-hint.js';
 import {
   CONTINUE_REQUEST_BODY,
@@ -233,7 +233,7 @@ export class ProcessStream {
     const path = this.requestPath();
     const req: LLMRequest = {
       requestId: this.requestId,
-      model: this.headers['x-gateway-model-name-rewrite'] ?? '',
+      model: this.headers[MODEL_REWRITE_HEADER] ?? '',
       apiType: apiTypeOfPath(path),
       promptText: '',
       promptTokens: 0,

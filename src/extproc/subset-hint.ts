@@ -7,11 +7,11 @@
 // endpoint, a bare "ip" (or "[v6]") any port on that address.
 //   key absent            -> no restriction (whole pool)
 //   key present, no entry -> nothing may be picked (503)
+import { SUBSET_KEY } from '../common/wire-headers.js';
 import type { Endpoint } from '../scheduling/types.js';
 import { fromStruct, type Metadata } from './messages.js';
 
 export const SUBSET_NAMESPACE = 'envoy.lb.subset_hint';
-export const SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
 
 export interface SubsetHint {
   /** Exact "address|port" pairs. */

@@ -3,12 +3,9 @@
 // it in the last chunk when the client asked for
 // stream_options.include_usage). Chunks arrive split anywhere, so SSE lines
 // are reassembled across chunks; a JSON body is kept only up to a cap.
-export interface Usage {
-  promptTokens?: number;
-  completionTokens?: number;
-  totalTokens?: number;
-  cachedTokens?: number;
-}
+import type { Usage } from '../observability/request-observer.js';
+
+export type { Usage };
 
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;

@@ -16,7 +16,7 @@ import {
   type ImmediateVerdict,
   type RequestBodyMode,
   type ResponseBodyMode,
-} from '../extproc/client.js';
+} from './extproc-client.js';
 import {
   classifyUpstreamError,
   errorMessage,
@@ -27,9 +27,8 @@ import {
   sendJson,
 } from './http-util.js';
 import { GatewayStats } from './stats.js';
+import { DESTINATION_HEADER, SERVED_KEY } from '../common/wire-headers.js';
 
-export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
-export const SERVED_KEY = 'x-gateway-destination-endpoint-served';
 /** Paths the gateway answers itself (like Envoy's admin, but on the same port for convenience). */
 export const ADMIN_PREFIX = '/_gateway/';
 

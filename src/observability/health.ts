@@ -3,7 +3,7 @@
 // EPP is ready; `liveness` is SERVING while the process runs.
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type * as grpc from '@grpc/grpc-js';
-import { EXT_PROC_SERVICE } from '../extproc/proto.js';
+import { EXT_PROC_SERVICE } from '../common/wire-headers.js';
 
 /** Names that follow readiness: '' (overall), GIE's chart probe, ext_proc itself, HA `readiness`. */
 export const READINESS_SERVICES = ['', 'inference-extension', EXT_PROC_SERVICE, 'readiness'];

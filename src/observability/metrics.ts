@@ -4,8 +4,7 @@
 // prefix so dashboards built for GIE keep matching.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { IndexerOutcome } from '../datalayer/cache-indexer-client.js';
-import type { ErrorCode, ExtProcObserver } from '../extproc/observer.js';
-import type { Usage } from '../extproc/usage.js';
+import type { ErrorCode, ExtProcObserver, Usage } from './request-observer.js';
 import type { StateStore } from '../state/store.js';
 import { isDegradable, registerStateMetrics } from './state-metrics.js';
 

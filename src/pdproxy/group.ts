@@ -3,6 +3,7 @@
 // endpoints file filtered by group id; a header may only name a pod of the
 // right role in this group, so a client can never make the proxy connect to
 // an arbitrary address.
+import { parseHostPort } from '../common/net.js';
 import type { Endpoint } from '../scheduling/types.js';
 
 export type PdRole = 'prefill' | 'decode';
@@ -19,17 +20,6 @@ export class PodChoiceError extends Error {
     super(message);
     this.name = 'PodChoiceError';
   }
-}
-
-/** Splits `ip:port` / `[v6]:port`; undefined when it is not one. */
-export function parseHostPort(text: string): PdPod | undefined {
-  const s = text.trim();
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  const host = m[1]!;
-  return { id: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, host, port };
 }
 
 /** A comma list of `host:port` from a flag; throws naming the bad item. */

@@ -19,12 +19,12 @@ import {
 } from '../gateway/http-util.js';
 import { decodeBody, kvTransferParamsOf, prefillBody } from './bodies.js';
 import { NoPodError, PodChoiceError, type PdGroup, type PdPod } from './group.js';
-
-export const PREFILL_HEADER = 'x-openfuyao-prefill-pod-address-port';
-export const DECODE_HEADER = 'x-openfuyao-decode-pod-address-port';
-/** Response headers naming the pods that served the request (tests, debugging). */
-export const SERVED_PREFILL_HEADER = 'x-hermes-pd-prefill';
-export const SERVED_DECODE_HEADER = 'x-hermes-pd-decode';
+import {
+  DECODE_HEADER,
+  PREFILL_HEADER,
+  SERVED_DECODE_HEADER,
+  SERVED_PREFILL_HEADER,
+} from '../common/wire-headers.js';
 
 const servedPaths = new Set(['/v1/chat/completions', '/v1/completions']);
 

@@ -1,12 +1,14 @@
 // Pieces several plugins share: parameter schemas with readable errors, the
-// cost -> score conversion, the neutral value of unknown signals, and a
-// min-cost choice with a random tie-break. Kept here so each plugin file
+// cost -> score conversion, the neutral value of unknown signals, and the
+// pick helpers of src/scheduling/pick.ts. Kept here so each plugin file
 // holds only its own formula.
-import { isIPv6 } from 'node:net';
 import { z } from 'zod';
-import { SCORE_EPSILON } from '../scheduling/pick.js';
-import type { Candidate, CycleContext, EndpointView, PdChoice, PdGroup } from '../scheduling/types.js';
-import type { DataNeeds } from './plugin.js';
+import { hostPort } from '../common/net.js';
+import type { DataNeeds } from '../scheduling/plugin.js';
+import type { Candidate, CycleContext, EndpointView } from '../scheduling/types.js';
+
+// The pick helpers live with the scheduler; plugins import them from here too.
+export { minCostRandom, pickUniform, uniformPdChoice } from '../scheduling/pick.js';
 
 /**
  * What an unknown signal (stale or never scraped) is worth in a [0,1] term:
@@ -64,11 +66,6 @@ export function indexerNeed(p: KvCacheManagerParams): NonNullable<DataNeeds['ind
     url: `http://${hostPort(p.kvCacheManagerIP, p.kvCacheManagerPort)}${p.kvCacheManagerPath}`,
     timeoutMs: p.kvCacheManagerTimeout / 1e6,
   };
-}
-
-/** `host:port`, with an IPv6 literal in brackets. */
-export function hostPort(host: string, port: number): string {
-  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Cost in [0, maxCost] -> score in [0,1], higher is better. */
@@ -141,48 +138,9 @@ export function hitRate(ctx: CycleContext, v: EndpointView): number {
   return h === undefined || Number.isNaN(h) ? 0 : clamp01(h);
 }
 
-/**
- * The item of lowest cost, uniformly at random among ties (within
- * SCORE_EPSILON), in one pass without allocating. `items` must be non-empty.
- */
-export function minCostRandom<T>(
-  ctx: CycleContext,
-  items: readonly T[],
-  cost: (item: T) => number,
-): { item: T; cost: number } {
-  let best = items[0]!;
-  let bestCost = cost(best);
-  let ties = 1;
-  for (let i = 1; i < items.length; i++) {
-    const it = items[i]!;
-    const c = cost(it);
-    if (c < bestCost - SCORE_EPSILON) {
-      best = it;
-      bestCost = c;
-      ties = 1;
-    } else if (Math.abs(c - bestCost) <= SCORE_EPSILON) {
-      ties++;
-      if (ctx.random() * ties < 1) best = it;
-    }
-  }
-  return { item: best, cost: bestCost };
-}
-
 /** Every prefill (or decode) pod across the candidate groups, for normalisation. */
 export function podsOf(candidates: readonly Candidate[], role: 'prefill' | 'decode'): EndpointView[] {
   const out: EndpointView[] = [];
   for (const c of candidates) if (c.kind === 'group') for (const v of c.group[role]) out.push(v);
   return out;
-}
-
-/** A uniformly random element of a non-empty list. */
-export function pickUniform<T>(ctx: CycleContext, items: readonly T[]): T {
-  return items[Math.floor(ctx.random() * items.length)]!;
-}
-
-/** A prefill pod, then a decode pod, each uniformly at random inside the group. */
-export function uniformPdChoice(ctx: CycleContext, group: PdGroup): PdChoice {
-  const prefill = pickUniform(ctx, group.prefill);
-  const decode = pickUniform(ctx, group.decode);
-  return { prefill, decode };
 }

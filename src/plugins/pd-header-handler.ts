@@ -6,13 +6,11 @@
 // of the same names: a client must never pick backends. An aggregated
 // result adds no header.
 import { z } from 'zod';
-import { hostPort } from './common.js';
+import { hostPort } from '../common/net.js';
+import { DECODE_HEADER, PREFILL_HEADER } from '../common/wire-headers.js';
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'pd-header-handler';
-
-export const PREFILL_HEADER = 'x-openfuyao-prefill-pod-address-port';
-export const DECODE_HEADER = 'x-openfuyao-decode-pod-address-port';
 
 export const pdHeaderHandler = definePlugin({
   type: TYPE,

@@ -1,5 +1,6 @@
-// Picking helpers shared by the pickers and the default picker.
-import type { CycleContext, PickResult, ScoredCandidate } from './types.js';
+// Picking helpers, the one home for them: the default picker, the pickers
+// and the PD scorers all draw through these.
+import type { CycleContext, PdChoice, PdGroup, PickResult, ScoredCandidate } from './types.js';
 
 /** Scores closer than this are ties. */
 export const SCORE_EPSILON = 1e-9;
@@ -47,4 +48,43 @@ export function shuffle<T>(ctx: CycleContext, items: readonly T[]): T[] {
     a[j] = t;
   }
   return a;
+}
+
+/** A uniformly random element of a non-empty list. */
+export function pickUniform<T>(ctx: CycleContext, items: readonly T[]): T {
+  return items[Math.floor(ctx.random() * items.length)]!;
+}
+
+/** A prefill pod, then a decode pod, each uniformly at random inside the group. */
+export function uniformPdChoice(ctx: CycleContext, group: PdGroup): PdChoice {
+  const prefill = pickUniform(ctx, group.prefill);
+  const decode = pickUniform(ctx, group.decode);
+  return { prefill, decode };
+}
+
+/**
+ * The item of lowest cost, uniformly at random among ties (within
+ * SCORE_EPSILON), in one pass without allocating. `items` must be non-empty.
+ */
+export function minCostRandom<T>(
+  ctx: CycleContext,
+  items: readonly T[],
+  cost: (item: T) => number,
+): { item: T; cost: number } {
+  let best = items[0]!;
+  let bestCost = cost(best);
+  let ties = 1;
+  for (let i = 1; i < items.length; i++) {
+    const it = items[i]!;
+    const c = cost(it);
+    if (c < bestCost - SCORE_EPSILON) {
+      best = it;
+      bestCost = c;
+      ties = 1;
+    } else if (Math.abs(c - bestCost) <= SCORE_EPSILON) {
+      ties++;
+      if (ctx.random() * ties < 1) best = it;
+    }
+  }
+  return { item: best, cost: bestCost };
 }

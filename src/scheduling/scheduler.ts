@@ -1,7 +1,7 @@
 // Runs one scheduling profile over a snapshot: filters -> weighted scorers
 // -> picker -> header handlers. Pure and synchronous: everything remote was
 // fetched into the CycleContext before this runs.
-import type { Plugin } from '../plugins/plugin.js';
+import type { CompiledProfile, WeightedScorer } from './profile.js';
 import {
   SchedulingError,
   type Candidate,
@@ -12,24 +12,9 @@ import {
   type ScoredCandidate,
   type SchedulingResult,
 } from './types.js';
-import { maxScorePick } from './pick.js';
+import { maxScorePick, uniformPdChoice } from './pick.js';
 
-export interface WeightedScorer {
-  plugin: Plugin;
-  weight: number;
-}
-
-export interface CompiledProfile {
-  name: string;
-  filters: Plugin[];
-  scorers: WeightedScorer[];
-  /** Undefined: the default picker (best score, random among ties). */
-  picker: Plugin | undefined;
-  headerHandlers: Plugin[];
-  chargers: Plugin[];
-  /** Every plugin of the profile, in configured order. */
-  plugins: Plugin[];
-}
+export type { CompiledProfile, WeightedScorer } from './profile.js';
 
 export function endpointCandidates(views: readonly EndpointView[]): Candidate[] {
   const out: Candidate[] = new Array(views.length);
@@ -50,20 +35,20 @@ export function schedule(
   }
   let candidates = endpointCandidates(endpoints);
   for (const f of profile.filters) {
-    candidates = f.filter!(ctx, candidates);
+    candidates = f.filter(ctx, candidates);
     if (candidates.length === 0) {
       throw new SchedulingError('FILTERED_OUT', `filter "${f.name}" left no candidate for the request`);
     }
   }
 
   const scored = scoreCandidates(profile.scorers, ctx, candidates);
-  const picked = profile.picker ? profile.picker.pick!(ctx, scored) : maxScorePick(ctx, scored, 1);
+  const picked = profile.picker ? profile.picker.pick(ctx, scored) : maxScorePick(ctx, scored, 1);
   const first = picked.targets[0];
   if (!first) throw new SchedulingError('NO_PICK', 'the picker chose no target');
 
   const result = toResult(profile.name, ctx, first, picked.targets.slice(1));
-  for (const h of profile.headerHandlers) Object.assign(result.headers, h.headers!(ctx, result));
-  for (const c of profile.chargers) mergeCharges(result.charges, c.charges!(ctx, result));
+  for (const h of profile.headerHandlers) Object.assign(result.headers, h.headers(ctx, result));
+  for (const c of profile.chargers) mergeCharges(result.charges, c.charges(ctx, result));
   return result;
 }
 
@@ -77,7 +62,7 @@ function scoreCandidates(
   let pdChoices: ReadonlyArray<PdChoice | undefined> | undefined;
   let pdChoiceWeight = -Infinity;
   for (const { plugin, weight } of scorers) {
-    const out = plugin.score!(ctx, candidates);
+    const out = plugin.score(ctx, candidates);
     const s = out.scores;
     for (let i = 0; i < n; i++) {
       const v = s[i]!;
@@ -101,10 +86,6 @@ function scoreCandidates(
   return scored;
 }
 
-function pickUniform<T>(ctx: CycleContext, items: readonly T[]): T {
-  return items[Math.floor(ctx.random() * items.length)]!;
-}
-
 function toResult(
   profile: string,
   ctx: CycleContext,
@@ -125,10 +106,7 @@ function toResult(
     };
   }
   const g = c.group;
-  const choice = first.pdChoice ?? {
-    prefill: pickUniform(ctx, g.prefill),
-    decode: pickUniform(ctx, g.decode),
-  };
+  const choice = first.pdChoice ?? uniformPdChoice(ctx, g);
   // PD fallbacks would need their own pod headers; the gateway gets one
   // destination and the leader retries inside its group instead.
   return {

@@ -3,8 +3,7 @@
 // read-modify-write is one Lua script (src/state/lua/scripts.ts), sent as
 // EVALSHA by ioredis. Per request: readSnapshot = 1 round trip, commitPick =
 // 1, release = 1. Keys live under `hermes:{<pool>}:` (docs/state.md).
-import { readFileSync } from 'node:fs';
-import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
+import { withConnectCause, type RedisClient } from '../common/redis-connection.js';
 import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
 import { COMMIT_LUA, ENDPOINTS_LUA, LEASE_LUA, RELEASE_LUA, RENEW_LUA, SNAPSHOT_LUA } from './lua/scripts.js';
 import type {
@@ -16,7 +15,7 @@ import type {
   StateStore,
 } from './store.js';
 
-export type RedisClient = Redis | Cluster;
+export type { RedisClient };
 
 export interface RedisStoreOptions {
   /** InferencePool (or demo stack) name; keys are `hermes:{<pool>}:...`. */
@@ -304,154 +303,12 @@ export function decodeLoad(raw: string): BucketLoadRecord {
   return { short: Number(s), long: Number(l), atEvent: Number(e) };
 }
 
-// ---------------------------------------------------------------------------
-// Connection: one URL names the deployment shape.
-//   redis://[user:pass@]host:port[/db]            standalone
-//   rediss://...                                  standalone over TLS
-//   redis+sentinel://[:pass@]h1:p1,h2:p2/master[/db]   Sentinel (rediss+sentinel: TLS)
-//   redis+cluster://[:pass@]h1:p1,h2:p2            Cluster (rediss+cluster: TLS)
-// The password may instead come from REDIS_PASSWORD; a CA bundle for TLS
-// from REDIS_TLS_CA_FILE.
-
-export interface RedisConnectOptions {
-  /** Per-command timeout: a hung Redis fails fast instead of stalling requests. */
-  commandTimeoutMs?: number;
-  connectTimeoutMs?: number;
-  env?: NodeJS.ProcessEnv;
-}
-
-interface ParsedRedisUrl {
-  kind: 'standalone' | 'sentinel' | 'cluster';
-  tls: boolean;
-  hosts: Array<{ host: string; port: number }>;
-  username?: string;
-  password?: string;
-  db?: number;
-  masterName?: string;
-}
-
-export function parseRedisUrl(url: string): ParsedRedisUrl {
-  const m = /^(rediss?)(?:\+(sentinel|cluster))?:\/\/(?:([^@/]*)@)?([^/?#]+)(\/[^?#]*)?$/.exec(url.trim());
-  if (!m) {
-    throw new Error(
-      `invalid Redis URL ${JSON.stringify(redactUrl(url))}: expected redis[s]://[user:pass@]host:port[/db], ` +
-        'redis[s]+sentinel://[:pass@]host:port,.../master[/db] or redis[s]+cluster://[:pass@]host:port,...',
-    );
-  }
-  const [, scheme, mode, auth, hostList, path] = m;
-  const out: ParsedRedisUrl = {
-    kind: (mode as 'sentinel' | 'cluster' | undefined) ?? 'standalone',
-    tls: scheme === 'rediss',
-    hosts: hostList!.split(',').map((h) => parseHost(h, url)),
-  };
-  if (auth) {
-    const i = auth.indexOf(':');
-    const user = decodeURIComponent(i < 0 ? auth : auth.slice(0, i));
-    const pass = i < 0 ? undefined : decodeURIComponent(auth.slice(i + 1));
-    if (pass !== undefined) {
-      if (user) out.username = user;
-      out.password = pass;
-    } else if (user) out.password = user; // redis://secret@host is a password, as in redis-cli
-  }
-  const parts = (path ?? '').split('/').filter(Boolean);
-  if (out.kind === 'sentinel') {
-    out.masterName = parts.shift();
-    if (!out.masterName)
-      throw new Error(`Redis Sentinel URL needs a master name: redis+sentinel://host:port/<master>`);
-  }
-  if (parts.length > 0) {
-    if (out.kind === 'cluster') throw new Error('Redis Cluster has no databases: drop the /db from the URL');
-    const db = Number(parts[0]);
-    if (!Number.isInteger(db) || db < 0)
-      throw new Error(`invalid Redis database ${JSON.stringify(parts[0])}`);
-    out.db = db;
-  }
-  if (out.kind === 'standalone' && out.hosts.length !== 1) {
-    throw new Error('a redis:// URL names one host; use redis+sentinel:// or redis+cluster:// for several');
-  }
-  return out;
-}
-
-function parseHost(h: string, url: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
-  if (!m) throw new Error(`invalid host ${JSON.stringify(h)} in Redis URL ${JSON.stringify(redactUrl(url))}`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : 6379 };
-}
-
-/** The URL with any password replaced, for logs and errors. */
-export function redactUrl(url: string): string {
-  return url.replace(
-    /\/\/([^@/]*)@/,
-    (_all, auth: string) => `//${auth.includes(':') ? auth.split(':')[0] + ':***' : '***'}@`,
-  );
-}
-
-/**
- * Builds a lazily connecting ioredis client. Commands fail fast when Redis
- * is unreachable (no offline queue, no per-command retries): the degraded
- * wrapper answers from local state instead of waiting.
- */
-export function createRedisClient(url: string, opts: RedisConnectOptions = {}): RedisClient {
-  const env = opts.env ?? process.env;
-  const p = parseRedisUrl(url);
-  const password = p.password ?? (env.REDIS_PASSWORD || undefined);
-  const tls = p.tls ? tlsOptions(env) : undefined;
-  const base: RedisOptions = {
-    lazyConnect: true,
-    connectTimeout: opts.connectTimeoutMs ?? 1_000,
-    commandTimeout: opts.commandTimeoutMs ?? 250,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    // Keep trying in the background; the degraded wrapper serves meanwhile.
-    retryStrategy: (times) => Math.min(50 * times, 1_000),
-    ...(p.username ? { username: p.username } : {}),
-    ...(password ? { password } : {}),
-    ...(tls ? { tls } : {}),
-  };
-  if (p.kind === 'cluster') {
-    const copts: ClusterOptions = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      clusterRetryStrategy: (times) => Math.min(100 * times, 1_000),
-      redisOptions: base,
-    };
-    return quiet(new Cluster(p.hosts, copts));
-  }
-  if (p.kind === 'sentinel') {
-    return quiet(
-      new Redis({
-        ...base,
-        sentinels: p.hosts,
-        name: p.masterName!,
-        ...(p.db !== undefined ? { db: p.db } : {}),
-        ...(password ? { sentinelPassword: password } : {}),
-        ...(tls ? { sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
-      }),
-    );
-  }
-  const h = p.hosts[0]!;
-  return quiet(
-    new Redis({ ...base, host: h.host, port: h.port, ...(p.db !== undefined ? { db: p.db } : {}) }),
-  );
-}
-
-/**
- * ioredis rejects a failed connect() with "Connection is closed." and emits
- * the reason (TLS verification, WRONGPASS, ECONNREFUSED) as an 'error'
- * event; put that reason into the error the operator sees.
- */
-export function withConnectCause(err: Error, cause: Error | undefined): Error {
-  if (!cause || cause === err || err.message.includes(cause.message)) return err;
-  return new Error(`Redis connection failed: ${cause.message}`, { cause });
-}
-
-/** Connection errors surface as failed calls; without a listener ioredis would also print each one. */
-function quiet<C extends RedisClient>(c: C): C {
-  c.on('error', () => undefined);
-  return c;
-}
-
-function tlsOptions(env: NodeJS.ProcessEnv): { ca?: Buffer } {
-  const caFile = env.REDIS_TLS_CA_FILE;
-  return caFile ? { ca: readFileSync(caFile) } : {};
-}
+// The connection (URL forms, Sentinel, Cluster, TLS, redaction) is shared with
+// the cache-indexer: src/common/redis-connection.ts.
+export {
+  createRedisClient,
+  parseRedisUrl,
+  redactUrl,
+  withConnectCause,
+  type RedisConnectOptions,
+} from '../common/redis-connection.js';

@@ -27,8 +27,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GIE_DEFAULT_CONFIG_TEXT } from '../../src/config/endpoint-picker-config.js';
-import { ExtProcClient } from '../../src/extproc/client.js';
-import { buildEpp, EPP_DEFAULTS, type Epp } from '../../src/extproc/epp.js';
+import { ExtProcClient } from '../../src/gateway/extproc-client.js';
+import { buildEpp, type Epp } from '../../src/epp/build.js';
+import { EPP_DEFAULTS } from '../../src/epp/options.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { freePort } from '../helpers/ports.js';
 

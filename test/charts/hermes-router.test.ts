@@ -101,6 +101,9 @@ describe('charts/hermes-router', () => {
     expect(argValue(args, '--grpc-port')).toBe('9002');
     expect(argValue(args, '--grpc-health-port')).toBe('9003');
     expect(argValue(args, '--metrics-port')).toBe('9090');
+    // The EPP's /metrics is loopback-only by default; the chart opts in for the scrape.
+    expect(argValue(args, '--metrics-bind')).toBe('0.0.0.0');
+    expect(args).not.toContain('--admin-bind');
     expect(argValue(args, '--redis-url')).toBe(`redis://${POOL}-redis.${NS}.svc:6379`);
     expect(c.volumeMounts).toContainEqual({ name: 'plugins-config', mountPath: '/config', readOnly: true });
     expect(dep.spec.template.spec.volumes).toContainEqual({

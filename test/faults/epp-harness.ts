@@ -1,6 +1,6 @@
 // Routes requests through a real EPP over the raw ext_proc path, for the
 // fault tests (the EPP itself is started with test/helpers/epp.ts).
-import { destinationOf, type ExtProcClient } from '../../src/extproc/client.js';
+import { destinationOf, type ExtProcClient } from '../../src/gateway/extproc-client.js';
 
 export const COMPLETION_HEADERS: Array<[string, string]> = [
   [':method', 'POST'],

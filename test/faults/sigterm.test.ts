@@ -3,7 +3,7 @@
 // cut before the deadline; the process then exits 0. A stream longer than
 // the deadline is cut at the deadline, not earlier.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ExtProcClient } from '../../src/extproc/client.js';
+import type { ExtProcClient } from '../../src/gateway/extproc-client.js';
 import { endpointsYaml, startEpp } from '../helpers/epp.js';
 import { fakeModel, type FakeModel } from '../helpers/fake-model-server.js';
 import { stopAllSpawned } from '../helpers/spawn.js';

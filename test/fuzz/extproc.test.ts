@@ -21,12 +21,13 @@ import {
   headerOf,
   type HeaderList,
   type RequestBodyMode,
-} from '../../src/extproc/client.js';
+} from '../../src/gateway/extproc-client.js';
 import { toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../src/extproc/messages.js';
 import { extProcClientConstructor } from '../../src/extproc/proto.js';
 import { PD_CONFIG, pdGroupEndpoints, startEpp, type Epp } from '../helpers/epp.js';
 import { fakeModel, type FakeModel } from '../helpers/fake-model-server.js';
 import { metricSum, stopAllSpawned } from '../helpers/spawn.js';
+import { eventually } from '../helpers/wait.js';
 import { weirdScalar, yamlDoc } from './arbitraries.js';
 
 const RUN = { numRuns: 120, interruptAfterTimeLimit: 6_000, markInterruptAsFailure: false } as const;
@@ -208,14 +209,7 @@ function expectRoutedOnlyToKnown(headers: HeaderList, meta: Record<string, Recor
 }
 
 async function eventuallyZeroInFlight(): Promise<void> {
-  const end = Date.now() + 10_000;
-  let n = -1;
-  while (Date.now() < end) {
-    n = await epp.inFlight();
-    if (n === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`charges not released: ${n} in flight`);
+  await eventually(async () => (await epp.inFlight()) === 0, 10_000, 'every charge released', 100);
 }
 
 // ---- raw grpc-js access for sequences the client helper refuses to send ----

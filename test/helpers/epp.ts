@@ -7,7 +7,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ExtProcClient } from '../../src/extproc/client.js';
+import { ExtProcClient } from '../../src/gateway/extproc-client.js';
 import { freePort } from './ports.js';
 import { getText, metricSum, spawnFn, type SpawnedFn } from './spawn.js';
 

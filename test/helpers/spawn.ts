@@ -4,6 +4,7 @@
 // its resident memory, and stops it (SIGTERM, then SIGKILL after a grace
 // period). stopAllSpawned() in afterAll stops whatever a file left running.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { staleReason } from './fresh-build.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -53,10 +54,15 @@ export interface SpawnedFn {
 
 const live = new Set<SpawnedFn>();
 
+let checkedBuild = false;
+
+/** The CLI runs dist/: refuse to run one older than the sources (vitest's global setup rebuilds it). */
 function ensureBuilt(): void {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'functions', 'cli', 'main.js'))) {
-    throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
-  }
+  if (checkedBuild) return;
+  const stale = staleReason(REPO_ROOT);
+  if (stale)
+    throw new Error(`dist/ is stale (${stale}): run \`npm run build\` (vitest does it in its global setup)`);
+  checkedBuild = true;
 }
 
 export function rssOfPid(pid: number): number {

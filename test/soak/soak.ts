@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
-import { destinationOf, type ExtProcClient } from '../../src/extproc/client.js';
+import { destinationOf, type ExtProcClient } from '../../src/gateway/extproc-client.js';
 import { endpointsYaml, startEpp } from '../helpers/epp.js';
 import { freePort } from '../helpers/ports.js';
 import { REPO_ROOT, spawnFn, stopAllSpawned, type SpawnedFn } from '../helpers/spawn.js';

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { parseDurationMs } from '../../../src/gateway/duration.js';
+import { parseDurationMs } from '../../../src/common/duration.js';
 import type { SubcommandModule } from '../main.js';
 
 function intFlag(name: string, raw: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number {

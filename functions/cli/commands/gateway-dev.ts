@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import type { SubcommandModule } from '../main.js';
-import { parseDurationMs } from '../../../src/gateway/duration.js';
+import { parseDurationMs } from '../../../src/common/duration.js';
 
 export const command: SubcommandModule['command'] = {
   name: 'gateway-dev',

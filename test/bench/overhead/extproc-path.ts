@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GIE_DEFAULT_CONFIG_TEXT } from '../../../src/config/endpoint-picker-config.js';
-import { ExtProcClient } from '../../../src/extproc/client.js';
+import { ExtProcClient } from '../../../src/gateway/extproc-client.js';
 import {
   cell,
   chatBody,

@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually } from '../../helpers/wait.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/ports.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
@@ -54,17 +55,6 @@ async function matchSort(indexer: Spawned, body: Record<string, unknown>): Promi
 async function complete(pod: Pod, prompt: string): Promise<void> {
   const r = await postJson(`${pod.s.url}/v1/completions`, { model: MODEL, prompt, max_tokens: 1 });
   expect(r.status).toBe(200);
-}
-
-/** Polls until `check` passes (events travel asynchronously). */
-async function eventually<T>(fn: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 5_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let v = await fn();
-  while (!check(v) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 30));
-    v = await fn();
-  }
-  return v;
 }
 
 /** ZMQ drops events sent before the subscription is up: send throwaway prompts until the indexer sees each pod. */
@@ -137,8 +127,12 @@ describe.each(variants)('cache-indexer: $name', ({ redis: useRedis, bind }) => {
     await complete(a, system + 'First question: what is my balance?');
     const query = system + blocksOf('Second question, rather different: list my invoices. ', 5) + 'tail';
     const results = await eventually(
-      () => matchSort(indexer, { prompt: query, candidates: [b.id, a.id, '10.9.9.9:8000'] }),
-      (r) => r[0]?.endpoint === a.id,
+      async () => {
+        const r = await matchSort(indexer, { prompt: query, candidates: [b.id, a.id, '10.9.9.9:8000'] });
+        return r[0]?.endpoint === a.id && r;
+      },
+      5_000,
+      'the index to reach the expected state',
     );
     expect(results.map((r) => r.endpoint)).toEqual([a.id, b.id, '10.9.9.9:8000']);
     expect(results[0]).toEqual({ endpoint: a.id, hitRate: 20 / 25, matchedBlocks: 20, totalBlocks: 25 });
@@ -164,8 +158,12 @@ describe.each(variants)('cache-indexer: $name', ({ redis: useRedis, bind }) => {
     while (shared < Math.min(h1.length, h2.length) && h1[shared]!.equals(h2[shared]!)) shared++;
     expect(shared).toBeGreaterThanOrEqual(12);
     const results = await eventually(
-      () => matchSort(indexer, { messages: second, candidates: [a.id, b.id] }),
-      (x) => x[0]?.matchedBlocks === shared,
+      async () => {
+        const x = await matchSort(indexer, { messages: second, candidates: [a.id, b.id] });
+        return x[0]?.matchedBlocks === shared && x;
+      },
+      5_000,
+      'the index to reach the expected state',
     );
     expect(results[0]).toEqual({
       endpoint: a.id,
@@ -181,15 +179,23 @@ describe.each(variants)('cache-indexer: $name', ({ redis: useRedis, bind }) => {
     const x = blocksOf('Prompt X talks about the weather in great detail. ', 20);
     await complete(b, x);
     const held = await eventually(
-      () => matchSort(indexer, { prompt: x, candidates: [a.id, b.id] }),
-      (r) => r[0]?.matchedBlocks === 20,
+      async () => {
+        const r = await matchSort(indexer, { prompt: x, candidates: [a.id, b.id] });
+        return r[0]?.matchedBlocks === 20 && r;
+      },
+      5_000,
+      'the index to reach the expected state',
     );
     expect(held[0]).toMatchObject({ endpoint: b.id, hitRate: 1 });
     // 20 new blocks + 1 for the output in a 24-block cache: 17 of X's 20 go, tail first.
     await complete(b, blocksOf('Prompt Y is about something else entirely, cooking. ', 20));
     const after = await eventually(
-      () => matchSort(indexer, { prompt: x, candidates: [a.id, b.id] }),
-      (r) => r.find((e) => e.endpoint === b.id)?.matchedBlocks === 3,
+      async () => {
+        const r = await matchSort(indexer, { prompt: x, candidates: [a.id, b.id] });
+        return r.find((e) => e.endpoint === b.id)?.matchedBlocks === 3 && r;
+      },
+      5_000,
+      'the index to reach the expected state',
     );
     expect(after.find((e) => e.endpoint === b.id)).toEqual({
       endpoint: b.id,

@@ -9,6 +9,7 @@
 //  - without a replay endpoint, with a dead one (timeout), or with a
 //    producer buffer too small to reach back (partial), the gap is counted
 //    and the pod marked incomplete, as before replay existed.
+import { eventually } from '../../helpers/wait.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -198,16 +199,6 @@ async function metric(indexer: Proc, series: string): Promise<number> {
   return line ? Number(line.slice(series.length + 1)) : 0;
 }
 
-async function eventually<T>(fn: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 8_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let v = await fn();
-  while (!check(v) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await fn();
-  }
-  return v;
-}
-
 /** ZMQ drops what is sent before a subscription is up: send throwaway prompts until every indexer saw the pod. */
 async function warmUp(indexers: Proc[], pod: Pod): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -288,8 +279,12 @@ describe('cache-indexer KV event replay after missed batches', () => {
     const ones = (n: number) => new Array<number>(n).fill(1);
     expect(
       await eventually(
-        () => hitRates(withReplay, a, before),
-        (r) => r.every((x) => x === 1),
+        async () => {
+          const r = await hitRates(withReplay, a, before);
+          return r.every((x) => x === 1) && r;
+        },
+        8_000,
+        'the index to reach the expected state',
       ),
     ).toEqual(ones(before.length));
 
@@ -303,8 +298,12 @@ describe('cache-indexer KV event replay after missed batches', () => {
     // The reference saw them, so they were published; the forwarder dropped them.
     expect(
       await eventually(
-        () => hitRates(reference, a, missed),
-        (r) => r.every((x) => x === 1),
+        async () => {
+          const r = await hitRates(reference, a, missed);
+          return r.every((x) => x === 1) && r;
+        },
+        8_000,
+        'the index to reach the expected state',
       ),
     ).toEqual(ones(missed.length));
     await new Promise((r) => setTimeout(r, 200));
@@ -318,14 +317,22 @@ describe('cache-indexer KV event replay after missed batches', () => {
     for (const p of afterB) await complete(b, p);
     const all = [...before, ...missed, ...after];
     const expected = await eventually(
-      () => hitRates(reference, a, all),
-      (r) => r.every((x) => x === 1),
+      async () => {
+        const r = await hitRates(reference, a, all);
+        return r.every((x) => x === 1) && r;
+      },
+      8_000,
+      'the index to reach the expected state',
     );
     expect(expected).toEqual(ones(all.length));
     expect(
       await eventually(
-        () => hitRates(withReplay, a, all),
-        (r) => r.every((x) => x === 1),
+        async () => {
+          const r = await hitRates(withReplay, a, all);
+          return r.every((x) => x === 1) && r;
+        },
+        8_000,
+        'the index to reach the expected state',
       ),
     ).toEqual(expected);
     const status = await podStatus(withReplay, a);
@@ -339,16 +346,24 @@ describe('cache-indexer KV event replay after missed batches', () => {
 
   it('without a replay endpoint the gap is counted and the pod marked incomplete (as before)', async () => {
     const status = await eventually(
-      () => podStatus(noReplay, a),
-      (s) => s?.incomplete === true,
+      async () => {
+        const s = await podStatus(noReplay, a);
+        return s?.incomplete === true && s;
+      },
+      8_000,
+      'the index to reach the expected state',
     );
     expect(status).toMatchObject({ incomplete: true });
     expect(status!.gaps).toBeGreaterThanOrEqual(1);
     expect(await hitRates(noReplay, a, missed)).toEqual([0, 0, 0]);
     expect(
       await eventually(
-        () => hitRates(noReplay, a, after),
-        (r) => r[0] === 1,
+        async () => {
+          const r = await hitRates(noReplay, a, after);
+          return r[0] === 1 && r;
+        },
+        8_000,
+        'the index to reach the expected state',
       ),
     ).toEqual([1]);
     expect(
@@ -361,8 +376,12 @@ describe('cache-indexer KV event replay after missed batches', () => {
 
   it('a replay endpoint that never answers times out and falls back the same way, without holding events', async () => {
     const status = await eventually(
-      () => podStatus(deadReplay, a),
-      (s) => s?.incomplete === true,
+      async () => {
+        const s = await podStatus(deadReplay, a);
+        return s?.incomplete === true && s;
+      },
+      8_000,
+      'the index to reach the expected state',
     );
     expect(status).toMatchObject({ incomplete: true });
     expect(await metric(deadReplay, 'cache_indexer_replays_total{result="failed"}')).toBeGreaterThanOrEqual(
@@ -372,8 +391,12 @@ describe('cache-indexer KV event replay after missed batches', () => {
     // The live batches held during the attempt were applied afterwards.
     expect(
       await eventually(
-        () => hitRates(deadReplay, a, after),
-        (r) => r[0] === 1,
+        async () => {
+          const r = await hitRates(deadReplay, a, after);
+          return r[0] === 1 && r;
+        },
+        8_000,
+        'the index to reach the expected state',
       ),
     ).toEqual([1]);
     expect(deadReplay.output()).toContain('KV event replay failed');
@@ -381,8 +404,12 @@ describe('cache-indexer KV event replay after missed batches', () => {
 
   it('a producer buffer too small to reach back gives a partial replay: pod incomplete, newest batches kept', async () => {
     const status = await eventually(
-      () => podStatus(withReplay, b),
-      (s) => s?.incomplete === true,
+      async () => {
+        const s = await podStatus(withReplay, b);
+        return s?.incomplete === true && s;
+      },
+      8_000,
+      'the index to reach the expected state',
     );
     expect(status).toMatchObject({ incomplete: true });
     expect(await metric(withReplay, 'cache_indexer_replays_total{result="partial"}')).toBeGreaterThanOrEqual(
@@ -392,8 +419,12 @@ describe('cache-indexer KV event replay after missed batches', () => {
     expect((await hitRates(withReplay, b, missedB))[0]).toBe(0);
     expect(
       await eventually(
-        () => hitRates(withReplay, b, afterB),
-        (r) => r[0] === 1,
+        async () => {
+          const r = await hitRates(withReplay, b, afterB);
+          return r[0] === 1 && r;
+        },
+        8_000,
+        'the index to reach the expected state',
       ),
     ).toEqual([1]);
     // The partial replay was the one asked at the gap (not on first contact, which asks from 0).
@@ -422,8 +453,12 @@ describe('cache-indexer KV event replay after missed batches', () => {
     expect(expected.every((x) => x === 1)).toBe(true);
     expect(
       await eventually(
-        () => hitRates(late, a, history),
-        (r) => r.every((x) => x === 1),
+        async () => {
+          const r = await hitRates(late, a, history);
+          return r.every((x) => x === 1) && r;
+        },
+        8_000,
+        'the index to reach the expected state',
       ),
     ).toEqual(expected);
     expect(await podStatus(late, a)).toMatchObject({ gaps: 0, incomplete: false });

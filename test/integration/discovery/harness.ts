@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubernetesSource, type KubernetesSourceOptions } from '../../../src/discovery/kubernetes.js';
 import type { Endpoint } from '../../../src/scheduling/types.js';
+import { sleep } from '../../helpers/wait.js';
 import {
   FakeApiServer,
   makePod,
@@ -86,17 +87,4 @@ export async function startHarness(
     },
   };
   return h;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Resolves when `cond` holds (polling), or rejects after timeoutMs. */
-export async function until(cond: () => boolean, timeoutMs = 2_000, what = 'condition'): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await sleep(10);
-  }
 }

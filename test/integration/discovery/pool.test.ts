@@ -7,7 +7,8 @@ import {
   makePoolV1,
   makePoolV1alpha2,
 } from '../../helpers/fake-apiserver.js';
-import { LABELS, NS, POOL, startHarness, until, type Harness } from './harness.js';
+import { eventually } from '../../helpers/wait.js';
+import { LABELS, NS, POOL, startHarness, type Harness } from './harness.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -108,7 +109,7 @@ describe('KubernetesSource pool changes', () => {
     expect(h.source.poolGroup).toBe(GROUP_V1ALPHA2);
     expect(h.ids()).toEqual(['10.1.0.1:8000']);
     // The v1 group answered 404, then the v1alpha2 group was used for list and watch.
-    await until(
+    await eventually(
       () => h!.api.requests.some((r) => r.watch && r.path.startsWith(`/apis/${GROUP_V1ALPHA2}/v1alpha2/`)),
       2_000,
       'v1alpha2 watch',
@@ -144,7 +145,7 @@ describe('KubernetesSource pool changes', () => {
       metadata: { name: POOL, namespace: NS },
       spec: { selector: { matchLabels: LABELS }, targetPorts: [{ number: 0 }] },
     });
-    await until(
+    await eventually(
       () => h!.errors.some((e) => /targetPorts\[0\]\.number/.test(e.message)),
       1_000,
       'pool error reported',

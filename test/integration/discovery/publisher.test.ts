@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { LeasedPublisher } from '../../../src/discovery/k8s-publisher.js';
 import type { Endpoint } from '../../../src/scheduling/types.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
-import { until } from './harness.js';
+import { eventually } from '../../helpers/wait.js';
 
 const ep = (n: number): Endpoint => ({
   id: `10.0.0.${n}:8000`,
@@ -37,10 +37,10 @@ describe('LeasedPublisher', () => {
     b.update([ep(1)]);
     a.start();
     b.start();
-    await until(() => writes.length >= 1, 1_000, 'first write');
+    await eventually(() => writes.length >= 1, 1_000, 'first write');
     a.update([ep(1), ep(2)]);
     b.update([ep(1), ep(2)]);
-    await until(() => writes.some((w) => w.ids.length === 2), 1_000, 'second write');
+    await eventually(() => writes.some((w) => w.ids.length === 2), 1_000, 'second write');
     expect(a.isLeader).toBe(true);
     expect(b.isLeader).toBe(false);
     expect(new Set(writes.map((w) => w.by))).toEqual(new Set(['a']));
@@ -48,8 +48,8 @@ describe('LeasedPublisher', () => {
     // a goes away (stops renewing); b takes over within the TTL and writes its current set.
     await a.stop();
     b.update([ep(2)]);
-    await until(() => b.isLeader, 1_500, 'b takes the lease');
-    await until(() => writes.at(-1)?.by === 'b', 1_000, 'b writes');
+    await eventually(() => b.isLeader, 1_500, 'b takes the lease');
+    await eventually(() => writes.at(-1)?.by === 'b', 1_000, 'b writes');
     expect(writes.at(-1)?.ids).toEqual(['10.0.0.2:8000']);
     await b.stop();
   });
@@ -74,11 +74,11 @@ describe('LeasedPublisher', () => {
     });
     p.update([ep(1)]);
     p.start();
-    await until(() => errors.length >= 2, 1_000, 'errors reported');
+    await eventually(() => errors.length >= 2, 1_000, 'errors reported');
     expect(p.isLeader).toBe(false);
     expect(written).toEqual([]);
     fail = false;
-    await until(() => written.length === 1, 1_000, 'written after recovery');
+    await eventually(() => written.length === 1, 1_000, 'written after recovery');
     expect(written[0]).toEqual(['10.0.0.1:8000']);
     await p.stop();
   });

@@ -1,7 +1,8 @@
 // The list/watch protocol: bookmarks, 410 Gone, dropped connections and an
 // API server that goes away and comes back.
 import { afterEach, describe, expect, it } from 'vitest';
-import { LABELS, NS, sleep, startHarness, until, type Harness } from './harness.js';
+import { eventually, sleep } from '../../helpers/wait.js';
+import { LABELS, NS, startHarness, type Harness } from './harness.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -28,7 +29,7 @@ describe('KubernetesSource watch protocol', () => {
     const lists = h.api.listCount('pods');
     const watchesBefore = podWatches(h).length;
     // The server ends the watch at timeoutSeconds; the client re-watches from the bookmark.
-    await until(() => podWatches(h!).length > watchesBefore, 3_000, 'pod re-watch');
+    await eventually(() => podWatches(h!).length > watchesBefore, 3_000, 'pod re-watch');
     expect(podWatches(h).at(-1)!.query.resourceVersion).toBe(bookmarkRv);
     await sleep(100);
     expect(h.api.listCount('pods')).toBe(lists);
@@ -57,7 +58,7 @@ describe('KubernetesSource watch protocol', () => {
       // 410 is the normal "relist" signal: no error, no back-off.
       expect(h.errors).toEqual([]);
       // Watching again afterwards.
-      await until(() => h!.api.watchCount('pods') === 1, 1_000, 'pod watch reopened');
+      await eventually(() => h!.api.watchCount('pods') === 1, 1_000, 'pod watch reopened');
       h.pod({ name: 'p2', ip: '10.1.0.3', labels: LABELS });
       await h.waitFor((eps) => eps.length === 3);
     });
@@ -77,7 +78,7 @@ describe('KubernetesSource watch protocol', () => {
     expect(took).toBeLessThan(1_000);
     expect(h.api.listCount('pods')).toBeGreaterThan(lists);
     expect(h.errors.some((e) => /watch .* failed|closed/.test(e.message))).toBe(true);
-    await until(() => h!.api.watchCount() === 3, 1_000, 'every watch reopened');
+    await eventually(() => h!.api.watchCount() === 3, 1_000, 'every watch reopened');
     h.pod({ name: 'p3', ip: '10.1.0.4', labels: LABELS });
     await h.waitFor((eps) => eps.length === 3);
   });
@@ -99,7 +100,7 @@ describe('KubernetesSource watch protocol', () => {
     const took = await h.waitFor((eps) => eps.map((e) => e.name).join() === 'p1,p2', 3_000);
     // Back-off is capped at 400 ms in this harness (+20% jitter).
     expect(took).toBeLessThan(1_500);
-    await until(() => h!.api.watchCount() === 3, 1_000, 'every watch reopened');
+    await eventually(() => h!.api.watchCount() === 3, 1_000, 'every watch reopened');
     h.pod({ name: 'p3', ip: '10.1.0.4', labels: LABELS });
     await h.waitFor((eps) => eps.length === 3);
   });
@@ -109,7 +110,7 @@ describe('KubernetesSource watch protocol', () => {
     h.pod({ name: 'p0', ip: '10.1.0.1', labels: LABELS });
     await h.waitFor((eps) => eps.length === 1);
     const watches = podWatches(h).length;
-    await until(() => podWatches(h!).length > watches, 2_000, 'idle watch replaced');
+    await eventually(() => podWatches(h!).length > watches, 2_000, 'idle watch replaced');
     expect(h.errors.some((e) => /no data for 300 ms/.test(e.message))).toBe(true);
   });
 });

@@ -9,7 +9,7 @@ import {
   headerOf,
   type ContinueVerdict,
   type HeaderList,
-} from '../../../src/extproc/client.js';
+} from '../../../src/gateway/extproc-client.js';
 import { fromStruct } from '../../../src/extproc/messages.js';
 import { endpointsYaml, startEpp, type Epp } from '../../helpers/epp.js';
 import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';

@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { headerOf, type ContinueVerdict } from '../../../src/extproc/client.js';
+import { headerOf, type ContinueVerdict } from '../../../src/gateway/extproc-client.js';
 import { fromStruct } from '../../../src/extproc/messages.js';
 import { endpointsYaml, startEpp } from '../../helpers/epp.js';
 import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';

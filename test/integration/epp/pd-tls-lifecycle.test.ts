@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { destinationOf, headerOf, type ExtProcClient } from '../../../src/extproc/client.js';
+import { destinationOf, headerOf, type ExtProcClient } from '../../../src/gateway/extproc-client.js';
 import { endpointsYaml, PD_CONFIG, pdGroupEndpoints, startEpp, type Epp } from '../../helpers/epp.js';
 import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
 import { eventually } from '../../helpers/wait.js';

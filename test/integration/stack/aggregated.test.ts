@@ -8,13 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopAllSpawned } from '../../helpers/spawn.js';
 import {
   decisionFor,
-  eventually,
   examplePath,
   matchSort,
   startSecondRoute,
   startTestStack,
   type TestStack,
 } from './stack.js';
+import { eventually } from '../../helpers/wait.js';
 
 // ~1,600 tokens of shared prefix (4 bytes per token in the project's tokenizer).
 const PREFIX = Array.from({ length: 400 }, (_, i) => `Rule ${i}: answer politely. `)
@@ -105,14 +105,19 @@ describe('aggregated stack under the KV-aware profile', () => {
     expect(candidates).toContain(holder);
 
     // The holder's KV events reach the indexer: it now reports the prefix there, and only there.
-    const results = await eventually('the cache-indexer to see the prefix on the holder', async () => {
-      const res = await matchSort(stack.indexerUrl, {
-        model: 'mock-model',
-        prompt: `${PREFIX} Question 1?`,
-        candidates,
-      });
-      return res[0]?.endpoint === holder && res[0].hitRate > 0.8 ? res : undefined;
-    });
+    const results = await eventually(
+      async () => {
+        const res = await matchSort(stack.indexerUrl, {
+          model: 'mock-model',
+          prompt: `${PREFIX} Question 1?`,
+          candidates,
+        });
+        return res[0]?.endpoint === holder && res[0].hitRate > 0.8 && res;
+      },
+      10_000,
+      'the cache-indexer to see the prefix on the holder',
+      100,
+    );
     for (const other of results.slice(1)) expect(other.hitRate).toBe(0);
 
     const chosen: string[] = [];

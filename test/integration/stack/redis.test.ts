@@ -8,13 +8,13 @@ import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { stopAllSpawned } from '../../helpers/spawn.js';
 import {
   decisionFor,
-  eventually,
   examplePath,
   matchSort,
   startSecondRoute,
   startTestStack,
   type TestStack,
 } from './stack.js';
+import { eventually } from '../../helpers/wait.js';
 
 const PREFIX = Array.from({ length: 300 }, (_, i) => `Clause ${i} applies. `).join('');
 
@@ -56,14 +56,19 @@ describe('stack with Redis and two EPP replicas', () => {
     // Replica 2 sees replica 1's decision: the state is shared.
     const holder = (await decisionFor(admin2, id1)).endpoint;
     const candidates = stack.models.map((m) => m.endpoint!);
-    await eventually('the Redis-backed index to hold the prefix', async () => {
-      const res = await matchSort(stack.indexerUrl, {
-        model: 'mock-model',
-        prompt: `${PREFIX} x`,
-        candidates,
-      });
-      return res[0]?.endpoint === holder && res[0].hitRate > 0.8 ? true : undefined;
-    });
+    await eventually(
+      async () => {
+        const res = await matchSort(stack.indexerUrl, {
+          model: 'mock-model',
+          prompt: `${PREFIX} x`,
+          candidates,
+        });
+        return res[0]?.endpoint === holder && res[0].hitRate > 0.8;
+      },
+      10_000,
+      'the Redis-backed index to hold the prefix',
+      100,
+    );
     // Replica 2 sends the same prefix to the same pod.
     for (let i = 0; i < 3; i++) {
       const id = randomUUID();

@@ -205,23 +205,3 @@ export async function matchSort(indexerUrl: string, body: Record<string, unknown
   if (!r.ok) throw new Error(`/match_sort: HTTP ${r.status} ${await r.text()}`);
   return ((await r.json()) as { results: MatchResult[] }).results;
 }
-
-/** Polls until `check` returns a value (not undefined) or the time is up. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`);
-}

@@ -11,7 +11,7 @@ import {
   headerOf,
   type ExtProcClient,
   type ExtProcExchange,
-} from '../../../src/extproc/client.js';
+} from '../../../src/gateway/extproc-client.js';
 import { parseOpenAIRequest } from '../../../src/request/openai.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { createRedisClient, RedisStateStore } from '../../../src/state/redis-store.js';

@@ -10,7 +10,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { destinationOf, type ExtProcClient, type ExtProcExchange } from '../../../src/extproc/client.js';
+import {
+  destinationOf,
+  type ExtProcClient,
+  type ExtProcExchange,
+} from '../../../src/gateway/extproc-client.js';
 import { createRedisClient, RedisStateStore } from '../../../src/state/redis-store.js';
 import type { StateSnapshot } from '../../../src/state/store.js';
 import { endpointsYaml, startEpp, tempDir, type Epp } from '../../helpers/epp.js';

@@ -1,8 +1,8 @@
 // `hermes-router check-config FILE` as users run it: a built CLI in a child
 // process. Exit 0 on every shipped profile and on every config embedded in
 // them; exit 1 with the file and the YAML path on mistakes.
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,37 +31,10 @@ function checkConfig(file: string): Promise<Run> {
   });
 }
 
-/** dist/ is stale when a plugin or config source is newer than its build output. */
-function distIsStale(): boolean {
-  for (const dir of ['src/plugins', 'src/config']) {
-    for (const f of readdirSync(join(ROOT, dir))) {
-      if (!f.endsWith('.ts')) continue;
-      const out = join(ROOT, 'dist', dir, f.replace(/\.ts$/, '.js'));
-      if (!existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, dir, f)).mtimeMs) return true;
-    }
-  }
-  return !existsSync(join(ROOT, 'dist/functions/cli/main.js'));
-}
-
 let tmp: string;
 
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'hermes-check-config-'));
-  if (distIsStale()) {
-    try {
-      execFileSync(
-        process.execPath,
-        [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-        {
-          cwd: ROOT,
-          timeout: 240_000,
-          stdio: 'pipe',
-        },
-      );
-    } catch {
-      // Type errors elsewhere in the tree still emit JavaScript; the runs below tell.
-    }
-  }
 }, 300_000);
 
 afterAll(() => {

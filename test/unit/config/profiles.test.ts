@@ -8,7 +8,7 @@ import {
   type LoadedConfig,
 } from '../../../src/config/endpoint-picker-config.js';
 import { ConfigError } from '../../../src/config/errors.js';
-import { collectNeeds } from '../../../src/director/director.js';
+import { collectNeeds } from '../../../src/scheduling/profile.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 import {
   CONFIG_HEAD as HEAD,
@@ -137,6 +137,75 @@ schedulingProfiles:
       blockSizeTokens: 16,
       maxPrefixBlocksToMatch: 256,
       lruCapacityPerServer: 31_250,
+    });
+  });
+
+  describe('data needs two plugins share (the prompt is hashed once, the indexer asked once)', () => {
+    const profile = (prefixParams: string, aggParams: string) => `${HEAD}plugins:
+- type: prefix-cache-scorer
+  parameters: {${prefixParams}}
+- type: scorer-aggregate-kv-cache-aware
+  parameters: {routingHistory: true, ${aggParams}}
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+  - pluginRef: scorer-aggregate-kv-cache-aware
+  - pluginRef: max-score-picker
+`;
+
+    it("rejects conflicting prefix block sizes, naming the second plugin's parameters", () => {
+      // Before: the first plugin's 16-token blocks silently won, and the
+      // 64-token scorer read 16-token matches as 4x the hit it was.
+      const load = () =>
+        loadConfigText(profile('blockSizeTokens: 16', 'blockSizeTokens: 64'), 'conflict.yaml', registry);
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(
+        /^conflict\.yaml: plugins\[1\]\.parameters: the same prompt hashing as "prefix-cache-scorer"/,
+      );
+      expect(load).toThrow(/blockSizeTokens 16.*got blockSizeTokens 64/);
+    });
+
+    it('rejects conflicting prefix index capacities too', () => {
+      expect(() =>
+        loadConfigText(
+          profile('lruCapacityPerServer: 1000', 'lruCapacityPerServer: 2000'),
+          'cap.yaml',
+          registry,
+        ),
+      ).toThrow(/plugins\[1\]\.parameters: the same prompt hashing/);
+    });
+
+    it('accepts the same hashing in both and fetches it once', () => {
+      const loaded = loadConfigText(
+        profile('blockSizeTokens: 64', 'blockSizeTokens: 64'),
+        'same.yaml',
+        registry,
+      );
+      expect(collectNeeds(loaded.profile).prefix).toEqual({
+        blockSizeTokens: 64,
+        maxPrefixBlocksToMatch: 256,
+        lruCapacityPerServer: 31_250,
+      });
+    });
+
+    it('rejects two KV-cache aware scorers asking different cache-indexers', () => {
+      const body = `${HEAD}plugins:
+- type: scorer-aggregate-kv-cache-aware
+  name: a
+- type: scorer-aggregate-kv-cache-aware
+  name: b
+  parameters: {kvCacheManagerPort: 9090}
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: a
+  - pluginRef: b
+`;
+      expect(() => loadConfigText(body, 'idx.yaml', registry)).toThrow(
+        /^idx\.yaml: plugins\[1\]\.parameters: the same cache-indexer as "a"/,
+      );
     });
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DECODE_HEADER, PREFILL_HEADER, pdHeaderHandler } from '../../../src/plugins/pd-header-handler.js';
+import { DECODE_HEADER, PREFILL_HEADER } from '../../../src/common/wire-headers.js';
+import { pdHeaderHandler } from '../../../src/plugins/pd-header-handler.js';
 import type { SchedulingResult } from '../../../src/scheduling/types.js';
 import { build, ctx, pod, view } from './fixtures.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
-import type { Plugin } from '../../../src/plugins/plugin.js';
+import type { Picker, Scorer } from '../../../src/scheduling/plugin.js';
 import { schedule, type CompiledProfile } from '../../../src/scheduling/scheduler.js';
 import { SchedulingError, type ScoredCandidate } from '../../../src/scheduling/types.js';
 import { ctx, pdGroup, seeded, seqRandom, view } from '../plugins/fixtures.js';
@@ -19,11 +19,11 @@ ${refsYaml}
   return loadConfigText(text, 'inline.yaml', builtinRegistry()).profile;
 }
 
-function fixedScorer(name: string, scores: number[]): Plugin {
+function fixedScorer(name: string, scores: number[]): Scorer {
   return { type: 'fixed', name, score: () => ({ scores }) };
 }
 
-function capturePicker(seen: ScoredCandidate[][]): Plugin {
+function capturePicker(seen: ScoredCandidate[][]): Picker {
   return {
     type: 'capture',
     name: 'capture',
@@ -206,7 +206,7 @@ describe('schedule', () => {
     expect(code(() => schedule(pd, ctx(), [view('plain'), view('other')]))).toBe('FILTERED_OUT');
     const incomplete = pdGroup('g', [], [{}]).all; // no prefill pod
     expect(code(() => schedule(pd, ctx(), incomplete))).toBe('FILTERED_OUT');
-    const empty: Plugin = { type: 'x', name: 'x', pick: () => ({ targets: [] }) };
+    const empty: Picker = { type: 'x', name: 'x', pick: () => ({ targets: [] }) };
     expect(code(() => schedule(profileOf({ picker: empty }), ctx(), [view('a')]))).toBe('NO_PICK');
   });
 });

@@ -7,7 +7,8 @@ import { createRedisStateStore } from '../../../src/state/create-store.js';
 import type { DegradedStateStore } from '../../../src/state/degraded-store.js';
 import { decayed, type PickReceipt } from '../../../src/state/store.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import { commit, ep, sleep } from './contract.js';
+import { eventually } from '../../helpers/wait.js';
+import { commit, ep } from './contract.js';
 
 let server: RedisServer;
 const stores: DegradedStateStore[] = [];
@@ -30,14 +31,6 @@ async function open(pool: string, logs?: string[]): Promise<DegradedStateStore> 
   });
   stores.push(s);
   return s;
-}
-
-async function until(cond: () => boolean, ms = 8_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(25);
-  }
 }
 
 const bucket = (id: string, amount: number) => ({
@@ -91,7 +84,7 @@ describe('degraded mode', () => {
 
     // Redis comes back empty (no persistence): the replica re-publishes what it knows.
     await server.restart();
-    await until(() => !a.degraded && !b.degraded);
+    await eventually(() => !a.degraded && !b.degraded, 8_000);
     expect(changes).toEqual([true, false]);
     expect(a.counters.resyncs).toBe(1);
     expect(logs.some((l) => l.startsWith('info'))).toBe(true);
@@ -99,7 +92,7 @@ describe('degraded mode', () => {
     expect(shared.endpoints.map((e) => e.id)).toEqual([e1, e2]);
     // Open picks are charged again: a1 (before) and a3 (during) by a, b1 by b, which made no call during the
     // outage but saw its connection drop.
-    await until(() => !b.degraded);
+    await eventually(() => !b.degraded, 8_000);
     expect(b.counters.resyncs).toBe(1);
     expect(shared.inFlight.get(e1)).toBe(2);
     expect(shared.inFlight.get(e2)).toBe(1);
@@ -134,7 +127,7 @@ describe('degraded mode', () => {
     } finally {
       server.process.kill('SIGCONT');
     }
-    await until(() => !a.degraded);
+    await eventually(() => !a.degraded, 8_000);
     await a.release(r);
     expect((await a.readSnapshot({})).inFlight.size).toBe(0);
   });
@@ -150,7 +143,7 @@ describe('degraded mode', () => {
     await a.release(receipts[0]!);
     expect((await a.readSnapshot({})).inFlight.get(ep(1).id)).toBe(2);
     await server.restart();
-    await until(() => !a.degraded);
+    await eventually(() => !a.degraded, 8_000);
     const other = await open(pool);
     const snap = await other.readSnapshot({});
     expect(snap.endpoints).toEqual([ep(1)]);

@@ -1,6 +1,15 @@
-// What the ext_proc handler reports about each request; src/observability
-// turns it into Prometheus metrics. Every hook is optional and must not throw.
-import type { Usage } from './usage.js';
+// What the ext_proc handler reports about each request; EppMetrics
+// (metrics.ts) turns it into Prometheus metrics. The contract lives here, with
+// its consumer, so the request path depends on observability and not the
+// reverse. Every hook is optional and must not throw.
+
+/** Token usage of one answer, as the model server reported it. */
+export interface Usage {
+  promptTokens?: number;
+  completionTokens?: number;
+  totalTokens?: number;
+  cachedTokens?: number;
+}
 
 /** GIE error codes, used as the `error_code` label. */
 export type ErrorCode =

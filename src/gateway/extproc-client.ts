@@ -24,7 +24,8 @@
 //   body not sent.
 // Header mutations are applied as Envoy does: remove_headers, then set_headers.
 import * as grpc from '@grpc/grpc-js';
-import { extProcClientConstructor } from './proto.js';
+import { DESTINATION_HEADER } from '../common/wire-headers.js';
+import { extProcClientConstructor } from '../extproc/proto.js';
 import {
   fromStruct,
   headerValueText,
@@ -36,7 +37,7 @@ import {
   type HeaderMutation,
   type ProcessingRequest,
   type ProcessingResponse,
-} from './messages.js';
+} from '../extproc/messages.js';
 
 export type RequestBodyMode = 'BUFFERED' | 'FULL_DUPLEX_STREAMED';
 export type ResponseBodyMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'FULL_DUPLEX_STREAMED';
@@ -116,7 +117,7 @@ export function headerOf(headers: HeaderList, name: string): string | undefined 
  * The endpoints chosen by the EPP, primary first: from dynamic metadata
  * `envoy.lb` (as Istio reads it), else from the destination header.
  */
-export function destinationOf(v: ContinueVerdict, key = 'x-gateway-destination-endpoint'): string[] {
+export function destinationOf(v: ContinueVerdict, key = DESTINATION_HEADER): string[] {
   const fromMeta = v.dynamicMetadata['envoy.lb']?.[key];
   const raw = typeof fromMeta === 'string' ? fromMeta : headerOf(v.headers, key);
   if (!raw) return [];

@@ -5,9 +5,7 @@
 //   discovery (endpoints file | Kubernetes) -> store.replaceEndpoints + scraper
 //   MetricsScraper -> store.writeSignals
 //   ext_proc gRPC (ExtProcService) + grpc.health.v1 + Prometheus + admin HTTP
-import { createServer, type Server as HttpServer } from 'node:http';
-import { hostname } from 'node:os';
-import type { AddressInfo } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
@@ -21,8 +19,10 @@ import {
 import { CacheIndexerClient } from '../datalayer/cache-indexer-client.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Director } from '../director/director.js';
-import { endpointId, EndpointsFileSource } from '../discovery/endpoints-file.js';
+import { hostPort } from '../common/net.js';
+import { EndpointsFileSource } from '../discovery/endpoints-file.js';
 import { LeasedPublisher } from '../discovery/k8s-publisher.js';
+import { KubernetesSource } from '../discovery/kubernetes.js';
 import type { EndpointSource } from '../discovery/types.js';
 import { HealthService } from '../observability/health.js';
 import { EppMetrics } from '../observability/metrics.js';
@@ -31,106 +31,11 @@ import { builtinRegistry, type PluginRegistry } from '../plugins/index.js';
 import type { Endpoint } from '../scheduling/types.js';
 import { createStateStore } from '../state/create-store.js';
 import type { DegradedStateStore } from '../state/degraded-store.js';
-import { redactUrl } from '../state/redis-store.js';
 import type { StateStore } from '../state/store.js';
-import type { BodySendMode } from './messages.js';
-import { drainServer, ExtProcService } from './server.js';
-import { loadTlsMaterial, serverCredentials } from './tls.js';
-
-export interface EppConfig {
-  /** ext_proc gRPC; 0 = any free port. */
-  grpcPort: number;
-  grpcBind: string;
-  /** grpc.health.v1; undefined = not served. */
-  grpcHealthPort?: number;
-  /** Prometheus /metrics; undefined = not served. */
-  metricsPort?: number;
-  metricsBind: string;
-  /** Admin HTTP; undefined = not served. */
-  adminPort?: number;
-  adminBind: string;
-  adminToken?: string;
-  configFile?: string;
-  configText?: string;
-  endpointsFile?: string;
-  poolName?: string;
-  poolNamespace?: string;
-  kubeconfig?: string;
-  redisUrl?: string;
-  /** Per-command Redis timeout (ms); slower commands count as failures (degraded mode). */
-  redisTimeoutMs?: number;
-  /**
-   * Namespace of the shared state (Redis keys `hermes:{<pool>}:`) and the pool
-   * label of the pool metrics. Default: --pool-name, else `default`.
-   */
-  statePool?: string;
-  /** This replica's name in shared leases (default $POD_NAME, else host-pid). */
-  replicaId?: string;
-  /** Shared state: per-endpoint scrape lease TTL (takeover time when a scraping replica dies). */
-  scrapeLeaseTtlMs: number;
-  /** Shared state + Kubernetes: TTL of the lease of the replica that publishes discovery. */
-  discoveryLeaseTtlMs: number;
-  /** Ignore the gateway's subset hint (GIE --disable-endpoint-subset-filter). */
-  disableSubsetFilter: boolean;
-  secureServing: boolean;
-  certPath?: string;
-  destinationHeader: string;
-  metadataNamespace: string;
-  refreshMetricsIntervalMs: number;
-  metricsStalenessMs: number;
-  maxRequestBodyBytes: number;
-  requestBodyMode: BodySendMode;
-  responseBodyMode: BodySendMode;
-  drainTimeoutMs: number;
-  /** In-flight charge lease; renewed every third of it while the response streams. */
-  leaseMs: number;
-}
-
-export const EPP_DEFAULTS: EppConfig = {
-  grpcPort: 9002,
-  grpcBind: '0.0.0.0',
-  grpcHealthPort: 9003,
-  metricsPort: 9090,
-  metricsBind: '0.0.0.0',
-  adminPort: 9091,
-  adminBind: '127.0.0.1',
-  secureServing: false,
-  destinationHeader: 'x-gateway-destination-endpoint',
-  metadataNamespace: 'envoy.lb',
-  refreshMetricsIntervalMs: 50,
-  metricsStalenessMs: 2_000,
-  maxRequestBodyBytes: 16 * 1024 * 1024,
-  requestBodyMode: 'FULL_DUPLEX_STREAMED',
-  responseBodyMode: 'FULL_DUPLEX_STREAMED',
-  drainTimeoutMs: 30_000,
-  leaseMs: 60_000,
-  scrapeLeaseTtlMs: 2_000,
-  discoveryLeaseTtlMs: 10_000,
-  disableSubsetFilter: false,
-};
-
-/** Redis key namespace and pool metric label (see EppConfig.statePool). */
-export function statePoolOf(config: Pick<EppConfig, 'statePool' | 'poolName'>): string {
-  return config.statePool ?? config.poolName ?? 'default';
-}
-
-/** This replica's lease identity: unique per process on one host, stable per pod. */
-export function replicaIdOf(
-  config: Pick<EppConfig, 'replicaId'>,
-  env: NodeJS.ProcessEnv = process.env,
-): string {
-  return config.replicaId ?? env.POD_NAME ?? `${hostname()}-${process.pid}`;
-}
-
-/** The configuration as logged: secrets (Redis password, admin token) never appear. */
-export function loggableConfig(config: EppConfig): Record<string, unknown> {
-  return {
-    ...config,
-    configText: config.configText === undefined ? undefined : `(${config.configText.length} chars)`,
-    redisUrl: config.redisUrl === undefined ? undefined : redactUrl(config.redisUrl),
-    adminToken: config.adminToken === undefined ? undefined : '***',
-  };
-}
+import { drainServer, ExtProcService } from '../extproc/server.js';
+import { loadTlsMaterial, serverCredentials } from '../extproc/tls.js';
+import { replicaIdOf, statePoolOf, type EppConfig } from './options.js';
+import { bindGrpc, closeHttp, listenHttp, listeningPort, serveMetrics } from './servers.js';
 
 export interface EppDeps {
   logger: Logger;
@@ -168,7 +73,7 @@ export interface Epp {
   stop(): Promise<void>;
 }
 
-async function endpointSource(config: EppConfig, logger: Logger): Promise<EndpointSource> {
+function endpointSource(config: EppConfig, logger: Logger): EndpointSource {
   if (config.endpointsFile && config.poolName) {
     throw new Error('use either --endpoints-file or --pool-name, not both');
   }
@@ -180,18 +85,7 @@ async function endpointSource(config: EppConfig, logger: Logger): Promise<Endpoi
   }
   if (config.poolName) {
     if (!config.poolNamespace) throw new Error('--pool-name needs --pool-namespace (or NAMESPACE)');
-    let mod: { KubernetesSource?: new (o: Record<string, unknown>) => EndpointSource };
-    try {
-      // Resolved at run time: Kubernetes discovery is optional in a build.
-      const path = '../discovery/kubernetes.js';
-      mod = (await import(path)) as typeof mod;
-    } catch (e) {
-      throw new Error(`Kubernetes discovery is not available in this build: ${(e as Error).message}`);
-    }
-    if (typeof mod.KubernetesSource !== 'function') {
-      throw new Error('Kubernetes discovery is not available in this build (no KubernetesSource)');
-    }
-    return new mod.KubernetesSource({
+    return new KubernetesSource({
       poolName: config.poolName,
       poolNamespace: config.poolNamespace,
       kubeconfigPath: config.kubeconfig,
@@ -202,30 +96,6 @@ async function endpointSource(config: EppConfig, logger: Logger): Promise<Endpoi
   throw new Error(
     'no endpoint discovery: give --endpoints-file FILE or --pool-name NAME --pool-namespace NS',
   );
-}
-
-function listenHttp(server: HttpServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-function closeHttp(server: HttpServer | undefined): Promise<void> {
-  if (!server) return Promise.resolve();
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections?.();
-  });
-}
-
-function bindGrpc(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
-  });
 }
 
 export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
@@ -375,21 +245,12 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         health.addTo(healthServer);
         addrs.health = await bindGrpc(
           healthServer,
-          endpointId(config.grpcBind, config.grpcHealthPort),
+          hostPort(config.grpcBind, config.grpcHealthPort),
           grpc.ServerCredentials.createInsecure(),
         );
       }
       if (config.metricsPort !== undefined) {
-        metricsServer = createServer((req, res) => {
-          if (req.url !== '/metrics' && !req.url?.startsWith('/metrics?')) {
-            res.writeHead(404).end('not found\n');
-            return;
-          }
-          metrics.registry.metrics().then(
-            (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-            (e: Error) => res.writeHead(500).end(`${e.message}\n`),
-          );
-        });
+        metricsServer = serveMetrics(metrics.registry);
         addrs.metrics = await listenHttp(metricsServer, config.metricsPort, config.metricsBind);
       }
       if (config.adminPort !== undefined) {
@@ -418,14 +279,10 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           port: config.adminPort,
           hostname: config.adminBind,
         }) as HttpServer;
-        addrs.admin = await new Promise<number>((resolve, reject) => {
-          if (adminServer!.listening) resolve((adminServer!.address() as AddressInfo).port);
-          adminServer!.once('listening', () => resolve((adminServer!.address() as AddressInfo).port));
-          adminServer!.once('error', reject);
-        });
+        addrs.admin = await listeningPort(adminServer);
       }
 
-      source ??= await endpointSource(config, logger);
+      source ??= endpointSource(config, logger);
       if (source.kind === 'kubernetes' && shared) {
         publisher = new LeasedPublisher({
           store,
@@ -468,7 +325,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       service.addTo(grpcServer);
       addrs.grpc = await bindGrpc(
         grpcServer,
-        endpointId(config.grpcBind, config.grpcPort),
+        hostPort(config.grpcBind, config.grpcPort),
         serverCredentials(tls),
       );
       service.startRenewal();

@@ -1,0 +1,137 @@
+// Profile compilation: the plugin references of one scheduling profile ->
+// typed lists per extension point (what the scheduler runs) and the union of
+// the data its plugins need fetched. Configuration mistakes found here are
+// thrown as ProfileError naming the offending reference or plugin; the config
+// loader turns them into file + YAML path errors.
+import {
+  hasDataNeeds,
+  isCharger,
+  isFilter,
+  isHeaderHandler,
+  isPicker,
+  isScorer,
+  type Charger,
+  type DataNeeds,
+  type Filter,
+  type HeaderHandler,
+  type Picker,
+  type Plugin,
+  type PrefixNeed,
+  type Scorer,
+} from './plugin.js';
+
+export interface WeightedScorer {
+  plugin: Scorer;
+  weight: number;
+}
+
+export interface CompiledProfile {
+  name: string;
+  filters: Filter[];
+  scorers: WeightedScorer[];
+  /** Undefined: the default picker (best score, random among ties). */
+  picker: Picker | undefined;
+  headerHandlers: HeaderHandler[];
+  chargers: Charger[];
+  /** Every plugin of the profile, in configured order. */
+  plugins: Plugin[];
+}
+
+export interface PluginRef {
+  plugin: Plugin;
+  weight?: number;
+}
+
+/**
+ * A profile that cannot run as written. `ref` is the index of the offending
+ * reference in the profile; `plugin` the plugin whose parameters conflict.
+ */
+export class ProfileError extends Error {
+  constructor(
+    readonly expected: string,
+    readonly at: { ref: number } | { plugin: Plugin },
+  ) {
+    super(expected);
+    this.name = 'ProfileError';
+  }
+}
+
+export function compileProfile(name: string, refs: readonly PluginRef[]): CompiledProfile {
+  const profile: CompiledProfile = {
+    name,
+    filters: [],
+    scorers: [],
+    picker: undefined,
+    headerHandlers: [],
+    chargers: [],
+    plugins: [],
+  };
+  refs.forEach(({ plugin, weight }, ref) => {
+    if (profile.plugins.includes(plugin)) {
+      throw new ProfileError(`each plugin once per profile, "${plugin.name}" is referenced twice`, { ref });
+    }
+    profile.plugins.push(plugin);
+    if (isFilter(plugin)) profile.filters.push(plugin);
+    if (isScorer(plugin)) profile.scorers.push({ plugin, weight: weight ?? 1 });
+    if (isPicker(plugin)) {
+      if (profile.picker) {
+        throw new ProfileError(`one picker per profile, "${profile.picker.name}" is already its picker`, {
+          ref,
+        });
+      }
+      profile.picker = plugin;
+    }
+    if (isHeaderHandler(plugin)) profile.headerHandlers.push(plugin);
+    if (isCharger(plugin)) profile.chargers.push(plugin);
+  });
+  collectNeeds(profile);
+  return profile;
+}
+
+const samePrefix = (a: PrefixNeed, b: PrefixNeed) =>
+  a.blockSizeTokens === b.blockSizeTokens &&
+  a.maxPrefixBlocksToMatch === b.maxPrefixBlocksToMatch &&
+  a.lruCapacityPerServer === b.lruCapacityPerServer;
+
+const describePrefix = (p: PrefixNeed) =>
+  `blockSizeTokens ${p.blockSizeTokens}, maxPrefixBlocksToMatch ${p.maxPrefixBlocksToMatch}, lruCapacityPerServer ${p.lruCapacityPerServer}`;
+
+/**
+ * Union of what the profile's plugins need fetched before a cycle. The
+ * prompt is hashed once and the cache-indexer asked once per request, so two
+ * plugins asking for them differently cannot both be honoured: that is a
+ * ProfileError naming the second plugin, not a silent choice of the first.
+ */
+export function collectNeeds(profile: Pick<CompiledProfile, 'plugins'>): DataNeeds {
+  const needs: DataNeeds = {};
+  let prefixFrom: Plugin | undefined;
+  let indexerFrom: Plugin | undefined;
+  for (const p of profile.plugins) {
+    if (!hasDataNeeds(p)) continue;
+    const n = p.dataNeeds;
+    if (n.prefix) {
+      if (!needs.prefix) {
+        needs.prefix = n.prefix;
+        prefixFrom = p;
+      } else if (!samePrefix(needs.prefix, n.prefix)) {
+        throw new ProfileError(
+          `the same prompt hashing as "${prefixFrom!.name}" (${describePrefix(needs.prefix)}), got ${describePrefix(n.prefix)}: the prompt is hashed once per request`,
+          { plugin: p },
+        );
+      }
+    }
+    if (n.indexer) {
+      if (!needs.indexer) {
+        needs.indexer = n.indexer;
+        indexerFrom = p;
+      } else if (needs.indexer.url !== n.indexer.url || needs.indexer.timeoutMs !== n.indexer.timeoutMs) {
+        throw new ProfileError(
+          `the same cache-indexer as "${indexerFrom!.name}" (${needs.indexer.url}, ${needs.indexer.timeoutMs} ms), got ${n.indexer.url}, ${n.indexer.timeoutMs} ms: the indexer is asked once per request`,
+          { plugin: p },
+        );
+      }
+    }
+    if (n.bucketLoads) needs.bucketLoads = true;
+  }
+  return needs;
+}
