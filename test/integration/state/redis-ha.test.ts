@@ -175,7 +175,9 @@ async function failover(replicas: Epp[], held: Routed[], kill: () => Promise<voi
 
 function expectClean(report: FailoverReport): void {
   expect(report.failed).toEqual([]);
-  expect(report.routed).toBeGreaterThan(50);
+  // Steady load before, during and after the fault (the count depends on the machine's load).
+  expect(report.routed).toBeGreaterThanOrEqual(20);
+  expect(report.routedDuringFault).toBeGreaterThan(0);
   expect(report.sawDegradedMetric).toEqual([true, true]);
   expect(report.sawDegradedReadyz).toEqual([true, true]);
   expect(report.readyzNot200).toBe(0); // degraded is reported, the replica stays ready
