@@ -99,6 +99,7 @@ async function scenario(
   url: string,
   kill: () => Promise<void>,
   deadlineMs = 45_000,
+  requireRecovery = true,
 ): Promise<void> {
   const { indexer, pod, podId } = await stack(url);
   // ZMQ drops events sent before the subscription is up: warm up until seen.
@@ -137,6 +138,12 @@ async function scenario(
     console.info(
       `cache-indexer on ${label}: no recovery within ${deadlineMs} ms; last answer ${JSON.stringify(answers.at(-1))}`,
     );
+  // Degraded, never broken: every answer is the hit, a miss, or a clear 503.
+  for (const a of answers)
+    expect(typeof a === 'number' || /^HTTP 503 index unavailable: /.test(a), String(a)).toBe(true);
+  const health = await fetch(`${indexer.url}/healthz`);
+  expect(health.status).toBe(200);
+  if (!requireRecovery && !recoveredAt) return;
   expect(recoveredAt, 'the entries written before the kill came back').toBeGreaterThan(0);
   const after = blocksOf(`${label}: indexed after the failover. `, 8);
   await complete(pod, after);
@@ -161,34 +168,33 @@ describe('cache-indexer on Redis HA', () => {
   }, 120_000);
 
   // KNOWN BUG (found by this test; src/cacheindexer/redis-store.ts with the
-  // shared factory): after the Cluster fails the index's shard over, every
-  // /match_sort answers 503 "index unavailable: Connection is closed." for
-  // as long as it was watched (45 s), while the EPP's Cluster client, built
-  // by the same factory, recovers in ~3 s. `it.fails` keeps CI green and
-  // turns red when the bug is fixed: then make it `it`.
-  it.fails(
-    'Cluster: the primary holding index keys killed, its replica takes over',
-    async () => {
-      const cluster: RedisCluster = await startCluster();
-      sets.push(cluster);
-      // Kill the primary holding the most keys after the first prompt: any
-      // shard holds some of the index (its keys carry no hash tag).
-      let victim = 0;
-      await scenario(
-        'Cluster',
-        cluster.url,
-        async () => {
-          let most = -1;
-          for (const port of await cluster.primaries()) {
-            const n = Number(await cli(port, 'DBSIZE'));
-            if (n > most) [most, victim] = [n, port];
-          }
-          await cluster.nodes.find((n) => n.port === victim)!.kill();
-        },
-        15_000,
-      );
-      expect(await cluster.primaries()).not.toContain(victim);
-    },
-    120_000,
-  );
+  // shared factory): after the Cluster fails the index's shard over,
+  // /match_sort often keeps answering 503 "index unavailable: Connection is
+  // closed." (15 s and 45 s watched), and sometimes recovers; the EPP's
+  // Cluster client, from the same factory, recovers in ~3 s every time.
+  // Until it is fixed this case proves only degradation (clear 503s, the
+  // process healthy) and prints whether it recovered; then pass
+  // requireRecovery = true.
+  it('Cluster: the primary holding index keys killed, its replica takes over', async () => {
+    const cluster: RedisCluster = await startCluster();
+    sets.push(cluster);
+    // Kill the primary holding the most keys after the first prompt: any
+    // shard holds some of the index (its keys carry no hash tag).
+    let victim = 0;
+    await scenario(
+      'Cluster',
+      cluster.url,
+      async () => {
+        let most = -1;
+        for (const port of await cluster.primaries()) {
+          const n = Number(await cli(port, 'DBSIZE'));
+          if (n > most) [most, victim] = [n, port];
+        }
+        await cluster.nodes.find((n) => n.port === victim)!.kill();
+      },
+      15_000,
+      false,
+    );
+    expect(await cluster.primaries()).not.toContain(victim);
+  }, 120_000);
 });
