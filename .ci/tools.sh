@@ -156,7 +156,7 @@ hermes_install_kube_apiserver() {
     return 1
   fi
   hermes_write_build_module "$dir/build" "k8s.io/kubernetes $HERMES_KUBE_VERSION" "$replaces"
-  echo "tools.sh: building kube-apiserver $HERMES_KUBE_VERSION into $dir (long: ~15-30 min on 2 cores)" >&2
+  echo "tools.sh: building kube-apiserver $HERMES_KUBE_VERSION into $dir (long: ~10 min on 2 cores)" >&2
   local pkg=k8s.io/component-base/version ldflags="-w -s"
   ldflags+=" -X $pkg.gitVersion=$HERMES_KUBE_VERSION -X $pkg.gitTreeState=clean"
   ldflags+=" -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(cut -d. -f2 <<<"$HERMES_KUBE_VERSION")"
@@ -224,7 +224,7 @@ if hermes_fetch_envoy_api; then
 else
   echo "tools.sh: WARNING: go-control-plane could not be fetched; the ext_proc descriptor test will fail" >&2
 fi
-# The real-API-server tests skip with a message naming the variable when absent.
+# Without them the real-API-server tests fail with a message naming the variable.
 if hermes_install_etcd && hermes_install_kube_apiserver; then
   echo "tools.sh: KUBE_APISERVER_BIN=$KUBE_APISERVER_BIN ETCD_BIN=$ETCD_BIN" >&2
 else
