@@ -78,6 +78,19 @@ hermes_fetch_crds() {
   export GATEWAY_API_CRD_DIR="$gw/config/crd/standard"
 }
 
+# Istio's CRDs (DestinationRule, which the chart renders for the istio class),
+# from istio.io/api's kubernetes/customresourcedefinitions.gen.yaml.
+HERMES_ISTIO_API_VERSION="${HERMES_ISTIO_API_VERSION:-v1.28.0}"
+
+hermes_fetch_istio_crds() {
+  command -v go >/dev/null 2>&1 || return 1
+  mkdir -p "$HERMES_TOOLS_CACHE"
+  local dir
+  dir="$(hermes_module_dir "istio.io/api@$HERMES_ISTIO_API_VERSION")" || return 1
+  [ -f "$dir/kubernetes/customresourcedefinitions.gen.yaml" ] || return 1
+  export ISTIO_CRD_FILE="$dir/kubernetes/customresourcedefinitions.gen.yaml"
+}
+
 hermes_fetch_envoy_api() {
   if ! command -v go >/dev/null 2>&1; then
     echo "tools.sh: go not found; cannot fetch go-control-plane" >&2
@@ -91,6 +104,105 @@ hermes_fetch_envoy_api() {
     return 1
   fi
   export ENVOY_API_DIR="$dir"
+}
+
+# A real kube-apiserver and etcd for the discovery and chart tests, built from
+# the Go module proxy: k8s.io/kubernetes itself replaces its staging modules
+# with ./staging paths, which a dependant cannot use, so a small build module
+# replaces each of them with the published vX.Y.Z module of the same release.
+HERMES_KUBE_VERSION="${HERMES_KUBE_VERSION:-v1.34.3}"
+# The etcd release k8s.io/kubernetes $HERMES_KUBE_VERSION itself requires.
+HERMES_ETCD_VERSION="${HERMES_ETCD_VERSION:-v3.6.4}"
+
+# Writes a go.mod for building MAIN_MODULE@VERSION's commands, with REPLACES.
+hermes_write_build_module() {
+  local dir="$1" require="$2" replaces="$3"
+  mkdir -p "$dir"
+  {
+    echo "module hermes-router.local/tools-build"
+    echo
+    echo "go 1.24.0"
+    echo
+    echo "require $require"
+    if [ -n "$replaces" ]; then
+      echo
+      echo "replace ("
+      echo "$replaces"
+      echo ")"
+    fi
+  } >"$dir/go.mod"
+}
+
+hermes_install_kube_apiserver() {
+  local dir="$HERMES_TOOLS_CACHE/kube-$HERMES_KUBE_VERSION"
+  if [ -x "$dir/kube-apiserver" ] &&
+    [ "$("$dir/kube-apiserver" --version 2>/dev/null)" = "Kubernetes $HERMES_KUBE_VERSION" ]; then
+    export KUBE_APISERVER_BIN="$dir/kube-apiserver"
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    echo "tools.sh: go not found; cannot build kube-apiserver $HERMES_KUBE_VERSION" >&2
+    return 1
+  fi
+  mkdir -p "$dir/build"
+  local modfile staging replaces
+  modfile="$(cd "$HERMES_TOOLS_CACHE" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$HERMES_KUBE_VERSION" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')" || return 1
+  # v1.34.3 -> v0.34.3: the staging modules' tag of the same release.
+  staging="v0.${HERMES_KUBE_VERSION#v1.}"
+  replaces="$(sed -n "s#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 $staging#p" "$modfile")"
+  if [ -z "$replaces" ]; then
+    echo "tools.sh: no staging replacements found in $modfile" >&2
+    return 1
+  fi
+  hermes_write_build_module "$dir/build" "k8s.io/kubernetes $HERMES_KUBE_VERSION" "$replaces"
+  echo "tools.sh: building kube-apiserver $HERMES_KUBE_VERSION into $dir (long: ~10 min on 2 cores)" >&2
+  local pkg=k8s.io/component-base/version ldflags="-w -s"
+  ldflags+=" -X $pkg.gitVersion=$HERMES_KUBE_VERSION -X $pkg.gitTreeState=clean"
+  ldflags+=" -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(cut -d. -f2 <<<"$HERMES_KUBE_VERSION")"
+  local start=$SECONDS
+  (cd "$dir/build" && GOFLAGS=-mod=mod CGO_ENABLED=0 go get "k8s.io/kubernetes/cmd/kube-apiserver@$HERMES_KUBE_VERSION" &&
+    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -ldflags "$ldflags" -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver) || return 1
+  mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
+  echo "tools.sh: kube-apiserver built in $((SECONDS - start)) s" >&2
+  export KUBE_APISERVER_BIN="$dir/kube-apiserver"
+}
+
+hermes_install_etcd() {
+  local dir="$HERMES_TOOLS_CACHE/etcd-$HERMES_ETCD_VERSION"
+  if [ -x "$dir/etcd" ] && "$dir/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${HERMES_ETCD_VERSION#v}"; then
+    export ETCD_BIN="$dir/etcd"
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    echo "tools.sh: go not found; cannot build etcd $HERMES_ETCD_VERSION" >&2
+    return 1
+  fi
+  # server/v3's own go.mod replaces its sibling modules with ../ paths.
+  local replaces="" m
+  for m in go.etcd.io/etcd/api/v3 go.etcd.io/etcd/client/pkg/v3 go.etcd.io/etcd/client/v3 go.etcd.io/etcd/pkg/v3; do
+    replaces+="	$m => $m $HERMES_ETCD_VERSION"$'\n'
+  done
+  hermes_write_build_module "$dir/build" "go.etcd.io/etcd/server/v3 $HERMES_ETCD_VERSION" "${replaces%$'\n'}"
+  echo "tools.sh: building etcd $HERMES_ETCD_VERSION into $dir" >&2
+  local start=$SECONDS
+  (cd "$dir/build" && GOFLAGS=-mod=mod CGO_ENABLED=0 go get "go.etcd.io/etcd/server/v3@$HERMES_ETCD_VERSION" &&
+    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -ldflags "-w -s" -o "$dir/etcd.tmp" go.etcd.io/etcd/server/v3) || return 1
+  mv "$dir/etcd.tmp" "$dir/etcd"
+  echo "tools.sh: etcd built in $((SECONDS - start)) s" >&2
+  export ETCD_BIN="$dir/etcd"
+}
+
+# test/envoy-validate: Envoy bootstraps parsed with go-control-plane's types
+# and their validation rules (test/unit/envoy/bootstraps.test.ts). Built from
+# the repo's own module; Go's build cache makes later builds take a second.
+hermes_build_envoy_validate() {
+  command -v go >/dev/null 2>&1 || return 1
+  local src
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/envoy-validate" && pwd)" || return 1
+  mkdir -p "$HERMES_TOOLS_CACHE"
+  (cd "$src" && CGO_ENABLED=0 go build -o "$HERMES_TOOLS_CACHE/envoy-validate" .) || return 1
+  export ENVOY_VALIDATE_BIN="$HERMES_TOOLS_CACHE/envoy-validate"
 }
 
 # A failed build must not stop CI here: the chart tests then fail with a
@@ -111,4 +223,20 @@ if hermes_fetch_envoy_api; then
   echo "tools.sh: ENVOY_API_DIR=$ENVOY_API_DIR" >&2
 else
   echo "tools.sh: WARNING: go-control-plane could not be fetched; the ext_proc descriptor test will fail" >&2
+fi
+# Without them the real-API-server tests fail with a message naming the variable.
+if hermes_install_etcd && hermes_install_kube_apiserver; then
+  echo "tools.sh: KUBE_APISERVER_BIN=$KUBE_APISERVER_BIN ETCD_BIN=$ETCD_BIN" >&2
+else
+  echo "tools.sh: WARNING: kube-apiserver/etcd could not be built; the real-API-server tests will fail" >&2
+fi
+if hermes_fetch_istio_crds; then
+  echo "tools.sh: ISTIO_CRD_FILE=$ISTIO_CRD_FILE" >&2
+else
+  echo "tools.sh: WARNING: istio.io/api could not be fetched; the server-side dry run of DestinationRules will fail" >&2
+fi
+if hermes_build_envoy_validate; then
+  echo "tools.sh: ENVOY_VALIDATE_BIN=$ENVOY_VALIDATE_BIN" >&2
+else
+  echo "tools.sh: WARNING: test/envoy-validate could not be built; the Envoy bootstrap test will fail" >&2
 fi

@@ -4,8 +4,10 @@
 # kind (Node, Go, apt). Installs nothing that is already present.
 #  - redis-server: tests start their own on loopback ports.
 #  - helm and the upstream CRDs (chart tests), Envoy's API descriptors
-#    (go-control-plane, ext_proc proto test): built/fetched through Go by
-#    .ci/tools.sh into a cache, reused on later runs.
+#    (go-control-plane, ext_proc proto test), kube-apiserver and etcd (the
+#    real-API-server tests): built/fetched through Go by .ci/tools.sh into a
+#    cache, reused on later runs (the first build of kube-apiserver takes
+#    about 10 minutes on 2 cores).
 # The tool paths are written to .tmp/test-tools.env, which vitest.config.ts
 # loads (npm runs pretest and test as separate processes).
 set -uo pipefail
@@ -24,7 +26,8 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 if [ -z "${HELM_BIN:-}" ] || [ -z "${GIE_CRD_DIR:-}" ] || [ -z "${GATEWAY_API_CRD_DIR:-}" ] ||
-  [ -z "${ENVOY_API_DIR:-}" ]; then
+  [ -z "${ENVOY_API_DIR:-}" ] || [ -z "${KUBE_APISERVER_BIN:-}" ] || [ -z "${ETCD_BIN:-}" ] ||
+  [ -z "${ISTIO_CRD_FILE:-}" ] || [ -z "${ENVOY_VALIDATE_BIN:-}" ]; then
   # shellcheck source=/dev/null
   source .ci/tools.sh
 fi
@@ -35,5 +38,9 @@ mkdir -p .tmp
   echo "GIE_CRD_DIR=${GIE_CRD_DIR:-}"
   echo "GATEWAY_API_CRD_DIR=${GATEWAY_API_CRD_DIR:-}"
   echo "ENVOY_API_DIR=${ENVOY_API_DIR:-}"
+  echo "KUBE_APISERVER_BIN=${KUBE_APISERVER_BIN:-}"
+  echo "ETCD_BIN=${ETCD_BIN:-}"
+  echo "ISTIO_CRD_FILE=${ISTIO_CRD_FILE:-}"
+  echo "ENVOY_VALIDATE_BIN=${ENVOY_VALIDATE_BIN:-}"
 } >.tmp/test-tools.env
 exit 0

@@ -92,7 +92,7 @@ export class ListWatch<T> {
         listed = await this.withTimeout(this.o.list(), this.o.listTimeoutMs ?? 30_000);
       } catch (e) {
         if (this.stopped) return;
-        this.o.onError(new Error(`list ${this.o.what} failed: ${describe(e)}`));
+        this.o.onError(new Error(`list ${this.o.what} failed: ${describe(e)}`, { cause: e }));
         await this.backoff();
         continue;
       }

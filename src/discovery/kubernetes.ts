@@ -2,8 +2,13 @@
 // pool named by --pool-name/--pool-namespace and the Pods its selector
 // matches; endpoints are the ready pods, one per target port.
 //
-// Two list/watch loops (k8s-listwatch.ts): one on the pool (field selector
-// metadata.name), one on the pods (label selector = pool selector). When
+// List/watch loops (k8s-listwatch.ts): one per pool API group on the pool
+// (field selector metadata.name), one on the pods (label selector = pool
+// selector). In auto mode both groups are watched for the whole run, so a
+// pool created in either group later, or moved from v1alpha2 to v1 (GIE's
+// migration: create the v1 pool, delete the v1alpha2 one), is followed; v1
+// wins while both hold the pool. A group whose CRD is not installed (404) is
+// listed again after a back-off, so installing it later is seen too. When
 // the pool's selector changes the pod loop restarts with the new selector;
 // when only the ports change the set is recomputed. Every change reaches
 // onChange as the full set, debounced by a few ms and deduplicated.
@@ -35,7 +40,7 @@ import type { EndpointSource } from './types.js';
 export interface KubernetesSourceOptions {
   poolName: string;
   poolNamespace: string;
-  /** `auto` (default): the v1 group first, then the v1alpha2 one. */
+  /** `auto` (default): both groups watched; v1 wins when both hold the pool. */
   poolGroup?: PoolGroup | 'auto';
   /** A ready KubeConfig (tests); else one is loaded per `inCluster`/`kubeconfigPath`. */
   kubeConfig?: KubeConfig;
@@ -81,11 +86,17 @@ export class KubernetesSource implements EndpointSource {
   private readonly watchFn: WatchFn;
   private onChange: ((endpoints: Endpoint[]) => void) | undefined;
 
-  private poolLoop: ListWatch<unknown> | undefined;
+  private poolLoops: ListWatch<unknown>[] = [];
   private podLoop: ListWatch<PodLike> | undefined;
   private pool: PoolSpec | null = null;
-  /** Group of the pool API in use, resolved at each pool list. */
+  /** Pool API groups watched, in order of preference. */
+  private readonly groups: readonly PoolGroup[];
+  /** What each group last said: its pool object (null: none), or not served / not yet listed. */
+  private readonly byGroup = new Map<PoolGroup, GroupView>();
+  /** Group whose pool is in use (or, with no pool anywhere, the first served). */
   private group: PoolGroup | undefined;
+  /** Logged the "no group served" error for the current spell. */
+  private notServedReported = false;
   private pods = new Map<string, PodLike>();
   private poolSynced = false;
   private podsSynced = false;
@@ -103,6 +114,9 @@ export class KubernetesSource implements EndpointSource {
     this.custom = this.kc.makeApiClient(CustomObjectsApi);
     const watcher = new Watch(this.kc);
     this.watchFn = (path, query, onEvent, onDone) => watcher.watch(path, query, onEvent, onDone);
+    this.groups =
+      o.poolGroup && o.poolGroup !== 'auto' ? [o.poolGroup] : [POOL_GROUP_V1, POOL_GROUP_V1ALPHA2];
+    for (const g of this.groups) this.byGroup.set(g, { state: 'unknown' });
   }
 
   /** True once the pool and its pods have been listed (readiness). */
@@ -110,7 +124,7 @@ export class KubernetesSource implements EndpointSource {
     return this.poolSynced && (this.pool === null || this.podsSynced);
   }
 
-  /** The pool API group in use (after the first list). */
+  /** The pool API group in use (after the first list; changes when the pool moves). */
   get poolGroup(): PoolGroup | undefined {
     return this.group;
   }
@@ -118,19 +132,26 @@ export class KubernetesSource implements EndpointSource {
   async start(onChange: (endpoints: Endpoint[]) => void): Promise<void> {
     this.onChange = onChange;
     const initial = new Promise<void>((resolve) => (this.resolveInitial = resolve));
-    this.poolLoop = new ListWatch<unknown>({
-      what: `inferencepool ${this.o.poolNamespace}/${this.o.poolName}`,
-      list: () => this.listPool(),
-      watch: this.watchFn,
-      onList: (items) => this.setPool(items.find((p) => nameOf(p) === this.o.poolName) ?? null, true),
-      onEvent: (type, obj) => {
-        if (nameOf(obj) !== this.o.poolName) return;
-        this.setPool(type === 'DELETED' ? null : obj, false);
-      },
-      onError: (e) => this.error(e),
-      ...this.loopTiming(),
-    });
-    this.poolLoop.start();
+    this.poolLoops = this.groups.map(
+      (group) =>
+        new ListWatch<unknown>({
+          what: `inferencepool ${this.o.poolNamespace}/${this.o.poolName} (${group}/${POOL_VERSIONS[group]})`,
+          list: () => this.listPool(group),
+          watch: this.watchFn,
+          onList: (items) =>
+            this.groupSaw(group, {
+              state: 'served',
+              pool: items.find((p) => nameOf(p) === this.o.poolName) ?? null,
+            }),
+          onEvent: (type, obj) => {
+            if (nameOf(obj) !== this.o.poolName) return;
+            this.groupSaw(group, { state: 'served', pool: type === 'DELETED' ? null : obj });
+          },
+          onError: (e) => this.loopError(e),
+          ...this.loopTiming(),
+        }),
+    );
+    for (const loop of this.poolLoops) loop.start();
     const timeoutMs = this.o.initialSyncTimeoutMs ?? 15_000;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -153,7 +174,7 @@ export class KubernetesSource implements EndpointSource {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.debounce) clearTimeout(this.debounce);
-    await Promise.all([this.poolLoop?.stop(), this.podLoop?.stop()]);
+    await Promise.all([...this.poolLoops.map((l) => l.stop()), this.podLoop?.stop()]);
     this.resolveInitial?.();
   }
 
@@ -165,56 +186,84 @@ export class KubernetesSource implements EndpointSource {
     return t;
   }
 
-  /** Lists the pool by name; in auto mode falls back to v1alpha2 when v1 is not served or has no such pool. */
-  private async listPool(): Promise<ListResult<unknown>> {
-    const groups: PoolGroup[] =
-      this.o.poolGroup && this.o.poolGroup !== 'auto'
-        ? [this.o.poolGroup]
-        : [POOL_GROUP_V1, POOL_GROUP_V1ALPHA2];
-    let firstServed: { group: PoolGroup; result: ListResult<unknown> } | undefined;
-    const notServed: string[] = [];
-    for (const group of groups) {
-      const version = POOL_VERSIONS[group];
-      const fieldSelector = `metadata.name=${this.o.poolName}`;
-      let body: { metadata?: { resourceVersion?: string }; items?: unknown[] };
-      try {
-        body = (await this.custom.listNamespacedCustomObject({
-          group,
-          version,
-          namespace: this.o.poolNamespace,
-          plural: PLURAL,
-          fieldSelector,
-        })) as typeof body;
-      } catch (e) {
-        // 404: this API group/version is not installed; try the next one.
-        if (statusCode(e) === 404) {
-          notServed.push(`${group}/${version}`);
-          continue;
-        }
-        throw e;
+  /** Lists the pool by name in one group; 404 (CRD not installed) records the group as not served. */
+  private async listPool(group: PoolGroup): Promise<ListResult<unknown>> {
+    const version = POOL_VERSIONS[group];
+    const fieldSelector = `metadata.name=${this.o.poolName}`;
+    let body: { metadata?: { resourceVersion?: string }; items?: unknown[] };
+    try {
+      body = (await this.custom.listNamespacedCustomObject({
+        group,
+        version,
+        namespace: this.o.poolNamespace,
+        plural: PLURAL,
+        fieldSelector,
+      })) as typeof body;
+    } catch (e) {
+      if (statusCode(e) === 404) {
+        this.groupSaw(group, { state: 'not-served' });
+        throw new PoolApiNotServed(`${group}/${version}`);
       }
-      const result: ListResult<unknown> = {
-        items: body.items ?? [],
-        resourceVersion: body.metadata?.resourceVersion ?? '',
-        watchPath: `/apis/${group}/${version}/namespaces/${this.o.poolNamespace}/${PLURAL}`,
-        watchQuery: { fieldSelector },
-      };
-      if (result.items.length > 0) return this.useGroup(group, result);
-      firstServed ??= { group, result };
+      throw e;
     }
-    if (firstServed) return this.useGroup(firstServed.group, firstServed.result);
-    throw new Error(
-      `InferencePool API not served (${notServed.join(', ')}): are the Inference Extension CRDs installed?`,
+    return {
+      items: body.items ?? [],
+      resourceVersion: body.metadata?.resourceVersion ?? '',
+      watchPath: `/apis/${group}/${version}/namespaces/${this.o.poolNamespace}/${PLURAL}`,
+      watchQuery: { fieldSelector },
+    };
+  }
+
+  /** A pool loop failed. A group that is not served is expected in auto mode: reported only when none is. */
+  private loopError(e: Error): void {
+    if (!(e.cause instanceof PoolApiNotServed)) return this.error(e);
+    const views = this.groups.map((g) => this.byGroup.get(g)!);
+    if (!views.every((v) => v.state === 'not-served')) return;
+    if (this.notServedReported) return;
+    this.notServedReported = true;
+    const names = this.groups.map((g) => `${g}/${POOL_VERSIONS[g]}`).join(', ');
+    this.error(
+      new Error(`InferencePool API not served (${names}): are the Inference Extension CRDs installed?`),
     );
   }
 
-  private useGroup(group: PoolGroup, result: ListResult<unknown>): ListResult<unknown> {
-    if (this.group !== group) this.log('inferencepool api', { group, version: POOL_VERSIONS[group] });
-    this.group = group;
-    return result;
+  /** A group's view of the pool changed: pick the group to follow and apply its pool. */
+  private groupSaw(group: PoolGroup, view: GroupView): void {
+    if (this.stopping) return;
+    const before = this.byGroup.get(group)!;
+    this.byGroup.set(group, view);
+    if (view.state === 'served') this.notServedReported = false;
+    if (before.state !== view.state && view.state !== 'unknown') {
+      this.log(view.state === 'served' ? 'inferencepool api served' : 'inferencepool api not served', {
+        group,
+        version: POOL_VERSIONS[group],
+      });
+    }
+    const views = this.groups.map((g) => [g, this.byGroup.get(g)!] as const);
+    const holder = views.find(([, v]) => v.state === 'served' && v.pool !== null);
+    // Settled once every group preferred to the holder (all, with no holder)
+    // has answered (listed, or 404): a v1 pool is final at once.
+    const ahead = holder ? views.slice(0, views.indexOf(holder)) : views;
+    const answered = ahead.every(([, v]) => v.state !== 'unknown');
+    // A preferred group may still hold the pool: decide nothing yet.
+    if (!answered) return;
+    const served = views.find(([, v]) => v.state === 'served');
+    const next = holder ?? served;
+    if (next && next[0] !== this.group) {
+      this.log('inferencepool api in use', {
+        group: next[0],
+        version: POOL_VERSIONS[next[0]],
+        pool: this.o.poolName,
+        holdsPool: holder !== undefined,
+      });
+      this.group = next[0];
+    }
+    const obj = holder ? (holder[1] as { pool: unknown }).pool : null;
+    // No group served (CRDs missing): no pool, and not synced (readiness says so).
+    this.setPool(obj, served !== undefined);
   }
 
-  private setPool(obj: unknown, fromList: boolean): void {
+  private setPool(obj: unknown, synced = true): void {
     if (this.stopping) return;
     let next: PoolSpec | null = null;
     if (obj !== null) {
@@ -223,14 +272,14 @@ export class KubernetesSource implements EndpointSource {
       } catch (e) {
         // Keep the last good pool: a bad edit must not empty the candidate set.
         this.error(e as Error);
-        if (fromList) this.poolSynced = true;
+        this.poolSynced ||= synced;
         this.maybeInitialDone();
         return;
       }
     }
     const prev = this.pool;
     this.pool = next;
-    this.poolSynced = true;
+    this.poolSynced = synced;
     if (next === null) {
       if (prev) this.log('inferencepool gone; no endpoints', { pool: this.o.poolName });
       void this.stopPodLoop();
@@ -335,6 +384,15 @@ export class KubernetesSource implements EndpointSource {
 
   private log(msg: string, fields?: Record<string, unknown>): void {
     this.o.log?.(msg, fields);
+  }
+}
+
+type GroupView = { state: 'unknown' } | { state: 'not-served' } | { state: 'served'; pool: unknown };
+
+/** A pool API group answered 404: its CRD is not installed (yet). */
+class PoolApiNotServed extends Error {
+  constructor(groupVersion: string) {
+    super(`InferencePool API ${groupVersion} not served`);
   }
 }
 

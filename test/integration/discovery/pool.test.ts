@@ -1,6 +1,12 @@
 // InferencePool changes: selector, target ports, deletion, and the v1alpha2 API.
 import { afterEach, describe, expect, it } from 'vitest';
-import { GROUP_V1ALPHA2, makePod, makePoolV1, makePoolV1alpha2 } from '../../helpers/fake-apiserver.js';
+import {
+  GROUP_V1,
+  GROUP_V1ALPHA2,
+  makePod,
+  makePoolV1,
+  makePoolV1alpha2,
+} from '../../helpers/fake-apiserver.js';
 import { eventually } from '../../helpers/wait.js';
 import { LABELS, NS, POOL, startHarness, type Harness } from './harness.js';
 
@@ -145,5 +151,85 @@ describe('KubernetesSource pool changes', () => {
       'pool error reported',
     );
     expect(h.ids()).toEqual(['10.1.0.1:8000']);
+  });
+
+  // The two sequences issue 16 found on a real API server, where the group
+  // was decided once at list time.
+  describe('auto mode follows the pool across API groups at run time', () => {
+    const logs: Array<[string, Record<string, unknown> | undefined]> = [];
+    const log = (m: string, f?: Record<string, unknown>) => logs.push([m, f]);
+    const inUse = () => logs.filter(([m]) => m === 'inferencepool api in use').map(([, f]) => f!.group);
+    const alpha = (port: number) => makePoolV1alpha2({ name: POOL, namespace: NS, selector: LABELS, port });
+    const v1 = (port: number) =>
+      makePoolV1({ name: POOL, namespace: NS, matchLabels: LABELS, ports: [port] });
+
+    it('a v1alpha2 pool created after start is seen', async () => {
+      logs.length = 0;
+      h = await startHarness({
+        seed: (api) => api.upsertPod(makePod({ name: 'p0', namespace: NS, ip: '10.1.0.1', labels: LABELS })),
+        source: { log },
+      });
+      expect(h.source.synced).toBe(true);
+      expect(h.ids()).toEqual([]);
+      h.api.upsertPool(alpha(8000), GROUP_V1ALPHA2);
+      await h.waitFor((eps) => eps.length === 1);
+      expect(h.ids()).toEqual(['10.1.0.1:8000']);
+      expect(h.source.poolGroup).toBe(GROUP_V1ALPHA2);
+      expect(inUse()).toEqual([GROUP_V1, GROUP_V1ALPHA2]);
+    });
+
+    it('migration: v1 pool created (wins), then the v1alpha2 one deleted: the set never empties', async () => {
+      logs.length = 0;
+      h = await startHarness({
+        seed: (api) => {
+          api.upsertPool(alpha(8000), GROUP_V1ALPHA2);
+          api.upsertPod(makePod({ name: 'p0', namespace: NS, ip: '10.1.0.1', labels: LABELS }));
+        },
+        source: { log },
+      });
+      expect(h.ids()).toEqual(['10.1.0.1:8000']);
+      expect(h.source.poolGroup).toBe(GROUP_V1ALPHA2);
+      // v1 pool of the same name, on another port so the switch is visible.
+      h.api.upsertPool(v1(9000));
+      await h.waitFor((eps) => eps[0]?.id === '10.1.0.1:9000');
+      expect(h.source.poolGroup).toBe(GROUP_V1);
+      const before = h.sets.length;
+      h.api.deletePool(NS, POOL, GROUP_V1ALPHA2);
+      h.pod({ name: 'p1', ip: '10.1.0.2', labels: LABELS });
+      await h.waitFor((eps) => eps.length === 2);
+      expect(h.sets.slice(before).every((s) => s.length > 0)).toBe(true);
+      expect(h.ids()).toEqual(['10.1.0.1:9000', '10.1.0.2:9000']);
+      expect(inUse()).toEqual([GROUP_V1ALPHA2, GROUP_V1]);
+      expect(h.errors).toEqual([]);
+    });
+
+    it('the v1 pool deleted while v1alpha2 holds one: falls back to v1alpha2; both gone: empty', async () => {
+      h = await startHarness({
+        seed: (api) => {
+          api.upsertPool(v1(9000));
+          api.upsertPool(alpha(8000), GROUP_V1ALPHA2);
+          api.upsertPod(makePod({ name: 'p0', namespace: NS, ip: '10.1.0.1', labels: LABELS }));
+        },
+      });
+      expect(h.ids()).toEqual(['10.1.0.1:9000']);
+      h.api.deletePool(NS, POOL, GROUP_V1);
+      await h.waitFor((eps) => eps[0]?.id === '10.1.0.1:8000');
+      expect(h.source.poolGroup).toBe(GROUP_V1ALPHA2);
+      h.api.deletePool(NS, POOL, GROUP_V1ALPHA2);
+      await h.waitFor((eps) => eps.length === 0);
+    });
+
+    it('a group whose CRD is installed later is picked up (404 listed again after a back-off)', async () => {
+      h = await startHarness({
+        api: { servedGroups: [GROUP_V1] },
+        seed: (api) => api.upsertPod(makePod({ name: 'p0', namespace: NS, ip: '10.1.0.1', labels: LABELS })),
+      });
+      expect(h.source.synced).toBe(true);
+      expect(h.errors).toEqual([]); // one group not served is normal in auto mode
+      h.api.servedGroups.add(GROUP_V1ALPHA2);
+      h.api.upsertPool(alpha(8000), GROUP_V1ALPHA2);
+      await h.waitFor((eps) => eps.length === 1, 3_000);
+      expect(h.source.poolGroup).toBe(GROUP_V1ALPHA2);
+    });
   });
 });

@@ -70,7 +70,7 @@ describe('KubernetesSource watch protocol', () => {
     h.pod({ name: 'p1', ip: '10.1.0.2', labels: LABELS });
     await h.waitFor((eps) => eps.length === 2);
     const lists = h.api.listCount('pods');
-    expect(h.api.dropWatches()).toBe(2); // pool and pods
+    expect(h.api.dropWatches()).toBe(3); // pool (both API groups) and pods
     // Changed while the client is disconnected.
     h.api.deletePod(NS, 'p1');
     h.pod({ name: 'p2', ip: '10.1.0.3', labels: LABELS });
@@ -78,7 +78,7 @@ describe('KubernetesSource watch protocol', () => {
     expect(took).toBeLessThan(1_000);
     expect(h.api.listCount('pods')).toBeGreaterThan(lists);
     expect(h.errors.some((e) => /watch .* failed|closed/.test(e.message))).toBe(true);
-    await eventually(() => h!.api.watchCount() === 2, 1_000, 'both watches reopened');
+    await eventually(() => h!.api.watchCount() === 3, 1_000, 'every watch reopened');
     h.pod({ name: 'p3', ip: '10.1.0.4', labels: LABELS });
     await h.waitFor((eps) => eps.length === 3);
   });
@@ -100,7 +100,7 @@ describe('KubernetesSource watch protocol', () => {
     const took = await h.waitFor((eps) => eps.map((e) => e.name).join() === 'p1,p2', 3_000);
     // Back-off is capped at 400 ms in this harness (+20% jitter).
     expect(took).toBeLessThan(1_500);
-    await eventually(() => h!.api.watchCount() === 2, 1_000, 'both watches reopened');
+    await eventually(() => h!.api.watchCount() === 3, 1_000, 'every watch reopened');
     h.pod({ name: 'p3', ip: '10.1.0.4', labels: LABELS });
     await h.waitFor((eps) => eps.length === 3);
   });

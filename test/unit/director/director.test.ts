@@ -12,6 +12,7 @@ kind: EndpointPickerConfig
 plugins:
 - type: queue-scorer
 - type: picker-min-random
+  parameters: {maxNumOfEndpoints: 3}
 schedulingProfiles:
 - name: default
   plugins:

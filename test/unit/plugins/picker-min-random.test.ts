@@ -11,15 +11,16 @@ function scored(...scores: number[]): ScoredCandidate[] {
 }
 
 describe('picker-min-random', () => {
-  it('returns the best first and orders 2 fallbacks by score (3 targets by default)', () => {
+  it('returns one target by default (one-address gateways), fallbacks in score order when asked', () => {
     const s = scored(0.2, 0.9, 0.5, 0.7);
-    const { targets } = build(factory).pick!(ctx({ random: seeded(1) }), s);
-    expect(targets.map((t) => t.score)).toEqual([0.9, 0.7, 0.5]);
+    expect(build(factory).pick!(ctx({ random: seeded(1) }), s).targets.map((t) => t.score)).toEqual([0.9]);
+    const three = build(factory, { maxNumOfEndpoints: 3 }).pick!(ctx({ random: seeded(1) }), s);
+    expect(three.targets.map((t) => t.score)).toEqual([0.9, 0.7, 0.5]);
   });
 
   it('honours maxNumOfEndpoints and never returns more targets than candidates', () => {
-    const p = build(factory, { maxNumOfEndpoints: 1 });
-    expect(p.pick!(ctx(), scored(0.1, 0.3)).targets.map((t) => t.score)).toEqual([0.3]);
+    const p = build(factory, { maxNumOfEndpoints: 5 });
+    expect(p.pick!(ctx(), scored(0.1, 0.3)).targets.map((t) => t.score)).toEqual([0.3, 0.1]);
     expect(build(factory).pick!(ctx(), scored(0.4)).targets).toHaveLength(1);
     expect(build(factory).pick!(ctx(), []).targets).toEqual([]);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { builtinRegistry } from '../../../src/plugins/index.js';
-import { build, ctx } from './fixtures.js';
+import { build, ctx, endpoints, view } from './fixtures.js';
 
 const EXPECTED = [
   'filter-by-pd-label',
@@ -84,6 +84,19 @@ describe('builtin registry', () => {
       if (p.filter) expect(p.filter(c, []), type).toEqual([]);
       if (p.score) expect(Array.from(p.score(c, []).scores), type).toEqual([]);
       if (p.pick) expect(p.pick(c, []).targets, type).toEqual([]);
+    }
+  });
+
+  it('every picker answers one address unless its profile asks for fallbacks', () => {
+    // Gateways that read the destination as one socket address (agentgateway,
+    // Envoy ORIGINAL_DST) fail a list: docs/extproc.md, "Gateways".
+    const r = builtinRegistry();
+    const many = endpoints(...[0.1, 0.9, 0.5, 0.7, 0.3].map((_, i) => view(`e${i}`)));
+    const scored = many.map((candidate, i) => ({ candidate, score: [0.1, 0.9, 0.5, 0.7, 0.3][i]! }));
+    for (const type of EXPECTED) {
+      const p = build(r.get(type)!);
+      if (!p.pick) continue;
+      expect(p.pick(ctx(), scored).targets, type).toHaveLength(1);
     }
   });
 });

@@ -82,9 +82,9 @@ describe('schedule', () => {
     expect(r.pd).toBeUndefined();
   });
 
-  it('returns the picker fallbacks in order (picker-min-random: primary + 2)', () => {
+  it('returns the picker fallbacks in order (picker-min-random asked for 3: primary + 2)', () => {
     const profile = compile(
-      '- type: kv-cache-utilization-scorer\n- type: picker-min-random',
+      '- type: kv-cache-utilization-scorer\n- type: picker-min-random\n  parameters: {maxNumOfEndpoints: 3}',
       '  - pluginRef: kv-cache-utilization-scorer\n  - pluginRef: picker-min-random',
     );
     const v = [

@@ -68,7 +68,8 @@ describe('routing simulator', () => {
 
   it('keeps KV and batching invariants under eviction and preemption', async () => {
     const run = sharedPrefix(SHAPE).generate(3, 12, 4);
-    const out = await runOnce('random', 3, agg, run, true);
+    // Seed 1: with one target per pick (picker default) seed 3 happened to draw no preemption.
+    const out = await runOnce('random', 1, agg, run, true);
     expect(out.preemptions).toBeGreaterThan(0); // the tiny cache really was overrun
     for (const r of out.requests) {
       expect(r.finishS).toBeDefined();
