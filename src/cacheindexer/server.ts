@@ -46,7 +46,7 @@ export function buildIndexerApp(deps: IndexerAppDeps): Hono {
     const end = metrics.lookupSeconds.startTimer();
     let req;
     try {
-      req = parseMatchRequest(await c.req.text(), deps.tokenizer);
+      req = parseMatchRequest(new Uint8Array(await c.req.arrayBuffer()), deps.tokenizer);
     } catch (e) {
       metrics.lookups.inc({ status: 'bad_request' });
       if (e instanceof RequestError) return errorResponse(e.status, e.message, e.param);

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Director } from '../director/director.js';
 import { PREFILL_HEADER, DECODE_HEADER } from '../plugins/pd-header-handler.js';
 import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
+import { appendBodyChunk, requestBodyBuffer, type BodyBuffer } from '../request/body-buffer.js';
 import type { LLMRequest, SchedulingResult } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
 import type { PickReceipt } from '../state/store.js';
@@ -87,8 +88,7 @@ export class ProcessStream {
   private headers: Record<string, string> = {};
   private requestId = '';
   private requestIdGenerated = false;
-  private chunks: Buffer[] = [];
-  private bodyBytes = 0;
+  private body: BodyBuffer | undefined;
   private model = '';
   private receipt: PickReceipt | undefined;
   private released = false;
@@ -209,10 +209,17 @@ export class ProcessStream {
       return; // after an answer (413, error): the rest of the body is irrelevant
     }
     const chunk = b.body;
-    if (chunk && chunk.length > 0) {
-      this.bodyBytes += chunk.length;
-      if (this.bodyBytes > this.opts.maxBodyBytes) return this.tooLarge(this.bodyBytes);
-      this.chunks.push(chunk);
+    if (chunk) {
+      const refused = appendBodyChunk(
+        (this.body ??= requestBodyBuffer(this.opts.maxBodyBytes, this.headers)),
+        chunk,
+      );
+      if (refused)
+        return this.fail(
+          refused.status,
+          refused.message,
+          refused.status === 413 ? 'PayloadTooLarge' : 'BadRequest',
+        );
     }
     if (b.end_of_stream) return this.routeWithBody(true);
     if (this.requestMode !== 'FULL_DUPLEX_STREAMED') this.send(CONTINUE_REQUEST_BODY);
@@ -248,17 +255,13 @@ export class ProcessStream {
   }
 
   private async routeWithBody(eos: boolean): Promise<void> {
-    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bodyBytes);
-    this.chunks = [];
+    let body: Buffer;
     let req: LLMRequest;
     try {
       // Decoded only now, so a multi-byte character split across chunks is whole.
-      req = parseOpenAIRequest(
-        this.requestPath(),
-        body.toString('utf8'),
-        this.headers,
-        this.requestId,
-      ).request;
+      body = (this.body ?? requestBodyBuffer(0, this.headers)).finish();
+      this.body = undefined;
+      req = parseOpenAIRequest(this.requestPath(), body, this.headers, this.requestId, true).request;
     } catch (e) {
       if (e instanceof RequestError)
         return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);

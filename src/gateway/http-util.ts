@@ -1,9 +1,9 @@
 // Small HTTP helpers shared by the two proxies of the local stack
 // (gateway-dev and pd-proxy): bounded body reads, hop-by-hop header
 // filtering, OpenAI-style error answers and upstream error classification.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { errors } from 'undici';
-import { openAIErrorBody } from '../request/openai.js';
+import { openAIErrorBody } from '../request/errors.js';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1). */
 const hopByHop = new Set([
@@ -24,38 +24,7 @@ export function isHopByHop(name: string): boolean {
   return hopByHop.has(name.toLowerCase());
 }
 
-export class BodyTooLargeError extends Error {
-  constructor(readonly limit: number) {
-    super(`request body exceeds ${limit} bytes`);
-    this.name = 'BodyTooLargeError';
-  }
-}
-
-/** Reads a request body, refusing more than `limit` bytes. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= limit) {
-        chunks.push(c);
-        return;
-      }
-      chunks.length = 0;
-      // Keep draining (discarding) so the client is still reading when the 413
-      // goes out; only a sender that goes on far past the limit is cut off.
-      if (size > limit * 4) {
-        reject(new BodyTooLargeError(limit));
-        req.destroy();
-      }
-    });
-    req.on('end', () =>
-      size > limit ? reject(new BodyTooLargeError(limit)) : resolve(Buffer.concat(chunks)),
-    );
-    req.on('error', reject);
-  });
-}
+export { BodyTooLargeError, readBody } from '../request/read-body.js';
 
 /** Answers with an OpenAI-style error body unless headers already went out. */
 export function sendError(

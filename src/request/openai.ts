@@ -5,18 +5,10 @@
 import type { ApiType, ChatMessage, LLMRequest } from '../scheduling/types.js';
 import { renderChat } from './chat-template.js';
 import { estimateTokens } from './tokens.js';
+import { RequestError } from './errors.js';
+import { parseBoundedJson, parseJsonText } from './json-scan.js';
 
-/** A client mistake, answered with `status` and an OpenAI-style error body. */
-export class RequestError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly param?: string,
-  ) {
-    super(message);
-    this.name = 'RequestError';
-  }
-}
+export { openAIErrorBody, RequestError } from './errors.js';
 
 export function apiTypeOfPath(path: string): ApiType {
   const p = path.split('?', 1)[0]!;
@@ -84,18 +76,28 @@ export interface ParsedBody {
   body: Record<string, unknown>;
 }
 
+/**
+ * `body` is the JSON text or its UTF-8 bytes. Its shape is checked first
+ * (json-scan.ts) unless `shapeChecked` says a BodyBuffer already did while
+ * the bytes arrived.
+ */
 export function parseOpenAIRequest(
   path: string,
-  bodyText: string,
+  body: string | Uint8Array,
+  headers: Readonly<Record<string, string>>,
+  requestId: string,
+  shapeChecked = false,
+): ParsedBody {
+  const doc = shapeChecked ? parseJsonText(body) : parseBoundedJson(body);
+  return requestOf(path, doc, headers, requestId);
+}
+
+function requestOf(
+  path: string,
+  body: unknown,
   headers: Readonly<Record<string, string>>,
   requestId: string,
 ): ParsedBody {
-  let body: unknown;
-  try {
-    body = JSON.parse(bodyText);
-  } catch (e) {
-    throw new RequestError(400, `request body is not valid JSON: ${(e as Error).message}`);
-  }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new RequestError(400, 'request body must be a JSON object');
   }
@@ -149,17 +151,4 @@ export function parseOpenAIRequest(
     }
   }
   return { request: req, body: obj };
-}
-
-/** The OpenAI error body for a status and message. */
-export function openAIErrorBody(status: number, message: string, param?: string): string {
-  const type =
-    status === 400 || status === 413
-      ? 'invalid_request_error'
-      : status === 429
-        ? 'rate_limit_error'
-        : status >= 500
-          ? 'server_error'
-          : 'invalid_request_error';
-  return JSON.stringify({ error: { message, type, param: param ?? null, code: status } });
 }
