@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Director } from '../director/director.js';
 import { PREFILL_HEADER, DECODE_HEADER } from '../plugins/pd-header-handler.js';
 import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
+import { boundedRequestId } from '../request/request-id.js';
 import { appendBodyChunk, requestBodyBuffer, type BodyBuffer } from '../request/body-buffer.js';
 import type { LLMRequest, SchedulingResult } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
@@ -189,7 +190,7 @@ export class ProcessStream {
     for (const k of untrustedHeaders(this.opts.destinationHeader)) delete headers[k];
     this.headers = headers;
     const rid = headers['x-request-id'];
-    if (rid) this.requestId = rid;
+    if (rid) this.requestId = boundedRequestId(rid);
     else {
       this.requestId = randomUUID();
       this.requestIdGenerated = true;

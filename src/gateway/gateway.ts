@@ -26,6 +26,7 @@ import {
   sendError,
   sendJson,
 } from './http-util.js';
+import { boundedRequestId } from '../request/request-id.js';
 import { GatewayStats } from './stats.js';
 
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
@@ -202,7 +203,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     const headerList = requestHeaderList(req, destHeader);
     const requestId = pseudo(headerList, 'x-request-id');
-    const log = opts.logger.child({ requestId });
+    const log = opts.logger.child({ requestId: boundedRequestId(requestId ?? '') });
     const hasBody =
       req.headers['content-length'] !== undefined
         ? req.headers['content-length'] !== '0'

@@ -18,6 +18,7 @@ import {
   sendJson,
 } from '../gateway/http-util.js';
 import { RequestError } from '../request/errors.js';
+import { boundedRequestId } from '../request/request-id.js';
 import { DEFAULT_JSON_BOUNDS, parseJsonText } from '../request/json-scan.js';
 import { decodeBody, kvTransferParamsOf, prefillBody } from './bodies.js';
 import { NoPodError, PodChoiceError, type PdGroup, type PdPod } from './group.js';
@@ -175,7 +176,7 @@ export function createPdProxy(opts: PdProxyOptions): PdProxy {
       throw e;
     }
     const log = opts.logger.child({
-      requestId: req.headers['x-request-id'],
+      requestId: boundedRequestId(headerOf(req, 'x-request-id') ?? ''),
       prefill: prefill.id,
       decode: decode.id,
       path,

@@ -10,6 +10,9 @@ import { parseBoundedJson, parseJsonText } from './json-scan.js';
 
 export { openAIErrorBody, RequestError } from './errors.js';
 
+/** Longer `model` strings are refused (real model ids are well under 200 characters). */
+export const MAX_MODEL_CHARS = 1024;
+
 export function apiTypeOfPath(path: string): ApiType {
   const p = path.split('?', 1)[0]!;
   return p.endsWith('/chat/completions') ? 'chat' : 'completions';
@@ -104,6 +107,10 @@ function requestOf(
   const obj = body as Record<string, unknown>;
   if (typeof obj.model !== 'string' || obj.model === '') {
     throw new RequestError(400, 'model must be a non-empty string', 'model');
+  }
+  if (obj.model.length > MAX_MODEL_CHARS) {
+    // It goes into logs, the decisions ring and (once served) metric labels.
+    throw new RequestError(400, `model must be at most ${MAX_MODEL_CHARS} characters`, 'model');
   }
   if (obj.stream !== undefined && obj.stream !== null && typeof obj.stream !== 'boolean') {
     throw new RequestError(400, 'stream must be a boolean', 'stream');
