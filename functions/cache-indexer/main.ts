@@ -110,6 +110,7 @@ export async function runCacheIndexer(f: CacheIndexerFlags): Promise<number | vo
     (pod, stream, seq, payload) => indexer.onMessage(pod, stream, seq, payload),
     log,
     metrics,
+    { discovery: Boolean(f.endpointsFile || f.poolName), onPodGone: (pod) => indexer.dropPod(pod) },
   );
   late.subs = subs;
 
