@@ -9,6 +9,7 @@ import { SchedulingError } from '../scheduling/types.js';
 import type {
   CycleContext,
   CycleData,
+  Endpoint,
   EndpointView,
   HitRates,
   LLMRequest,
@@ -38,6 +39,8 @@ export interface DirectorOptions {
   random?: () => number;
   now?: () => number;
   hooks?: DirectorHooks;
+  /** Filters the shared endpoint list to what this replica discovered (src/discovery/discovered-set.ts). */
+  admitEndpoints?: (shared: readonly Endpoint[]) => Endpoint[];
 }
 
 /** Per-request options of Director.pick. */
@@ -107,7 +110,7 @@ export class Director {
   private readonly now: () => number;
   private readonly hooks: DirectorHooks;
 
-  constructor(opts: DirectorOptions) {
+  constructor(private readonly opts: DirectorOptions) {
     this.store = opts.store;
     this.profile = opts.profile;
     this.indexer = opts.indexer;
@@ -139,7 +142,13 @@ export class Director {
     // Before the views are built: this replica's picks since the read count too.
     this.store.addOwnPending?.(snap);
     const nowMs = this.now();
-    let views = endpointViews(snap, nowMs, this.stalenessMs);
+    const admit = this.opts.admitEndpoints;
+    // The shared list is a cache: only what this replica's discovery vouches for is scheduled.
+    let views = endpointViews(
+      admit ? { ...snap, endpoints: admit(snap.endpoints) } : snap,
+      nowMs,
+      this.stalenessMs,
+    );
     const only = opts?.candidates;
     if (only) {
       views = views.filter((v) => only(v.endpoint));

@@ -22,6 +22,7 @@ import { CacheIndexerClient } from '../datalayer/cache-indexer-client.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Director } from '../director/director.js';
 import { endpointId, EndpointsFileSource } from '../discovery/endpoints-file.js';
+import { DiscoveredSet } from '../discovery/discovered-set.js';
 import { LeasedPublisher } from '../discovery/k8s-publisher.js';
 import type { EndpointSource } from '../discovery/types.js';
 import { HealthService } from '../observability/health.js';
@@ -257,7 +258,9 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     stalenessMs: config.metricsStalenessMs,
     version: deps.version,
   });
+  const discoveredSet = new DiscoveredSet();
   const director = new Director({
+    admitEndpoints: (shared) => discoveredSet.admit(shared),
     store,
     profile: loaded.profile,
     indexer: new CacheIndexerClient(),
@@ -327,6 +330,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
 
   const onEndpoints = (eps: Endpoint[]) => {
     localSet = eps;
+    discoveredSet.update(eps);
     scraper.setEndpoints(eps);
     metrics.onScrapeLeases(scraper.scraping);
     if (publisher) {
@@ -426,7 +430,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       }
 
       source ??= await endpointSource(config, logger);
-      if (source.kind === 'kubernetes' && shared) {
+      if (shared) {
         publisher = new LeasedPublisher({
           store,
           holder: replicaId,
