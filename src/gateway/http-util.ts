@@ -108,3 +108,21 @@ export function errorMessage(err: unknown): string {
   const msg = e?.message || e?.cause?.message || String(err);
   return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
 }
+
+/**
+ * The path (origin-form) a request target stands for: itself when it is a
+ * path, the path and query of an absolute-form `http(s)://host/path` target
+ * (RFC 9112 §3.2.2: proxies receive those); undefined for anything else
+ * (`*`, authority-form, junk). Appending an absolute URL to the upstream
+ * address made a URL that failed, and the 502 named the internal pod.
+ */
+export function originForm(target: string): string | undefined {
+  if (target.startsWith('/')) return target;
+  if (!/^https?:\/\//i.test(target)) return undefined;
+  try {
+    const u = new URL(target);
+    return `${u.pathname}${u.search}`;
+  } catch {
+    return undefined;
+  }
+}
