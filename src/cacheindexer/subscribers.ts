@@ -45,6 +45,7 @@ export interface SubscriberOptions {
 }
 
 export const DEFAULT_MAX_KV_MESSAGE_BYTES = 8 * 1024 * 1024;
+const YIELD_AFTER_MS = 20;
 
 interface Conn {
   url: string;
@@ -183,8 +184,15 @@ export class KvEventSubscribers {
     podOf: (topic: string) => string | undefined,
     stream: string,
   ): Promise<void> {
+    let sliceStart = performance.now();
     try {
       for await (const frames of sock) {
+        // Queued messages resolve one after another without returning to the
+        // event loop: after ~20 ms of work let HTTP (/match_sort) run first.
+        if (performance.now() - sliceStart > YIELD_AFTER_MS) {
+          await new Promise((r) => setImmediate(r));
+          sliceStart = performance.now();
+        }
         if (frames.length !== 3) {
           this.metrics.decodeErrors.inc({ reason: 'frames' });
           continue;
