@@ -17,10 +17,6 @@ export class DiscoveredSet {
     this.delivered = true;
   }
 
-  get size(): number {
-    return this.byId.size;
-  }
-
   /** The entries of a shared list that discovery vouches for, as discovery defines them. */
   admit(shared: readonly Endpoint[]): Endpoint[] {
     if (!this.delivered) return [];

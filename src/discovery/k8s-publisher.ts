@@ -1,5 +1,5 @@
 // Optional wiring for N EPP replicas sharing Redis: every replica runs its
-// own endpoint source (Kubernetes or a file) (it is read-only) and keeps its local set, but only
+// own read-only endpoint source (Kubernetes or a file) and keeps its local set, but only
 // the holder of the `discovery` lease writes the set into the shared state,
 // so N replicas do not rewrite it N times per change. When the holder dies
 // its lease expires and another replica takes over and writes its current

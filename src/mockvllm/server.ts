@@ -103,9 +103,9 @@ export async function startMockVllm(cfg: MockVllmConfig, log: Logger): Promise<M
 
   async function complete(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const t0 = performance.now();
-    const text = await readBody(req);
+    const raw = await readBody(req);
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomBytes(8).toString('hex');
-    const { request, body } = parseOpenAIRequest(path, text, {}, requestId, true);
+    const { request, body } = parseOpenAIRequest(path, raw, {}, requestId, true);
     if (request.model !== cfg.model) {
       sendJson(res, 404, openAIErrorBody(404, `The model \`${request.model}\` does not exist.`, 'model'));
       return;

@@ -66,14 +66,35 @@ export class JsonShapeScanner {
     let containers = this.containers;
     let deepest = this.maxDepthSeen;
     const maxDepth = this.bounds.maxDepth;
-    for (let i = 0; i < n; i++) {
-      const c = isText ? chunk.charCodeAt(i) : chunk[i]!;
+    // String contents are skipped with native indexOf (most of a prompt's bytes);
+    // the next backslash is looked up once and reused until passed.
+    const find = isText
+      ? (c: number, from: number) => chunk.indexOf(c === QUOTE ? '"' : '\\', from)
+      : (c: number, from: number) => chunk.indexOf(c, from);
+    let nextBackslash = -2;
+    let i = 0;
+    while (i < n) {
       if (inString) {
-        if (escaped) escaped = false;
-        else if (c === BACKSLASH) escaped = true;
-        else if (c === QUOTE) inString = false;
+        if (escaped) {
+          escaped = false;
+          i++;
+          continue;
+        }
+        const q = find(QUOTE, i);
+        if (nextBackslash !== -1 && nextBackslash < i) nextBackslash = find(BACKSLASH, i);
+        if (nextBackslash !== -1 && (q === -1 || nextBackslash < q)) {
+          // Skip the backslash and the character it escapes (maybe in the next chunk).
+          i = nextBackslash + 2;
+          if (i > n) escaped = true;
+          continue;
+        }
+        if (q === -1) break; // the string goes on in the next chunk
+        inString = false;
+        i = q + 1;
         continue;
       }
+      const c = isText ? chunk.charCodeAt(i) : chunk[i]!;
+      i++;
       if (c === QUOTE) inString = true;
       else if (c === OPEN_BRACKET || c === OPEN_BRACE) {
         depth++;
