@@ -64,3 +64,33 @@ export function readBody(
     req.on('error', reject);
   });
 }
+
+/**
+ * The same for a web ReadableStream (hono's request body): each chunk goes
+ * into a BodyBuffer as it arrives, so a body nested too deep is refused at
+ * that chunk and no further copy of it is made. After a refusal the rest is
+ * read and dropped, so the client is still reading when the answer goes out.
+ * Throws RequestError (413, 400).
+ */
+export async function readBodyStream(
+  stream: ReadableStream<Uint8Array> | null,
+  limit: number,
+  json: JsonBounds | false = false,
+): Promise<Buffer> {
+  const body = new BodyBuffer({ maxBytes: limit, json });
+  if (!stream) return body.finish();
+  let refused: unknown;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (refused !== undefined) continue;
+    try {
+      body.append(value);
+    } catch (e) {
+      refused = e;
+    }
+  }
+  if (refused !== undefined) throw refused;
+  return body.finish();
+}
