@@ -82,6 +82,7 @@ export function buildCacheIndexer(f: CacheIndexerConfig, deps: { logger: Logger 
     (pod, stream, seq, payload) => indexer.onMessage(pod, stream, seq, payload),
     log,
     metrics,
+    { discovery: Boolean(f.endpointsFile || f.poolName), onPodGone: (pod) => indexer.dropPod(pod) },
   );
   late.subs = subs;
 

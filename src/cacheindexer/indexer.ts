@@ -47,6 +47,10 @@ export interface PodStatus {
 }
 
 interface PodMeta {
+  /** The pod's stream keys in `seqs` (dropPod and /pods without scanning every stream). */
+  streams: Set<string>;
+  /** Highest sequence number seen on any of its streams. */
+  lastSeq: bigint | undefined;
   batches: number;
   gaps: number;
   lastEventAt: number | null;
@@ -88,7 +92,14 @@ export class CacheIndexer {
     let p = this.pods.get(id);
     if (!p) {
       this.pods.set(id, (p = new PodIndex(id)));
-      this.meta.set(id, { batches: 0, gaps: 0, lastEventAt: null, incomplete: false });
+      this.meta.set(id, {
+        streams: new Set(),
+        lastSeq: undefined,
+        batches: 0,
+        gaps: 0,
+        lastEventAt: null,
+        incomplete: false,
+      });
     }
     return p;
   }
@@ -271,6 +282,11 @@ export class CacheIndexer {
   private noteSeq(pod: string, stream: string, seq: bigint): 'ok' | 'gap' | 'restart' | 'first' {
     const last = this.seqs.get(stream);
     this.seqs.set(stream, seq);
+    const podMeta = this.meta.get(pod);
+    if (podMeta) {
+      podMeta.streams.add(stream);
+      if (podMeta.lastSeq === undefined || seq > podMeta.lastSeq) podMeta.lastSeq = seq;
+    }
     if (last === undefined) return 'first';
     if (seq === last + 1n) return 'ok';
     const m = this.opts.metrics;
@@ -309,8 +325,8 @@ export class CacheIndexer {
     const change: PodChange = { pod };
     idx.cleared(change);
     this.pods.delete(pod);
+    for (const k of this.meta.get(pod)?.streams ?? []) this.seqs.delete(k);
     this.meta.delete(pod);
-    for (const k of [...this.seqs.keys()]) if (k.startsWith(`${pod}|`)) this.seqs.delete(k);
     this.enqueue(change);
   }
 
@@ -393,9 +409,7 @@ export class CacheIndexer {
     const out: PodStatus[] = [];
     for (const [pod, idx] of this.pods) {
       const meta = this.meta.get(pod)!;
-      let lastSeq: bigint | undefined;
-      for (const [k, v] of this.seqs)
-        if (k.startsWith(`${pod}|`) && (lastSeq === undefined || v > lastSeq)) lastSeq = v;
+      const lastSeq = meta.lastSeq;
       out.push({
         pod,
         blocks: idx.blocks,

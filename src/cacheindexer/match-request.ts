@@ -2,6 +2,7 @@
 // prompt's tokens and the candidates. Text is tokenized by the indexer's
 // PromptTokenizer: by default exactly as mock-vllm does (chats rendered with
 // renderChat, then the simple tokenizer), or with a model's tokenizer.
+import { parseBoundedJson, parseJsonText } from '../request/json-scan.js';
 import { parseMessages, RequestError } from '../request/openai.js';
 import { simpleTokenizer, type PromptTokenizer } from './prompt-tokenizer.js';
 
@@ -25,13 +26,16 @@ function tokenIds(v: unknown[], param: string): Uint32Array {
   return out;
 }
 
-export function parseMatchRequest(text: string, tokenizer: PromptTokenizer = simpleTokenizer): MatchRequest {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    throw new RequestError(400, `request body is not valid JSON: ${(e as Error).message}`);
-  }
+/**
+ * `text` is the JSON body or its UTF-8 bytes; its shape is bounded before it
+ * is parsed (json-scan.ts) unless `shapeChecked` says the reader did that.
+ */
+export function parseMatchRequest(
+  text: string | Uint8Array,
+  tokenizer: PromptTokenizer = simpleTokenizer,
+  shapeChecked = false,
+): MatchRequest {
+  const doc = shapeChecked ? parseJsonText(text) : parseBoundedJson(text);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     throw new RequestError(400, 'request body must be a JSON object');
   const b = doc as Record<string, unknown>;

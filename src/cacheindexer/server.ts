@@ -2,7 +2,9 @@
 // GET /pods (per-pod index status), GET /metrics.
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { DEFAULT_JSON_BOUNDS } from '../request/json-scan.js';
 import { openAIErrorBody, RequestError } from '../request/openai.js';
+import { readBodyStream } from '../request/read-body.js';
 import type { CacheIndexer } from './indexer.js';
 import type { IndexerMetrics } from './metrics.js';
 import { parseMatchRequest } from './match-request.js';
@@ -46,7 +48,9 @@ export function buildIndexerApp(deps: IndexerAppDeps): Hono {
     const end = metrics.lookupSeconds.startTimer();
     let req;
     try {
-      req = parseMatchRequest(await c.req.text(), deps.tokenizer);
+      // Scanned while read: a nested body is refused at the chunk that goes too deep.
+      const body = await readBodyStream(c.req.raw.body, maxBody, DEFAULT_JSON_BOUNDS);
+      req = parseMatchRequest(body, deps.tokenizer, true);
     } catch (e) {
       metrics.lookups.inc({ status: 'bad_request' });
       if (e instanceof RequestError) return errorResponse(e.status, e.message, e.param);

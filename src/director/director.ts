@@ -10,6 +10,7 @@ import { SchedulingError } from '../scheduling/types.js';
 import type {
   CycleContext,
   CycleData,
+  Endpoint,
   EndpointView,
   HitRates,
   LLMRequest,
@@ -40,6 +41,8 @@ export interface DirectorOptions {
   random?: () => number;
   now?: () => number;
   hooks?: DirectorHooks;
+  /** Filters the shared endpoint list to what this replica discovered (src/discovery/discovered-set.ts). */
+  admitEndpoints?: (shared: readonly Endpoint[]) => Endpoint[];
 }
 
 /** Per-request options of Director.pick. */
@@ -123,7 +126,7 @@ export class Director {
   private readonly chargePrefix = randomBytes(9).toString('base64url');
   private chargeSeq = 0;
 
-  constructor(opts: DirectorOptions) {
+  constructor(private readonly opts: DirectorOptions) {
     this.store = opts.store;
     this.profile = opts.profile;
     this.indexer = opts.indexer;
@@ -153,7 +156,13 @@ export class Director {
       bucketLoads: needs.bucketLoads,
     });
     const nowMs = this.now();
-    let views = endpointViews(snap, nowMs, this.stalenessMs);
+    const admit = this.opts.admitEndpoints;
+    // The shared list is a cache: only what this replica's discovery vouches for is scheduled.
+    let views = endpointViews(
+      admit ? { ...snap, endpoints: admit(snap.endpoints) } : snap,
+      nowMs,
+      this.stalenessMs,
+    );
     const only = opts?.candidates;
     if (only) {
       views = views.filter((v) => only(v.endpoint));

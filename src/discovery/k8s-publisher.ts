@@ -1,5 +1,5 @@
 // Optional wiring for N EPP replicas sharing Redis: every replica runs its
-// own KubernetesSource (it is read-only) and keeps its local set, but only
+// own read-only endpoint source (Kubernetes or a file) and keeps its local set, but only
 // the holder of the `discovery` lease writes the set into the shared state,
 // so N replicas do not rewrite it N times per change. When the holder dies
 // its lease expires and another replica takes over and writes its current
@@ -19,9 +19,11 @@ export interface LeasedPublisherOptions {
   /** Called on leadership changes (logs, metrics). */
   onLeader?: (leader: boolean) => void;
   /**
-   * The leader rewrites its set at least this often (ms, default 30000), so
-   * shared state lost without a disconnect (FLUSHALL, failover to an empty
-   * replica) heals without waiting for the next Kubernetes change.
+   * The leader rewrites its set at least this often (ms, default: the lease
+   * ttl), so shared state lost or overwritten without a disconnect
+   * (FLUSHALL, failover to an empty replica, a hostile write) heals without
+   * waiting for the next discovery change. Replicas never schedule entries
+   * their own discovery did not deliver (discovered-set.ts) meanwhile.
    */
   republishMs?: number;
   now?: () => number;
@@ -88,7 +90,7 @@ export class LeasedPublisher {
       this.o.onLeader?.(holds);
     }
     const now = (this.o.now ?? Date.now)();
-    if (holds && now - this.lastWriteMs >= (this.o.republishMs ?? 30_000)) this.dirty = true;
+    if (holds && now - this.lastWriteMs >= (this.o.republishMs ?? this.o.ttlMs ?? 10_000)) this.dirty = true;
     if (!holds || !this.dirty || this.latest === undefined) return;
     const set = this.latest;
     this.dirty = false;

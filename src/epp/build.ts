@@ -21,6 +21,7 @@ import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Director } from '../director/director.js';
 import { hostPort, isLoopback } from '../common/net.js';
 import { EndpointsFileSource } from '../discovery/endpoints-file.js';
+import { DiscoveredSet } from '../discovery/discovered-set.js';
 import { LeasedPublisher } from '../discovery/k8s-publisher.js';
 import { KubernetesSource } from '../discovery/kubernetes.js';
 import type { EndpointSource } from '../discovery/types.js';
@@ -125,7 +126,9 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     stalenessMs: config.metricsStalenessMs,
     version: deps.version,
   });
+  const discoveredSet = new DiscoveredSet();
   const director = new Director({
+    admitEndpoints: (shared) => discoveredSet.admit(shared),
     store,
     profile: loaded.profile,
     indexer: new CacheIndexerClient(),
@@ -196,6 +199,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
 
   const onEndpoints = (eps: Endpoint[]) => {
     localSet = eps;
+    discoveredSet.update(eps);
     scraper.setEndpoints(eps);
     metrics.onScrapeLeases(scraper.scraping);
     if (publisher) {
@@ -288,7 +292,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       }
 
       source ??= endpointSource(config, logger);
-      if (source.kind === 'kubernetes' && shared) {
+      if (shared) {
         publisher = new LeasedPublisher({
           store,
           holder: replicaId,

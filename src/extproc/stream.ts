@@ -15,6 +15,8 @@ import type { Logger } from 'pino';
 import type { Director, PickTicket } from '../director/director.js';
 import { PREFILL_HEADER, DECODE_HEADER, MODEL_REWRITE_HEADER } from '../common/wire-headers.js';
 import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
+import { boundedRequestId } from '../request/request-id.js';
+import { appendBodyChunk, requestBodyBuffer, type BodyBuffer } from '../request/body-buffer.js';
 import type { LLMRequest, SchedulingResult } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
 import {
@@ -84,8 +86,7 @@ export class ProcessStream {
   private headers: Record<string, string> = {};
   private requestId = '';
   private requestIdGenerated = false;
-  private chunks: Buffer[] = [];
-  private bodyBytes = 0;
+  private body: BodyBuffer | undefined;
   private model = '';
   /** The pick's charges; the Director renews their lease until released. */
   private ticket: PickTicket | undefined;
@@ -187,7 +188,7 @@ export class ProcessStream {
     for (const k of untrustedHeaders(this.opts.destinationHeader)) delete headers[k];
     this.headers = headers;
     const rid = headers['x-request-id'];
-    if (rid) this.requestId = rid;
+    if (rid) this.requestId = boundedRequestId(rid);
     else {
       this.requestId = randomUUID();
       this.requestIdGenerated = true;
@@ -207,10 +208,17 @@ export class ProcessStream {
       return; // after an answer (413, error): the rest of the body is irrelevant
     }
     const chunk = b.body;
-    if (chunk && chunk.length > 0) {
-      this.bodyBytes += chunk.length;
-      if (this.bodyBytes > this.opts.maxBodyBytes) return this.tooLarge(this.bodyBytes);
-      this.chunks.push(chunk);
+    if (chunk) {
+      const refused = appendBodyChunk(
+        (this.body ??= requestBodyBuffer(this.opts.maxBodyBytes, this.headers)),
+        chunk,
+      );
+      if (refused)
+        return this.fail(
+          refused.status,
+          refused.message,
+          refused.status === 413 ? 'PayloadTooLarge' : 'BadRequest',
+        );
     }
     if (b.end_of_stream) return this.routeWithBody(true);
     if (this.requestMode !== 'FULL_DUPLEX_STREAMED') this.send(CONTINUE_REQUEST_BODY);
@@ -246,17 +254,13 @@ export class ProcessStream {
   }
 
   private async routeWithBody(eos: boolean): Promise<void> {
-    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bodyBytes);
-    this.chunks = [];
+    let body: Buffer;
     let req: LLMRequest;
     try {
       // Decoded only now, so a multi-byte character split across chunks is whole.
-      req = parseOpenAIRequest(
-        this.requestPath(),
-        body.toString('utf8'),
-        this.headers,
-        this.requestId,
-      ).request;
+      body = (this.body ?? requestBodyBuffer(0, this.headers)).finish();
+      this.body = undefined;
+      req = parseOpenAIRequest(this.requestPath(), body, this.headers, this.requestId, true).request;
     } catch (e) {
       if (e instanceof RequestError)
         return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);

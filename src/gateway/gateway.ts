@@ -21,11 +21,13 @@ import {
   classifyUpstreamError,
   errorMessage,
   isHopByHop,
+  originForm,
   readBody,
   BodyTooLargeError,
   sendError,
   sendJson,
 } from './http-util.js';
+import { boundedRequestId } from '../request/request-id.js';
 import { GatewayStats } from './stats.js';
 import { DESTINATION_HEADER, SERVED_KEY } from '../common/wire-headers.js';
 
@@ -65,10 +67,14 @@ class GatewayError extends Error {
 }
 
 /** The ext_proc request header list: pseudo-headers first, then the client's headers, as Envoy sends them. */
-export function requestHeaderList(req: IncomingMessage, destinationHeader: string): HeaderList {
+export function requestHeaderList(
+  req: IncomingMessage,
+  destinationHeader: string,
+  path = originForm(req.url ?? '/') ?? '/',
+): HeaderList {
   const list: HeaderList = [
     [':method', req.method ?? 'GET'],
-    [':path', req.url ?? '/'],
+    [':path', path],
     [':authority', req.headers.host ?? 'localhost'],
     [':scheme', 'http'],
   ];
@@ -173,19 +179,22 @@ export function createGateway(opts: GatewayOptions): Gateway {
         if (signal.aborted) throw e;
         const kind = classifyUpstreamError(e);
         stats.upstreamFailure(endpoint);
-        lastErr = `${endpoint}: ${errorMessage(e)}`;
+        lastErr = errorMessage(e);
         // Only a failed connect proves nothing reached the endpoint; anything else may have run there.
         if (kind === 'connect') {
           log.warn({ endpoint, err: errorMessage(e) }, 'endpoint unreachable; trying the next one');
           continue;
         }
+        // The client hears what failed, never which internal pod (the log says that).
+        log.warn({ endpoint, err: errorMessage(e) }, 'upstream request failed');
         throw new GatewayError(
           kind === 'timeout' ? 504 : 502,
-          `upstream ${endpoint} failed: ${errorMessage(e)}`,
+          kind === 'timeout' ? 'upstream request timed out' : 'upstream request failed',
         );
       }
     }
-    throw new GatewayError(503, `no endpoint reachable (${lastErr})`);
+    log.warn({ endpoints, err: lastErr }, 'no endpoint reachable');
+    throw new GatewayError(503, 'no endpoint reachable');
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -199,9 +208,13 @@ export function createGateway(opts: GatewayOptions): Gateway {
       }
     });
 
-    const headerList = requestHeaderList(req, destHeader);
+    const target = originForm(req.url ?? '/');
+    if (target === undefined) {
+      return sendError(res, 400, 'request target must be a path or an absolute http(s) URL');
+    }
+    const headerList = requestHeaderList(req, destHeader, target);
     const requestId = pseudo(headerList, 'x-request-id');
-    const log = opts.logger.child({ requestId });
+    const log = opts.logger.child({ requestId: boundedRequestId(requestId ?? '') });
     const hasBody =
       req.headers['content-length'] !== undefined
         ? req.headers['content-length'] !== '0'
@@ -266,9 +279,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     } catch (e) {
       ex.cancel();
       if (abort.signal.aborted) return;
-      const status = e instanceof GatewayError ? e.status : 502;
+      if (e instanceof GatewayError) return sendError(res, e.status, e.message);
       log.warn({ endpoints, err: errorMessage(e) }, 'upstream failed');
-      return sendError(res, status, errorMessage(e));
+      return sendError(res, 502, 'upstream request failed');
     }
     const { endpoint, res: up } = upstream;
     stats.routed(endpoint, endpoint !== endpoints[0]);

@@ -1,9 +1,9 @@
 // Small HTTP helpers shared by the two proxies of the local stack
 // (gateway-dev and pd-proxy): bounded body reads, hop-by-hop header
 // filtering, OpenAI-style error answers and upstream error classification.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { errors } from 'undici';
-import { openAIErrorBody } from '../request/openai.js';
+import { openAIErrorBody } from '../request/errors.js';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1). */
 const hopByHop = new Set([
@@ -24,38 +24,7 @@ export function isHopByHop(name: string): boolean {
   return hopByHop.has(name.toLowerCase());
 }
 
-export class BodyTooLargeError extends Error {
-  constructor(readonly limit: number) {
-    super(`request body exceeds ${limit} bytes`);
-    this.name = 'BodyTooLargeError';
-  }
-}
-
-/** Reads a request body, refusing more than `limit` bytes. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= limit) {
-        chunks.push(c);
-        return;
-      }
-      chunks.length = 0;
-      // Keep draining (discarding) so the client is still reading when the 413
-      // goes out; only a sender that goes on far past the limit is cut off.
-      if (size > limit * 4) {
-        reject(new BodyTooLargeError(limit));
-        req.destroy();
-      }
-    });
-    req.on('end', () =>
-      size > limit ? reject(new BodyTooLargeError(limit)) : resolve(Buffer.concat(chunks)),
-    );
-    req.on('error', reject);
-  });
-}
+export { BodyTooLargeError, readBody } from '../request/read-body.js';
 
 /** Answers with an OpenAI-style error body unless headers already went out. */
 export function sendError(
@@ -138,4 +107,22 @@ export function errorMessage(err: unknown): string {
   const code = e?.code ?? e?.cause?.code;
   const msg = e?.message || e?.cause?.message || String(err);
   return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+}
+
+/**
+ * The path (origin-form) a request target stands for: itself when it is a
+ * path, the path and query of an absolute-form `http(s)://host/path` target
+ * (RFC 9112 §3.2.2: proxies receive those); undefined for anything else
+ * (`*`, authority-form, junk). Appending an absolute URL to the upstream
+ * address made a URL that failed, and the 502 named the internal pod.
+ */
+export function originForm(target: string): string | undefined {
+  if (target.startsWith('/')) return target;
+  if (!/^https?:\/\//i.test(target)) return undefined;
+  try {
+    const u = new URL(target);
+    return `${u.pathname}${u.search}`;
+  } catch {
+    return undefined;
+  }
 }

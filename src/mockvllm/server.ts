@@ -8,6 +8,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
+import { DEFAULT_JSON_BOUNDS } from '../request/json-scan.js';
+import { BodyTooLargeError, readBody as readBoundedBody } from '../request/read-body.js';
 import { tokenizeSimple } from '../request/tokens.js';
 import { chainBlockHashes } from '../kvcache/block-hash.js';
 import { podTopic, type KvEvent } from '../kvcache/events.js';
@@ -55,31 +57,14 @@ function sendJson(
   res.end(body);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    const tooLarge = () => new RequestError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`);
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        // Keep draining (discarding) so the client can read the 413; only
-        // a sender that goes on far past the limit loses its connection.
-        parts.length = 0;
-        if (size > 4 * MAX_BODY_BYTES) {
-          reject(tooLarge());
-          req.destroy();
-        }
-        return;
-      }
-      parts.push(c);
-    });
-    req.on('end', () => {
-      if (size > MAX_BODY_BYTES) reject(tooLarge());
-      else resolve(Buffer.concat(parts).toString('utf8'));
-    });
-    req.on('error', reject);
-  });
+/** The body as bytes (shape-scanned while read); a RequestError 413 or 400 when refused. */
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  try {
+    return await readBoundedBody(req, MAX_BODY_BYTES, DEFAULT_JSON_BOUNDS);
+  } catch (e) {
+    if (e instanceof BodyTooLargeError) throw new RequestError(413, e.message);
+    throw e;
+  }
 }
 
 function maxTokensOf(body: Record<string, unknown>, dflt: number): number {
@@ -118,9 +103,9 @@ export async function startMockVllm(cfg: MockVllmConfig, log: Logger): Promise<M
 
   async function complete(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const t0 = performance.now();
-    const text = await readBody(req);
+    const raw = await readBody(req);
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomBytes(8).toString('hex');
-    const { request, body } = parseOpenAIRequest(path, text, {}, requestId);
+    const { request, body } = parseOpenAIRequest(path, raw, {}, requestId, true);
     if (request.model !== cfg.model) {
       sendJson(res, 404, openAIErrorBody(404, `The model \`${request.model}\` does not exist.`, 'model'));
       return;

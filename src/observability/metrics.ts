@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { IndexerOutcome } from '../datalayer/cache-indexer-client.js';
 import type { ErrorCode, ExtProcObserver, Usage } from './request-observer.js';
 import type { StateStore } from '../state/store.js';
+import { ModelLabels } from './model-labels.js';
 import { hasResilienceMetrics, registerStateMetrics } from './state-metrics.js';
 
 const DURATION_BUCKETS = [
@@ -27,10 +28,15 @@ export interface EppMetricsOptions {
   stalenessMs: number;
   now?: () => number;
   version?: string;
+  /** Model names that may be labels from the start (others must be served first; see model-labels.ts). */
+  knownModels?: readonly string[];
+  /** At most this many distinct model labels (default 100); the rest are `other`. */
+  maxModelLabels?: number;
 }
 
 export class EppMetrics {
   readonly registry = new Registry();
+  readonly modelLabels: ModelLabels;
   private readonly requestTotal: Counter<'model_name' | 'target_model_name' | 'priority'>;
   private readonly errorTotal: Counter<'model_name' | 'target_model_name' | 'error_code'>;
   private readonly duration: Histogram<'model_name' | 'target_model_name'>;
@@ -56,6 +62,7 @@ export class EppMetrics {
 
   constructor(opts: EppMetricsOptions) {
     const r = this.registry;
+    this.modelLabels = new ModelLabels(opts.knownModels, opts.maxModelLabels);
     const m = ['model_name', 'target_model_name'] as const;
     this.requestTotal = new Counter({
       name: 'inference_objective_request_total',
@@ -240,18 +247,26 @@ export class EppMetrics {
 
   /** Hooks for the ext_proc handler. */
   observer(): ExtProcObserver {
-    const lbl = (model: string) => ({ model_name: model, target_model_name: model });
+    const models = this.modelLabels;
+    // Raw client strings never reach a label: unknown names are `other`.
+    const lbl = (model: string) => {
+      const name = models.of(model);
+      return { model_name: name, target_model_name: name };
+    };
     return {
       streamOpened: () => this.openStreams.inc(),
       streamClosed: () => this.openStreams.dec(),
       requestReceived: (model, size) => {
         this.requestTotal.inc({ ...lbl(model), priority: '0' });
         if (size > 0) this.requestSizes.observe(lbl(model), size);
-        this.running.inc({ model_name: model });
+        this.running.inc({ model_name: models.started(model) });
       },
       requestError: (model: string, code: ErrorCode) =>
         this.errorTotal.inc({ ...lbl(model), error_code: code }),
-      requestEnded: (model: string) => this.running.dec({ model_name: model }),
+      requestEnded: (model: string) => {
+        const name = models.ended(model);
+        if (name !== undefined) this.running.dec({ model_name: name });
+      },
       scheduled: (_model, secs, endpoint, profile, ok) => {
         this.schedulerE2e.observe(secs);
         this.schedulerAttempts.inc({ status: ok ? 'success' : 'failure' });
@@ -259,11 +274,12 @@ export class EppMetrics {
       },
       responseComplete: (
         model: string,
-        _status: number,
+        status: number,
         secs: number,
         bytes: number,
         usage: Usage | undefined,
       ) => {
+        if (status >= 200 && status < 300) models.admit(model);
         const l = lbl(model);
         this.duration.observe(l, secs);
         this.responseSizes.observe(l, bytes);

@@ -17,6 +17,9 @@ import {
   sendError,
   sendJson,
 } from '../gateway/http-util.js';
+import { RequestError } from '../request/errors.js';
+import { boundedRequestId } from '../request/request-id.js';
+import { DEFAULT_JSON_BOUNDS, parseJsonText } from '../request/json-scan.js';
 import { decodeBody, kvTransferParamsOf, prefillBody } from './bodies.js';
 import { NoPodError, PodChoiceError, type PdGroup, type PdPod } from './group.js';
 import {
@@ -129,16 +132,18 @@ export function createPdProxy(opts: PdProxyOptions): PdProxy {
 
     let raw: Buffer;
     try {
-      raw = await readBody(req, maxBody);
+      // Scanned while read: a body nested too deep is refused before it is parsed.
+      raw = await readBody(req, maxBody, DEFAULT_JSON_BOUNDS);
     } catch (e) {
       if (e instanceof BodyTooLargeError) return sendError(res, 413, e.message);
+      if (e instanceof RequestError) return sendError(res, e.status, e.message);
       throw e;
     }
     let body: unknown;
     try {
-      body = JSON.parse(raw.toString('utf8'));
+      body = parseJsonText(raw);
     } catch (e) {
-      return sendError(res, 400, `request body is not valid JSON: ${(e as Error).message}`);
+      return sendError(res, 400, (e as Error).message);
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       return sendError(res, 400, 'request body must be a JSON object');
@@ -171,7 +176,7 @@ export function createPdProxy(opts: PdProxyOptions): PdProxy {
       throw e;
     }
     const log = opts.logger.child({
-      requestId: req.headers['x-request-id'],
+      requestId: boundedRequestId(headerOf(req, 'x-request-id') ?? ''),
       prefill: prefill.id,
       decode: decode.id,
       path,

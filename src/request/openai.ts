@@ -5,18 +5,13 @@
 import type { ApiType, ChatMessage, LLMRequest } from '../scheduling/types.js';
 import { renderChat } from './chat-template.js';
 import { estimateTokens } from './tokens.js';
+import { RequestError } from './errors.js';
+import { parseBoundedJson, parseJsonText } from './json-scan.js';
 
-/** A client mistake, answered with `status` and an OpenAI-style error body. */
-export class RequestError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly param?: string,
-  ) {
-    super(message);
-    this.name = 'RequestError';
-  }
-}
+export { openAIErrorBody, RequestError } from './errors.js';
+
+/** Longer `model` strings are refused (real model ids are well under 200 characters). */
+export const MAX_MODEL_CHARS = 1024;
 
 export function apiTypeOfPath(path: string): ApiType {
   const p = path.split('?', 1)[0]!;
@@ -84,24 +79,38 @@ export interface ParsedBody {
   body: Record<string, unknown>;
 }
 
+/**
+ * `body` is the JSON text or its UTF-8 bytes. Its shape is checked first
+ * (json-scan.ts) unless `shapeChecked` says a BodyBuffer already did while
+ * the bytes arrived.
+ */
 export function parseOpenAIRequest(
   path: string,
-  bodyText: string,
+  body: string | Uint8Array,
+  headers: Readonly<Record<string, string>>,
+  requestId: string,
+  shapeChecked = false,
+): ParsedBody {
+  const doc = shapeChecked ? parseJsonText(body) : parseBoundedJson(body);
+  return requestOf(path, doc, headers, requestId);
+}
+
+function requestOf(
+  path: string,
+  body: unknown,
   headers: Readonly<Record<string, string>>,
   requestId: string,
 ): ParsedBody {
-  let body: unknown;
-  try {
-    body = JSON.parse(bodyText);
-  } catch (e) {
-    throw new RequestError(400, `request body is not valid JSON: ${(e as Error).message}`);
-  }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new RequestError(400, 'request body must be a JSON object');
   }
   const obj = body as Record<string, unknown>;
   if (typeof obj.model !== 'string' || obj.model === '') {
     throw new RequestError(400, 'model must be a non-empty string', 'model');
+  }
+  if (obj.model.length > MAX_MODEL_CHARS) {
+    // It goes into logs, the decisions ring and (once served) metric labels.
+    throw new RequestError(400, `model must be at most ${MAX_MODEL_CHARS} characters`, 'model');
   }
   if (obj.stream !== undefined && obj.stream !== null && typeof obj.stream !== 'boolean') {
     throw new RequestError(400, 'stream must be a boolean', 'stream');
@@ -149,17 +158,4 @@ export function parseOpenAIRequest(
     }
   }
   return { request: req, body: obj };
-}
-
-/** The OpenAI error body for a status and message. */
-export function openAIErrorBody(status: number, message: string, param?: string): string {
-  const type =
-    status === 400 || status === 413
-      ? 'invalid_request_error'
-      : status === 429
-        ? 'rate_limit_error'
-        : status >= 500
-          ? 'server_error'
-          : 'invalid_request_error';
-  return JSON.stringify({ error: { message, type, param: param ?? null, code: status } });
 }

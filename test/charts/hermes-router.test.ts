@@ -77,6 +77,8 @@ describe('charts/hermes-router', () => {
         `Deployment/${POOL}-redis`,
         `HTTPRoute/${POOL}-route`,
         `InferencePool/${POOL}`,
+        `NetworkPolicy/${EPP}`,
+        `NetworkPolicy/${POOL}-redis`,
         `PodDisruptionBudget/${EPP}`,
         `Role/${EPP}`,
         `RoleBinding/${EPP}`,
@@ -241,6 +243,120 @@ describe('charts/hermes-router', () => {
 
     const three = render(CHART, { set: ['inferencepool.inferenceExtension.replicas=3'] });
     expect(eppContainer(three).dep.spec.replicas).toBe(3);
+  });
+
+  it('bundled Redis: passwordSecret becomes requirepass; TLS serves rediss:// with the CA given to the EPP (issue 17)', () => {
+    const redisOf = (objs: K8sObject[]) => find(objs, 'Deployment', `${POOL}-redis`).spec.template.spec;
+    // No secret: no password (and nothing refers to one).
+    const plain = redisOf(render(CHART)).containers[0];
+    expect(plain.args).not.toContain('--requirepass');
+    expect(plain.env).toBeUndefined();
+
+    const objs = render(CHART, {
+      set: ['redis.passwordSecret.name=redis-auth', 'redis.passwordSecret.key=pw'],
+    });
+    const c = redisOf(objs).containers[0];
+    expect(argValue(c.args, '--requirepass')).toBe('$(REDIS_PASSWORD)');
+    expect(c.env).toEqual([
+      { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'pw' } } },
+    ]);
+    // The EPP authenticates with the same secret.
+    expect(eppContainer(objs).c.env).toContainEqual({
+      name: 'REDIS_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'pw' } },
+    });
+
+    const tls = render(CHART, { set: ['redis.tls.enabled=true', 'redis.tls.secretName=redis-tls'] });
+    const spec = redisOf(tls);
+    const t = spec.containers[0];
+    expect(argValue(t.args, '--port')).toBe('0');
+    expect(argValue(t.args, '--tls-port')).toBe('6379');
+    expect(argValue(t.args, '--tls-cert-file')).toBe('/tls/tls.crt');
+    expect(spec.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'redis-tls' } });
+    const { dep, c: epp } = eppContainer(tls);
+    expect(argValue(epp.args, '--redis-url')).toBe(`rediss://${POOL}-redis.${NS}.svc:6379`);
+    expect(epp.env).toContainEqual({ name: 'REDIS_TLS_CA_FILE', value: '/redis-tls/ca.crt' });
+    expect(epp.volumeMounts).toContainEqual({ name: 'redis-tls', mountPath: '/redis-tls', readOnly: true });
+    expect(dep.spec.template.spec.volumes).toContainEqual({
+      name: 'redis-tls',
+      secret: { secretName: 'redis-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
+    expect(renderError(CHART, { set: ['redis.tls.enabled=true'] })).toMatch(
+      /redis.tls.secretName is required/,
+    );
+  });
+
+  it('NetworkPolicies: EPP <- gateway (and metrics <- Prometheus); Redis <- EPP and indexer; indexer <- EPP and model pods', () => {
+    const objs = render(CHART, {
+      set: [
+        'gateway.namespace=gw-system',
+        'networkPolicy.cacheIndexer.podSelector.matchLabels.app=cache-indexer',
+      ],
+    });
+    const epp = find(objs, 'NetworkPolicy', EPP).spec;
+    expect(epp.podSelector).toEqual({ matchLabels: { inferencepool: EPP } });
+    expect(epp.policyTypes).toEqual(['Ingress']);
+    expect(epp.ingress).toEqual([
+      {
+        ports: [{ port: 9002, protocol: 'TCP' }],
+        from: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'gw-system' } },
+            podSelector: { matchLabels: { 'gateway.networking.k8s.io/gateway-name': 'inference-gateway' } },
+          },
+        ],
+      },
+      {
+        ports: [{ port: 9090, protocol: 'TCP' }],
+        from: [
+          { namespaceSelector: {}, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } },
+        ],
+      },
+    ]);
+    const redis = find(objs, 'NetworkPolicy', `${POOL}-redis`).spec;
+    expect(redis.podSelector.matchLabels).toEqual(
+      find(objs, 'Deployment', `${POOL}-redis`).spec.template.metadata.labels,
+    );
+    expect(redis.ingress).toEqual([
+      {
+        ports: [{ port: 6379, protocol: 'TCP' }],
+        from: [
+          { podSelector: { matchLabels: { inferencepool: EPP } } },
+          { podSelector: { matchLabels: { app: 'cache-indexer' } } },
+        ],
+      },
+    ]);
+    const idx = find(objs, 'NetworkPolicy', `${POOL}-cache-indexer`).spec;
+    expect(idx.podSelector).toEqual({ matchLabels: { app: 'cache-indexer' } });
+    expect(idx.ingress).toEqual([
+      {
+        ports: [{ port: 8080, protocol: 'TCP' }],
+        from: [{ podSelector: { matchLabels: { inferencepool: EPP } } }],
+      },
+      {
+        ports: [{ port: 5557, protocol: 'TCP' }],
+        from: [{ podSelector: { matchLabels: { 'openfuyao.com/model': 'qwen-qwen3-8b' } } }],
+      },
+    ]);
+    // The EPP's selector matches its pods; gatewayFrom replaces the default peer.
+    expect(find(objs, 'Deployment', EPP).spec.template.metadata.labels.inferencepool).toBe(EPP);
+    const custom = render(CHART, {
+      set: [
+        'networkPolicy.gatewayFrom[0].podSelector.matchLabels.istio=ingressgateway',
+        'networkPolicy.metricsFrom=null',
+      ],
+    });
+    expect(find(custom, 'NetworkPolicy', EPP).spec.ingress).toEqual([
+      {
+        ports: [{ port: 9002, protocol: 'TCP' }],
+        from: [{ podSelector: { matchLabels: { istio: 'ingressgateway' } } }],
+      },
+    ]);
+    expect(
+      kinds(render(CHART, { set: ['networkPolicy.enabled=false'] })).filter((k) =>
+        k.startsWith('NetworkPolicy'),
+      ),
+    ).toEqual([]);
   });
 
   it('ServiceMonitor on request; DestinationRule only for istio', () => {

@@ -339,6 +339,38 @@ describe('mock-vllm under hostile input', () => {
     expect(vllm.rssBytes() - rss0).toBeLessThan(RSS_BUDGET);
   });
 
+  it('4 concurrent 14 MB nested bodies to each of the indexer and mock-vllm: 400s, peak RSS +<150 MB (issue 17)', async () => {
+    const depth = 7 * 1024 * 1024;
+    const open = '['.repeat(depth);
+    const close = ']'.repeat(depth);
+    const targets = [
+      {
+        proc: indexer,
+        url: `${indexerUrl}/match_sort`,
+        body: `{"model":"m","candidates":["a:1"],"prompt":"x","x":${open}${close}}`,
+      },
+      {
+        proc: vllm,
+        url: `${vllmUrl}/v1/completions`,
+        body: `{"model":"m","prompt":"x","x":${open}${close}}`,
+      },
+    ];
+    for (const t of targets) {
+      const rss0 = t.proc.rssBytes();
+      let peak = rss0;
+      const timer = setInterval(() => (peak = Math.max(peak, t.proc.rssBytes())), 10);
+      const answers = await Promise.all([1, 2, 3, 4].map(() => send(t.url, 'POST', t.body, {}, 30_000)));
+      clearInterval(timer);
+      for (const a of answers) {
+        expectOpenAIError(a, t.url);
+        expect(a.status).toBe(400);
+        expect(a.body).toMatch(/nests deeper than 128 levels/);
+      }
+      expect(peak - rss0, t.url).toBeLessThan(150 * 1024 * 1024);
+      expect(t.proc.alive()).toBe(true);
+    }
+  }, 60_000);
+
   it('deep nesting and a too-large max_tokens: 400', async () => {
     expectOpenAIError(
       await send(

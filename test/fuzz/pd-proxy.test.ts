@@ -486,6 +486,29 @@ describe('pd-proxy under hostile requests', () => {
     expect(rssBytes(proxy.child.pid!) - rss0).toBeLessThan(RSS_BUDGET);
   }, 60_000);
 
+  it('answers 4 concurrent 14 MB nested bodies with a 400 naming the bound, peak RSS +<150 MB (issue 17)', async () => {
+    const depth = 7 * 1024 * 1024;
+    const nested = Buffer.concat([
+      Buffer.from('{"model":"m","prompt":"x","extra":'),
+      Buffer.alloc(depth, '['),
+      Buffer.alloc(depth, ']'),
+      Buffer.from('}'),
+    ]);
+    const pid = proxy.child.pid!;
+    const rss0 = rssBytes(pid);
+    let peak = rss0;
+    const timer = setInterval(() => (peak = Math.max(peak, rssBytes(pid))), 10);
+    const head = `POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${nested.length}\r\n\r\n`;
+    const answers = await Promise.all([1, 2, 3, 4].map(() => rawRequest(proxyPort, head, nested, 30_000)));
+    clearInterval(timer);
+    for (const a of answers) {
+      expect(a.status).toBe(400);
+      expectOpenAIError(a, a.body);
+      expect(a.body).toMatch(/nests deeper than 128 levels/);
+    }
+    expect(peak - rss0).toBeLessThan(150 * 1024 * 1024);
+  }, 60_000);
+
   it('answers a body over the 32 MiB limit with a 413 OpenAI error, whether announced or streamed', async () => {
     const rss0 = rssBytes(proxy.child.pid!);
     const big = Buffer.alloc(33 * 1024 * 1024, 0x61);

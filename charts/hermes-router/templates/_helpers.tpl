@@ -28,7 +28,7 @@
 {{- if .Values.redis.externalUrl -}}
 {{- .Values.redis.externalUrl -}}
 {{- else -}}
-{{- printf "redis://%s.%s.svc:%d" (include "hermes.redisName" .) .Release.Namespace (int .Values.redis.port) -}}
+{{- printf "%s://%s.%s.svc:%d" (ternary "rediss" "redis" .Values.redis.tls.enabled) (include "hermes.redisName" .) .Release.Namespace (int .Values.redis.port) -}}
 {{- end -}}
 {{- end -}}
 
@@ -68,4 +68,11 @@ inferencepool: {{ include "hermes.eppName" . }}
 {{- $keys = append $keys $k -}}
 {{- end -}}
 {{- $keys | uniq | join "," -}}
+{{- end -}}
+
+{{/* The bundled Redis with TLS (a secret is required then). */}}
+{{- define "hermes.redisTls" -}}
+{{- if and (include "hermes.redisDeployed" .) .Values.redis.tls.enabled -}}
+{{- required "redis.tls.secretName is required when redis.tls.enabled" .Values.redis.tls.secretName | empty | not -}}
+{{- end -}}
 {{- end -}}

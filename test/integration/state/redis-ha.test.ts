@@ -284,7 +284,7 @@ describe('Redis Cluster: 3 primaries, 3 replicas', () => {
       });
       const requestId = `r-${pool}`;
       await store.commitPick({
-        requestId,
+        chargeId: requestId,
         leaseMs: 60_000,
         charges: { inFlight: ['10.0.0.1:8000'] },
         decision: {
