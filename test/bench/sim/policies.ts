@@ -10,6 +10,8 @@ import { builtinRegistry, type PluginRegistry } from '../../../src/plugins/index
 import { definePlugin } from '../../../src/plugins/plugin.js';
 import type { Candidate, LLMRequest } from '../../../src/scheduling/types.js';
 import { loadExampleProfile, loadProfileText } from './configs.js';
+import { scorerAggregateKvCacheAwareV0 } from './v0/scorer-aggregate-kv-cache-aware-v0.js';
+import { scorerPdBucketV0 } from './v0/scorer-pd-bucket-v0.js';
 
 export type PolicyId =
   | 'random'
@@ -36,7 +38,10 @@ export type PolicyId =
   | 'kv-aware-history'
   | 'kv-aware-inflight-floor4-history'
   | 'pd-bucket-mean'
-  | 'pd-bucket-mean-sep1024';
+  | 'pd-bucket-mean-sep1024'
+  // The formulas before issue 12 (bench-only copies under test/bench/sim/v0/).
+  | 'hermes-kv-aware-v0'
+  | 'hermes-pd-bucket-v0';
 
 export interface PolicyDef {
   id: PolicyId;
@@ -130,58 +135,72 @@ export const POLICIES: readonly PolicyDef[] = [
   {
     id: 'kv-aware-inflight',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingFromInFlight: true}\n- type: picker-min-random\n`,
     describe:
       'scorer-aggregate-kv-cache-aware, default weights, waiting estimated as max(scraped waiting, inFlight - running)',
   },
   {
     id: 'kv-aware-floor4',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingNormFloor: 4}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingNormFloor: 4}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware, default weights, waiting normalised by max(4, max waiting)',
   },
   {
     id: 'kv-aware-floor8',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingNormFloor: 8}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingNormFloor: 8}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware, default weights, waiting normalised by max(8, max waiting)',
   },
   {
     id: 'kv-aware-inflight-floor4',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware, default weights, in-flight waiting estimate + norm floor 4',
   },
   {
     id: 'kv-aware-inflight-floor8',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 8}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 8}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware, default weights, in-flight waiting estimate + norm floor 8',
   },
   {
     id: 'kv-aware-history',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: true}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {routingHistory: true}\n- type: picker-min-random\n`,
     describe:
       'scorer-aggregate-kv-cache-aware, default weights, hit = max(indexer, routing-time approximate prefix index)',
   },
   {
     id: 'kv-aware-inflight-floor4-history',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4, routingHistory: true}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4, routingHistory: true}\n- type: picker-min-random\n`,
     describe: 'kv-aware-inflight-floor4 + routingHistory (hit = max(indexer, approximate prefix index))',
   },
   {
     id: 'pd-bucket-mean',
     mode: 'pd',
-    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {loadNormalization: mean}\n- type: pd-header-handler\n`,
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-v0\n  parameters: {loadNormalization: mean}\n- type: pd-header-handler\n`,
     describe: 'epp-pd-bucket with the load term normalised by the mean load instead of the max',
   },
   {
     id: 'pd-bucket-mean-sep1024',
     mode: 'pd',
-    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {loadNormalization: mean, bucketSeperateLength: 1024}\n- type: pd-header-handler\n`,
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-v0\n  parameters: {loadNormalization: mean, bucketSeperateLength: 1024}\n- type: pd-header-handler\n`,
     describe: 'epp-pd-bucket, mean load normalisation and bucketSeperateLength 1024',
+  },
+  {
+    id: 'hermes-kv-aware-v0',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n- type: picker-min-random\n`,
+    describe:
+      'the PLUGINS.md formula before issue 12 (miss + usage + waiting / max(1, max waiting)), product default weights',
+  },
+  {
+    id: 'hermes-pd-bucket-v0',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-v0\n- type: pd-header-handler\n`,
+    describe:
+      'the PLUGINS.md pd-bucket formula before issue 12 (load / max load + bucket share), product defaults',
   },
 ];
 
@@ -268,7 +287,12 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
       },
     }),
   });
-  return builtinRegistry().register(roundRobin).register(leastInflight).register(oracleScorer);
+  return builtinRegistry()
+    .register(roundRobin)
+    .register(leastInflight)
+    .register(oracleScorer)
+    .register(scorerAggregateKvCacheAwareV0)
+    .register(scorerPdBucketV0);
 }
 
 export function loadPolicy(def: PolicyDef, registry: PluginRegistry): LoadedConfig {

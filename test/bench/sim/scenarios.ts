@@ -41,9 +41,15 @@ const AGG_BASELINES: PolicyId[] = [
   'least-inflight',
   'gie-default',
   'hermes-kv-aware',
+  'hermes-kv-aware-v0',
   'oracle',
 ];
-const PD_POLICIES: PolicyId[] = ['hermes-pd-kv-aware', 'hermes-pd-bucket', 'random-pd-bucket'];
+const PD_POLICIES: PolicyId[] = [
+  'hermes-pd-kv-aware',
+  'hermes-pd-bucket',
+  'hermes-pd-bucket-v0',
+  'random-pd-bucket',
+];
 
 /** 8 x Qwen3-32B on 2 H100 each: the llm-d / GIE public setup. */
 const Q32_X8: ClusterSpec = { server: Q32_H100X2, servers: 8 };
