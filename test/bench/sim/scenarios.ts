@@ -5,6 +5,7 @@
 import type { ClusterSpec } from './cluster.js';
 import { B8_H100, Q32_H100X2 } from './params.js';
 import { KV_AWARE_TUNING, type PolicyId } from './policies.js';
+import { traceRun, type TraceRecord } from './trace.js';
 import {
   hotPrefix,
   longShortMix,
@@ -16,7 +17,9 @@ import {
 } from './workloads.js';
 
 export interface Scenario {
-  workload: WorkloadId;
+  workload: WorkloadId | `trace:${string}`;
+  /** A replayed trace: the ladder holds time scales, not loads. */
+  trace?: true;
   describe: string;
   generator: WorkloadGenerator;
   agg?: ClusterSpec;
@@ -205,3 +208,30 @@ export const SCENARIOS: readonly Scenario[] = [
     sloTtftS: 1,
   },
 ];
+
+/**
+ * A replayed trace on 8 x Q32-H100x2 (the shared-prefix cluster), every
+ * aggregated policy; `scales` are the time scales (the trace is the same
+ * for every seed, the seed varies the router's random choices).
+ */
+export function traceScenario(
+  name: string,
+  records: readonly TraceRecord[],
+  blockTokens: number,
+  scales: number[],
+): Scenario {
+  return {
+    workload: `trace:${name}`,
+    trace: true,
+    describe: `trace ${name} (${records.length} requests, Mooncake format, ${blockTokens}-token blocks), arrivals x time scale; 8 x Q32-H100x2`,
+    generator: { generate: (_seed, timeScale) => traceRun(records, { timeScale, blockTokens }) },
+    agg: Q32_X8,
+    policies: [...AGG_BASELINES, 'precise-3-2-2'],
+    extraPolicies: KV_AWARE_TUNING,
+    ladder: scales,
+    quickLadder: scales,
+    windowS: 0,
+    quickWindowS: 0,
+    sloTtftS: 2,
+  };
+}
