@@ -2,6 +2,7 @@
 // snapshot, cache-indexer hit rates) within a time budget, run the pure
 // scheduler, and charge the pick to shared state. It is the only place the
 // request path awaits I/O; plugins never do.
+import { randomBytes } from 'node:crypto';
 import type { DataNeeds } from '../plugins/plugin.js';
 import type { CompiledProfile } from '../scheduling/scheduler.js';
 import { schedule } from '../scheduling/scheduler.js';
@@ -15,6 +16,7 @@ import type {
   SchedulingResult,
 } from '../scheduling/types.js';
 import { promptDigest, textBlockHashes, tokenBlockHashes } from '../request/prefix-hash.js';
+import { hasPrefill } from '../state/charges.js';
 import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
 import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
 
@@ -49,9 +51,23 @@ export interface PickOptions {
   candidates?: (endpoint: EndpointView['endpoint']) => boolean;
 }
 
+/**
+ * An open pick's charges, owned by the Director until released. Whoever
+ * carries the response calls firstToken() when its first byte comes back
+ * and release() when it ends, however it ends; both are idempotent.
+ */
+export interface PickTicket {
+  /** What the store needs to undo the pick (charge id, charges, event). */
+  readonly receipt: PickReceipt;
+  /** The response's first token: releases the prefill-token charge (once; never throws). */
+  firstToken(): void;
+  /** Releases every charge still held (once; never throws); resolves when the store has it. */
+  release(): Promise<void>;
+}
+
 export interface Decision {
   result: SchedulingResult;
-  receipt: PickReceipt;
+  ticket: PickTicket;
   /** Scheduling alone (the pure part), microseconds. */
   scheduleUs: number;
 }
@@ -89,6 +105,7 @@ export function endpointViews(snap: StateSnapshot, nowMs: number, stalenessMs: n
       runningRequests: fresh ? s.runningRequests : undefined,
       kvCacheUsage: fresh ? s.kvCacheUsage : undefined,
       inFlight: snap.inFlight.get(e.id) ?? 0,
+      pendingPrefillTokens: snap.pendingPrefillTokens.get(e.id) ?? 0,
       signalsAgeMs: age,
     };
   }
@@ -106,6 +123,16 @@ export class Director {
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly hooks: DirectorHooks;
+  /** Open picks by charge id: their leases are renewed until released. */
+  private readonly open = new Map<string, Ticket>();
+  private renewTimer: NodeJS.Timeout | undefined;
+  /**
+   * Charge ids are ours, never the client's x-request-id (two requests may
+   * share one): a per-instance random prefix (unique across replicas and
+   * restarts) and a counter.
+   */
+  private readonly chargePrefix = randomBytes(9).toString('base64url');
+  private chargeSeq = 0;
 
   constructor(opts: DirectorOptions) {
     this.store = opts.store;
@@ -161,30 +188,68 @@ export class Director {
       hitRates,
       prefixMatches: snap.prefixMatches,
       prefixHashes,
+      prefixBlockTokens: needs.prefix?.blockSizeTokens,
     };
     const ctx: CycleContext = { request: req, data, random: this.random };
     const t0 = performance.now();
     const result = schedule(this.profile, ctx, views);
     const scheduleUs = (performance.now() - t0) * 1000;
     const receipt = await this.commit(req, result, needs);
-    return { result, receipt, scheduleUs };
+    const ticket = new Ticket(receipt, this);
+    this.open.set(receipt.chargeId, ticket);
+    return { result, ticket, scheduleUs };
   }
 
-  /** Releases what a pick charged; never throws (failures are reported). */
-  async release(receipt: PickReceipt): Promise<void> {
-    try {
-      await this.store.release(receipt);
-    } catch (e) {
-      this.hooks.onStateError?.('release', e as Error);
-    }
+  /** Picks charged and not yet released. */
+  get openPicks(): number {
+    return this.open.size;
   }
 
-  async renew(requestIds: readonly string[]): Promise<void> {
-    if (requestIds.length === 0) return;
+  /** Renews the leases of every open pick each `intervalMs`, so a long response keeps its charge. */
+  startRenewal(intervalMs: number): void {
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => void this.renewOpen(), intervalMs);
+    this.renewTimer.unref();
+  }
+
+  stopRenewal(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+
+  /** Releases every open pick (shutdown); resolves once the store has them all. */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.open.values()].map((t) => t.release()));
+  }
+
+  /** Runs one renewal now (tests; the timer does it otherwise). */
+  async renewOpen(): Promise<void> {
+    if (this.open.size === 0) return;
+    await this.guarded('renewLeases', () => this.store.renewLeases([...this.open.keys()], this.leaseMs));
+  }
+
+  /** @internal Ticket.firstToken. */
+  releasePrefill(t: Ticket): void {
+    if (!this.open.has(t.receipt.chargeId) || !hasPrefill(t.receipt.charges)) return;
+    void this.guarded('releasePrefill', () => this.store.releasePrefill(t.receipt));
+  }
+
+  /** @internal Ticket.release. */
+  releaseTicket(t: Ticket): Promise<void> {
+    if (this.open.get(t.receipt.chargeId) === t) this.open.delete(t.receipt.chargeId);
+    return this.guarded('release', () => this.store.release(t.receipt));
+  }
+
+  private nextChargeId(): string {
+    return `${this.chargePrefix}.${(++this.chargeSeq).toString(36)}`;
+  }
+
+  /** Store failures are reported, never thrown: the request goes on without shared bookkeeping. */
+  private async guarded(op: string, fn: () => Promise<unknown>): Promise<void> {
     try {
-      await this.store.renewLeases(requestIds, this.leaseMs);
+      await fn();
     } catch (e) {
-      this.hooks.onStateError?.('renewLeases', e as Error);
+      this.hooks.onStateError?.(op, e as Error);
     }
   }
 
@@ -216,7 +281,7 @@ export class Director {
 
   private async commit(req: LLMRequest, result: SchedulingResult, needs: DataNeeds): Promise<PickReceipt> {
     const commit = {
-      requestId: req.requestId,
+      chargeId: this.nextChargeId(),
       charges: result.charges,
       leaseMs: this.leaseMs,
       prefixCapacityPerEndpoint: needs.prefix?.lruCapacityPerServer,
@@ -238,8 +303,29 @@ export class Director {
     } catch (e) {
       // The pick stands; only the shared bookkeeping is lost.
       this.hooks.onStateError?.('commitPick', e as Error);
-      return { requestId: req.requestId, charges: result.charges, chargedAtEvent: 0 };
+      return { chargeId: commit.chargeId, charges: result.charges, chargedAtEvent: 0 };
     }
+  }
+}
+
+class Ticket implements PickTicket {
+  private firstTokenSeen = false;
+  private released: Promise<void> | undefined;
+
+  constructor(
+    readonly receipt: PickReceipt,
+    private readonly director: Director,
+  ) {}
+
+  firstToken(): void {
+    if (this.firstTokenSeen || this.released) return;
+    this.firstTokenSeen = true;
+    this.director.releasePrefill(this);
+  }
+
+  release(): Promise<void> {
+    this.released ??= this.director.releaseTicket(this);
+    return this.released;
   }
 }
 

@@ -1,24 +1,21 @@
 // The ExternalProcessor gRPC service: one ProcessStream per Process call,
-// renewal of the in-flight leases of open streams, and draining on shutdown.
+// and draining on shutdown (the Director renews the leases of open picks).
 import * as grpc from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { extProcServiceDefinition } from './proto.js';
 import { ProcessStream, type StreamOptions } from './stream.js';
 
-export interface ExtProcServiceOptions extends Omit<StreamOptions, 'leases'> {
+export interface ExtProcServiceOptions extends StreamOptions {
   /** How often the in-flight leases of open streams are renewed. */
   renewIntervalMs: number;
 }
 
 export class ExtProcService {
-  /** Request ids whose picks are still charged (response not finished). */
-  readonly leases = new Set<string>();
   private open = 0;
-  private renewTimer: NodeJS.Timeout | undefined;
   private readonly streamOpts: StreamOptions;
 
   constructor(private readonly opts: ExtProcServiceOptions) {
-    this.streamOpts = { ...opts, leases: this.leases };
+    this.streamOpts = opts;
   }
 
   /** Streams currently open. */
@@ -67,17 +64,11 @@ export class ExtProcService {
 
   /** Starts renewing the leases of open picks so a slow stream keeps its charge. */
   startRenewal(): void {
-    if (this.renewTimer) return;
-    this.renewTimer = setInterval(() => {
-      if (this.leases.size === 0) return;
-      void this.opts.director.renew([...this.leases]);
-    }, this.opts.renewIntervalMs);
-    this.renewTimer.unref();
+    this.opts.director.startRenewal(this.opts.renewIntervalMs);
   }
 
   stopRenewal(): void {
-    if (this.renewTimer) clearInterval(this.renewTimer);
-    this.renewTimer = undefined;
+    this.opts.director.stopRenewal();
   }
 }
 

@@ -12,12 +12,11 @@
 // on the body reply. A request without a body is routed at header time.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Director } from '../director/director.js';
+import type { Director, PickTicket } from '../director/director.js';
 import { PREFILL_HEADER, DECODE_HEADER } from '../plugins/pd-header-handler.js';
 import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
 import type { LLMRequest, SchedulingResult } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
-import type { PickReceipt } from '../state/store.js';
 import {
   headerRecord,
   requestKind,
@@ -59,8 +58,6 @@ export interface StreamOptions {
   defaultRequestBodyMode: BodySendMode;
   defaultResponseBodyMode: BodySendMode;
   observer: ExtProcObserver;
-  /** Open picks whose in-flight leases the server renews. */
-  leases: Set<string>;
   /** Ignore the gateway's subset hint (--disable-endpoint-subset-filter). */
   ignoreSubsetHint?: boolean;
   now?: () => number;
@@ -90,7 +87,8 @@ export class ProcessStream {
   private chunks: Buffer[] = [];
   private bodyBytes = 0;
   private model = '';
-  private receipt: PickReceipt | undefined;
+  /** The pick's charges; the Director renews their lease until released. */
+  private ticket: PickTicket | undefined;
   private released = false;
   private running = false;
   private closed = false;
@@ -128,7 +126,7 @@ export class ProcessStream {
     this.queue = this.queue.then(() => {
       if (this.closed) return;
       this.closed = true;
-      if (this.phase !== 'done' && this.receipt && reason !== 'end') {
+      if (this.phase !== 'done' && this.ticket && reason !== 'end') {
         this.log.debug({ requestId: this.requestId, reason }, 'stream ended before the response completed');
       }
       this.releaseOnce();
@@ -297,11 +295,10 @@ export class ProcessStream {
       this.opts.observer.scheduled?.(req.model, secs, d.result.primary.endpoint.id, d.result.profile, true);
       if (this.gone) {
         // The gateway went away while we were picking.
-        await this.opts.director.release(d.receipt);
+        await d.ticket.release();
         return undefined;
       }
-      this.receipt = d.receipt;
-      this.opts.leases.add(req.requestId);
+      this.ticket = d.ticket;
       if (this.log.isLevelEnabled('debug')) {
         this.log.debug(
           {
@@ -361,6 +358,8 @@ export class ProcessStream {
 
   private async onResponseBody(b: HttpBody): Promise<void> {
     const chunk = b.body ?? Buffer.alloc(0);
+    // The model server answered: its prefill of this prompt is done.
+    if (chunk.length > 0) this.ticket?.firstToken();
     this.responseBytes += chunk.length;
     (this.usage ??= new UsageTracker(this.streamRequested)).push(chunk);
     const eos = b.end_of_stream === true;
@@ -395,11 +394,10 @@ export class ProcessStream {
       this.running = false;
       this.opts.observer.requestEnded?.(this.model);
     }
-    if (this.released || !this.receipt) return;
+    if (this.released || !this.ticket) return;
     this.released = true;
-    this.opts.leases.delete(this.receipt.requestId);
-    // Director.release never throws; it reports store failures itself.
-    void this.opts.director.release(this.receipt);
+    // Never throws: the Director reports store failures itself.
+    void this.ticket.release();
   }
 
   // ---- errors ----

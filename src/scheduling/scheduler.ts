@@ -120,7 +120,7 @@ function toResult(
       primary: c.endpoint,
       fallbacks,
       headers: {},
-      charges: { inFlight: [c.endpoint.endpoint.id] },
+      charges: withPrefill({ inFlight: [c.endpoint.endpoint.id] }, ctx, c.endpoint.endpoint.id),
       score: first.score,
     };
   }
@@ -137,11 +137,35 @@ function toResult(
     fallbacks: [],
     pd: { groupId: g.id, leader: g.leader, prefill: choice.prefill, decode: choice.decode },
     headers: {},
-    charges: {
-      inFlight: [g.leader.endpoint.id, choice.prefill.endpoint.id, choice.decode.endpoint.id],
-    },
+    charges: withPrefill(
+      { inFlight: [g.leader.endpoint.id, choice.prefill.endpoint.id, choice.decode.endpoint.id] },
+      ctx,
+      choice.prefill.endpoint.id,
+    ),
     score: first.score,
   };
+}
+
+/**
+ * Prompt tokens `endpointId` is expected to prefill: the prompt minus what
+ * it is expected to hold cached (the indexer's hit rate when known, else the
+ * approximate prefix match, else nothing cached).
+ */
+export function uncachedPromptTokens(ctx: CycleContext, endpointId: string): number {
+  const total = ctx.request.promptTokens;
+  const d = ctx.data;
+  const hit = d.hitRates?.get(endpointId);
+  let cached = 0;
+  if (hit !== undefined) cached = total * (hit > 1 ? 1 : hit > 0 ? hit : 0);
+  else if (d.prefixMatches && d.prefixBlockTokens)
+    cached = (d.prefixMatches.get(endpointId) ?? 0) * d.prefixBlockTokens;
+  return Math.max(0, Math.round(total - Math.min(total, cached)));
+}
+
+function withPrefill(charges: PickCharges, ctx: CycleContext, endpointId: string): PickCharges {
+  const tokens = uncachedPromptTokens(ctx, endpointId);
+  if (tokens > 0) charges.prefillTokens = [{ endpointId, tokens }];
+  return charges;
 }
 
 function mergeCharges(into: PickCharges, add: Partial<PickCharges>): void {
@@ -153,4 +177,5 @@ function mergeCharges(into: PickCharges, add: Partial<PickCharges>): void {
     else into.bucket = { decayFactor: add.bucket.decayFactor, items: [...add.bucket.items] };
   }
   if (add.prefixRecord) into.prefixRecord = add.prefixRecord;
+  if (add.prefillTokens) into.prefillTokens = add.prefillTokens;
 }

@@ -39,6 +39,12 @@ export interface EndpointView {
   kvCacheUsage: number | undefined;
   /** Requests this router charged to the endpoint and has not released. */
   inFlight: number;
+  /**
+   * Prompt tokens this router (all replicas) sent to the endpoint that it is
+   * expected to prefill and has not yet produced a first token for: queued
+   * prefill work, fresher than the scraped queue.
+   */
+  pendingPrefillTokens: number;
   /** Age of the signals in ms; undefined when never scraped. */
   signalsAgeMs: number | undefined;
 }
@@ -102,6 +108,8 @@ export interface CycleData {
   prefixMatches: ReadonlyMap<string, number> | undefined;
   /** Block hashes of this request's prompt (approximate prefix scorer). */
   prefixHashes: readonly string[] | undefined;
+  /** Tokens per block of prefixHashes/prefixMatches (when they are present). */
+  prefixBlockTokens?: number;
 }
 
 /** A PD group: pods sharing a group id, with their roles. */
@@ -158,6 +166,16 @@ export interface PickCharges {
   bucket?: { decayFactor: number; items: BucketCharge[] };
   /** Approximate prefix index: remember these block hashes on this endpoint. */
   prefixRecord?: { endpointId: string; hashes: readonly string[] };
+  /**
+   * Prompt tokens the chosen (prefill) endpoint must prefill, i.e. not
+   * expected cached there; released at the response's first token.
+   */
+  prefillTokens?: ReadonlyArray<PrefillTokenCharge>;
+}
+
+export interface PrefillTokenCharge {
+  endpointId: string;
+  tokens: number;
 }
 
 export interface PdSelection {

@@ -13,6 +13,7 @@
 //             + own Redis picks the baseline did not see - own releases it did see
 // (decay is linear, so the parts add up exactly).
 import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
+import { applyPrefill, hasPrefill } from './charges.js';
 import { MemoryStateStore } from './memory-store.js';
 import {
   decayed,
@@ -28,7 +29,7 @@ import {
 export interface ResyncableStore extends StateStore {
   ping(): Promise<void>;
   /** Idempotent charge: renews the pick if still stored, else charges `charges`. */
-  restorePick(requestId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt>;
+  restorePick(chargeId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt>;
 }
 
 /** pino-compatible. */
@@ -67,6 +68,12 @@ interface OpenPick {
   /** Local sequence number when the Redis commit completed. */
   seq: number;
   expiresAtMs: number;
+  /**
+   * The prefill-token charge's release: undefined while it is charged;
+   * Infinity released here but not yet sent to Redis; else the sequence
+   * at which Redis applied it (0: never in Redis).
+   */
+  prefillDoneSeq?: number;
 }
 
 interface ReleasedPick {
@@ -79,6 +86,7 @@ const NO_SNAPSHOT: StateSnapshot = {
   endpoints: [],
   signals: new Map(),
   inFlight: new Map(),
+  pendingPrefillTokens: new Map(),
   bucketLoads: new Map(),
   poolEvent: 0,
 };
@@ -119,7 +127,7 @@ export class DegradedStateStore implements StateStore {
   private readonly snapSeq = new WeakMap<StateSnapshot, number>();
   private readonly loadsAsked = new WeakSet<StateSnapshot>();
   /** Own picks by issue sequence, the last couple of seconds. */
-  private recent: Array<{ seq: number; atMs: number; charges: PickCharges }> = [];
+  private recent: Array<{ seq: number; atMs: number; chargeId: string; charges: PickCharges }> = [];
   /** The profile's bucket decay factor, learnt from the charges (records do not carry it). */
   private decayFactor: number | undefined;
 
@@ -200,6 +208,8 @@ export class DegradedStateStore implements StateStore {
       const r = this.recent[i]!;
       if (r.seq <= readSeq) break;
       for (const id of r.charges.inFlight) snap.inFlight.set(id, (snap.inFlight.get(id) ?? 0) + 1);
+      if (this.open.get(r.chargeId)?.prefillDoneSeq === undefined)
+        applyPrefill(snap.pendingPrefillTokens, r.charges, 1);
       const b = r.charges.bucket;
       if (!b || !this.loadsAsked.has(snap)) continue;
       const now = snap.poolEvent;
@@ -249,7 +259,7 @@ export class DegradedStateStore implements StateStore {
     const nowMs = this.now();
     const expiresAtMs = nowMs + commit.leaseMs;
     const issued = ++this.seq;
-    this.noteRecent(issued, nowMs, commit.charges);
+    this.noteRecent(issued, nowMs, commit.chargeId, commit.charges);
     if (!this.isDegraded) {
       try {
         const receipt = await this.primary.commitPick(commit);
@@ -267,8 +277,8 @@ export class DegradedStateStore implements StateStore {
   }
 
   async release(receipt: PickReceipt): Promise<void> {
-    const p = this.open.get(receipt.requestId);
-    this.open.delete(receipt.requestId);
+    const p = this.open.get(receipt.chargeId);
+    this.open.delete(receipt.chargeId);
     if (p?.origin === 'local') {
       await this.overlay.release(p.receipt);
       return;
@@ -288,15 +298,46 @@ export class DegradedStateStore implements StateStore {
     this.released.push({ pick: p ?? unknownPick(receipt), doneSeq: Infinity });
   }
 
-  async renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void> {
+  async releasePrefill(receipt: PickReceipt): Promise<void> {
+    const p = this.open.get(receipt.chargeId);
+    if (!p) {
+      // Not ours (another handle committed it): Redis alone knows; lost if it is down (the lease ends it).
+      if (!hasPrefill(receipt.charges)) return;
+      if (!this.isDegraded)
+        await this.tryPrimary('releasePrefill', () => this.primary.releasePrefill(receipt));
+      else this.counters.fallbacks++;
+      return;
+    }
+    if (p.prefillDoneSeq !== undefined || !hasPrefill(p.commit.charges)) return;
+    if (p.origin === 'local') {
+      p.prefillDoneSeq = 0;
+      await this.overlay.releasePrefill(p.receipt);
+      return;
+    }
+    if (!this.isDegraded) {
+      const issued = ++this.seq;
+      p.prefillDoneSeq = issued;
+      try {
+        await this.primary.releasePrefill(p.receipt);
+        return;
+      } catch (e) {
+        this.fail('releasePrefill', e as Error);
+      }
+    }
+    this.counters.fallbacks++;
+    // Sent on resync (with the rest of the pick if it is released by then).
+    p.prefillDoneSeq = Infinity;
+  }
+
+  async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
     const expiresAtMs = this.now() + leaseMs;
-    for (const id of requestIds) {
+    for (const id of chargeIds) {
       const p = this.open.get(id);
       if (p) p.expiresAtMs = expiresAtMs;
     }
-    await this.overlay.renewLeases(requestIds, leaseMs);
+    await this.overlay.renewLeases(chargeIds, leaseMs);
     if (this.isDegraded) return;
-    await this.tryPrimary('renewLeases', () => this.primary.renewLeases(requestIds, leaseMs));
+    await this.tryPrimary('renewLeases', () => this.primary.renewLeases(chargeIds, leaseMs));
   }
 
   async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
@@ -343,8 +384,8 @@ export class DegradedStateStore implements StateStore {
 
   // -------------------------------------------------------------------------
 
-  private noteRecent(seq: number, atMs: number, charges: PickCharges): void {
-    this.recent.push({ seq, atMs, charges });
+  private noteRecent(seq: number, atMs: number, chargeId: string, charges: PickCharges): void {
+    this.recent.push({ seq, atMs, chargeId, charges });
     // A snapshot is used within milliseconds of its read: older picks are in every snapshot still to come.
     let drop = 0;
     while (
@@ -360,7 +401,7 @@ export class DegradedStateStore implements StateStore {
   }
 
   private track(p: OpenPick): void {
-    this.open.set(p.commit.requestId, p);
+    this.open.set(p.commit.chargeId, p);
     // Picks nobody releases (caller bug) must not pile up: forget them once their lease is long gone.
     if (this.open.size % 4096 === 0) {
       const now = this.now();
@@ -447,6 +488,12 @@ export class DegradedStateStore implements StateStore {
       await this.primary.release(r.pick.receipt);
       r.doneSeq = ++this.seq;
     }
+    for (const p of this.open.values()) {
+      if (p.origin === 'redis' && p.prefillDoneSeq === Infinity) {
+        await this.primary.releasePrefill(p.receipt);
+        p.prefillDoneSeq = ++this.seq;
+      }
+    }
     const restored = new Set<OpenPick>();
     for (let round = 0; round < 5; round++) {
       const todo = [...this.open.values()].filter((p) => !restored.has(p));
@@ -474,21 +521,24 @@ export class DegradedStateStore implements StateStore {
   }
 
   private async restore(p: OpenPick, overlayEvent: number): Promise<void> {
-    const id = p.commit.requestId;
+    const id = p.commit.chargeId;
     const leaseMs = Math.max(1_000, p.expiresAtMs - this.now());
     if (p.origin === 'redis') {
       // Still stored: lease renewed. Lost (outage longer than the lease, or
       // Redis restarted empty): the in-flight charge comes back; the bucket
       // part stays on the original receipt so release() still undoes it.
-      await this.primary.restorePick(id, { inFlight: p.commit.charges.inFlight }, leaseMs);
+      await this.primary.restorePick(id, openCounts(p), leaseMs);
       return;
     }
     const charges = decayedCharges(p.commit.charges, p.receipt.chargedAtEvent, overlayEvent);
+    if (p.prefillDoneSeq !== undefined) delete charges.prefillTokens;
     const receipt = await this.primary.restorePick(id, charges, leaseMs);
     if (this.open.get(id) === p) {
       p.origin = 'redis';
       p.receipt = receipt;
       p.seq = ++this.seq;
+      // Released before the restore: Redis never saw that charge.
+      if (p.prefillDoneSeq !== undefined) p.prefillDoneSeq = 0;
     } else {
       // Released while we were restoring it.
       await this.primary.release(receipt);
@@ -506,6 +556,8 @@ export class DegradedStateStore implements StateStore {
     }
     const inFlight = new Map(b.inFlight);
     for (const [id, n] of o.inFlight) inFlight.set(id, (inFlight.get(id) ?? 0) + n);
+    const pendingPrefill = new Map(b.pendingPrefillTokens);
+    for (const [id, n] of o.pendingPrefillTokens) pendingPrefill.set(id, (pendingPrefill.get(id) ?? 0) + n);
     const loads = new Map<string, BucketLoadRecord>();
     const d = this.decayFactor;
     if (query.bucketLoads && d === undefined) {
@@ -530,10 +582,12 @@ export class DegradedStateStore implements StateStore {
       if (r.pick.seq <= this.baselineSeq && r.doneSeq >= this.baselineSeq)
         applyCharge(inFlight, adjust, r.pick, now, -1);
     }
+    this.adjustPrefill(pendingPrefill);
     const snap: StateSnapshot = {
       endpoints: this.lastEndpoints ? o.endpoints : b.endpoints,
       signals,
       inFlight,
+      pendingPrefillTokens: pendingPrefill,
       bucketLoads: loads,
       poolEvent: now,
     };
@@ -541,11 +595,39 @@ export class DegradedStateStore implements StateStore {
     if (o.indexerAnswer !== undefined) snap.indexerAnswer = o.indexerAnswer;
     return snap;
   }
+
+  /**
+   * Own Redis picks' prefill charges: what is charged now (open, not yet
+   * released) minus what the baseline holds (committed before its read,
+   * and released in Redis, if at all, after it).
+   */
+  private adjustPrefill(pending: Map<string, number>): void {
+    const bSeq = this.baselineSeq;
+    const inBaseline = (p: OpenPick, releasedSeq: number) =>
+      p.seq <= bSeq && releasedSeq > bSeq && (p.prefillDoneSeq === undefined || p.prefillDoneSeq > bSeq);
+    for (const p of this.open.values()) {
+      if (p.origin !== 'redis' || !hasPrefill(p.commit.charges)) continue;
+      const now = p.prefillDoneSeq === undefined ? 1 : 0;
+      const delta = now - (inBaseline(p, Infinity) ? 1 : 0);
+      if (delta !== 0) applyPrefill(pending, p.commit.charges, delta);
+    }
+    for (const r of this.released) {
+      if (r.pick.origin === 'redis' && hasPrefill(r.pick.commit.charges) && inBaseline(r.pick, r.doneSeq))
+        applyPrefill(pending, r.pick.commit.charges, -1);
+    }
+  }
+}
+
+function openCounts(p: OpenPick): PickCharges {
+  const c: PickCharges = { inFlight: p.commit.charges.inFlight };
+  if (p.prefillDoneSeq === undefined && p.commit.charges.prefillTokens)
+    c.prefillTokens = p.commit.charges.prefillTokens;
+  return c;
 }
 
 function unknownPick(receipt: PickReceipt): OpenPick {
   const decision = {
-    requestId: receipt.requestId,
+    requestId: '',
     atMs: 0,
     model: '',
     profile: '',
@@ -555,7 +637,7 @@ function unknownPick(receipt: PickReceipt): OpenPick {
   };
   // seq -1: not part of any baseline adjustment, only replayed on resync.
   return {
-    commit: { requestId: receipt.requestId, charges: receipt.charges, leaseMs: 0, decision },
+    commit: { chargeId: receipt.chargeId, charges: receipt.charges, leaseMs: 0, decision },
     origin: 'redis',
     receipt,
     seq: Number.POSITIVE_INFINITY,
@@ -600,13 +682,13 @@ function applyCharge(
 }
 
 function decayedCharges(c: PickCharges, from: number, to: number): PickCharges {
-  if (!c.bucket) return { inFlight: c.inFlight };
+  const out: PickCharges = { inFlight: c.inFlight };
+  if (c.prefillTokens) out.prefillTokens = c.prefillTokens;
+  if (!c.bucket) return out;
   const d = c.bucket.decayFactor;
-  return {
-    inFlight: c.inFlight,
-    bucket: {
-      decayFactor: d,
-      items: c.bucket.items.map((it) => ({ ...it, amount: decayed(it.amount, from, to, d) })),
-    },
+  out.bucket = {
+    decayFactor: d,
+    items: c.bucket.items.map((it) => ({ ...it, amount: decayed(it.amount, from, to, d) })),
   };
+  return out;
 }

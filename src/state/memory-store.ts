@@ -2,8 +2,8 @@
 // semantics as the Redis store (leases, decay, TTLs), so the contract test
 // suite runs against both.
 import type { BucketLoadRecord, Endpoint, EndpointSignals } from '../scheduling/types.js';
+import { applyInFlight, applyPrefill, chargeLoad, releaseLoad } from './charges.js';
 import {
-  decayed,
   type DecisionRecord,
   type PickCommit,
   type PickReceipt,
@@ -15,6 +15,8 @@ import {
 interface OpenPick {
   charges: PickCommit['charges'];
   expiresAtMs: number;
+  /** Prefill-token charges still counted (until the first token, release or expiry). */
+  prefillOpen: boolean;
 }
 
 export interface MemoryStoreOptions {
@@ -30,6 +32,7 @@ export class MemoryStateStore implements StateStore {
   private readonly signals = new Map<string, EndpointSignals>();
   private readonly picks = new Map<string, OpenPick>();
   private readonly inFlight = new Map<string, number>();
+  private readonly pendingPrefill = new Map<string, number>();
   private nextExpiryMs = Infinity;
   private readonly bucketLoads = new Map<string, BucketLoadRecord>();
   private poolEvent = 0;
@@ -67,6 +70,7 @@ export class MemoryStateStore implements StateStore {
       endpoints: this.endpoints,
       signals: new Map(this.signals),
       inFlight: new Map(this.inFlight),
+      pendingPrefillTokens: new Map(this.pendingPrefill),
       bucketLoads: query.bucketLoads ? cloneLoads(this.bucketLoads) : new Map(),
       poolEvent: this.poolEvent,
     };
@@ -83,23 +87,20 @@ export class MemoryStateStore implements StateStore {
     const now = this.now();
     const { charges } = commit;
     const expiresAtMs = now + commit.leaseMs;
-    this.picks.set(commit.requestId, { charges, expiresAtMs });
+    this.picks.set(commit.chargeId, { charges, expiresAtMs, prefillOpen: true });
     if (expiresAtMs < this.nextExpiryMs) this.nextExpiryMs = expiresAtMs;
-    for (const id of charges.inFlight) this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
+    applyInFlight(this.inFlight, charges, 1);
+    applyPrefill(this.pendingPrefill, charges, 1);
 
     let chargedAtEvent = this.poolEvent;
     if (charges.bucket && charges.bucket.items.length > 0) {
       const d = charges.bucket.decayFactor;
       chargedAtEvent = ++this.poolEvent;
       for (const item of charges.bucket.items) {
-        const rec = this.bucketLoads.get(item.endpointId) ?? { short: 0, long: 0, atEvent: chargedAtEvent };
-        const next: BucketLoadRecord = {
-          short: decayed(rec.short, rec.atEvent, chargedAtEvent, d),
-          long: decayed(rec.long, rec.atEvent, chargedAtEvent, d),
-          atEvent: chargedAtEvent,
-        };
-        next[item.bucket] += item.amount;
-        this.bucketLoads.set(item.endpointId, next);
+        this.bucketLoads.set(
+          item.endpointId,
+          chargeLoad(this.bucketLoads.get(item.endpointId), item, chargedAtEvent, d),
+        );
       }
     }
     if (charges.prefixRecord) {
@@ -112,15 +113,15 @@ export class MemoryStateStore implements StateStore {
     this.decisions.push(commit.decision);
     if (this.decisions.length > this.decisionsLimit)
       this.decisions.splice(0, this.decisions.length - this.decisionsLimit);
-    return { requestId: commit.requestId, charges, chargedAtEvent };
+    return { chargeId: commit.chargeId, charges, chargedAtEvent };
   }
 
   async release(receipt: PickReceipt): Promise<void> {
-    const open = this.picks.get(receipt.requestId);
+    const open = this.picks.get(receipt.chargeId);
     // A pick whose lease already expired was released by the expiry.
     if (open) {
-      this.picks.delete(receipt.requestId);
-      this.uncount(open.charges.inFlight);
+      this.picks.delete(receipt.chargeId);
+      this.uncount(open);
     }
     const bucket = receipt.charges.bucket;
     if (!bucket) return;
@@ -128,23 +129,20 @@ export class MemoryStateStore implements StateStore {
     const now = this.poolEvent;
     for (const item of bucket.items) {
       const rec = this.bucketLoads.get(item.endpointId);
-      if (!rec) continue;
-      const next: BucketLoadRecord = {
-        short: decayed(rec.short, rec.atEvent, now, d),
-        long: decayed(rec.long, rec.atEvent, now, d),
-        atEvent: now,
-      };
-      next[item.bucket] = Math.max(
-        0,
-        next[item.bucket] - decayed(item.amount, receipt.chargedAtEvent, now, d),
-      );
-      this.bucketLoads.set(item.endpointId, next);
+      if (rec) this.bucketLoads.set(item.endpointId, releaseLoad(rec, item, receipt.chargedAtEvent, now, d));
     }
   }
 
-  async renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void> {
+  async releasePrefill(receipt: PickReceipt): Promise<void> {
+    const open = this.picks.get(receipt.chargeId);
+    if (!open || !open.prefillOpen) return;
+    open.prefillOpen = false;
+    applyPrefill(this.pendingPrefill, open.charges, -1);
+  }
+
+  async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
     const expiresAtMs = this.now() + leaseMs;
-    for (const id of requestIds) {
+    for (const id of chargeIds) {
       const open = this.picks.get(id);
       if (open) open.expiresAtMs = expiresAtMs;
     }
@@ -173,12 +171,10 @@ export class MemoryStateStore implements StateStore {
 
   async close(): Promise<void> {}
 
-  private uncount(ids: readonly string[]): void {
-    for (const id of ids) {
-      const n = (this.inFlight.get(id) ?? 0) - 1;
-      if (n > 0) this.inFlight.set(id, n);
-      else this.inFlight.delete(id);
-    }
+  private uncount(p: OpenPick): void {
+    applyInFlight(this.inFlight, p.charges, -1);
+    if (p.prefillOpen) applyPrefill(this.pendingPrefill, p.charges, -1);
+    p.prefillOpen = false;
   }
 
   private expirePicks(now: number): void {
@@ -187,7 +183,7 @@ export class MemoryStateStore implements StateStore {
     for (const [id, p] of this.picks) {
       if (p.expiresAtMs <= now) {
         this.picks.delete(id);
-        this.uncount(p.charges.inFlight);
+        this.uncount(p);
       } else if (p.expiresAtMs < next) next = p.expiresAtMs;
     }
     this.nextExpiryMs = next;

@@ -6,7 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
-import { COMMIT_LUA, ENDPOINTS_LUA, LEASE_LUA, RELEASE_LUA, RENEW_LUA, SNAPSHOT_LUA } from './lua/scripts.js';
+import {
+  COMMIT_LUA,
+  ENDPOINTS_LUA,
+  LEASE_LUA,
+  PREFILL_DONE_LUA,
+  RELEASE_LUA,
+  RENEW_LUA,
+  SNAPSHOT_LUA,
+} from './lua/scripts.js';
 import type {
   DecisionRecord,
   PickCommit,
@@ -35,6 +43,7 @@ interface ScriptCommands {
   hermesSnapshot(key: string, ...args: string[]): Promise<SnapshotReply>;
   hermesCommit(key: string, ...args: string[]): Promise<number>;
   hermesRelease(key: string, ...args: string[]): Promise<number>;
+  hermesPrefillDone(key: string, ...args: string[]): Promise<number>;
   hermesRenew(key: string, ...args: string[]): Promise<number>;
   hermesLease(key: string, ...args: string[]): Promise<number>;
   hermesEndpoints(key: string, ...args: string[]): Promise<number>;
@@ -49,12 +58,14 @@ type SnapshotReply = [
   event: string,
   prefixMatches: Array<string | number>,
   indexerAnswer: string | null,
+  pendingPrefill: string[],
 ];
 
 const SCRIPTS: Array<[keyof ScriptCommands, string]> = [
   ['hermesSnapshot', SNAPSHOT_LUA],
   ['hermesCommit', COMMIT_LUA],
   ['hermesRelease', RELEASE_LUA],
+  ['hermesPrefillDone', PREFILL_DONE_LUA],
   ['hermesRenew', RENEW_LUA],
   ['hermesLease', LEASE_LUA],
   ['hermesEndpoints', ENDPOINTS_LUA],
@@ -151,7 +162,7 @@ export class RedisStateStore implements StateStore {
       query.indexerCacheKey ?? '',
       ...(query.prefixHashes ?? []),
     );
-    const [version, endpointsJson, sig, inf, loads, event, px, ix] = r;
+    const [version, endpointsJson, sig, inf, loads, event, px, ix, pft] = r;
     // The endpoint set changes rarely: it is only sent when its version moved.
     if (version !== this.endpointsVersion) {
       this.endpoints = endpointsJson ? (JSON.parse(endpointsJson) as Endpoint[]) : [];
@@ -161,12 +172,15 @@ export class RedisStateStore implements StateStore {
     for (let i = 0; i < sig.length; i += 2) signals.set(sig[i]!, decodeSignals(sig[i + 1]!));
     const inFlight = new Map<string, number>();
     for (let i = 0; i < inf.length; i += 2) inFlight.set(inf[i]!, Number(inf[i + 1]));
+    const pendingPrefillTokens = new Map<string, number>();
+    for (let i = 0; i < pft.length; i += 2) pendingPrefillTokens.set(pft[i]!, Number(pft[i + 1]));
     const bucketLoads = new Map<string, BucketLoadRecord>();
     for (let i = 0; i < loads.length; i += 2) bucketLoads.set(loads[i]!, decodeLoad(loads[i + 1]!));
     const snap: StateSnapshot = {
       endpoints: this.endpoints,
       signals,
       inFlight,
+      pendingPrefillTokens,
       bucketLoads,
       poolEvent: Number(event),
     };
@@ -182,7 +196,7 @@ export class RedisStateStore implements StateStore {
   async commitPick(commit: PickCommit): Promise<PickReceipt> {
     const args = [
       'commit',
-      commit.requestId,
+      commit.chargeId,
       String(commit.leaseMs),
       this.stateTtlMs,
       ...chargeArgs(commit.charges),
@@ -197,7 +211,7 @@ export class RedisStateStore implements StateStore {
     args.push(JSON.stringify(commit.decision), this.decisionsLimit);
     this.roundTrips++;
     const chargedAtEvent = await this.client.hermesCommit(this.prefix, ...args);
-    return { requestId: commit.requestId, charges: commit.charges, chargedAtEvent };
+    return { chargeId: commit.chargeId, charges: commit.charges, chargedAtEvent };
   }
 
   /**
@@ -205,32 +219,39 @@ export class RedisStateStore implements StateStore {
    * is renewed and its receipt event returned; otherwise `charges` are
    * charged now (no prefix record, no decision).
    */
-  async restorePick(requestId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt> {
+  async restorePick(chargeId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt> {
     this.roundTrips++;
     const chargedAtEvent = await this.client.hermesCommit(
       this.prefix,
       'restore',
-      requestId,
+      chargeId,
       String(leaseMs),
       this.stateTtlMs,
       ...chargeArgs(charges),
     );
-    return { requestId, charges, chargedAtEvent };
+    return { chargeId, charges, chargedAtEvent };
   }
 
   async release(receipt: PickReceipt): Promise<void> {
     const b = receipt.charges.bucket;
-    const args = [receipt.requestId, String(receipt.chargedAtEvent)];
+    const args = [receipt.chargeId, String(receipt.chargedAtEvent)];
     if (b && b.items.length > 0) args.push(...bucketArgs(b));
     else args.push('', '0');
     this.roundTrips++;
     await this.client.hermesRelease(this.prefix, ...args);
   }
 
-  async renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void> {
-    if (requestIds.length === 0) return;
+  async releasePrefill(receipt: PickReceipt): Promise<void> {
+    const p = receipt.charges.prefillTokens;
+    if (!p || p.length === 0) return;
     this.roundTrips++;
-    await this.client.hermesRenew(this.prefix, String(leaseMs), ...requestIds);
+    await this.client.hermesPrefillDone(this.prefix, receipt.chargeId);
+  }
+
+  async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
+    if (chargeIds.length === 0) return;
+    this.roundTrips++;
+    await this.client.hermesRenew(this.prefix, String(leaseMs), ...chargeIds);
   }
 
   async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
@@ -272,6 +293,9 @@ function chargeArgs(c: PickCharges): string[] {
   const out = [String(c.inFlight.length), ...c.inFlight];
   if (c.bucket && c.bucket.items.length > 0) out.push(...bucketArgs(c.bucket));
   else out.push('', '0');
+  const p = c.prefillTokens ?? [];
+  out.push(String(p.length));
+  for (const it of p) out.push(it.endpointId, String(Math.max(0, Math.round(it.tokens))));
   return out;
 }
 

@@ -18,6 +18,8 @@ export interface StateSnapshot {
   signals: Map<string, EndpointSignals>;
   /** Unexpired in-flight charges per endpoint id. */
   inFlight: Map<string, number>;
+  /** Unexpired prefill-token charges not yet released by a first token, per endpoint id. */
+  pendingPrefillTokens: Map<string, number>;
   bucketLoads: Map<string, BucketLoadRecord>;
   poolEvent: number;
   /** Leading prompt blocks found per endpoint id (only when asked). */
@@ -40,7 +42,11 @@ export interface DecisionRecord {
 }
 
 export interface PickCommit {
-  requestId: string;
+  /**
+   * Names this pick's charges: unique per pick, made by the EPP (never the
+   * client's x-request-id, which two requests may share).
+   */
+  chargeId: string;
   charges: PickCharges;
   /** In-flight charges expire after this unless renewed (replica death). */
   leaseMs: number;
@@ -51,7 +57,7 @@ export interface PickCommit {
 
 /** What release() needs to undo a pick exactly. */
 export interface PickReceipt {
-  requestId: string;
+  chargeId: string;
   charges: PickCharges;
   /** Pool event counter right after the bucket charge (decay of the release). */
   chargedAtEvent: number;
@@ -69,8 +75,14 @@ export interface StateStore {
   readSnapshot(query: SnapshotQuery): Promise<StateSnapshot>;
   commitPick(commit: PickCommit): Promise<PickReceipt>;
   release(receipt: PickReceipt): Promise<void>;
+  /**
+   * The response's first token: undoes the pick's prefill-token charges
+   * (its other charges stay until release). Idempotent; a no-op once the
+   * pick was released or its lease expired.
+   */
+  releasePrefill(receipt: PickReceipt): Promise<void>;
   /** Extends the in-flight leases of picks whose responses are still open. */
-  renewLeases(requestIds: readonly string[], leaseMs: number): Promise<void>;
+  renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void>;
 
   // Shared background work: true when `holder` now holds `name` (acquired or renewed).
   tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
@@ -92,8 +104,5 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
-/** Load of one bucket record decayed from its event to `nowEvent`. */
-export function decayed(value: number, fromEvent: number, nowEvent: number, decayFactor: number): number {
-  const steps = nowEvent - fromEvent;
-  return steps <= 0 ? value : value * Math.pow(decayFactor, steps);
-}
+// The charge algebra lives in charges.ts; re-exported for existing callers.
+export { decayed } from './charges.js';

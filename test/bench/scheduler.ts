@@ -22,10 +22,10 @@
 // EPP-only cost). Each pick's prompt blocks are then added to the index for
 // the chosen (prefill) pod, outside the clock, as KV events would be.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { Director } from '../../src/director/director.js';
+import { Director, type PickTicket } from '../../src/director/director.js';
 import { parseOpenAIRequest } from '../../src/request/openai.js';
 import type { LLMRequest } from '../../src/scheduling/types.js';
-import type { PickReceipt, StateStore } from '../../src/state/store.js';
+import type { StateStore } from '../../src/state/store.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import type { LoadedConfig } from '../../src/config/endpoint-picker-config.js';
 import { BlockIndex } from './sim/block-index.js';
@@ -136,7 +136,7 @@ export async function benchCell(
   const endpointIds = endpoints.map((e) => e.id);
   const director = new Director({ store, profile: loaded.profile, indexer, random: rng.next });
   const bodies = new SharedPrefixBodies(rng, promptTokens);
-  const open: PickReceipt[] = [];
+  const open: PickTicket[] = [];
   const samples = new Float64Array(timed);
   const scheduleSamples = new Float64Array(timed);
   const total = warmup + timed;
@@ -176,8 +176,8 @@ export async function benchCell(
         const holder = decision.result.pd?.prefill.endpoint.id ?? decision.result.primary.endpoint.id;
         for (const h of hashes) index.add(holder, h);
       }
-      open.push(decision.receipt);
-      if (open.length > OPEN_PICKS) await director.release(open.shift()!);
+      open.push(decision.ticket);
+      if (open.length > OPEN_PICKS) await open.shift()!.release();
       if (i >= warmup) {
         samples[i - warmup] = us;
         scheduleSamples[i - warmup] = decision.scheduleUs;

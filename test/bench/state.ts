@@ -88,7 +88,7 @@ function request(n: number, tag: string): { query: SnapshotQuery; commit: PickCo
   return {
     query: { prefixHashes: hashes, indexerCacheKey: `m|${group}`, bucketLoads: true },
     commit: {
-      requestId: id,
+      chargeId: id,
       charges,
       leaseMs: 60_000,
       prefixCapacityPerEndpoint: 31_250,

@@ -10,10 +10,12 @@
 //   eps            STRING  JSON array of endpoints      epver  INT  its version
 //   sig            HASH    endpoint -> "waiting,running,kv,updatedAtMs" (key TTL)
 //   inf            HASH    endpoint -> unexpired in-flight count
-//   picks          HASH    requestId -> "chargedAtEvent\nendpoint\nendpoint..."
-//   leases         ZSET    requestId by lease expiry (epoch ms)
+//   picks          HASH    chargeId -> "chargedAtEvent\nendpoint\nendpoint..."
+//   leases         ZSET    chargeId by lease expiry (epoch ms)
 //   load           HASH    endpoint -> "short long atEvent"
 //   event          INT     pool event counter (one per bucket charge)
+//   pft            HASH    endpoint -> prefill tokens charged, not yet released by a first token
+//   pfp            HASH    chargeId -> "endpoint tokens\nendpoint tokens..." (its open prefill charge)
 //   pxb            HASH    prompt block hash -> holder bitmap (TTL): bit s set = the
 //                          endpoint in slot s holds the block; trailing zero bytes trimmed
 //   pxl:<ep>       ZSET    block hashes of one endpoint by recency (TTL)
@@ -57,7 +59,17 @@ local function uncount(rec)
     end
   end
 end
+local function dropPrefill(rid)
+  local rec = redis.call('HGET', P .. 'pfp', rid)
+  if not rec then return end
+  for ep, n in string.gmatch(rec, '(%S+) (%S+)') do
+    local left = redis.call('HINCRBY', P .. 'pft', ep, -tonumber(n))
+    if left <= 0 then redis.call('HDEL', P .. 'pft', ep) end
+  end
+  redis.call('HDEL', P .. 'pfp', rid)
+end
 local function dropPick(rid)
+  dropPrefill(rid)
   local rec = redis.call('HGET', P .. 'picks', rid)
   if rec then
     uncount(rec)
@@ -166,7 +178,8 @@ end
  * readSnapshot. ARGV: knownEndpointsVersion, wantLoads (0|1), indexerKey ('' =
  * none), prefix hashes... Returns {version, endpointsJson|nil (when the
  * caller's version is current), signals[], inFlight[], loads[], event,
- * prefixMatches[], indexerAnswer|nil}; arrays are flat field/value lists.
+ * prefixMatches[], indexerAnswer|nil, pendingPrefill[]}; arrays are flat
+ * field/value lists.
  */
 export const SNAPSHOT_LUA = `${COMMON}
 local now = nowMs()
@@ -212,15 +225,16 @@ end
 local ix = false
 if ARGV[3] ~= '' then ix = redis.call('GET', P .. 'ix:' .. ARGV[3]) or false end
 return {ver, eps, redis.call('HGETALL', P .. 'sig'), redis.call('HGETALL', P .. 'inf'), loads,
-  redis.call('GET', P .. 'event') or '0', flat, ix}
+  redis.call('GET', P .. 'event') or '0', flat, ix, redis.call('HGETALL', P .. 'pft')}
 `;
 
 /**
  * commitPick (mode 'commit') and resync of an open pick (mode 'restore':
  * if the pick is still stored only its lease is renewed, else it is charged;
- * no prefix record or decision). ARGV, in order: mode, requestId, leaseMs,
+ * no prefix record or decision). ARGV, in order: mode, chargeId, leaseMs,
  * stateTtlMs, n, n in-flight endpoint ids, decayFactor ('' = no bucket), m,
- * m x (endpoint, 'short'|'long', amount), prefixEndpoint ('' = none),
+ * m x (endpoint, 'short'|'long', amount), p, p x (endpoint, prefill tokens),
+ * prefixEndpoint ('' = none),
  * capacity, prefixTtlMs, k, k hashes, decisionJson, decisionsLimit.
  * Returns the pool event the charge was made at.
  */
@@ -263,10 +277,20 @@ if d ~= '' and m > 0 then
 else
   i = i + m * 3
 end
+local np = tonumber(arg())
+if np > 0 then
+  local parts = {}
+  for j = 1, np do
+    local ep, tok = arg(), arg()
+    redis.call('HINCRBY', P .. 'pft', ep, tok)
+    parts[j] = ep .. ' ' .. tok
+  end
+  redis.call('HSET', P .. 'pfp', rid, table.concat(parts, '\\n'))
+end
 redis.call('HSET', P .. 'picks', rid, event .. '\\n' .. table.concat(ids, '\\n'))
 redis.call('ZADD', P .. 'leases', now + leaseMs, rid)
 -- Leases are uniform per EPP, so refreshing to lease + margin never cuts a live pick short.
-for _, k in ipairs({'inf', 'picks', 'leases'}) do redis.call('PEXPIRE', P .. k, leaseMs + stateTtl) end
+for _, k in ipairs({'inf', 'picks', 'leases', 'pft', 'pfp'}) do redis.call('PEXPIRE', P .. k, leaseMs + stateTtl) end
 if mode == 'restore' then return event end
 local pep = arg()
 local capacity, pxTtl = tonumber(arg()), tonumber(arg())
@@ -330,7 +354,7 @@ return event
 `;
 
 /**
- * release. ARGV: requestId, chargedAtEvent, decayFactor ('' = no bucket), m,
+ * release. ARGV: chargeId, chargedAtEvent, decayFactor ('' = no bucket), m,
  * m x (endpoint, bucket, amount). The in-flight part is undone only if the
  * pick is still stored (an expired lease already undid it); the bucket part
  * subtracts the charge decayed to the current event.
@@ -355,7 +379,13 @@ end
 return 1
 `;
 
-/** renewLeases. ARGV: leaseMs, requestIds... Only leases still stored are extended. */
+/** releasePrefill (first token). ARGV: chargeId. Undoes the pick's prefill-token charge, once. */
+export const PREFILL_DONE_LUA = `${COMMON}
+dropPrefill(ARGV[1])
+return 1
+`;
+
+/** renewLeases. ARGV: leaseMs, chargeIds... Only leases still stored are extended. */
 export const RENEW_LUA = `${COMMON}
 local exp = nowMs() + tonumber(ARGV[1])
 local n = 0

@@ -35,7 +35,7 @@ function used(): number {
 
 function commit(id: string, endpointId: string, extra: Partial<PickCommit['charges']>): PickCommit {
   return {
-    requestId: id,
+    chargeId: id,
     charges: { inFlight: [endpointId], ...extra },
     leaseMs: 60_000,
     prefixCapacityPerEndpoint: 10_000_000,

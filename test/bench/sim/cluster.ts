@@ -11,8 +11,7 @@
 //  - PD: the prefill server computes the prompt, the KV moves to the chosen
 //    decode server (setup + per-token time), which then decodes.
 //  - When a request ends the Director releases its charges.
-import { Director } from '../../../src/director/director.js';
-import type { PickReceipt } from '../../../src/state/store.js';
+import { Director, type PickTicket } from '../../../src/director/director.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import type { Endpoint, LLMRequest } from '../../../src/scheduling/types.js';
 import { BlockIndex } from './block-index.js';
@@ -74,7 +73,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
   const kvIndex = new BlockIndex();
   let windowTokens = 0;
   let open = run.requests.length;
-  const receipts = new Map<number, PickReceipt>();
+  const tickets = new Map<number, PickTicket>();
 
   // --- router ---
   const byRequestId = new Map<string, SimRequest>();
@@ -108,16 +107,17 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
   const hooks: EngineHooks = {
     firstToken: (seq, t) => {
       seq.sr.firstTokenS = t;
+      tickets.get(seq.sr.id)?.firstToken();
     },
     finished: (seq, t) => {
       const sr = seq.sr;
       sr.finishS = t;
       if (sr.hitTokens === undefined) sr.hitTokens = seq.hitTokens;
       open--;
-      const r = receipts.get(sr.id);
-      if (r) {
-        receipts.delete(sr.id);
-        void director.release(r);
+      const ticket = tickets.get(sr.id);
+      if (ticket) {
+        tickets.delete(sr.id);
+        void ticket.release();
       }
     },
     prefilled: (seq, t) => {
@@ -177,7 +177,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
       const t0 = performance.now();
       const d = await director.pick(sr.req);
       sr.decisionUs = (performance.now() - t0) * 1000;
-      receipts.set(sr.id, d.receipt);
+      tickets.set(sr.id, d.ticket);
       const target = d.result.pd ? d.result.pd.prefill.endpoint.id : d.result.primary.endpoint.id;
       if (d.result.pd) decodeOf.set(sr.id, d.result.pd.decode.endpoint.id);
       sr.server = target;

@@ -164,7 +164,7 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
       const b = r.tokens > SEPARATE ? ('long' as const) : ('short' as const);
       receipts.push(
         await ref.commitPick({
-          requestId: `r${i}`,
+          chargeId: `r${i}`,
           leaseMs: 60_000,
           charges: {
             inFlight: [r.leader, r.prefill!, r.decode!],

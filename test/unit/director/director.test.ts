@@ -56,7 +56,7 @@ describe('Director', () => {
     expect(d.result.primary.endpoint.id).toBe(ep(2).id);
     expect(d.result.fallbacks.map((f) => f.endpoint.id)).toEqual([ep(3).id, ep(1).id]);
     expect((await store.readSnapshot({})).inFlight.get(ep(2).id)).toBe(1);
-    await director.release(d.receipt);
+    await d.ticket.release();
     expect((await store.readSnapshot({})).inFlight.get(ep(2).id)).toBeUndefined();
     expect((await store.recentDecisions(10))[0]?.endpoint).toBe(ep(2).id);
   });
@@ -99,7 +99,7 @@ describe('Director', () => {
     });
     const d = await director.pick(req());
     expect(d.result.primary.endpoint.id).toMatch(/^10\.0\.0\.\d:8000$/);
-    await director.release(d.receipt);
+    await d.ticket.release();
     expect(errors).toEqual(['commitPick', 'release']);
   });
 

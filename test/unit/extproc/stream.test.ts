@@ -24,7 +24,6 @@ async function setup(overrides: Partial<StreamOptions> = {}) {
   });
   const out: ProcessingResponse[] = [];
   let ended = false;
-  const leases = new Set<string>();
   const s = new ProcessStream(
     { write: (m) => out.push(m), end: () => (ended = true) },
     {
@@ -36,7 +35,6 @@ async function setup(overrides: Partial<StreamOptions> = {}) {
       defaultRequestBodyMode: 'FULL_DUPLEX_STREAMED',
       defaultResponseBodyMode: 'FULL_DUPLEX_STREAMED',
       observer: {},
-      leases,
       ...overrides,
     },
   );
@@ -44,7 +42,7 @@ async function setup(overrides: Partial<StreamOptions> = {}) {
     for (const m of msgs) s.receive(m);
     await s.settled();
   };
-  return { s, out, send, store, leases, isEnded: () => ended };
+  return { s, out, send, store, director, isEnded: () => ended };
 }
 
 const hdrs = (eos = false): ProcessingRequest => ({
@@ -86,10 +84,10 @@ describe('ProcessStream', () => {
   });
 
   test('observability_mode: the EPP observes but never replies', async () => {
-    const { out, send, leases } = await setup();
+    const { out, send, director } = await setup();
     await send({ ...hdrs(), observability_mode: true }, body('{"model":"m","prompt":"p"}', true));
     expect(out).toHaveLength(0);
-    expect(leases.size).toBe(1);
+    expect(director.openPicks).toBe(1);
   });
 
   test('body before headers is a protocol error answered 500, and the stream ends', async () => {
@@ -109,7 +107,7 @@ describe('ProcessStream', () => {
   });
 
   test('release happens once: response end, then stream close', async () => {
-    const { send, s, store, leases } = await setup();
+    const { send, s, store, director } = await setup();
     await send(hdrs(), body('{"model":"m","prompt":"p"}', true));
     expect((await store.readSnapshot({})).inFlight.get('10.0.0.1:8000')).toBe(1);
     await send(
@@ -117,9 +115,29 @@ describe('ProcessStream', () => {
       { response_body: { body: Buffer.from('{}'), end_of_stream: true } },
     );
     expect((await store.readSnapshot({})).inFlight.get('10.0.0.1:8000') ?? 0).toBe(0);
-    expect(leases.size).toBe(0);
+    expect(director.openPicks).toBe(0);
     s.close('cancelled');
     await s.settled();
     expect((await store.readSnapshot({})).inFlight.get('10.0.0.1:8000') ?? 0).toBe(0);
+  });
+
+  test('the first response body chunk releases the prefill tokens; the end releases the rest', async () => {
+    const { send, store } = await setup();
+    const ep = '10.0.0.1:8000';
+    const prompt = 'x'.repeat(400);
+    await send(hdrs(), body(JSON.stringify({ model: 'm', prompt }), true));
+    const charged = await store.readSnapshot({});
+    expect(charged.pendingPrefillTokens.get(ep)).toBeGreaterThan(0);
+    await send(
+      { response_headers: { headers: toHeaderMap([[':status', '200']]) } },
+      { response_body: { body: Buffer.from('data: {"choices":[]}\n\n'), end_of_stream: false } },
+    );
+    const first = await store.readSnapshot({});
+    expect(first.pendingPrefillTokens.get(ep) ?? 0).toBe(0);
+    expect(first.inFlight.get(ep)).toBe(1);
+    await send({ response_body: { body: Buffer.from('data: [DONE]\n\n'), end_of_stream: true } });
+    const done = await store.readSnapshot({});
+    expect(done.inFlight.get(ep) ?? 0).toBe(0);
+    expect(done.pendingPrefillTokens.get(ep) ?? 0).toBe(0);
   });
 });

@@ -15,6 +15,7 @@ export interface ViewOpts {
   running?: number;
   usage?: number;
   inFlight?: number;
+  pendingPrefillTokens?: number;
   labels?: Record<string, string>;
   /** Default: 10.0.0.<n> derived from the id. */
   address?: string;
@@ -36,6 +37,7 @@ export function view(name: string, o: ViewOpts = {}): EndpointView {
     runningRequests: o.unknown ? undefined : (o.running ?? 0),
     kvCacheUsage: o.unknown ? undefined : (o.usage ?? 0),
     inFlight: o.inFlight ?? 0,
+    pendingPrefillTokens: o.pendingPrefillTokens ?? 0,
     signalsAgeMs: o.unknown ? undefined : 10,
   };
 }
@@ -82,6 +84,7 @@ export interface CtxOpts {
   poolEvent?: number;
   prefixHashes?: string[];
   prefixMatches?: Map<string, number>;
+  prefixBlockTokens?: number;
   random?: () => number;
 }
 
@@ -100,6 +103,7 @@ export function ctx(o: CtxOpts = {}): CycleContext {
       hitRates: hit,
       prefixMatches: o.prefixMatches,
       prefixHashes: o.prefixHashes,
+      ...(o.prefixBlockTokens !== undefined ? { prefixBlockTokens: o.prefixBlockTokens } : {}),
     },
     random: o.random ?? seqRandom([0]),
   };

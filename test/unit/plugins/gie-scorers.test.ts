@@ -145,7 +145,7 @@ describe('prefix-cache-scorer', () => {
     expect(hashes1.length).toBeGreaterThan(10);
     const rec = p.charges!(ctx({ prefixHashes: hashes1 }), { primary: b } as SchedulingResult);
     await store.commitPick({
-      requestId: 'r1',
+      chargeId: 'r1',
       charges: { inFlight: [], ...rec },
       leaseMs: 1000,
       prefixCapacityPerEndpoint: need.lruCapacityPerServer,

@@ -240,7 +240,7 @@ describe('scorer-pd-bucket', () => {
 describe('scorer-pd-bucket with the state store', () => {
   const d = 0.97;
   const charge = (id: string, bucket: 'short' | 'long', amount: number, n: number) => ({
-    requestId: `r${n}`,
+    chargeId: `r${n}`,
     charges: { inFlight: [], bucket: { decayFactor: d, items: [{ endpointId: id, bucket, amount }] } },
     leaseMs: 60_000,
     decision: {
@@ -336,7 +336,7 @@ schedulingProfiles:
       prefillBy[b].set(pid, (prefillBy[b].get(pid) ?? 0) + 1);
       decodeBy[b].set(did, (decodeBy[b].get(did) ?? 0) + 1);
       await store.commitPick({
-        requestId: `r${i}`,
+        chargeId: `r${i}`,
         charges: res.charges,
         leaseMs: 60_000,
         decision: {
@@ -387,7 +387,7 @@ plugins:
       const id = res.pd!.prefill.endpoint.id;
       count.set(id, (count.get(id) ?? 0) + 1);
       await store.commitPick({
-        requestId: `r${i}`,
+        chargeId: `r${i}`,
         charges: res.charges,
         leaseMs: 60_000,
         decision: {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 import type { Plugin } from '../../../src/plugins/plugin.js';
-import { schedule, type CompiledProfile } from '../../../src/scheduling/scheduler.js';
+import { schedule, uncachedPromptTokens, type CompiledProfile } from '../../../src/scheduling/scheduler.js';
 import { SchedulingError, type ScoredCandidate } from '../../../src/scheduling/types.js';
 import { ctx, pdGroup, seeded, seqRandom, view } from '../plugins/fixtures.js';
 
@@ -73,7 +73,11 @@ describe('schedule', () => {
     expect(schedule(profile, ctx({ random: seqRandom([0.1]) }), [a, b, c]).primary).toBe(c);
     const r = schedule(profile, ctx(), [a, b]);
     expect(r.fallbacks).toEqual([]);
-    expect(r.charges).toEqual({ inFlight: [b.endpoint.id] });
+    // Nothing known cached: the whole prompt is b's to prefill.
+    expect(r.charges).toEqual({
+      inFlight: [b.endpoint.id],
+      prefillTokens: [{ endpointId: b.endpoint.id, tokens: 10 }],
+    });
     expect(r.headers).toEqual({});
     expect(r.pd).toBeUndefined();
   });
@@ -147,7 +151,24 @@ describe('schedule', () => {
         ],
       },
       prefixRecord: { endpointId: g.prefill[1]!.endpoint.id, hashes: ['h1', 'h2'] },
+      prefillTokens: [{ endpointId: g.prefill[1]!.endpoint.id, tokens: 150 }],
     });
+  });
+
+  it('charges the prompt tokens not expected cached: hit rate first, else prefix match, else all', () => {
+    const a = view('a').endpoint.id;
+    const req = { promptTokens: 1000 };
+    expect(uncachedPromptTokens(ctx(req), a)).toBe(1000);
+    expect(uncachedPromptTokens(ctx({ ...req, hitRates: { [a]: 0.25 } }), a)).toBe(750);
+    // Out-of-range hit rates are clamped, as scores are.
+    expect(uncachedPromptTokens(ctx({ ...req, hitRates: { [a]: 1.5 } }), a)).toBe(0);
+    const px = { prefixMatches: new Map([[a, 3]]), prefixBlockTokens: 64 };
+    expect(uncachedPromptTokens(ctx({ ...req, ...px }), a)).toBe(1000 - 192);
+    // The indexer's answer wins over the approximate index.
+    expect(uncachedPromptTokens(ctx({ ...req, ...px, hitRates: { [a]: 0.5 } }), a)).toBe(500);
+    // Known prefix index, endpoint holds nothing: all of it; more matched than the prompt: none.
+    expect(uncachedPromptTokens(ctx({ ...req, ...px }), 'other:1')).toBe(1000);
+    expect(uncachedPromptTokens(ctx({ promptTokens: 100, ...px }), a)).toBe(0);
   });
 
   it('takes the PD pods from the PD scorer with the highest weight', () => {

@@ -26,7 +26,7 @@ export function decision(requestId: string, endpoint = ep(1).id): DecisionRecord
 
 export function commit(requestId: string, charges: PickCharges, extra: Partial<PickCommit> = {}): PickCommit {
   return {
-    requestId,
+    chargeId: requestId,
     charges,
     leaseMs: 60_000,
     decision: decision(requestId, charges.inFlight[0]),
@@ -85,6 +85,7 @@ export function stateStoreContract(backend: ContractBackend): void {
       expect(partial).toEqual({ kvCacheUsage: 0.5, updatedAtMs: 99 });
       expect(partial.waitingQueueSize).toBeUndefined();
       expect(snap.inFlight.size).toBe(0);
+      expect(snap.pendingPrefillTokens.size).toBe(0);
       expect(snap.bucketLoads.size).toBe(0);
       expect(snap.poolEvent).toBe(0);
       expect(snap.prefixMatches).toBeUndefined();
@@ -128,6 +129,114 @@ export function stateStoreContract(backend: ContractBackend): void {
       expect(Object.fromEntries(snap.inFlight)).toEqual({ [ep(1).id]: 1 });
       await s!.release(r2);
       expect((await s!.readSnapshot({})).inFlight.size).toBe(0);
+    });
+
+    it('pendingPrefillTokens: charged at commit, released once at the first token or the release', async () => {
+      const [s] = await open();
+      await s!.replaceEndpoints([ep(1), ep(2)]);
+      const pf = (endpointId: string, tokens: number) => ({ endpointId, tokens });
+      const r1 = await s!.commitPick(
+        commit('r1', { inFlight: [ep(1).id], prefillTokens: [pf(ep(1).id, 500)] }),
+      );
+      const r2 = await s!.commitPick(
+        commit('r2', { inFlight: [ep(1).id], prefillTokens: [pf(ep(1).id, 300)] }),
+      );
+      const r3 = await s!.commitPick(
+        commit('r3', { inFlight: [ep(2).id], prefillTokens: [pf(ep(2).id, 7)] }),
+      );
+      const noPrefill = await s!.commitPick(commit('r4', { inFlight: [ep(2).id] }));
+      const pending = async () => Object.fromEntries((await s!.readSnapshot({})).pendingPrefillTokens);
+      expect(await pending()).toEqual({ [ep(1).id]: 800, [ep(2).id]: 7 });
+      await s!.releasePrefill(r1);
+      await s!.releasePrefill(r1); // idempotent
+      await s!.releasePrefill(noPrefill); // nothing to release
+      expect(await pending()).toEqual({ [ep(1).id]: 300, [ep(2).id]: 7 });
+      // The first token releases only the prefill part.
+      expect((await s!.readSnapshot({})).inFlight.get(ep(1).id)).toBe(2);
+      await s!.release(r1); // its prefill part is already gone: nothing more comes off
+      expect(await pending()).toEqual({ [ep(1).id]: 300, [ep(2).id]: 7 });
+      await s!.release(r2); // no first token (error reply): the release takes it
+      await s!.releasePrefill(r2); // after the release: a no-op
+      expect(await pending()).toEqual({ [ep(2).id]: 7 });
+      await s!.release(r3);
+      await s!.release(noPrefill);
+      const snap = await s!.readSnapshot({});
+      expect(snap.pendingPrefillTokens.size).toBe(0);
+      expect(snap.inFlight.size).toBe(0);
+    });
+
+    it('pendingPrefillTokens expire with the lease, like in-flight charges', async () => {
+      const [s] = await open();
+      await s!.replaceEndpoints([ep(1)]);
+      const short = await s!.commitPick(
+        commit(
+          'short',
+          { inFlight: [ep(1).id], prefillTokens: [{ endpointId: ep(1).id, tokens: 100 }] },
+          { leaseMs: 1_000 },
+        ),
+      );
+      await s!.commitPick(
+        commit(
+          'renewed',
+          { inFlight: [ep(1).id], prefillTokens: [{ endpointId: ep(1).id, tokens: 20 }] },
+          { leaseMs: 1_000 },
+        ),
+      );
+      await sleep(200);
+      await s!.renewLeases(['renewed'], 20_000);
+      await sleep(1_500);
+      expect((await s!.readSnapshot({})).pendingPrefillTokens.get(ep(1).id)).toBe(20);
+      // A late first token of the expired pick takes nothing from the live one.
+      await s!.releasePrefill(short);
+      await s!.release(short);
+      expect((await s!.readSnapshot({})).pendingPrefillTokens.get(ep(1).id)).toBe(20);
+    });
+
+    it('pendingPrefillTokens: the sum of unreleased charges over random picks from several handles', async () => {
+      const stores = await open(3);
+      await stores[0]!.replaceEndpoints([ep(1), ep(2), ep(3)]);
+      const rand = rng(17);
+      const eps = [ep(1).id, ep(2).id, ep(3).id];
+      type Open = {
+        receipt: Awaited<ReturnType<StateStore['commitPick']>>;
+        ep: string;
+        tokens: number;
+        first: boolean;
+      };
+      const live: Open[] = [];
+      const want = new Map<string, number>();
+      const add = (id: string, n: number) => want.set(id, (want.get(id) ?? 0) + n);
+      for (let i = 0; i < 120; i++) {
+        const s = stores[Math.floor(rand() * stores.length)]!;
+        const r = rand();
+        if (r < 0.5 || live.length === 0) {
+          const id = eps[Math.floor(rand() * eps.length)]!;
+          const tokens = 1 + Math.floor(rand() * 5000);
+          const receipt = await s.commitPick(
+            commit(`p${i}`, { inFlight: [id], prefillTokens: [{ endpointId: id, tokens }] }),
+          );
+          live.push({ receipt, ep: id, tokens, first: false });
+          add(id, tokens);
+        } else {
+          const k = Math.floor(rand() * live.length);
+          const o = live[k]!;
+          if (r < 0.75) {
+            await s.releasePrefill(o.receipt);
+            if (!o.first) add(o.ep, -o.tokens);
+            o.first = true;
+          } else {
+            await s.release(o.receipt);
+            if (!o.first) add(o.ep, -o.tokens);
+            live.splice(k, 1);
+          }
+        }
+      }
+      for (const id of [...want.keys()]) if (want.get(id) === 0) want.delete(id);
+      for (const s of stores) {
+        expect(Object.fromEntries((await s.readSnapshot({})).pendingPrefillTokens)).toEqual(
+          Object.fromEntries(want),
+        );
+      }
     });
 
     it('expired in-flight leases vanish without a release; renewal keeps them', async () => {

@@ -116,6 +116,54 @@ describe('degraded mode', () => {
     ).toBeCloseTo(0, 6);
   });
 
+  it('pendingPrefillTokens while Redis is down: baseline plus own charges, first tokens replayed on resync', async () => {
+    const pool = `pf-${randomUUID().slice(0, 8)}`;
+    const a = await open(pool);
+    const b = await open(pool);
+    const [e1, e2] = [ep(1).id, ep(2).id];
+    const pf = (id: string, tokens: number) => ({
+      inFlight: [id],
+      prefillTokens: [{ endpointId: id, tokens }],
+    });
+    await a.replaceEndpoints([ep(1), ep(2)]);
+    const fromB = await b.commitPick(commit('b1', pf(e1, 1000)));
+    const firstBefore = await a.commitPick(commit('a1', pf(e1, 200)));
+    const doneBefore = await a.commitPick(commit('a2', pf(e2, 30)));
+    expect(Object.fromEntries((await a.readSnapshot({})).pendingPrefillTokens)).toEqual({
+      [e1]: 1200,
+      [e2]: 30,
+    });
+
+    await server.stop();
+    const pending = async (s: DegradedStateStore) =>
+      Object.fromEntries((await s.readSnapshot({})).pendingPrefillTokens);
+    expect(await pending(a)).toEqual({ [e1]: 1200, [e2]: 30 });
+    expect(a.degraded).toBe(true);
+    const during = await a.commitPick(commit('a3', pf(e2, 400)));
+    const duringFirst = await a.commitPick(commit('a4', pf(e2, 5)));
+    await a.releasePrefill(firstBefore); // Redis cannot hear it: replayed on resync
+    await a.release(doneBefore);
+    await a.releasePrefill(duringFirst);
+    await a.releasePrefill(duringFirst);
+    expect(await pending(a)).toEqual({ [e1]: 1000, [e2]: 400 });
+
+    // Redis comes back empty (no persistence): each replica re-charges its open picks' unreleased prefill
+    // (b1 by b, a3 by a), never the ones whose first token came meanwhile.
+    await server.restart();
+    await until(() => !a.degraded && !b.degraded);
+    expect(await pending(b)).toEqual({ [e1]: 1000, [e2]: 400 });
+    expect(await pending(a)).toEqual({ [e1]: 1000, [e2]: 400 });
+    await b.releasePrefill(fromB);
+    await a.releasePrefill(during);
+    await a.release(during);
+    await a.release(duringFirst);
+    await a.release(firstBefore);
+    await b.release(fromB);
+    const idle = await b.readSnapshot({});
+    expect(idle.pendingPrefillTokens.size).toBe(0);
+    expect(idle.inFlight.size).toBe(0);
+  });
+
   it('a hung Redis costs at most the command timeout, then requests go local', async () => {
     const pool = `hang-${randomUUID().slice(0, 8)}`;
     const a = await open(pool);
@@ -169,16 +217,20 @@ describe('degraded mode', () => {
     ]);
     a.addOwnPending(s1);
     expect(s1.bucketLoads.size).toBe(0);
-    const pending = a.commitPick(commit('p1', bucket(e1, 100)));
+    const pending = a.commitPick(
+      commit('p1', { ...bucket(e1, 100), prefillTokens: [{ endpointId: e1, tokens: 50 }] }),
+    );
     a.addOwnPending(s2);
     expect(s2.bucketLoads.get(e1)).toEqual({ short: 100, long: 0, atEvent: 0 });
     expect(s2.inFlight.get(e1)).toBe(1);
+    expect(s2.pendingPrefillTokens.get(e1)).toBe(50);
     await pending;
     // A later read already has it from Redis: not counted twice.
     const s3 = await a.readSnapshot({ bucketLoads: true });
     a.addOwnPending(s3);
     expect(s3.bucketLoads.get(e1)).toEqual({ short: 100, long: 0, atEvent: 1 });
     expect(s3.inFlight.get(e1)).toBe(1);
+    expect(s3.pendingPrefillTokens.get(e1)).toBe(50);
   });
 
   it('adds no round trip in healthy mode', async () => {

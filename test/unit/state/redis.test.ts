@@ -61,6 +61,7 @@ describe('Redis store specifics', () => {
           inFlight: [ep(1).id],
           bucket: { decayFactor: 0.9, items: [{ endpointId: ep(1).id, bucket: 'long', amount: 5 }] },
           prefixRecord: { endpointId: ep(1).id, hashes: ['b1'] },
+          prefillTokens: [{ endpointId: ep(1).id, tokens: 40 }],
         }),
       );
       await s.putIndexerAnswer('key', 'x', 5_000);
@@ -79,6 +80,8 @@ describe('Redis store specifics', () => {
           'lease:scrape',
           'leases',
           'load',
+          'pfp',
+          'pft',
           'picks',
           'pxb',
           'pxid',
@@ -97,6 +100,8 @@ describe('Redis store specifics', () => {
         'inf',
         'picks',
         'leases',
+        'pft',
+        'pfp',
       ]) {
         expect(await raw.pttl(prefix + k), k).toBeGreaterThan(0);
       }
