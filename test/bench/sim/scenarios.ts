@@ -51,6 +51,7 @@ const PD_POLICIES: PolicyId[] = [
   'hermes-pd-kv-aware',
   'hermes-pd-bucket',
   'hermes-pd-bucket-v0',
+  'hermes-pd-kv-aware-v0',
   'random-pd-bucket',
 ];
 
@@ -87,7 +88,7 @@ export const SCENARIOS: readonly Scenario[] = [
     pd: { server: Q32_H100X2, pd: { groups: 2, prefillPerGroup: 2, decodePerGroup: 2 } },
     policies: [...AGG_BASELINES, 'precise-3-2-2', 'hermes-pd-kv-aware'],
     extraPolicies: KV_AWARE_TUNING,
-    ladder: [5, 10, 15, 20, 30, 40, 60],
+    ladder: [5, 10, 15, 20, 30, 40, 50, 60],
     quickLadder: [10, 20, 40],
     windowS: 40,
     quickWindowS: 15,
