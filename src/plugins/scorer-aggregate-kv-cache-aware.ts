@@ -25,11 +25,12 @@
 //     hit(e) = max(indexer hit(e), matchedBlocks(e) * blockSizeTokens / P)
 //   the second term in the indexer's unit (share of the prompt), so it never
 //   claims more than the router itself sent there; capped at 1.
-//   routingHistory (true), blockSizeTokens (64), maxPrefixBlocksToMatch
-//   (256, i.e. the first 16,384 tokens), lruCapacityPerServer (8,000 blocks
-//   = 512k tokens per endpoint, GIE's 31,250 x 16). 64-token blocks cost a
-//   quarter of prefix-cache-scorer's 16 per prompt token and cover whole
-//   agent contexts (16k tokens, not 4k). If the profile also runs
+//   routingHistory (true), blockSizeTokens (256), maxPrefixBlocksToMatch
+//   (64, i.e. the first 16,384 tokens), lruCapacityPerServer (2,000 blocks
+//   = 512k tokens per endpoint, GIE's 31,250 x 16). 256-token blocks cost a
+//   sixteenth of prefix-cache-scorer's 16 per prompt token and cover whole
+//   agent contexts (16k tokens, not 4k); the indexer's exact hits take over
+//   once a prefill ran, so the coarser grain only matters meanwhile. If the profile also runs
 //   prefix-cache-scorer, the director hashes the prompt once with the first
 //   plugin's block parameters: give both the same values.
 import { z } from 'zod';
@@ -67,9 +68,9 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
       waitingRequestWeight: weightParam(),
       ...kvCacheManagerParams,
       routingHistory: z.boolean({ error: 'expected true or false' }).default(true),
-      blockSizeTokens: positiveInt('a block size in tokens').default(64),
-      maxPrefixBlocksToMatch: positiveInt('a number of blocks').default(256),
-      lruCapacityPerServer: positiveInt('a number of blocks').default(8_000),
+      blockSizeTokens: positiveInt('a block size in tokens').default(256),
+      maxPrefixBlocksToMatch: positiveInt('a number of blocks').default(64),
+      lruCapacityPerServer: positiveInt('a number of blocks').default(2_000),
     }),
     create: (name, p) => {
       const weights = {

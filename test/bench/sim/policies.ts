@@ -49,6 +49,7 @@ export type PolicyId =
   | 'kv-history'
   | 'kv-w-1-1-0.25'
   | 'kv-no-history'
+  | 'kv-history-256'
   | 'kv-history-64-0.25'
   | 'kv-history-64'
   | 'kv-history-64-4k'
@@ -255,6 +256,13 @@ export const POLICIES: readonly PolicyDef[] = [
     describe: 'scorer-aggregate-kv-cache-aware, product weights, routing history off (indexer hits only)',
   },
   {
+    id: 'kv-history-256',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {blockSizeTokens: 256, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 2000}\n- type: picker-min-random\n`,
+    describe:
+      'scorer-aggregate-kv-cache-aware, routing history on 256-token blocks (16k tokens, 512k per endpoint)',
+  },
+  {
     id: 'kv-w-1-1-0.25',
     mode: 'agg',
     configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingRequestWeight: 0.25}\n- type: picker-min-random\n`,
@@ -303,6 +311,7 @@ export const POLICIES: readonly PolicyDef[] = [
 /** The aggregated tuning variants, runnable on every aggregated workload with --policy. */
 export const KV_AWARE_TUNING: PolicyId[] = [
   'kv-no-history',
+  'kv-history-256',
   'kv-history-64-0.25',
   'kv-w-1-1-0.25',
   'kv-history',

@@ -146,12 +146,12 @@ plugins:
     }
   }
 
-  it('is on by default with 64-token blocks over the first 16k tokens', () => {
+  it('is on by default with 256-token blocks over the first 16k tokens', () => {
     const parsed = factory.parameters.parse({});
     expect(parsed.routingHistory).toBe(true);
     expect(build(factory).dataNeeds).toEqual({
       indexer: { url: 'http://cache-indexer-service:8080/match_sort', timeoutMs: 5000 },
-      prefix: { blockSizeTokens: 64, maxPrefixBlocksToMatch: 256, lruCapacityPerServer: 8000 },
+      prefix: { blockSizeTokens: 256, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 2000 },
     });
     const off = build(factory, { routingHistory: false });
     expect(off.dataNeeds?.prefix).toBeUndefined();
@@ -251,8 +251,8 @@ plugins:
       const second = await director.pick(mk('r2', 'a different question, same prefix'));
       return [first.result.primary.endpoint.id, second.result.primary.endpoint.id];
     };
-    // With routing history (the default): 9 shared 64-token blocks (576 tokens) -> hit ~0.97 on the
-    // first pick's endpoint, whose queue (the first request, in flight) weighs its miss, ~20 tokens.
+    // With routing history (the default): 2 shared 256-token blocks (512 tokens) -> hit ~0.85 on the
+    // first pick's endpoint, whose queue (the first request, in flight) weighs its miss, ~90 tokens.
     const [f1, s1] = await run('');
     expect(s1).toBe(f1);
     // Without it every endpoint but the first ties (hit 0, idle): the second pick goes elsewhere.
