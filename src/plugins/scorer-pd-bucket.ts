@@ -16,7 +16,7 @@
 //   share(x) * sum cap: rounded up to whole pods, because the minority
 //   bucket is the one a rounding down would leave with no pod. The other
 //   bucket gets the rest. With n >= 2 each bucket keeps at least one pod;
-//   with n = 1, or no load yet, there are no shares.
+//   with n = 1, or while a bucket has no load, there are no shares.
 //   own(p, b)   = 1 if p is in bucket b's share (or there are no shares), else 0
 //   cost(p)     = alpha * load(p) / mean + beta * (1 - own(p, b))
 // Decode pods: cost(d) = alpha * load(d) / mean (decode has no head-of-line
@@ -68,7 +68,7 @@ export interface PodLoad {
 
 /**
  * The ids of the pods in bucket `b`'s share (see the top comment), or
- * undefined when there are no shares (fewer than 2 pods, or no load yet).
+ * undefined when there are no shares (fewer than 2 pods, or a bucket without load).
  */
 export function shareOf(pods: readonly PodLoad[], b: Bucket): Set<string> | undefined {
   if (pods.length < 2) return undefined;
@@ -80,7 +80,8 @@ export function shareOf(pods: readonly PodLoad[], b: Bucket): Set<string> | unde
     l += p.long;
     capSum += p.cap;
   }
-  if (!(s + l > 0)) return undefined;
+  // Shares start once both buckets carry load: an empty bucket keeps no pod idle.
+  if (!(s > 0 && l > 0)) return undefined;
   const minority: Bucket = l <= s ? 'long' : 'short';
   const target = ((minority === 'long' ? l : s) / (s + l)) * capSum;
   const devotion = (p: PodLoad) => {

@@ -70,11 +70,14 @@ describe('scorer-pd-bucket', () => {
       expect([...shareOf(even, 'short')!].sort()).toEqual(['a', 'b']);
     });
 
-    it('keeps a pod for each bucket, even one with no load yet', () => {
+    it('has no shares while a bucket has no load (no pod is kept idle for it)', () => {
       const pods = [pl('a', 50, 0), pl('b', 30, 0), pl('c', 20, 0)];
-      // No long load at all: long still gets one pod (the least loaded by devotion ties: id order).
-      expect(shareOf(pods, 'long')!.size).toBe(1);
-      expect(shareOf(pods, 'short')!.size).toBe(2);
+      expect(shareOf(pods, 'long')).toBeUndefined();
+      expect(shareOf(pods, 'short')).toBeUndefined();
+      // A trace of long load: long gets one pod, short the other two.
+      const some = [pl('a', 50, 0), pl('b', 30, 1), pl('c', 20, 0)];
+      expect([...shareOf(some, 'long')!]).toEqual(['b']);
+      expect(shareOf(some, 'short')!.size).toBe(2);
     });
 
     it('sizes shares by capacity (heterogeneous pods)', () => {
