@@ -14,8 +14,11 @@
 //     router's in-flight count is current and shared by every replica,
 //     the scrape is up to one interval old (requests sent since then are
 //     not in it);
-//   queue(e)   = waiting(e) * P  (queued requests are counted at this
-//     request's length: the router does not know theirs).
+//   queue(e)   = waiting(e) * (1 - hit(e)) * P  (each queued request is
+//     counted at this request's miss on e: the router does not know their
+//     lengths, and requests queued on a prefix holder mostly share the
+//     prefix). Measured alternatives (at full length P, the router's
+//     pendingPrefillTokens) are knobs below and lost in the simulator.
 // Unknown signals: usage counts its neutral 0.5; an unknown scrape leaves
 // queue = inFlight(e) / 2 * P (half of what the router sent is taken as
 // still queued).

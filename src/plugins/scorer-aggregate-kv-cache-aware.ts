@@ -2,7 +2,7 @@
 // for a prompt of P tokens, in tokens of prefill work (src/plugins/kv-cost.ts):
 //   cost(e) = kvCacheHitNotRateWeight * (1 - hit(e)) * P        KV miss
 //           + xpuCacheUsageWeight     * kvCacheUsage(e)^2 * P    KV-cache usage
-//           + waitingRequestWeight    * waiting(e) * P           waiting requests
+//           + waitingRequestWeight    * waiting(e) * (1 - hit(e)) * P   waiting requests
 //   waiting(e) = max(scraped waiting, inFlight(e) - scraped running)
 //   score(e)   = 1 - cost(e) / max_c cost(c)   (all 0 -> 1)
 // hit(e): the cache-indexer's hit rate 0..1 for e (0 for every endpoint when
@@ -30,9 +30,9 @@
 //   = 512k tokens per endpoint, GIE's 31,250 x 16). 256-token blocks cost a
 //   sixteenth of prefix-cache-scorer's 16 per prompt token and cover whole
 //   agent contexts (16k tokens, not 4k); the indexer's exact hits take over
-//   once a prefill ran, so the coarser grain only matters meanwhile. If the profile also runs
-//   prefix-cache-scorer, the director hashes the prompt once with the first
-//   plugin's block parameters: give both the same values.
+//   once a prefill ran, so the coarser grain only matters meanwhile. If the
+//   profile also runs prefix-cache-scorer, the director hashes the prompt
+//   once with the first plugin's block parameters: give both the same values.
 import { z } from 'zod';
 import { NEUTRAL, hitRate, indexerNeed, kvCacheManagerParams, weightParam } from './common.js';
 import type { EndpointView } from '../scheduling/types.js';
