@@ -20,7 +20,7 @@
 //     prefix). Measured alternatives (at full length P, the router's
 //     pendingPrefillTokens) are knobs below and lost in the simulator.
 // Unknown signals: usage counts its neutral 0.5; an unknown scrape leaves
-// queue = inFlight(e) / 2 * P (half of what the router sent is taken as
+// queue = inFlight(e) / 2 * miss (half of what the router sent is taken as
 // still queued).
 import type { CycleContext, EndpointView } from '../scheduling/types.js';
 import { NEUTRAL, clamp01 } from './common.js';
