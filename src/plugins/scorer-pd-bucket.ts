@@ -1,34 +1,41 @@
 // scorer-pd-bucket (PD groups): keeps long and short prompts on different
-// pods while balancing load.
-//   bucket b  = long if promptTokens > bucketSeperateLength, else short
-//   L[p][x]   = pod p's load in bucket x, decayed to the pool's event:
-//               stored * decayFactor^(poolEvent - atEvent)
-//   load(p)   = (L[p][short] + L[p][long]) / capacity(p)
-//   cost(p)   = alpha * load(p) / norm
-//             + beta  * L[p][other(b)] / (L[p][short] + L[p][long] + EPS)
-//   norm      = max load(q) over the same-role pods q of all candidate groups
-//               (prefill loads are tokens, decode loads are sequences; a
-//               norm of 0 makes the term 0)
-//   cost(g)   = min_p cost(prefill p) + min_d cost(decode d)   (ties at random)
-// Both terms lie in [0,1], so per pod the cost is at most alpha + beta and
-//   maxPossibleCost(g) = 2 * (alpha + beta),   score(g) = 1 - cost(g) / maxPossibleCost
-// Optional `loadNormalization` (default "max", the formula above):
-//   "mean": norm = mean load(q) over the same-role pods q (n of them), so
-//   the load term is load(p) / mean, in [0, n]. With "max" the load term
-//   never exceeds 1 < beta, so a pod already holding the request's bucket
-//   always beats a pod holding the other one, however loaded it is: one
-//   prefill pod ends up with all the long prompts. Normalised by the mean,
-//   a pod more than beta/alpha means above another sheds load to it, and
-//   separation still wins while the loads are comparable. The score uses
-//   the matching bound: maxPossibleCost(g) = alpha * (nPrefill + nDecode) + 2 * beta
-//   (alpha * nPrefill + beta for plain endpoints).
-// capacity(p): the number in label `capacityLabelName` (e.g. 2 for a pod
-// with twice the tensor parallelism; absent or invalid = 1).
-// A pick charges (charges()) the prefill pod max(1, promptTokens) and the
-// decode pod 1 (one sequence) in bucket b; the store decays-and-charges
-// atomically and advances the pool event. A pod with no record has no load:
-// this count is ours, never an unknown. Plain endpoint candidates (no PD
-// filter) are scored and charged like prefill pods, maxPossibleCost alpha + beta.
+// prefill pods, gives each length bucket a share of the prefill pods that
+// matches its load, and balances load inside the share.
+//   bucket b    = long if promptTokens > bucketSeperateLength, else short
+//   L[p][x]     = pod p's load in bucket x, decayed to the pool's event:
+//                 stored * decayFactor^(poolEvent - atEvent)
+//   cap(p)      = the number in label `capacityLabelName` (absent/invalid = 1)
+//   load(p)     = (L[p][short] + L[p][long]) / cap(p)
+//   mean        = mean load(q) over the same-role pods q of all candidate
+//                 groups (0 makes the load term 0)
+// Prefill shares (over the candidate prefill pods P, n = |P|):
+//   share(x)    = sum_p L[p][x] / sum_p (L[p][short] + L[p][long])
+//   the bucket with the smaller share gets the pods, most devoted to it
+//   first (largest L[p][x] / (L[p][short] + L[p][long]); empty pods count
+//   1/2; ties by endpoint id), until their capacity reaches
+//   share(x) * sum cap: rounded up to whole pods, because the minority
+//   bucket is the one a rounding down would leave with no pod. The other
+//   bucket gets the rest. With n >= 2 each bucket keeps at least one pod;
+//   with n = 1, or while a bucket has no load, there are no shares.
+//   own(p, b)   = 1 if p is in bucket b's share (or there are no shares), else 0
+//   cost(p)     = alpha * load(p) / mean + beta * (1 - own(p, b))
+// Decode pods: cost(d) = alpha * load(d) / mean (decode has no head-of-line
+// blocking between lengths, so only the KV it holds is balanced; their
+// load is charged in prompt tokens, the KV each sequence brings).
+//   cost(g)     = min_p cost(prefill p) + min_d cost(decode d)   (ties at random)
+//   maxPossibleCost(g) = alpha * (nPrefill + nDecode) + beta   (load/mean <= n)
+//   score(g)    = 1 - cost(g) / maxPossibleCost
+// Why: the earlier formula (load / max load + beta * other-bucket share, see
+// docs/plugins.md) let a pod already holding the request's bucket beat every
+// other pod however loaded it was, so one prefill pod took ~95% of the long
+// prompts. Here a whole share is balanced, and a pod outside the share is
+// used only when it is beta/alpha mean loads lighter than the best pod
+// inside (SGLang's bucket policy: cut buckets by load, balance inside).
+// A pick charges the prefill pod and the decode pod max(1, promptTokens) in
+// bucket b; the store decays-and-charges atomically and advances the pool
+// event. A pod with no record has no load: this count is ours, never an
+// unknown. Plain endpoint candidates (no PD filter) are scored and charged
+// like prefill pods, maxPossibleCost alpha * n + beta.
 import { z } from 'zod';
 import { decayed } from '../state/charges.js';
 import type { BucketCharge, CycleContext, EndpointView, PdChoice } from '../scheduling/types.js';
@@ -36,9 +43,6 @@ import { costToScore, minCostRandom, podsOf, stringParam, weightParam } from './
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'scorer-pd-bucket';
-
-/** Keeps the bucket-share term defined on an empty pod (load in tokens or sequences). */
-const EPS = 1e-9;
 
 export type Bucket = 'short' | 'long';
 
@@ -52,6 +56,54 @@ export function capacityOf(v: EndpointView, labelName: string): number {
   if (raw === undefined) return 1;
   const c = Number(raw);
   return Number.isFinite(c) && c > 0 ? c : 1;
+}
+
+/** One pod's decayed bucket loads and capacity, read once per cycle. */
+export interface PodLoad {
+  id: string;
+  short: number;
+  long: number;
+  cap: number;
+}
+
+/**
+ * The ids of the pods in bucket `b`'s share (see the top comment), or
+ * undefined when there are no shares (fewer than 2 pods, or a bucket without load).
+ */
+export function shareOf(pods: readonly PodLoad[], b: Bucket): Set<string> | undefined {
+  if (pods.length < 2) return undefined;
+  let s = 0;
+  let l = 0;
+  let capSum = 0;
+  for (const p of pods) {
+    s += p.short;
+    l += p.long;
+    capSum += p.cap;
+  }
+  // Shares start once both buckets carry load: an empty bucket keeps no pod idle.
+  if (!(s > 0 && l > 0)) return undefined;
+  const minority: Bucket = l <= s ? 'long' : 'short';
+  const target = ((minority === 'long' ? l : s) / (s + l)) * capSum;
+  const devotion = (p: PodLoad) => {
+    const t = p.short + p.long;
+    const mine = minority === 'long' ? p.long : p.short;
+    return t > 0 ? mine / t : 0.5;
+  };
+  const order = [...pods].sort(
+    (a, c) => devotion(c) - devotion(a) || (a.id < c.id ? -1 : a.id > c.id ? 1 : 0),
+  );
+  const minorityIds = new Set<string>();
+  let acc = 0;
+  for (let i = 0; i < order.length - 1; i++) {
+    // Round up: take pods until the share's capacity is covered.
+    if (i > 0 && acc >= target) break;
+    minorityIds.add(order[i]!.id);
+    acc += order[i]!.cap;
+  }
+  if (b === minority) return minorityIds;
+  const rest = new Set<string>();
+  for (const p of pods) if (!minorityIds.has(p.id)) rest.add(p.id);
+  return rest;
 }
 
 export const scorerPdBucket = definePlugin({
@@ -71,42 +123,51 @@ export const scorerPdBucket = definePlugin({
       .nonnegative('expected a prompt length >= 0 tokens')
       .default(200),
     capacityLabelName: stringParam('openfuyao.com/capacity'),
-    loadNormalization: z.enum(['max', 'mean'], { error: 'expected "max" or "mean"' }).default('max'),
   }),
   create: (name, p) => {
     const { alpha, beta, decayFactor: d, bucketSeperateLength: sep, capacityLabelName } = p;
-    const byMean = p.loadNormalization === 'mean';
 
-    /** Decayed (short, long) load of a pod at the pool's current event. */
-    const loads = (ctx: CycleContext, v: EndpointView): [number, number] => {
-      const rec = ctx.data.bucketLoads.get(v.endpoint.id);
-      if (!rec) return [0, 0];
+    const podLoad = (ctx: CycleContext, v: EndpointView): PodLoad => {
+      const id = v.endpoint.id;
+      const cap = capacityOf(v, capacityLabelName);
+      const rec = ctx.data.bucketLoads.get(id);
+      if (!rec) return { id, short: 0, long: 0, cap };
       const now = ctx.data.poolEvent;
-      return [decayed(rec.short, rec.atEvent, now, d), decayed(rec.long, rec.atEvent, now, d)];
+      return {
+        id,
+        short: decayed(rec.short, rec.atEvent, now, d),
+        long: decayed(rec.long, rec.atEvent, now, d),
+        cap,
+      };
     };
-    const loadTerm = (ctx: CycleContext, v: EndpointView): number => {
-      const [s, l] = loads(ctx, v);
-      return (s + l) / capacityOf(v, capacityLabelName);
-    };
-    /** The load norm of one role: max (documented) or mean load term over `pods`. */
-    const loadNorm = (ctx: CycleContext, pods: readonly EndpointView[]): number => {
-      let m = 0;
+    /**
+     * Per-role cost table: pod id -> cost, computed once per cycle. `work`
+     * is the load the balance term compares (per unit of capacity); `b` the
+     * request's bucket for the prefill shares (undefined: no separation).
+     */
+    const roleCosts = (
+      ctx: CycleContext,
+      pods: readonly EndpointView[],
+      work: (v: EndpointView, x: PodLoad) => number,
+      b: Bucket | undefined,
+    ): Map<string, number> => {
+      const ls = pods.map((v) => podLoad(ctx, v));
+      const ws = pods.map((v, i) => work(v, ls[i]!) / ls[i]!.cap);
       let sum = 0;
-      for (const v of pods) {
-        const t = loadTerm(ctx, v);
-        sum += t;
-        if (t > m) m = t;
+      for (const w of ws) sum += w;
+      const mean = ls.length > 0 ? sum / ls.length : 0;
+      const own = b === undefined ? undefined : shareOf(ls, b);
+      const out = new Map<string, number>();
+      for (let i = 0; i < ls.length; i++) {
+        const x = ls[i]!;
+        const balance = mean > 0 ? ws[i]! / mean : 0;
+        const outside = own && !own.has(x.id) ? 1 : 0;
+        out.set(x.id, alpha * balance + beta * outside);
       }
-      return byMean ? (pods.length > 0 ? sum / pods.length : 0) : m;
+      return out;
     };
-    /** Largest possible load term of a role with `n` pods. */
-    const maxBalance = (n: number): number => (byMean ? Math.max(1, n) : 1);
-    const podCost = (ctx: CycleContext, v: EndpointView, b: Bucket, norm: number): number => {
-      const [s, l] = loads(ctx, v);
-      const other = b === 'long' ? s : l;
-      const balance = norm > 0 ? (s + l) / capacityOf(v, capacityLabelName) / norm : 0;
-      return alpha * balance + beta * (other / (s + l + EPS));
-    };
+    const pendingPrefill = (v: EndpointView) => v.pendingPrefillTokens;
+    const bucketLoad = (_v: EndpointView, x: PodLoad) => x.short + x.long;
 
     return {
       type: TYPE,
@@ -117,21 +178,21 @@ export const scorerPdBucket = definePlugin({
         const prefillSide = podsOf(candidates, 'prefill');
         for (const c of candidates) if (c.kind === 'endpoint') prefillSide.push(c.endpoint);
         const decodeSide = podsOf(candidates, 'decode');
-        const normP = loadNorm(ctx, prefillSide);
-        const normD = loadNorm(ctx, decodeSide);
-        const maxP = alpha * maxBalance(prefillSide.length) + beta;
-        const maxG = maxP + alpha * maxBalance(decodeSide.length) + beta;
+        const costP = roleCosts(ctx, prefillSide, pendingPrefill, b);
+        const costD = roleCosts(ctx, decodeSide, bucketLoad, undefined);
+        const maxP = alpha * prefillSide.length + beta;
+        const maxG = maxP + alpha * decodeSide.length;
         const n = candidates.length;
         const scores = new Float64Array(n);
         const pdChoices: Array<PdChoice | undefined> = new Array(n);
         for (let i = 0; i < n; i++) {
           const c = candidates[i]!;
           if (c.kind === 'endpoint') {
-            scores[i] = costToScore(podCost(ctx, c.endpoint, b, normP), maxP);
+            scores[i] = costToScore(costP.get(c.endpoint.endpoint.id)!, maxP);
             continue;
           }
-          const bp = minCostRandom(ctx, c.group.prefill, (v) => podCost(ctx, v, b, normP));
-          const bd = minCostRandom(ctx, c.group.decode, (v) => podCost(ctx, v, b, normD));
+          const bp = minCostRandom(ctx, c.group.prefill, (v) => costP.get(v.endpoint.id)!);
+          const bd = minCostRandom(ctx, c.group.decode, (v) => costD.get(v.endpoint.id)!);
           scores[i] = costToScore(bp.cost + bd.cost, maxG);
           pdChoices[i] = { prefill: bp.item, decode: bd.item };
         }
@@ -143,7 +204,7 @@ export const scorerPdBucket = definePlugin({
         const items: BucketCharge[] = result.pd
           ? [
               { endpointId: result.pd.prefill.endpoint.id, bucket: b, amount: tokens },
-              { endpointId: result.pd.decode.endpoint.id, bucket: b, amount: 1 },
+              { endpointId: result.pd.decode.endpoint.id, bucket: b, amount: tokens },
             ]
           : [{ endpointId: result.primary.endpoint.id, bucket: b, amount: tokens }];
         return { bucket: { decayFactor: d, items } };

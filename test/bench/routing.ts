@@ -1,4 +1,5 @@
 // `npm run bench -- routing [--quick] [--seeds N] [--workload a,b] [--policy a,b] [--qps 5,10] [--tag NAME] [--verbose]`
+// `npm run bench -- routing --trace FILE [--time-scale 1,0.5,0.25] [--block-tokens 512] [--policy a,b]`
 //
 // Routing quality in a deterministic discrete-event simulator (virtual
 // time; test/bench/sim/): every policy is an EndpointPickerConfig run by the
@@ -8,21 +9,26 @@
 // Writes bench-results/routing.json (rows of the issue's format),
 // routing-detail.json (every seed, plus balance, preemptions, decision time),
 // routing-tables.md, and SVG plots of TTFT p90 and throughput vs load.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
 import { simulate } from './sim/cluster.js';
 import { summarise, type RunMetrics } from './sim/metrics.js';
 import { DEFAULT_ROUTER } from './sim/params.js';
 import { policy, type PolicyId } from './sim/policies.js';
 import { median } from './sim/rng.js';
-import { SCENARIOS, type Scenario } from './sim/scenarios.js';
+import { SCENARIOS, traceScenario, type Scenario } from './sim/scenarios.js';
 import { lineChart } from './sim/svg.js';
-import { compulsoryHitRate, type WorkloadId } from './sim/workloads.js';
+import { DEFAULT_TRACE_BLOCK_TOKENS, offeredQps, parseTrace } from './sim/trace.js';
+import { compulsoryHitRate } from './sim/workloads.js';
 import type { SimRequest } from './sim/workload-types.js';
 
 export interface RoutingRow {
   policy: PolicyId;
-  workload: WorkloadId;
+  workload: Scenario['workload'];
+  /** Offered load, requests/s (traces: what the time scale gives). */
   qps: number;
+  /** Traces only: arrival = timestamp x timeScale. */
+  timeScale?: number;
   ttftP50: number;
   ttftP90: number;
   ttftP99: number;
@@ -109,10 +115,13 @@ async function runScenario(
   log: (s: string) => void,
 ): Promise<DetailRow[]> {
   const perPoint = new Map<string, Array<RunMetrics & { oracleHitRate: number }>>();
+  // Traces: the ladder holds time scales; the row's qps is the load a scale offers.
+  const offered = new Map<number, number>();
   for (const qps of ladder) {
     for (let s = 0; s < seeds; s++) {
       const seed = 1000 * (s + 1) + Math.round(qps * 10);
       const gen = sc.generator.generate(seed, qps, windowS);
+      if (sc.trace) offered.set(qps, r1(offeredQps(gen)));
       const oracleHitRate = compulsoryHitRate(gen.requests);
       for (const pid of policies) {
         const def = policy(pid);
@@ -127,7 +136,7 @@ async function runScenario(
           seed,
           maxDrainS: 300,
         });
-        const m = summarise(out, windowS);
+        const m = summarise(out, gen.windowEndS - gen.windowStartS);
         const key = `${pid}|${qps}`;
         if (!perPoint.has(key)) perPoint.set(key, []);
         perPoint.get(key)!.push({ ...m, oracleHitRate });
@@ -147,7 +156,7 @@ async function runScenario(
       rows.push({
         policy: pid,
         workload: sc.workload,
-        qps,
+        ...(sc.trace ? { qps: offered.get(qps)!, timeScale: qps } : { qps }),
         ttftP50: r3(med((m) => m.ttftP50)),
         ttftP90: r3(med((m) => m.ttftP90)),
         ttftP99: r3(med((m) => m.ttftP99)),
@@ -183,7 +192,7 @@ function tableFor(sc: Scenario, rows: DetailRow[]): string {
   for (const r of rows) {
     const share = r.oracleHitRate > 0 ? `${Math.round((r.hitRate / r.oracleHitRate) * 100)}%` : '-';
     lines.push(
-      `| ${r.policy} | ${r.qps} | ${r.ttftP50} | ${r.ttftP90} | ${r.ttftP99} | ${r1(r.tpotP50 * 1000)} | ${r.outputTokensPerS} | ${r.hitRate} | ${share} | ${r.busyCv} | ${r.preemptions} | ${r.shortTtftP90 ?? '-'} | ${r.decisionUsP50} |`,
+      `| ${r.policy} | ${r.qps}${r.timeScale !== undefined ? ` (x${r.timeScale})` : ''} | ${r.ttftP50} | ${r.ttftP90} | ${r.ttftP99} | ${r1(r.tpotP50 * 1000)} | ${r.outputTokensPerS} | ${r.hitRate} | ${share} | ${r.busyCv} | ${r.preemptions} | ${r.shortTtftP90 ?? '-'} | ${r.decisionUsP50} |`,
     );
   }
   lines.push('');
@@ -200,6 +209,11 @@ function tableFor(sc: Scenario, rows: DetailRow[]): string {
   return lines.join('\n');
 }
 
+/** Workload ids as file-name parts ("trace:x" -> "trace-x"). */
+function fileSafe(workload: string): string {
+  return workload.replace(/[^A-Za-z0-9._-]/g, '-');
+}
+
 function plots(sc: Scenario, rows: DetailRow[], base: string): void {
   const pids = [...new Set(rows.map((r) => r.policy))];
   const series = (f: (r: DetailRow) => number) =>
@@ -208,7 +222,7 @@ function plots(sc: Scenario, rows: DetailRow[], base: string): void {
       points: rows.filter((r) => r.policy === pid).map((r) => [r.qps, f(r)] as [number, number]),
     }));
   writeFileSync(
-    `bench-results/${base}-${sc.workload}-ttft-p90.svg`,
+    `bench-results/${base}-${fileSafe(sc.workload)}-ttft-p90.svg`,
     lineChart({
       title: `${sc.workload}: TTFT p90 vs load`,
       xLabel: 'offered load (requests/s)',
@@ -218,7 +232,7 @@ function plots(sc: Scenario, rows: DetailRow[], base: string): void {
     }),
   );
   writeFileSync(
-    `bench-results/${base}-${sc.workload}-throughput.svg`,
+    `bench-results/${base}-${fileSafe(sc.workload)}-throughput.svg`,
     lineChart({
       title: `${sc.workload}: output tokens/s vs load`,
       xLabel: 'offered load (requests/s)',
@@ -288,7 +302,22 @@ export async function run(args: string[]): Promise<void> {
   const tag = arg(args, '--tag');
   const base = tag ? `routing-${tag}` : 'routing';
   const started = Date.now();
-  const scenarios = SCENARIOS.filter((s) => !onlyW || onlyW.includes(s.workload));
+  const tracePath = arg(args, '--trace');
+  let scenarios: readonly Scenario[];
+  if (tracePath) {
+    const blockTokens = Number(arg(args, '--block-tokens') ?? DEFAULT_TRACE_BLOCK_TOKENS);
+    if (!Number.isInteger(blockTokens) || blockTokens < 1)
+      throw new Error('--block-tokens needs a positive integer');
+    const scales = (listOf(args, '--time-scale') ?? ['1']).map(Number);
+    if (scales.some((v) => !(v > 0))) throw new Error('--time-scale needs numbers > 0');
+    // Slowest first, so the ladder is in increasing load.
+    scales.sort((a, b) => b - a);
+    const records = parseTrace(readFileSync(tracePath, 'utf8'), tracePath, blockTokens);
+    const name = basename(tracePath, extname(tracePath));
+    scenarios = [traceScenario(name, records, blockTokens, scales)];
+  } else {
+    scenarios = SCENARIOS.filter((s) => !onlyW || onlyW.includes(s.workload));
+  }
   if (scenarios.length === 0)
     throw new Error(`no workload among ${SCENARIOS.map((s) => s.workload).join(', ')}`);
   mkdirSync('bench-results', { recursive: true });
@@ -305,11 +334,13 @@ export async function run(args: string[]): Promise<void> {
       policies = policies.filter(
         (p) => !['least-inflight', 'round-robin'].includes(p) || sc.workload === 'shared-prefix',
       );
-    const ladder = qpsList ?? (quick ? sc.quickLadder : sc.ladder);
+    const ladder = sc.trace ? sc.ladder : (qpsList ?? (quick ? sc.quickLadder : sc.ladder));
     const windowS = quick ? sc.quickWindowS : sc.windowS;
     const t0 = Date.now();
     process.stdout.write(
-      `${sc.workload}: ${policies.length} policies x ${ladder.length} loads x ${seeds} seed(s), ${windowS} s windows\n`,
+      sc.trace
+        ? `${sc.workload}: ${policies.length} policies x time scales ${ladder.join(', ')} x ${seeds} seed(s)\n`
+        : `${sc.workload}: ${policies.length} policies x ${ladder.length} loads x ${seeds} seed(s), ${windowS} s windows\n`,
     );
     const rows = await runScenario(
       sc,
@@ -333,6 +364,7 @@ export async function run(args: string[]): Promise<void> {
     policy: r.policy,
     workload: r.workload,
     qps: r.qps,
+    ...(r.timeScale !== undefined ? { timeScale: r.timeScale } : {}),
     ttftP50: r.ttftP50,
     ttftP90: r.ttftP90,
     ttftP99: r.ttftP99,

@@ -9,7 +9,12 @@ import type { LoadedConfig } from '../../../src/config/endpoint-picker-config.js
 import { builtinRegistry, type PluginRegistry } from '../../../src/plugins/index.js';
 import { definePlugin } from '../../../src/plugins/plugin.js';
 import type { Candidate, LLMRequest } from '../../../src/scheduling/types.js';
+import { DEFAULT_KV_COST, type KvCostModel } from '../../../src/plugins/kv-cost.js';
+import { aggregateKvCacheAwareScorer } from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
 import { loadExampleProfile, loadProfileText } from './configs.js';
+import { scorerAggregateKvCacheAwareV0 } from './v0/scorer-aggregate-kv-cache-aware-v0.js';
+import { scorerPdBucketV0 } from './v0/scorer-pd-bucket-v0.js';
+import { scorerPdKvCacheAwareV0 } from './v0/scorer-pd-kv-cache-aware-v0.js';
 
 export type PolicyId =
   | 'random'
@@ -36,7 +41,48 @@ export type PolicyId =
   | 'kv-aware-history'
   | 'kv-aware-inflight-floor4-history'
   | 'pd-bucket-mean'
-  | 'pd-bucket-mean-sep1024';
+  | 'pd-bucket-mean-sep1024'
+  // The formulas before issue 12 (bench-only copies under test/bench/sim/v0/).
+  | 'hermes-kv-aware-v0'
+  | 'hermes-pd-bucket-v0'
+  | 'hermes-pd-kv-aware-v0'
+  | 'kv-history'
+  | 'kv-w-1-1-0.25'
+  | 'kv-no-history'
+  | 'kv-history-256'
+  | 'kv-history-64-0.25'
+  | 'kv-history-64'
+  | 'kv-history-64-4k'
+  // Cost-model alternatives (issue 12): the product scorer's code with one knob changed.
+  | CostVariantId;
+
+/** Alternatives to the product's KV cost model, measured in docs/benchmarks.md. */
+export const COST_VARIANTS = {
+  'kv-cost-u1': { ...DEFAULT_KV_COST, usagePower: 1 },
+  'kv-cost-u4': { ...DEFAULT_KV_COST, usagePower: 4 },
+  'kv-cost-u0': { ...DEFAULT_KV_COST, usagePower: 0 },
+  'kv-cost-fullq': { ...DEFAULT_KV_COST, queueAtFullLength: true },
+  'kv-cost-qwait': { ...DEFAULT_KV_COST, queueFrom: 'waiting' },
+  'kv-cost-um': { ...DEFAULT_KV_COST, usageOnMiss: true },
+  'kv-cost-g32': { ...DEFAULT_KV_COST, imbalanceGuard: 32 },
+  'kv-cost-g16': { ...DEFAULT_KV_COST, imbalanceGuard: 16 },
+  'kv-cost-g64': { ...DEFAULT_KV_COST, imbalanceGuard: 64 },
+  'kv-cost-um-u1': { ...DEFAULT_KV_COST, usageOnMiss: true, usagePower: 1 },
+  'kv-cost-um-dup1': { ...DEFAULT_KV_COST, usageOnMiss: true, duplication: 1 },
+  'kv-cost-um-pending': { ...DEFAULT_KV_COST, usageOnMiss: true, queueFrom: 'pending' },
+  'kv-cost-qpending': { ...DEFAULT_KV_COST, queueFrom: 'pending' },
+  'kv-cost-qwait-dup1': { ...DEFAULT_KV_COST, queueFrom: 'waiting', duplication: 1 },
+  'kv-cost-qpending-dup1': { ...DEFAULT_KV_COST, queueFrom: 'pending', duplication: 1 },
+  'kv-cost-qpending-dup3': { ...DEFAULT_KV_COST, queueFrom: 'pending', duplication: 3 },
+  'kv-cost-qmax-dup3': { ...DEFAULT_KV_COST, queueFrom: 'max', duplication: 3 },
+  'kv-cost-dup1': { ...DEFAULT_KV_COST, duplication: 1 },
+  'kv-cost-dup3': { ...DEFAULT_KV_COST, duplication: 3 },
+} satisfies Record<string, KvCostModel>;
+export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
+
+/** routingHistory parameters of the "-h" cost variants: 64-token blocks, the first 4,096 tokens. */
+const HISTORY_64 =
+  'routingHistory: true, blockSizeTokens: 64, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 8000';
 
 export interface PolicyDef {
   id: PolicyId;
@@ -130,63 +176,148 @@ export const POLICIES: readonly PolicyDef[] = [
   {
     id: 'kv-aware-inflight',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingFromInFlight: true}\n- type: picker-min-random\n`,
     describe:
       'scorer-aggregate-kv-cache-aware, default weights, waiting estimated as max(scraped waiting, inFlight - running)',
   },
   {
     id: 'kv-aware-floor4',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingNormFloor: 4}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingNormFloor: 4}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware, default weights, waiting normalised by max(4, max waiting)',
   },
   {
     id: 'kv-aware-floor8',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingNormFloor: 8}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingNormFloor: 8}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware, default weights, waiting normalised by max(8, max waiting)',
   },
   {
     id: 'kv-aware-inflight-floor4',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware, default weights, in-flight waiting estimate + norm floor 4',
   },
   {
     id: 'kv-aware-inflight-floor8',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 8}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 8}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware, default weights, in-flight waiting estimate + norm floor 8',
   },
   {
     id: 'kv-aware-history',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: true}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {routingHistory: true}\n- type: picker-min-random\n`,
     describe:
       'scorer-aggregate-kv-cache-aware, default weights, hit = max(indexer, routing-time approximate prefix index)',
   },
   {
     id: 'kv-aware-inflight-floor4-history',
     mode: 'agg',
-    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4, routingHistory: true}\n- type: picker-min-random\n`,
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n  parameters: {waitingFromInFlight: true, waitingNormFloor: 4, routingHistory: true}\n- type: picker-min-random\n`,
     describe: 'kv-aware-inflight-floor4 + routingHistory (hit = max(indexer, approximate prefix index))',
   },
   {
     id: 'pd-bucket-mean',
     mode: 'pd',
-    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {loadNormalization: mean}\n- type: pd-header-handler\n`,
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-v0\n  parameters: {loadNormalization: mean}\n- type: pd-header-handler\n`,
     describe: 'epp-pd-bucket with the load term normalised by the mean load instead of the max',
   },
   {
     id: 'pd-bucket-mean-sep1024',
     mode: 'pd',
-    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: scorer-pd-bucket\n  parameters: {loadNormalization: mean, bucketSeperateLength: 1024}\n- type: pd-header-handler\n`,
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-v0\n  parameters: {loadNormalization: mean, bucketSeperateLength: 1024}\n- type: pd-header-handler\n`,
     describe: 'epp-pd-bucket, mean load normalisation and bucketSeperateLength 1024',
   },
+  {
+    id: 'hermes-kv-aware-v0',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-scorer-aggregate-kv-cache-aware-v0\n- type: picker-min-random\n`,
+    describe:
+      'the PLUGINS.md formula before issue 12 (miss + usage + waiting / max(1, max waiting)), product default weights',
+  },
+  {
+    id: 'hermes-pd-kv-aware-v0',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-kv-cache-aware-v0\n- type: picker-pd-kv-cache-aware\n- type: pd-header-handler\n`,
+    describe: 'the PLUGINS.md pd-kv-cache-aware formula before issue 12, product defaults',
+  },
+  {
+    id: 'hermes-pd-bucket-v0',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-v0\n- type: pd-header-handler\n`,
+    describe:
+      'the PLUGINS.md pd-bucket formula before issue 12 (load / max load + bucket share), product defaults',
+  },
+  {
+    id: 'kv-no-history',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: false}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware, product weights, routing history off (indexer hits only)',
+  },
+  {
+    id: 'kv-history-256',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {blockSizeTokens: 256, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 2000}\n- type: picker-min-random\n`,
+    describe:
+      'scorer-aggregate-kv-cache-aware, routing history on 256-token blocks (16k tokens, 512k per endpoint)',
+  },
+  {
+    id: 'kv-w-1-1-0.25',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingRequestWeight: 0.25}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware weighted 1 / 1 / 0.25 (probe: less weight on waiting)',
+  },
+  {
+    id: 'kv-history-64-0.25',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {waitingRequestWeight: 0.25, routingHistory: true, blockSizeTokens: 64, maxPrefixBlocksToMatch: 256, lruCapacityPerServer: 8000}\n- type: picker-min-random\n`,
+    describe: 'probe: waiting weight 0.25 + routingHistory on 64-token blocks, 16k tokens',
+  },
+  {
+    id: 'kv-history',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: true}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware with routingHistory (16-token blocks, 256 blocks matched)',
+  },
+  {
+    id: 'kv-history-64',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: true, blockSizeTokens: 64, maxPrefixBlocksToMatch: 256, lruCapacityPerServer: 8000}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware with routingHistory on 64-token blocks',
+  },
+  {
+    id: 'kv-history-64-4k',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: true, blockSizeTokens: 64, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 8000}\n- type: picker-min-random\n`,
+    describe: 'scorer-aggregate-kv-cache-aware with routingHistory on 64-token blocks, first 4,096 tokens',
+  },
+  ...Object.entries(COST_VARIANTS).flatMap(([id, m]): PolicyDef[] => [
+    {
+      id: id as CostVariantId,
+      mode: 'agg',
+      configText: `${HEADER}plugins:\n- type: bench-${id}\n- type: picker-min-random\n`,
+      describe: `scorer-aggregate-kv-cache-aware's code, product weights, cost model ${JSON.stringify(m)}`,
+    },
+    {
+      id: `${id}-h` as CostVariantId,
+      mode: 'agg',
+      configText: `${HEADER}plugins:\n- type: bench-${id}\n  parameters: {${HISTORY_64}}\n- type: picker-min-random\n`,
+      describe: `bench-${id} with ${HISTORY_64}`,
+    },
+  ]),
 ];
 
 /** The aggregated tuning variants, runnable on every aggregated workload with --policy. */
 export const KV_AWARE_TUNING: PolicyId[] = [
+  'kv-no-history',
+  'kv-history-256',
+  'kv-history-64-0.25',
+  'kv-w-1-1-0.25',
+  'kv-history',
+  'kv-history-64',
+  'kv-history-64-4k',
+  ...(Object.keys(COST_VARIANTS).flatMap((k) => [k, `${k}-h`]) as CostVariantId[]),
   'kv-aware-inflight',
   'kv-aware-floor4',
   'kv-aware-floor8',
@@ -268,7 +399,16 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
       },
     }),
   });
-  return builtinRegistry().register(roundRobin).register(leastInflight).register(oracleScorer);
+  let reg = builtinRegistry();
+  for (const [id, m] of Object.entries(COST_VARIANTS))
+    reg = reg.register(aggregateKvCacheAwareScorer(`bench-${id}`, m));
+  return reg
+    .register(roundRobin)
+    .register(leastInflight)
+    .register(oracleScorer)
+    .register(scorerAggregateKvCacheAwareV0)
+    .register(scorerPdBucketV0)
+    .register(scorerPdKvCacheAwareV0);
 }
 
 export function loadPolicy(def: PolicyDef, registry: PluginRegistry): LoadedConfig {

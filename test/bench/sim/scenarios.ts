@@ -5,6 +5,7 @@
 import type { ClusterSpec } from './cluster.js';
 import { B8_H100, Q32_H100X2 } from './params.js';
 import { KV_AWARE_TUNING, type PolicyId } from './policies.js';
+import { traceRun, type TraceRecord } from './trace.js';
 import {
   hotPrefix,
   longShortMix,
@@ -16,7 +17,9 @@ import {
 } from './workloads.js';
 
 export interface Scenario {
-  workload: WorkloadId;
+  workload: WorkloadId | `trace:${string}`;
+  /** A replayed trace: the ladder holds time scales, not loads. */
+  trace?: true;
   describe: string;
   generator: WorkloadGenerator;
   agg?: ClusterSpec;
@@ -41,9 +44,16 @@ const AGG_BASELINES: PolicyId[] = [
   'least-inflight',
   'gie-default',
   'hermes-kv-aware',
+  'hermes-kv-aware-v0',
   'oracle',
 ];
-const PD_POLICIES: PolicyId[] = ['hermes-pd-kv-aware', 'hermes-pd-bucket', 'random-pd-bucket'];
+const PD_POLICIES: PolicyId[] = [
+  'hermes-pd-kv-aware',
+  'hermes-pd-bucket',
+  'hermes-pd-bucket-v0',
+  'hermes-pd-kv-aware-v0',
+  'random-pd-bucket',
+];
 
 /** 8 x Qwen3-32B on 2 H100 each: the llm-d / GIE public setup. */
 const Q32_X8: ClusterSpec = { server: Q32_H100X2, servers: 8 };
@@ -78,7 +88,7 @@ export const SCENARIOS: readonly Scenario[] = [
     pd: { server: Q32_H100X2, pd: { groups: 2, prefillPerGroup: 2, decodePerGroup: 2 } },
     policies: [...AGG_BASELINES, 'precise-3-2-2', 'hermes-pd-kv-aware'],
     extraPolicies: KV_AWARE_TUNING,
-    ladder: [5, 10, 15, 20, 30, 40, 60],
+    ladder: [5, 10, 15, 20, 30, 40, 50, 60],
     quickLadder: [10, 20, 40],
     windowS: 40,
     quickWindowS: 15,
@@ -199,3 +209,30 @@ export const SCENARIOS: readonly Scenario[] = [
     sloTtftS: 1,
   },
 ];
+
+/**
+ * A replayed trace on 8 x Q32-H100x2 (the shared-prefix cluster), every
+ * aggregated policy; `scales` are the time scales (the trace is the same
+ * for every seed, the seed varies the router's random choices).
+ */
+export function traceScenario(
+  name: string,
+  records: readonly TraceRecord[],
+  blockTokens: number,
+  scales: number[],
+): Scenario {
+  return {
+    workload: `trace:${name}`,
+    trace: true,
+    describe: `trace ${name} (${records.length} requests, Mooncake format, ${blockTokens}-token blocks), arrivals x time scale; 8 x Q32-H100x2`,
+    generator: { generate: (_seed, timeScale) => traceRun(records, { timeScale, blockTokens }) },
+    agg: Q32_X8,
+    policies: [...AGG_BASELINES, 'precise-3-2-2'],
+    extraPolicies: KV_AWARE_TUNING,
+    ladder: scales,
+    quickLadder: scales,
+    windowS: 0,
+    quickWindowS: 0,
+    sloTtftS: 2,
+  };
+}

@@ -172,7 +172,7 @@ describe('3 EPP replicas on one Redis (epp-pd-bucket)', () => {
               decayFactor: D,
               items: [
                 { endpointId: r.prefill!, bucket: b, amount: Math.max(1, r.tokens) },
-                { endpointId: r.decode!, bucket: b, amount: 1 },
+                { endpointId: r.decode!, bucket: b, amount: Math.max(1, r.tokens) },
               ],
             },
           },

@@ -29,16 +29,28 @@ function fixture() {
 }
 
 describe('scorer-pd-kv-cache-aware', () => {
-  it('scores groups from their best prefill and decode pods (hand-computed)', () => {
+  it('scores groups from their best prefill and decode pods, in tokens (hand-computed)', () => {
     const { g1, g2, hitRates, candidates } = fixture();
-    const out = build(factory).score!(ctx({ hitRates }), candidates);
-    // normP = 4, normD = 3, maxPossibleCost = (1+1+1) + (1+1) = 5
-    // g1: p0 = .5+.4+.5 = 1.4, p1 = 1+0+0 = 1 -> p1;  d0 = .2+1/3, d1 = .6 -> d0
-    // g2: q0 = 0+.8+1 = 1.8; e0 = 0+1 = 1
-    expect(out.scores[0]).toBeCloseTo(1 - (1 + 0.2 + 1 / 3) / 5, 12);
-    expect(out.scores[1]).toBeCloseTo(1 - 2.8 / 5, 12);
-    expect(out.pdChoices![0]).toEqual({ prefill: g1.prefill[1], decode: g1.decode[0] });
+    const out = build(factory).score!(ctx({ promptTokens: 100, hitRates }), candidates);
+    // P = 100. prefill: miss + usage^2 * P + waiting * miss; decode: usage^2 * P + waiting * P
+    // g1: p0 = 50 + 16 + 2*50 = 166, p1 = 100 + 0 + 0 = 100 -> p1;  d0 = 4 + 100 = 104, d1 = 36 -> d1
+    //     cost = 100 + 36 = 136
+    // g2: q0 = 0 + 64 + 0 = 64; e0 = 0 + 300 = 300; cost = 364
+    expect(out.scores[0]).toBeCloseTo(1 - 136 / 364, 12);
+    expect(out.scores[1]).toBeCloseTo(0, 12);
+    expect(out.pdChoices![0]).toEqual({ prefill: g1.prefill[1], decode: g1.decode[1] });
     expect(out.pdChoices![1]).toEqual({ prefill: g2.prefill[0], decode: g2.decode[0] });
+  });
+
+  it('counts the larger of the waiting queue and the pending prefill tokens on prefill pods', () => {
+    const g = pdGroup('g', [{ waiting: 1, pendingPrefillTokens: 500 }, { waiting: 3 }], [{}]);
+    // P = 100, no hits: p0 = 100 + max(1 * 100, 500) = 600, p1 = 100 + 300 = 400 -> p1
+    const out = build(factory).score!(ctx({ promptTokens: 100, hitRates: {} }), [asCandidate(g, 'g')]);
+    expect(out.pdChoices![0]!.prefill).toBe(g.prefill[1]);
+    // In-flight counts are not read on prefill pods (they stay charged while decode runs).
+    const h = pdGroup('h', [{ inFlight: 50 }, { waiting: 1 }], [{}]);
+    const o2 = build(factory).score!(ctx({ promptTokens: 100, hitRates: {} }), [asCandidate(h, 'h')]);
+    expect(o2.pdChoices![0]!.prefill).toBe(h.prefill[0]);
   });
 
   it('applies the pod score weights and waiting weights', () => {
@@ -49,12 +61,11 @@ describe('scorer-pd-kv-cache-aware', () => {
       decodeWaitingRequestWeight: 0,
       kvCacheHitNotRateWeight: 3,
     });
-    // maxPossibleCost = 2*(3+1+1) + 0.5*(1+0) = 10.5
-    // g1: p0 = 3*.5+.4+.5 = 2.4, p1 = 3 -> 2.4; d0 = .2, d1 = .6 -> .2 ; cost = 4.8 + .1
-    // g2: q0 = 0+.8+1 = 1.8; e0 = 0 ; cost = 3.6
-    const s = scoresOf(p, ctx({ hitRates }), candidates);
-    expect(s[0]).toBeCloseTo(1 - 4.9 / 10.5, 12);
-    expect(s[1]).toBeCloseTo(1 - 3.6 / 10.5, 12);
+    // P = 100. g1: p0 = 150 + 16 + 100 = 266, p1 = 300 -> 266; d0 = 4, d1 = 36 -> 4; cost = 532 + 2 = 534
+    // g2: q0 = 0 + 64 + 0 = 64; e0 = 0; cost = 128
+    const s = scoresOf(p, ctx({ promptTokens: 100, hitRates }), candidates);
+    expect(s[0]).toBeCloseTo(0, 12);
+    expect(s[1]).toBeCloseTo(1 - 128 / 534, 12);
   });
 
   it('prefix hits count on prefill only; without the indexer every hit is 0', () => {
@@ -63,9 +74,8 @@ describe('scorer-pd-kv-cache-aware', () => {
     const out = build(factory).score!(ctx({ hitRates, random: seqRandom([0.9]) }), [asCandidate(g, 'g')]);
     // Decode pods tie (the hit rate on d1 is ignored); random 0.9 keeps d0.
     expect(out.pdChoices![0]!.decode).toBe(g.decode[0]);
-    expect(out.scores[0]).toBeCloseTo(1 - 1 / 5, 12);
     const none = build(factory).score!(ctx({ hitRates: undefined }), [asCandidate(g, 'g')]);
-    expect(none.scores[0]).toBeCloseTo(1 - 1 / 5, 12);
+    expect(none.scores[0]).toBe(out.scores[0]);
   });
 
   it('breaks pod ties at random with the injected source', () => {
@@ -76,25 +86,38 @@ describe('scorer-pd-kv-cache-aware', () => {
     expect(second.pdChoices![0]!.prefill).toBe(g.prefill[1]);
   });
 
-  it('gives unknown signals the neutral middle and keeps the pod eligible', () => {
-    const g = pdGroup('g', [{ unknown: true }, { usage: 0.9, waiting: 0 }], [{ unknown: true }]);
-    const out = build(factory).score!(ctx({ hitRates: {} }), [asCandidate(g, 'g')]);
-    // prefill: unknown = 1 + .5 + .5 = 2, known = 1 + .9 + 0 = 1.9 -> known; decode unknown = .5 + .5
+  it('gives unknown signals their neutral values and keeps the pod eligible', () => {
+    const g = pdGroup(
+      'g',
+      [
+        { unknown: true, inFlight: 2 },
+        { usage: 0.9, waiting: 0 },
+      ],
+      [{ unknown: true }],
+    );
+    const out = build(factory).score!(ctx({ promptTokens: 100, hitRates: {} }), [asCandidate(g, 'g')]);
+    // prefill: unknown = 100 + 25 + (2 * .5) * 100 = 225, known = 100 + 81 = 181 -> known
     expect(out.pdChoices![0]!.prefill).toBe(g.prefill[1]);
-    expect(out.scores[0]).toBeCloseTo(1 - (1.9 + 1) / 5, 12);
   });
 
   it('scores plain endpoints as prefill pods', () => {
     const a = view('a', { usage: 0.5, waiting: 2 });
-    const s = scoresOf(build(factory), ctx({ hitRates: { [a.endpoint.id]: 0.5 } }), endpoints(a));
-    expect(s[0]).toBeCloseTo(1 - (0.5 + 0.5 + 1) / 3, 12);
+    const b = view('b');
+    const s = scoresOf(
+      build(factory),
+      ctx({ promptTokens: 100, hitRates: { [a.endpoint.id]: 0.5 } }),
+      endpoints(a, b),
+    );
+    // a = 50 + 25 + 2 * 50 = 175, b = 100
+    expect(s[0]).toBeCloseTo(0, 12);
+    expect(s[1]).toBeCloseTo(1 - 100 / 175, 12);
   });
 });
 
 describe('picker-pd-kv-cache-aware', () => {
   it('picks the lowest-cost group with the pods that produced its cost', () => {
     const { g1, hitRates, candidates } = fixture();
-    const out = build(factory).score!(ctx({ hitRates }), candidates);
+    const out = build(factory).score!(ctx({ promptTokens: 100, hitRates }), candidates);
     const scored: ScoredCandidate[] = candidates.map((c, i) => ({
       candidate: c,
       score: out.scores[i]!,
@@ -103,7 +126,7 @@ describe('picker-pd-kv-cache-aware', () => {
     const { targets } = build(pickerPdKvCacheAware).pick!(ctx(), scored);
     expect(targets).toHaveLength(1);
     expect(targets[0]!.candidate.id).toBe('g1');
-    expect(targets[0]!.pdChoice).toEqual({ prefill: g1.prefill[1], decode: g1.decode[0] });
+    expect(targets[0]!.pdChoice).toEqual({ prefill: g1.prefill[1], decode: g1.decode[1] });
   });
 
   it('breaks group ties at random and draws pods itself when no PD scorer chose them', () => {

@@ -147,7 +147,7 @@ describe('schedule', () => {
         decayFactor: 0.9,
         items: [
           { endpointId: g.prefill[1]!.endpoint.id, bucket: 'long', amount: 150 },
-          { endpointId: g.decode[0]!.endpoint.id, bucket: 'long', amount: 1 },
+          { endpointId: g.decode[0]!.endpoint.id, bucket: 'long', amount: 150 },
         ],
       },
       prefixRecord: { endpointId: g.prefill[1]!.endpoint.id, hashes: ['h1', 'h2'] },

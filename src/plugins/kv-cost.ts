@@ -1,0 +1,152 @@
+// The cost model of the KV-aware scorers, in one unit: prompt tokens of
+// prefill work (a TTFT in tokens; divide by the prefill rate for seconds).
+// A miss and a queue then compare directly, as in NVIDIA Dynamo's KV router
+// (overlap x blocks to prefill + blocks already queued/decoding):
+//   miss(e)  = (1 - hit(e)) * P              tokens this request prefills on e
+//   queue(e) = prefill tokens queued ahead of it on e
+//   usage(e) = kvCacheUsage(e)^2 * P          the cost of squeezing P more
+//              tokens into a cache that is filling up: nothing while there is
+//              room, as much as recomputing the prompt when full (preemption
+//              by recompute is what vLLM does then)
+// P = the request's prompt tokens (at least 1). Each term is weighed by the
+// product's weight of the same meaning. How `queue` is measured:
+//   waiting(e) = max(scraped waiting, inFlight(e) - scraped running): the
+//     router's in-flight count is current and shared by every replica,
+//     the scrape is up to one interval old (requests sent since then are
+//     not in it);
+//   queue(e)   = waiting(e) * (1 - hit(e)) * P  (each queued request is
+//     counted at this request's miss on e: the router does not know their
+//     lengths, and requests queued on a prefix holder mostly share the
+//     prefix). Measured alternatives (at full length P, the router's
+//     pendingPrefillTokens) are knobs below and lost in the simulator.
+// Unknown signals: usage counts its neutral 0.5; an unknown scrape leaves
+// queue = inFlight(e) / 2 * miss (half of what the router sent is taken as
+// still queued).
+import type { CycleContext, EndpointView } from '../scheduling/types.js';
+import { NEUTRAL, clamp01 } from './common.js';
+
+/** Exponent of the usage term. Measured in the routing simulator (docs/benchmarks.md). */
+export const USAGE_POWER = 2;
+
+export interface KvCostWeights {
+  miss: number;
+  usage: number;
+  wait: number;
+}
+
+/** Knobs the routing benchmark varies; the product runs DEFAULT_KV_COST. */
+export interface KvCostModel {
+  usagePower: number;
+  /** Queued requests cost P (true) or P * (1 - hit(e)) (false: they hit like this one). */
+  queueAtFullLength: boolean;
+  /** Extra cost of a miss per missed token (holding another copy of a prefix). */
+  duplication: number;
+  /**
+   * Where queue(e) comes from: 'waiting' (requests waiting x tokens each),
+   * 'pending' (the router's outstanding prefill tokens), 'max' (the larger).
+   */
+  queueFrom: 'waiting' | 'pending' | 'max';
+  /** The usage term scales the prompt (P) or only the tokens it adds to e's cache ((1 - hit) * P). */
+  usageOnMiss: boolean;
+  /**
+   * SGLang's bounded load: when the candidates' in-flight counts differ by
+   * more than this many requests, prefix hits are ignored for this pick and
+   * load alone decides (0 = never).
+   */
+  imbalanceGuard: number;
+}
+
+export const DEFAULT_KV_COST: KvCostModel = {
+  usagePower: USAGE_POWER,
+  queueAtFullLength: false,
+  duplication: 0,
+  queueFrom: 'waiting',
+  usageOnMiss: false,
+  imbalanceGuard: 0,
+};
+
+/** True when `views` are imbalanced past the model's guard (see KvCostModel.imbalanceGuard). */
+export function imbalanced(views: Iterable<EndpointView>, m: KvCostModel): boolean {
+  if (!(m.imbalanceGuard > 0)) return false;
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of views) {
+    if (v.inFlight < min) min = v.inFlight;
+    if (v.inFlight > max) max = v.inFlight;
+  }
+  return max - min > m.imbalanceGuard;
+}
+
+/**
+ * Requests waiting at `v`: max(scraped waiting, inFlight - running), or the
+ * scraped waiting alone where in-flight charges outlive the request's stay
+ * (PD prefill pods stay charged while decode runs); undefined when never scraped.
+ */
+export function waitingEstimate(v: EndpointView, useInFlight = true): number | undefined {
+  const q = v.waitingQueueSize;
+  if (q === undefined || Number.isNaN(q)) return undefined;
+  if (!useInFlight) return q;
+  const r = v.runningRequests;
+  if (r === undefined || Number.isNaN(r)) return q;
+  const pending = v.inFlight - r;
+  return pending > q ? pending : q;
+}
+
+/** Usage as a fraction, neutral when unknown. */
+export function usageOf(v: EndpointView): number {
+  const u = v.kvCacheUsage;
+  return u === undefined || Number.isNaN(u) ? NEUTRAL : clamp01(u);
+}
+
+/** The three terms of `v`'s cost for a prompt of `p` tokens with hit rate `hit`, in tokens. */
+export function kvCostTerms(
+  v: EndpointView,
+  p: number,
+  hit: number,
+  m: KvCostModel = DEFAULT_KV_COST,
+): { miss: number; usage: number; queue: number } {
+  const miss = (1 - hit) * p;
+  let queue = 0;
+  if (m.queueFrom !== 'pending') {
+    const w = waitingEstimate(v);
+    const waiting = w === undefined ? v.inFlight * NEUTRAL : w;
+    queue = waiting * (m.queueAtFullLength ? p : miss);
+  }
+  if (m.queueFrom !== 'waiting' && v.pendingPrefillTokens > queue) queue = v.pendingPrefillTokens;
+  return {
+    miss: miss * (1 + m.duplication),
+    usage: Math.pow(usageOf(v), m.usagePower) * (m.usageOnMiss ? miss : p),
+    queue,
+  };
+}
+
+/** Weighted cost of `v` in tokens. */
+export function kvCost(
+  w: KvCostWeights,
+  v: EndpointView,
+  p: number,
+  hit: number,
+  m: KvCostModel = DEFAULT_KV_COST,
+): number {
+  const t = kvCostTerms(v, p, hit, m);
+  return w.miss * t.miss + w.usage * t.usage + w.wait * t.queue;
+}
+
+/** The request's prompt length for the cost model (at least one token). */
+export function promptTokensOf(ctx: CycleContext): number {
+  const p = ctx.request.promptTokens;
+  return p >= 1 ? p : 1;
+}
+
+/**
+ * Costs to scores in [0,1]: score = 1 - cost / max cost over the
+ * candidates, so the cheapest candidate scores highest and the dearest 0;
+ * all equal (or all 0) gives 1 everywhere.
+ */
+export function costsToScores(costs: Float64Array): Float64Array {
+  let max = 0;
+  for (const c of costs) if (c > max) max = c;
+  const out = new Float64Array(costs.length);
+  for (let i = 0; i < costs.length; i++) out[i] = max > 0 ? 1 - costs[i]! / max : 1;
+  return out;
+}

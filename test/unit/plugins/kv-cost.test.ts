@@ -1,0 +1,54 @@
+// The KV cost model's terms and the knobs the routing benchmark varies.
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_KV_COST,
+  costsToScores,
+  imbalanced,
+  kvCost,
+  kvCostTerms,
+  waitingEstimate,
+} from '../../../src/plugins/kv-cost.js';
+import { view } from './fixtures.js';
+
+const W = { miss: 1, usage: 1, wait: 1 };
+
+describe('kv-cost', () => {
+  it('reads waiting as max(scraped, inFlight - running), or the scrape alone when asked', () => {
+    expect(waitingEstimate(view('a', { waiting: 2, inFlight: 9, running: 3 }))).toBe(6);
+    expect(waitingEstimate(view('a', { waiting: 7, inFlight: 9, running: 3 }))).toBe(7);
+    expect(waitingEstimate(view('a', { waiting: 2, inFlight: 9, running: 3 }), false)).toBe(2);
+    expect(waitingEstimate(view('a', { unknown: true, inFlight: 4 }))).toBeUndefined();
+  });
+
+  it('puts every term in tokens of the prompt', () => {
+    const v = view('a', { waiting: 3, usage: 0.5 });
+    expect(kvCostTerms(v, 1000, 0.75)).toEqual({ miss: 250, usage: 250, queue: 750 });
+    expect(kvCost({ miss: 2, usage: 0, wait: 0.5 }, v, 1000, 0.75)).toBe(500 + 375);
+  });
+
+  it('applies the benchmark knobs', () => {
+    const v = view('a', { waiting: 2, usage: 0.5, pendingPrefillTokens: 900 });
+    const m = DEFAULT_KV_COST;
+    expect(kvCostTerms(v, 1000, 0.5, { ...m, queueAtFullLength: true }).queue).toBe(2000);
+    expect(kvCostTerms(v, 1000, 0.5, { ...m, queueFrom: 'pending' }).queue).toBe(900);
+    expect(kvCostTerms(v, 1000, 0.5, { ...m, queueFrom: 'max' }).queue).toBe(1000);
+    expect(kvCostTerms(v, 1000, 0.5, { ...m, usagePower: 1 }).usage).toBe(500);
+    expect(kvCostTerms(v, 1000, 0.5, { ...m, usageOnMiss: true }).usage).toBe(125);
+    expect(kvCostTerms(v, 1000, 0.5, { ...m, duplication: 1 }).miss).toBe(1000);
+    // The product's model reads the waiting queue, not the outstanding prefill tokens.
+    expect(kvCostTerms(v, 1000, 0.5).queue).toBe(1000);
+    expect(kvCost(W, view('b', { pendingPrefillTokens: 1e6 }), 10, 0)).toBe(10);
+  });
+
+  it('guards on in-flight imbalance only when asked', () => {
+    const vs = [view('a', { inFlight: 40 }), view('b', { inFlight: 5 })];
+    expect(imbalanced(vs, DEFAULT_KV_COST)).toBe(false);
+    expect(imbalanced(vs, { ...DEFAULT_KV_COST, imbalanceGuard: 32 })).toBe(true);
+    expect(imbalanced(vs, { ...DEFAULT_KV_COST, imbalanceGuard: 35 })).toBe(false);
+  });
+
+  it('turns costs into scores against the dearest candidate', () => {
+    expect([...costsToScores(Float64Array.from([0, 50, 100]))]).toEqual([1, 0.5, 0]);
+    expect([...costsToScores(Float64Array.from([0, 0]))]).toEqual([1, 1]);
+  });
+});
