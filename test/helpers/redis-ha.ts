@@ -2,6 +2,9 @@
 // primary, a replica and three Sentinels (`redis-server --sentinel`), or a
 // 3-primary/3-replica Cluster made by `redis-cli --cluster create`. Short
 // failure-detection timeouts (1 s) keep the failovers within a test's time.
+// A set is handed out only once every replica has finished its first full
+// sync: a replica that never synced refuses to be promoted (its data age is
+// unbounded), so a primary killed earlier stays failed for good.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -137,6 +140,8 @@ export interface RedisCluster {
   url: string;
   /** Port of the primary serving `slot` now, asked of a live node. */
   primaryOfSlot(slot: number): Promise<number>;
+  /** Waits until a live primary other than `formerPort` serves `slot` (the failover is done); its port. */
+  promotedPrimaryOfSlot(slot: number, formerPort: number, timeoutMs?: number): Promise<number>;
   /** Ports of the primaries now. */
   primaries(): Promise<number[]>;
   keySlot(key: string): Promise<number>;
@@ -157,6 +162,9 @@ export async function startCluster(): Promise<RedisCluster> {
         join(dir, `nodes-${port}.conf`),
         '--cluster-node-timeout',
         '1000',
+        // Redis waits 5 s for more replicas before a diskless full sync.
+        '--repl-diskless-sync-delay',
+        '0',
         '--dir',
         dir,
       ]),
@@ -181,6 +189,15 @@ export async function startCluster(): Promise<RedisCluster> {
       /cluster_state:ok/.test(await cli(n.port, 'CLUSTER', 'INFO')),
     );
   }
+  // `--cluster create` returns before the replicas have their first full sync.
+  await waitFor('3 replicas in sync', async () => {
+    let synced = 0;
+    for (const n of nodes) {
+      const info = await cli(n.port, 'INFO', 'replication');
+      if (/role:slave/.test(info) && /master_link_status:up/.test(info)) synced++;
+    }
+    return synced === 3;
+  });
   const live = async (): Promise<number> => {
     for (const n of nodes) {
       if (n.process.exitCode !== null || n.process.signalCode !== null) continue;
@@ -194,7 +211,7 @@ export async function startCluster(): Promise<RedisCluster> {
       .split('\n')
       .map((l) => l.split(' '))
       .filter((f) => f.length >= 8);
-  return {
+  const cluster: RedisCluster = {
     nodes,
     url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`,
     async primaryOfSlot(slot) {
@@ -206,6 +223,18 @@ export async function startCluster(): Promise<RedisCluster> {
         }
       }
       throw new Error(`no live primary serves slot ${slot}`);
+    },
+    async promotedPrimaryOfSlot(slot, formerPort, timeoutMs = 20_000) {
+      let port = 0;
+      await waitFor(
+        `a new primary for slot ${slot}`,
+        async () => {
+          port = await cluster.primaryOfSlot(slot);
+          return port !== formerPort;
+        },
+        timeoutMs,
+      );
+      return port;
     },
     async primaries() {
       return (await nodeLines())
@@ -220,4 +249,5 @@ export async function startCluster(): Promise<RedisCluster> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return cluster;
 }

@@ -328,7 +328,9 @@ describe('Redis Cluster: 3 primaries, 3 replicas', () => {
     const victimPort = await cluster.primaryOfSlot(slot);
     const victim = cluster.nodes.find((n) => n.port === victimPort)!;
     const report = await failover(replicas, held, () => victim.kill());
-    const promoted = await cluster.primaryOfSlot(slot);
+    // The EPPs can leave degraded mode (a PING to any node, a resync) before
+    // every node's view names the promoted replica: wait for that view.
+    const promoted = await cluster.promotedPrimaryOfSlot(slot, victimPort);
     console.info(
       `Cluster failover: recovery ${report.recoveryMs} ms after the primary of slot ${slot} (:${victimPort}) was killed, ` +
         `now served by :${promoted}; ${report.routed} requests routed (${report.routedDuringFault} during the fault), ` +
