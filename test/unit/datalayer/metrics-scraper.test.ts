@@ -41,12 +41,23 @@ async function fake(handler: (f: Fake) => { status: number; body: string; delayM
   return f;
 }
 
-function scraper(store: MemoryStateStore, intervalMs: number, errors: string[] = []): MetricsScraper {
+/**
+ * `errors` collects "<endpoint> <message>". `timeoutMs` (default: the
+ * scraper's, 250 ms at these intervals): tests that count connections pass a
+ * long one, since a poll timed out on a loaded machine closes its connection.
+ */
+function scraper(
+  store: MemoryStateStore,
+  intervalMs: number,
+  errors: string[] = [],
+  timeoutMs?: number,
+): MetricsScraper {
   const s = new MetricsScraper({
     store,
     logger: silentLogger(),
     intervalMs,
-    hooks: { onScrapeError: (id) => errors.push(id) },
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    hooks: { onScrapeError: (id, err) => errors.push(`${id} ${err.message}`) },
   });
   scrapers.push(s);
   return s;
@@ -65,7 +76,7 @@ describe('MetricsScraper polling', () => {
     const slow = await fake(() => ({ status: 200, body: PAGE, delayMs: 60 }));
     const fast = await fake(() => ({ status: 200, body: PAGE }));
     const store = new MemoryStateStore();
-    const s = scraper(store, 20);
+    const s = scraper(store, 20, [], 10_000);
     s.setEndpoints([slow.ep, fast.ep]);
     s.start();
     await sleep(500);
@@ -78,15 +89,33 @@ describe('MetricsScraper polling', () => {
     expect(fast.connections).toBe(1);
   });
 
+  test('a timed-out poll closes its connection; the next poll opens a new one', async () => {
+    // Why the connection-counting tests pass a long timeout: at the default
+    // (250 ms here; undici's timers fire on a coarse tick, so 0.25-1 s) a
+    // poll slowed by a loaded machine is a second connection.
+    let n = 0;
+    const slowOnce = await fake(() => ({ status: 200, body: PAGE, delayMs: n++ === 1 ? 8_000 : 0 }));
+    const errors: string[] = [];
+    const s = scraper(new MemoryStateStore(), 10, errors, 100);
+    s.setEndpoints([slowOnce.ep]);
+    s.start();
+    for (let i = 0; i < 600 && slowOnce.polls < 4; i++) await sleep(10);
+    expect(slowOnce.polls).toBeGreaterThanOrEqual(4);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).not.toMatch(/ HTTP /);
+    expect(slowOnce.connections).toBe(2);
+  });
+
   test('an HTTP error page is an error, its body is drained and the connection kept', async () => {
     const bad = await fake(() => ({ status: 503, body: 'overloaded '.repeat(2000) }));
     const errors: string[] = [];
     const store = new MemoryStateStore();
-    const s = scraper(store, 10, errors);
+    const s = scraper(store, 10, errors, 10_000);
     s.setEndpoints([bad.ep]);
     s.start();
     for (let i = 0; i < 100 && errors.length < 5; i++) await sleep(10);
     expect(errors.length).toBeGreaterThanOrEqual(5);
+    for (const e of errors) expect(e).toMatch(/ HTTP 503 from /);
     expect(s.stats.errors).toBe(errors.length);
     expect(bad.connections).toBe(1);
     expect((await store.readSnapshot({})).signals.get(bad.ep.id)).toBeUndefined();
