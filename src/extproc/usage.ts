@@ -2,8 +2,12 @@
 // JSON body, or of the first SSE `data:` event that carries one (vLLM sends
 // it in the last chunk when the client asked for
 // stream_options.include_usage). Chunks arrive split anywhere, so SSE lines
-// are reassembled across chunks; a JSON body is kept only up to a cap.
+// are reassembled across chunks; a JSON body, and an SSE line, is kept only
+// up to a cap. A model server is no more trusted than a client: its JSON gets
+// the request side's shape bounds (depth, containers per byte) before
+// JSON.parse, and an answer past them passes through without usage.
 import type { Usage } from '../observability/request-observer.js';
+import { checkJsonShape, DEFAULT_JSON_BOUNDS, JsonShapeScanner } from '../request/json-scan.js';
 
 export type { Usage };
 
@@ -39,6 +43,9 @@ export class UsageTracker {
   private jsonParts: Buffer[] = [];
   private jsonBytes = 0;
   private jsonOverCap = false;
+  private readonly jsonShape = new JsonShapeScanner(DEFAULT_JSON_BOUNDS);
+  /** Inside an SSE line that outgrew the cap: dropped up to its newline. */
+  private skippingLine = false;
   private readonly decoder = new TextDecoder('utf-8');
 
   constructor(
@@ -56,27 +63,48 @@ export class UsageTracker {
     if (this.sse) this.pushSse(chunk);
     else if (!this.jsonOverCap) {
       this.jsonBytes += chunk.length;
-      if (this.jsonBytes > this.jsonCap) {
-        this.jsonOverCap = true;
-        this.jsonParts = [];
-      } else this.jsonParts.push(chunk);
+      if (this.jsonBytes > this.jsonCap) return this.giveUpJson();
+      try {
+        this.jsonShape.push(chunk);
+      } catch {
+        return this.giveUpJson(); // too deep: no usage rather than an unbounded parse
+      }
+      this.jsonParts.push(chunk);
     }
   }
 
+  private giveUpJson(): void {
+    this.jsonOverCap = true;
+    this.jsonParts = [];
+  }
+
   private pushSse(chunk: Buffer): void {
-    const text = this.lineTail + this.decoder.decode(chunk, { stream: true });
+    let fresh = this.decoder.decode(chunk, { stream: true });
+    if (this.skippingLine) {
+      const nl = fresh.indexOf('\n');
+      if (nl < 0) return;
+      this.skippingLine = false;
+      fresh = fresh.slice(nl + 1);
+    }
+    // Only the new text can hold the next newline: a long line is not rescanned per chunk.
+    let from = this.lineTail.length;
+    const text = this.lineTail + fresh;
     let start = 0;
     for (;;) {
-      const nl = text.indexOf('\n', start);
+      const nl = text.indexOf('\n', from);
       if (nl < 0) break;
       this.sseLine(text.slice(start, nl));
       if (this.usage) {
         this.lineTail = '';
         return;
       }
-      start = nl + 1;
+      start = from = nl + 1;
     }
     this.lineTail = text.slice(start);
+    if (this.lineTail.length > this.jsonCap) {
+      this.lineTail = '';
+      this.skippingLine = true;
+    }
   }
 
   private sseLine(raw: string): void {
@@ -85,9 +113,10 @@ export class UsageTracker {
     const data = line.slice(5).trim();
     if (data === '' || data === '[DONE]' || data[0] !== '{' || !data.includes('usage')) return;
     try {
+      checkJsonShape(data);
       this.usage = usageOf(JSON.parse(data));
     } catch {
-      // Not JSON: not ours to judge.
+      // Not JSON, or past the shape bounds: not ours to judge, and no usage.
     }
   }
 
@@ -99,6 +128,7 @@ export class UsageTracker {
     }
     if (this.jsonParts.length === 0) return undefined;
     try {
+      this.jsonShape.finish();
       this.usage = usageOf(JSON.parse(Buffer.concat(this.jsonParts).toString('utf8')));
     } catch {
       // An answer that is not JSON passes through unchanged, without usage.

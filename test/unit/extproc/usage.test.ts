@@ -52,4 +52,42 @@ describe('usage', () => {
     small.push(Buffer.from('{"usage":{"prompt_tokens":1}}'));
     expect(small.finish()).toBeUndefined();
   });
+
+  describe('model-server answers are shape-bounded like requests', () => {
+    const usage = '"usage":{"prompt_tokens":5,"completion_tokens":1}';
+    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    const flat = (n: number) => `[${Array.from({ length: n }, () => '[]').join(',')}]`;
+
+    test('a JSON answer nested past the depth bound yields no usage (and is not parsed)', () => {
+      const t = new UsageTracker(false);
+      const body = Buffer.from(`{${usage},"x":${deep(5_000)}}`);
+      for (let i = 0; i < body.length; i += 1_000) t.push(body.subarray(i, i + 1_000));
+      expect(t.finish()).toBeUndefined();
+      // Within the bound the same shape still gives usage.
+      const ok = new UsageTracker(false);
+      ok.push(Buffer.from(`{${usage},"x":${deep(100)}}`));
+      expect(ok.finish()).toMatchObject({ promptTokens: 5 });
+    });
+
+    test('a JSON answer of more containers than its size allows yields no usage', () => {
+      const t = new UsageTracker(false);
+      t.push(Buffer.from(`{${usage},"x":${flat(200_000)}}`));
+      expect(t.finish()).toBeUndefined();
+    });
+
+    test('an SSE data event nested past the bound is skipped; a later one is read', () => {
+      const t = new UsageTracker(true);
+      t.push(Buffer.from(`data: {${usage},"x":${deep(5_000)}}\n\n`));
+      t.push(Buffer.from('data: {"usage":{"prompt_tokens":7,"completion_tokens":2}}\n\n'));
+      expect(t.finish()).toMatchObject({ promptTokens: 7 });
+    });
+
+    test('an SSE line longer than the cap is dropped, not kept growing; the next line is read', () => {
+      const t = new UsageTracker(true, 64 * 1024);
+      t.push(Buffer.from(`data: {${usage},"pad":"`));
+      for (let i = 0; i < 20; i++) t.push(Buffer.alloc(8 * 1024, 'a'));
+      t.push(Buffer.from('"}\n\ndata: {"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\n'));
+      expect(t.finish()).toMatchObject({ promptTokens: 9 });
+    });
+  });
 });
