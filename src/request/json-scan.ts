@@ -67,10 +67,13 @@ export class JsonShapeScanner {
     let deepest = this.maxDepthSeen;
     const maxDepth = this.bounds.maxDepth;
     // String contents are skipped with native indexOf (most of a prompt's bytes);
-    // the next backslash is looked up once and reused until passed.
+    // the next quote and the next backslash are each looked up once and reused
+    // until passed (looking the quote up again after every escape made a string
+    // of 100k escapes cost 100k scans to its end: 0.4-0.8 s, quadratic).
     const find = isText
       ? (c: number, from: number) => chunk.indexOf(c === QUOTE ? '"' : '\\', from)
       : (c: number, from: number) => chunk.indexOf(c, from);
+    let nextQuote = -2;
     let nextBackslash = -2;
     let i = 0;
     while (i < n) {
@@ -80,7 +83,8 @@ export class JsonShapeScanner {
           i++;
           continue;
         }
-        const q = find(QUOTE, i);
+        if (nextQuote !== -1 && nextQuote < i) nextQuote = find(QUOTE, i);
+        const q = nextQuote;
         if (nextBackslash !== -1 && nextBackslash < i) nextBackslash = find(BACKSLASH, i);
         if (nextBackslash !== -1 && (q === -1 || nextBackslash < q)) {
           // Skip the backslash and the character it escapes (maybe in the next chunk).
