@@ -36,6 +36,8 @@ import { loadTlsMaterial, serverCredentials } from '../extproc/tls.js';
 import { replicaIdOf, statePoolOf, type EppConfig } from './options.js';
 import { closeHttp, listenHttp, listeningPort } from '../common/http-server.js';
 import { bindGrpc, serveMetrics } from './servers.js';
+import { ObjectiveTable } from '../flow/objectives.js';
+import { objectivesSource } from './objectives.js';
 
 export interface EppDeps {
   logger: Logger;
@@ -66,6 +68,8 @@ export interface Epp {
   readonly replicaId: string;
   /** Kubernetes + Redis: the discovery publisher (one replica at a time writes the set). */
   readonly publisher: LeasedPublisher | undefined;
+  /** InferenceObjectives in force (priority per objective name). */
+  readonly objectives: ObjectiveTable;
   /** Empty when ready to serve. */
   notReadyReasons(): string[];
   start(): Promise<EppAddresses>;
@@ -134,6 +138,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     indexer: new CacheIndexerClient(),
     stalenessMs: config.metricsStalenessMs,
     leaseMs: config.leaseMs,
+    saturationDetector: loaded.saturationDetector,
     hooks: {
       onIndexer: (o) => metrics.onIndexer(o),
       onStateError: (op, err) => {
@@ -154,7 +159,10 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     },
     leases: shared ? { store, holder: replicaId, ttlMs: config.scrapeLeaseTtlMs } : undefined,
   });
+  let objectives = new ObjectiveTable();
+  const objectiveSource = objectivesSource(config, logger);
   const service = new ExtProcService({
+    priorityOf: (name) => objectives.priorityOf(name),
     director,
     logger,
     destinationHeader: config.destinationHeader.toLowerCase(),
@@ -238,6 +246,9 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     get publisher() {
       return publisher;
     },
+    get objectives() {
+      return objectives;
+    },
     notReadyReasons,
 
     async start() {
@@ -315,6 +326,13 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         // discovery keeps its own set as the fallback for the outage.
         if (degraded && publisher && localSet) storeLocally(localSet);
       });
+      await objectiveSource?.start((table) => {
+        objectives = table;
+        logger.info(
+          { objectives: table.objectives.length, rewrites: table.rewrites.length },
+          'inference objectives loaded',
+        );
+      });
       await source.start(onEndpoints);
       publisher?.start();
       scraper.start();
@@ -371,6 +389,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       // The cut streams' releases (and any pick still open) reach the store before it closes.
       await director.releaseAll();
       await source?.stop();
+      await objectiveSource?.stop();
       await publisher?.stop();
       await scraper.stop();
       healthServer?.forceShutdown();

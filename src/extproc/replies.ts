@@ -87,13 +87,14 @@ export function immediateReply(
   body: string,
   requestId: string,
   details: string,
+  extraHeaders: Readonly<Record<string, string>> = {},
 ): ProcessingResponse {
+  const set = [setHeader('content-type', 'application/json'), setHeader('x-request-id', requestId)];
+  for (const [k, v] of Object.entries(extraHeaders)) set.push(setHeader(k, v));
   return {
     immediate_response: {
       status: { code: status },
-      headers: {
-        set_headers: [setHeader('content-type', 'application/json'), setHeader('x-request-id', requestId)],
-      },
+      headers: { set_headers: set },
       body: Buffer.from(body, 'utf8'),
       details,
     },

@@ -13,7 +13,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Director, PickTicket } from '../director/director.js';
-import { PREFILL_HEADER, DECODE_HEADER, MODEL_REWRITE_HEADER } from '../common/wire-headers.js';
+import {
+  PREFILL_HEADER,
+  DECODE_HEADER,
+  MODEL_REWRITE_HEADER,
+  OBJECTIVE_HEADER,
+} from '../common/wire-headers.js';
 import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
 import { boundedRequestId } from '../request/request-id.js';
 import { appendBodyChunk, requestBodyBuffer, type BodyBuffer } from '../request/body-buffer.js';
@@ -62,6 +67,10 @@ export interface StreamOptions {
   observer: ExtProcObserver;
   /** Ignore the gateway's subset hint (--disable-endpoint-subset-filter). */
   ignoreSubsetHint?: boolean;
+  /** Priority of the request's InferenceObjective (header x-gateway-inference-objective); unknown = 0. */
+  priorityOf?: (objective: string | undefined) => number;
+  /** `retry-after` (seconds) on a shed request's 429; default 1. */
+  shedRetryAfterSeconds?: number;
   now?: () => number;
 }
 
@@ -267,8 +276,9 @@ export class ProcessStream {
       throw e;
     }
     this.streamRequested = req.stream;
-    this.received(req.model, body.length);
-    const result = await this.pick(req);
+    const priority = this.opts.priorityOf?.(this.headers[OBJECTIVE_HEADER]) ?? 0;
+    this.received(req.model, body.length, priority);
+    const result = await this.pick(req, priority < 0);
     if (!result) return;
     this.phase = 'routed';
     if (this.requestMode === 'FULL_DUPLEX_STREAMED') {
@@ -281,7 +291,7 @@ export class ProcessStream {
   }
 
   /** Runs the director; answers the error itself and returns undefined on failure. */
-  private async pick(req: LLMRequest): Promise<SchedulingResult | undefined> {
+  private async pick(req: LLMRequest, sheddable = false): Promise<SchedulingResult | undefined> {
     const t0 = performance.now();
     try {
       const subset = this.subset;
@@ -291,10 +301,10 @@ export class ProcessStream {
           'subset hint restricts candidates',
         );
       }
-      const d = await this.opts.director.pick(
-        req,
-        subset ? { candidates: (e) => inSubset(subset, e) } : undefined,
-      );
+      const d = await this.opts.director.pick(req, {
+        candidates: subset ? (e) => inSubset(subset, e) : undefined,
+        sheddable,
+      });
       const secs = (performance.now() - t0) / 1000;
       this.opts.observer.scheduled?.(req.model, secs, d.result.primary.endpoint.id, d.result.profile, true);
       if (this.gone) {
@@ -322,7 +332,12 @@ export class ProcessStream {
       if (e instanceof SchedulingError) {
         // GIE: no candidate at all is 503; a scheduler that filtered everyone out is 429.
         if (e.code === 'NO_CANDIDATES') this.fail(503, e.message, 'ServiceUnavailable');
-        else this.fail(429, e.message, 'ResourceExhausted');
+        else if (e.code === 'SATURATED') {
+          this.opts.observer.shed?.(req.model, 'saturated');
+          this.fail(429, e.message, 'ResourceExhausted', undefined, {
+            'retry-after': String(this.opts.shedRetryAfterSeconds ?? 1),
+          });
+        } else this.fail(429, e.message, 'ResourceExhausted');
         return undefined;
       }
       throw e;
@@ -386,10 +401,10 @@ export class ProcessStream {
     this.releaseOnce();
   }
 
-  private received(model: string, size: number): void {
+  private received(model: string, size: number, priority = 0): void {
     this.model = model;
     this.running = true;
-    this.opts.observer.requestReceived?.(model, size);
+    this.opts.observer.requestReceived?.(model, size, priority);
   }
 
   /** Releases the pick's charges and ends the request's "running" count, each once. */
@@ -415,7 +430,13 @@ export class ProcessStream {
   }
 
   /** Answers the HTTP request from here and ends the stream. */
-  private fail(status: number, message: string, code: ErrorCode, param?: string): void {
+  private fail(
+    status: number,
+    message: string,
+    code: ErrorCode,
+    param?: string,
+    headers?: Readonly<Record<string, string>>,
+  ): void {
     this.opts.observer.requestError?.(this.model, code);
     if (status >= 500) this.log.warn({ requestId: this.requestId, status, code }, message);
     else if (this.log.isLevelEnabled('debug'))
@@ -427,6 +448,7 @@ export class ProcessStream {
         openAIErrorBody(status, message, param),
         this.requestId,
         `hermes_router_${code}`,
+        headers,
       ),
     );
     this.releaseOnce();

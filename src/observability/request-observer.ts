@@ -24,7 +24,9 @@ export interface ExtProcObserver {
   streamOpened?(): void;
   streamClosed?(): void;
   /** The request body was parsed (or a header-only request arrived). */
-  requestReceived?(model: string, sizeBytes: number): void;
+  requestReceived?(model: string, sizeBytes: number, priority?: number): void;
+  /** Answered 429 by admission, without scheduling (GIE legacy path: saturated and sheddable). */
+  shed?(model: string, reason: 'saturated'): void;
   requestError?(model: string, code: ErrorCode): void;
   /** Once per received request, however it ended (running-requests gauge). */
   requestEnded?(model: string): void;
