@@ -38,6 +38,7 @@ import { closeHttp, listenHttp, listeningPort } from '../common/http-server.js';
 import { bindGrpc, serveMetrics } from './servers.js';
 import { ObjectiveTable } from '../flow/objectives.js';
 import { objectivesSource } from './objectives.js';
+import type { ObjectivesSource } from '../flow/objectives-file.js';
 
 export interface EppDeps {
   logger: Logger;
@@ -160,7 +161,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     leases: shared ? { store, holder: replicaId, ttlMs: config.scrapeLeaseTtlMs } : undefined,
   });
   let objectives = new ObjectiveTable();
-  const objectiveSource = objectivesSource(config, logger);
+  let objectiveSource: ObjectivesSource | undefined;
   const service = new ExtProcService({
     priorityOf: (name) => objectives.priorityOf(name),
     director,
@@ -326,14 +327,18 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         // discovery keeps its own set as the fallback for the outage.
         if (degraded && publisher && localSet) storeLocally(localSet);
       });
-      await objectiveSource?.start((table) => {
-        objectives = table;
-        logger.info(
-          { objectives: table.objectives.length, rewrites: table.rewrites.length },
-          'inference objectives loaded',
-        );
-      });
-      await source.start(onEndpoints);
+      // Kubernetes objectives only beside Kubernetes discovery this process runs itself.
+      objectiveSource = objectivesSource(config, logger, { kubernetes: deps.source === undefined });
+      await Promise.all([
+        objectiveSource?.start((table) => {
+          objectives = table;
+          logger.info(
+            { objectives: table.objectives.length, rewrites: table.rewrites.length },
+            'inference objectives loaded',
+          );
+        }),
+        source.start(onEndpoints),
+      ]);
       publisher?.start();
       scraper.start();
 

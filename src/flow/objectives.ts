@@ -78,15 +78,14 @@ export type InferenceModelRewrite = z.infer<typeof rewriteSchema>;
 
 export interface PoolIdentity {
   name: string;
-  /** API group of the pool (default inference.networking.k8s.io). */
-  group?: string;
+  /** API groups the pool may be in (default inference.networking.k8s.io only). */
+  groups?: readonly string[];
 }
 
 /** GIE keeps only objects whose poolRef name and group are the EPP's pool. */
 export function refersToPool(ref: z.infer<typeof poolRef>, pool: PoolIdentity): boolean {
-  return (
-    ref.name === pool.name && (ref.group ?? DEFAULT_POOL_REF_GROUP) === (pool.group ?? DEFAULT_POOL_REF_GROUP)
-  );
+  const groups = pool.groups ?? [DEFAULT_POOL_REF_GROUP];
+  return ref.name === pool.name && groups.includes(ref.group ?? DEFAULT_POOL_REF_GROUP);
 }
 
 /** Validates one object; `at` is its YAML path for errors. */
