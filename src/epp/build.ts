@@ -272,6 +272,8 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         const app = buildAdminApp({
           store,
           notReadyReasons,
+          objectives: () =>
+            objectives.objectives.map((o) => ({ name: o.metadata.name, priority: o.spec.priority ?? 0 })),
           stalenessMs: config.metricsStalenessMs,
           token: config.adminToken,
           details: () => ({

@@ -77,6 +77,17 @@ afterAll(async () => {
 });
 
 describe('legacy admission (saturationDetector + InferenceObjective priority)', () => {
+  test('the admin API lists the objectives in force', async () => {
+    const r = await epp.adminGet('/state/objectives');
+    expect(await r.json()).toEqual({
+      objectives: [
+        { name: 'batch', priority: -1 },
+        { name: 'chat', priority: 10 },
+        { name: 'standard', priority: 0 },
+      ],
+    });
+  });
+
   test('an idle pool routes sheddable requests', async () => {
     setQueues(0);
     expect((await send('batch')).kind).toBe('continue');
