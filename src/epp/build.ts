@@ -36,7 +36,8 @@ import { loadTlsMaterial, serverCredentials } from '../extproc/tls.js';
 import { replicaIdOf, statePoolOf, type EppConfig } from './options.js';
 import { closeHttp, listenHttp, listeningPort } from '../common/http-server.js';
 import { bindGrpc, serveMetrics } from './servers.js';
-import { ObjectiveTable } from '../flow/objectives.js';
+import { ObjectiveTable, type InferenceModelRewrite } from '../flow/objectives.js';
+import { chooseRewrite, rewritesByAge } from '../flow/model-rewrite.js';
 import { objectivesSource } from './objectives.js';
 import type { ObjectivesSource } from '../flow/objectives-file.js';
 
@@ -161,9 +162,12 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     leases: shared ? { store, holder: replicaId, ttlMs: config.scrapeLeaseTtlMs } : undefined,
   });
   let objectives = new ObjectiveTable();
+  let rewritesInOrder: InferenceModelRewrite[] = [];
   let objectiveSource: ObjectivesSource | undefined;
   const service = new ExtProcService({
     priorityOf: (name) => objectives.priorityOf(name),
+    rewriteOf: (model) =>
+      rewritesInOrder.length ? chooseRewrite(model, rewritesInOrder, Math.random) : undefined,
     director,
     logger,
     destinationHeader: config.destinationHeader.toLowerCase(),
@@ -334,6 +338,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       await Promise.all([
         objectiveSource?.start((table) => {
           objectives = table;
+          rewritesInOrder = rewritesByAge(table.rewrites);
           logger.info(
             { objectives: table.objectives.length, rewrites: table.rewrites.length },
             'inference objectives loaded',

@@ -43,6 +43,8 @@ import {
   CONTINUE_RESPONSE_BODY,
   CONTINUE_RESPONSE_HEADERS,
   immediateReply,
+  replacedResponseBody,
+  RESPONSE_HEADERS_DROP_LENGTH,
   REQUEST_TRAILERS_REPLY,
   RESPONSE_TRAILERS_REPLY,
   routedBodyReply,
@@ -51,6 +53,12 @@ import {
   type RoutingReply,
 } from './replies.js';
 import { UsageTracker } from './usage.js';
+import {
+  responseModelRestorer,
+  rewrittenRequestBody,
+  type ResponseModelRestorer,
+} from '../flow/rewrite-body.js';
+import type { RewriteChoice } from '../flow/model-rewrite.js';
 
 export interface StreamOptions {
   director: Director;
@@ -69,6 +77,8 @@ export interface StreamOptions {
   ignoreSubsetHint?: boolean;
   /** Priority of the request's InferenceObjective (header x-gateway-inference-objective); unknown = 0. */
   priorityOf?: (objective: string | undefined) => number;
+  /** The InferenceModelRewrite rule's choice for a model, if one applies. */
+  rewriteOf?: (model: string) => RewriteChoice | undefined;
   /** `retry-after` (seconds) on a shed request's 429; default 1. */
   shedRetryAfterSeconds?: number;
   now?: () => number;
@@ -108,6 +118,8 @@ export class ProcessStream {
   private responseBytes = 0;
   private usage: UsageTracker | undefined;
   private streamRequested = false;
+  /** Set when the model was rewritten: puts the client's name back into the response. */
+  private restoreModel: ResponseModelRestorer | undefined;
   /** The gateway's subset hint, from the first request-phase message carrying one. */
   private subset: SubsetHint | undefined;
   private log: Logger;
@@ -265,17 +277,39 @@ export class ProcessStream {
   private async routeWithBody(eos: boolean): Promise<void> {
     let body: Buffer;
     let req: LLMRequest;
+    let json: Record<string, unknown>;
     try {
       // Decoded only now, so a multi-byte character split across chunks is whole.
       body = (this.body ?? requestBodyBuffer(0, this.headers)).finish();
       this.body = undefined;
-      req = parseOpenAIRequest(this.requestPath(), body, this.headers, this.requestId, true).request;
+      ({ request: req, body: json } = parseOpenAIRequest(
+        this.requestPath(),
+        body,
+        this.headers,
+        this.requestId,
+        true,
+      ));
     } catch (e) {
       if (e instanceof RequestError)
         return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);
       throw e;
     }
     this.streamRequested = req.stream;
+    // GIE: the rewrite header names the target, then InferenceModelRewrite rules may replace it.
+    const incoming = req.model;
+    let target = this.headers[MODEL_REWRITE_HEADER] || incoming;
+    const choice = this.opts.rewriteOf?.(target);
+    if (choice) {
+      this.opts.observer.modelRewritten?.(choice.rewriteName, incoming, choice.target);
+      target = choice.target;
+    }
+    let mutated = false;
+    if (target !== incoming) {
+      body = rewrittenRequestBody(json, target);
+      req = { ...req, model: target };
+      this.restoreModel = responseModelRestorer(target, incoming);
+      mutated = true;
+    }
     const priority = this.opts.priorityOf?.(this.headers[OBJECTIVE_HEADER]) ?? 0;
     this.received(req.model, body.length, priority);
     const result = await this.pick(req, priority < 0);
@@ -285,8 +319,9 @@ export class ProcessStream {
       this.send(routedHeadersReply(this.routing(result, body.length)));
       for (const m of streamedBodyReplies('request_body', body, eos)) this.send(m);
     } else {
-      // Body unchanged: no body mutation, so Content-Length stays as sent.
-      this.send(routedBodyReply(this.routing(result, undefined)));
+      // Body unchanged unless the model was rewritten: Content-Length stays as sent otherwise.
+      if (mutated) this.send(routedBodyReply(this.routing(result, body.length), body));
+      else this.send(routedBodyReply(this.routing(result, undefined)));
     }
   }
 
@@ -371,7 +406,8 @@ export class ProcessStream {
     this.responseStatus = Number(headers[':status'] ?? 200) || 0;
     const sse = (headers['content-type'] ?? '').includes('text/event-stream') || this.streamRequested;
     this.usage = new UsageTracker(sse);
-    this.send(CONTINUE_RESPONSE_HEADERS);
+    // A restored model name may change the body's length.
+    this.send(this.restoreModel ? RESPONSE_HEADERS_DROP_LENGTH : CONTINUE_RESPONSE_HEADERS);
     if (h.end_of_stream) this.responseEnded();
   }
 
@@ -382,11 +418,12 @@ export class ProcessStream {
     this.responseBytes += chunk.length;
     (this.usage ??= new UsageTracker(this.streamRequested)).push(chunk);
     const eos = b.end_of_stream === true;
+    const out = this.restoreModel ? this.restoreModel(chunk) : chunk;
     if (this.responseMode === 'FULL_DUPLEX_STREAMED') {
       // Passed straight back: the client sees each SSE event as it comes.
-      for (const m of streamedBodyReplies('response_body', chunk, eos)) this.send(m);
+      for (const m of streamedBodyReplies('response_body', out, eos)) this.send(m);
     } else if (this.responseMode !== 'BUFFERED' || eos) {
-      this.send(CONTINUE_RESPONSE_BODY);
+      this.send(out === chunk ? CONTINUE_RESPONSE_BODY : replacedResponseBody(out));
     }
     if (eos) this.responseEnded();
   }

@@ -51,6 +51,7 @@ export class EppMetrics {
   private readonly schedulerAttempts: Counter<'status'>;
   private readonly picks: Counter<'endpoint' | 'profile'>;
   private readonly shedTotal: Counter<'reason'>;
+  private readonly rewriteDecisions: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
   private readonly openStreams: Gauge;
   private readonly scrapeErrors: Counter<'endpoint'>;
   private readonly scrapeDuration: Histogram;
@@ -191,6 +192,12 @@ export class EppMetrics {
       labelNames: ['reason'],
       registers: [r],
     });
+    this.rewriteDecisions = new Counter({
+      name: 'inference_extension_model_rewrite_decisions_total',
+      help: '[ALPHA] Total number of model rewrite decisions.',
+      labelNames: ['model_rewrite_name', 'model_name', 'target_model'],
+      registers: [r],
+    });
     this.picks = new Counter({
       name: 'hermes_endpoint_picks_total',
       help: 'Requests routed to each endpoint (primary target).',
@@ -269,6 +276,13 @@ export class EppMetrics {
         this.running.inc({ model_name: models.started(model) });
       },
       shed: (_model, reason) => this.shedTotal.inc({ reason }),
+      // Rewrite names and targets come from configured objects: bounded.
+      modelRewritten: (name, model, target) =>
+        this.rewriteDecisions.inc({
+          model_rewrite_name: name,
+          model_name: models.of(model),
+          target_model: target,
+        }),
       requestError: (model: string, code: ErrorCode) =>
         this.errorTotal.inc({ ...lbl(model), error_code: code }),
       requestEnded: (model: string) => {
