@@ -363,7 +363,9 @@ export class ProcessStream {
       }
       return d.result;
     } catch (e) {
-      this.opts.observer.scheduled?.(req.model, (performance.now() - t0) / 1000, '', '', false);
+      // A shed request was never scheduled: it is no scheduler failure.
+      if (!(e instanceof SchedulingError && e.code === 'SATURATED'))
+        this.opts.observer.scheduled?.(req.model, (performance.now() - t0) / 1000, '', '', false);
       if (e instanceof SchedulingError) {
         // GIE: no candidate at all is 503; a scheduler that filtered everyone out is 429.
         if (e.code === 'NO_CANDIDATES') this.fail(503, e.message, 'ServiceUnavailable');

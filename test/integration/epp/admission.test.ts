@@ -113,6 +113,8 @@ describe('legacy admission (saturationDetector + InferenceObjective priority)', 
     }
     expect(served.map((v) => v.kind)).toEqual(served.map(() => 'continue'));
     expect((await epp.metric('hermes_requests_shed_total', 'reason="saturated"')) - shedBefore).toBe(60);
+    // Shedding is admission, not a scheduler failure.
+    expect(await epp.metric('inference_extension_scheduler_attempts_total', 'status="failure"')).toBe(0);
     expect(await epp.metric('inference_objective_request_total', 'priority="-1"')).toBeGreaterThanOrEqual(61);
     expect(await epp.metric('inference_objective_request_total', 'priority="10"')).toBe(10);
     // Nothing shed or routed stays charged.
