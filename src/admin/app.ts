@@ -17,6 +17,8 @@ export interface AdminDeps {
   now?: () => number;
   /** Extra fields for /readyz (open streams, state backend...). */
   details?(): Record<string, unknown>;
+  /** The InferenceObjectives in force, for /state/objectives. */
+  objectives?(): Array<{ name: string; priority: number }>;
 }
 
 export function buildAdminApp(deps: AdminDeps): Hono {
@@ -61,6 +63,8 @@ export function buildAdminApp(deps: AdminDeps): Hono {
       }),
     });
   });
+
+  app.get('/state/objectives', (c) => c.json({ objectives: deps.objectives?.() ?? [] }));
 
   app.get('/state/loads', async (c) => {
     const snap = await deps.store.readSnapshot({ bucketLoads: true });

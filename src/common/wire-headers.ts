@@ -10,6 +10,8 @@ export const SERVED_KEY = 'x-gateway-destination-endpoint-served';
 export const SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
 /** Header carrying the model name the gateway rewrote the request to (GIE). */
 export const MODEL_REWRITE_HEADER = 'x-gateway-model-name-rewrite';
+/** Request header naming the request's InferenceObjective (GIE): its priority. */
+export const OBJECTIVE_HEADER = 'x-gateway-inference-objective';
 /** Dynamic metadata namespace of the destination (GIE). */
 export const DESTINATION_METADATA_NAMESPACE = 'envoy.lb';
 

@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { z } from 'zod';
 import type { PluginRegistry } from '../plugins/registry.js';
-import { isSchedulingPlugin, type Plugin } from '../scheduling/plugin.js';
+import { isSchedulingPlugin, type Plugin, type SaturationDetector } from '../scheduling/plugin.js';
 import { compileProfile, ProfileError, type CompiledProfile } from '../scheduling/profile.js';
 import { ConfigError, fromZodError, joinPath, yamlPath } from './errors.js';
+import { saturationDetectorOf, saturationDetectorSection } from './saturation-detector.js';
 
 export const CONFIG_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
 
@@ -43,9 +44,9 @@ export const endpointPickerConfigSchema = z.strictObject({
     .array(pluginSpec, { error: 'expected a list of plugins' })
     .min(1, 'expected at least one plugin'),
   schedulingProfiles: z.array(profileSpec, { error: 'expected a list of scheduling profiles' }).optional(),
+  saturationDetector: saturationDetectorSection.optional(),
   // GIE sections Hermes-router accepts but does not act on, so existing
   // configs keep loading.
-  saturationDetector: z.unknown().optional(),
   dataLayer: z.unknown().optional(),
   flowControl: z.unknown().optional(),
   parser: z.unknown().optional(),
@@ -60,6 +61,8 @@ export interface LoadedConfig {
   config: EndpointPickerConfig;
   plugins: Plugin[];
   profile: CompiledProfile;
+  /** Judges saturation for admission (GIE's saturationDetector; default utilization-detector). */
+  saturationDetector: SaturationDetector;
   /** For a values file: every embedded config, validated. */
   embedded?: string[];
 }
@@ -242,7 +245,8 @@ export function compileConfig(
         : at(['plugins', plugins.indexOf(e.at.plugin), 'parameters']);
     throw new ConfigError(file, where, e.expected);
   }
-  return { file, location, config, plugins, profile };
+  const saturationDetector = saturationDetectorOf(config.saturationDetector, byName, registry, file, at);
+  return { file, location, config, plugins, profile, saturationDetector };
 }
 
 /** A one-line description of a loaded config, for check-config and start-up logs. */

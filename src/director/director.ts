@@ -3,7 +3,7 @@
 // scheduler, and charge the pick to shared state. It is the only place the
 // request path awaits I/O; plugins never do.
 import { randomBytes } from 'node:crypto';
-import type { DataNeeds } from '../scheduling/plugin.js';
+import type { DataNeeds, SaturationDetector } from '../scheduling/plugin.js';
 import { collectNeeds, type CompiledProfile } from '../scheduling/profile.js';
 import { schedule } from '../scheduling/scheduler.js';
 import { SchedulingError } from '../scheduling/types.js';
@@ -41,6 +41,8 @@ export interface DirectorOptions {
   random?: () => number;
   now?: () => number;
   hooks?: DirectorHooks;
+  /** Judges the candidates before a sheddable request is scheduled (GIE legacy admission). */
+  saturationDetector?: SaturationDetector;
   /** Filters the shared endpoint list to what this replica discovered (src/discovery/discovered-set.ts). */
   admitEndpoints?: (shared: readonly Endpoint[]) => Endpoint[];
 }
@@ -52,6 +54,11 @@ export interface PickOptions {
    * rejects are not scheduled; none left -> SchedulingError NO_CANDIDATES.
    */
   candidates?: (endpoint: EndpointView['endpoint']) => boolean;
+  /**
+   * Priority < 0 (its InferenceObjective): refused with SchedulingError
+   * SATURATED when the saturation detector judges the candidates >= 1.
+   */
+  sheddable?: boolean;
 }
 
 /**
@@ -172,6 +179,10 @@ export class Director {
           'failed to find endpoint candidates for serving the request (subset hint)',
         );
       }
+    }
+    const detector = this.opts.saturationDetector;
+    if (opts?.sheddable && detector && detector.saturation(views) >= 1) {
+      throw new SchedulingError('SATURATED', 'system saturated, sheddable request dropped');
     }
     let hitRates: HitRates | undefined;
     if (needs.indexer && indexerKey !== undefined) {

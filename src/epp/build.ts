@@ -36,6 +36,10 @@ import { loadTlsMaterial, serverCredentials } from '../extproc/tls.js';
 import { replicaIdOf, statePoolOf, type EppConfig } from './options.js';
 import { closeHttp, listenHttp, listeningPort } from '../common/http-server.js';
 import { bindGrpc, serveMetrics } from './servers.js';
+import { ObjectiveTable, type InferenceModelRewrite } from '../flow/objectives.js';
+import { chooseRewrite, rewritesByAge } from '../flow/model-rewrite.js';
+import { objectivesSource } from './objectives.js';
+import type { ObjectivesSource } from '../flow/objectives-file.js';
 
 export interface EppDeps {
   logger: Logger;
@@ -66,6 +70,8 @@ export interface Epp {
   readonly replicaId: string;
   /** Kubernetes + Redis: the discovery publisher (one replica at a time writes the set). */
   readonly publisher: LeasedPublisher | undefined;
+  /** InferenceObjectives in force (priority per objective name). */
+  readonly objectives: ObjectiveTable;
   /** Empty when ready to serve. */
   notReadyReasons(): string[];
   start(): Promise<EppAddresses>;
@@ -134,6 +140,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     indexer: new CacheIndexerClient(),
     stalenessMs: config.metricsStalenessMs,
     leaseMs: config.leaseMs,
+    saturationDetector: loaded.saturationDetector,
     hooks: {
       onIndexer: (o) => metrics.onIndexer(o),
       onStateError: (op, err) => {
@@ -154,7 +161,13 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     },
     leases: shared ? { store, holder: replicaId, ttlMs: config.scrapeLeaseTtlMs } : undefined,
   });
+  let objectives = new ObjectiveTable();
+  let rewritesInOrder: InferenceModelRewrite[] = [];
+  let objectiveSource: ObjectivesSource | undefined;
   const service = new ExtProcService({
+    priorityOf: (name) => objectives.priorityOf(name),
+    rewriteOf: (model) =>
+      rewritesInOrder.length ? chooseRewrite(model, rewritesInOrder, Math.random) : undefined,
     director,
     logger,
     destinationHeader: config.destinationHeader.toLowerCase(),
@@ -238,6 +251,9 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     get publisher() {
       return publisher;
     },
+    get objectives() {
+      return objectives;
+    },
     notReadyReasons,
 
     async start() {
@@ -260,6 +276,8 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         const app = buildAdminApp({
           store,
           notReadyReasons,
+          objectives: () =>
+            objectives.objectives.map((o) => ({ name: o.metadata.name, priority: o.spec.priority ?? 0 })),
           stalenessMs: config.metricsStalenessMs,
           token: config.adminToken,
           details: () => ({
@@ -315,7 +333,19 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         // discovery keeps its own set as the fallback for the outage.
         if (degraded && publisher && localSet) storeLocally(localSet);
       });
-      await source.start(onEndpoints);
+      // Kubernetes objectives only beside Kubernetes discovery this process runs itself.
+      objectiveSource = objectivesSource(config, logger, { kubernetes: deps.source === undefined });
+      await Promise.all([
+        objectiveSource?.start((table) => {
+          objectives = table;
+          rewritesInOrder = rewritesByAge(table.rewrites);
+          logger.info(
+            { objectives: table.objectives.length, rewrites: table.rewrites.length },
+            'inference objectives loaded',
+          );
+        }),
+        source.start(onEndpoints),
+      ]);
       publisher?.start();
       scraper.start();
 
@@ -371,6 +401,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       // The cut streams' releases (and any pick still open) reach the store before it closes.
       await director.releaseAll();
       await source?.stop();
+      await objectiveSource?.stop();
       await publisher?.stop();
       await scraper.stop();
       healthServer?.forceShutdown();

@@ -50,6 +50,12 @@ export const eppOptions = defineOptions({
     help: 'static discovery: YAML list of endpoints, re-read on change',
     schema: optionalString(),
   },
+  objectivesFile: {
+    flag: '--objectives-file <file>',
+    env: 'OBJECTIVES_FILE',
+    help: 'YAML list of InferenceObjective and InferenceModelRewrite objects (without Kubernetes), re-read on change',
+    schema: optionalString(),
+  },
   poolName: {
     flag: '--pool-name <name>',
     env: 'POOL_NAME',
@@ -320,6 +326,8 @@ export interface EppConfig {
   configFile?: string;
   configText?: string;
   endpointsFile?: string;
+  /** InferenceObjective / InferenceModelRewrite objects from a file instead of Kubernetes. */
+  objectivesFile?: string;
   poolName?: string;
   poolNamespace?: string;
   kubeconfig?: string;
@@ -395,6 +403,7 @@ function eppConfigOf(o: EppOptionValues, env: NodeJS.ProcessEnv): EppConfig {
     configFile: o.configFile,
     configText: o.configText,
     endpointsFile: o.endpointsFile,
+    objectivesFile: o.objectivesFile,
     poolName: o.poolName,
     poolNamespace: o.poolNamespace || env.NAMESPACE || (o.poolName ? 'default' : undefined),
     kubeconfig: o.kubeconfig,

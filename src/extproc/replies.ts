@@ -38,9 +38,15 @@ export function routedHeadersReply(r: RoutingReply): ProcessingResponse {
 }
 
 /** BUFFERED mode: the decision rides on the body reply (headers are not yet sent upstream). */
-export function routedBodyReply(r: RoutingReply): ProcessingResponse {
+export function routedBodyReply(r: RoutingReply, body?: Buffer): ProcessingResponse {
   const msg: ProcessingResponse = {
-    request_body: { response: { header_mutation: headerMutation(r), clear_route_cache: true } },
+    request_body: {
+      response: {
+        header_mutation: headerMutation(r),
+        clear_route_cache: true,
+        ...(body ? { body_mutation: { body } } : {}),
+      },
+    },
   };
   if (Object.keys(r.metadata).length) msg.dynamic_metadata = toStruct(r.metadata);
   return msg;
@@ -51,6 +57,15 @@ export const CONTINUE_REQUEST_HEADERS: ProcessingResponse = { request_headers: {
 export const CONTINUE_REQUEST_BODY: ProcessingResponse = { request_body: { response: {} } };
 export const CONTINUE_RESPONSE_HEADERS: ProcessingResponse = { response_headers: { response: {} } };
 export const CONTINUE_RESPONSE_BODY: ProcessingResponse = { response_body: { response: {} } };
+/** Response headers when the body may change length (model name restored). */
+export const RESPONSE_HEADERS_DROP_LENGTH: ProcessingResponse = {
+  response_headers: { response: { header_mutation: { remove_headers: ['content-length'] } } },
+};
+
+/** STREAMED/BUFFERED response chunk replaced (model name restored). */
+export function replacedResponseBody(body: Buffer): ProcessingResponse {
+  return { response_body: { response: { body_mutation: { body } } } };
+}
 export const REQUEST_TRAILERS_REPLY: ProcessingResponse = { request_trailers: {} };
 export const RESPONSE_TRAILERS_REPLY: ProcessingResponse = { response_trailers: {} };
 
@@ -87,13 +102,14 @@ export function immediateReply(
   body: string,
   requestId: string,
   details: string,
+  extraHeaders: Readonly<Record<string, string>> = {},
 ): ProcessingResponse {
+  const set = [setHeader('content-type', 'application/json'), setHeader('x-request-id', requestId)];
+  for (const [k, v] of Object.entries(extraHeaders)) set.push(setHeader(k, v));
   return {
     immediate_response: {
       status: { code: status },
-      headers: {
-        set_headers: [setHeader('content-type', 'application/json'), setHeader('x-request-id', requestId)],
-      },
+      headers: { set_headers: set },
       body: Buffer.from(body, 'utf8'),
       details,
     },

@@ -13,7 +13,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Director, PickTicket } from '../director/director.js';
-import { PREFILL_HEADER, DECODE_HEADER, MODEL_REWRITE_HEADER } from '../common/wire-headers.js';
+import {
+  PREFILL_HEADER,
+  DECODE_HEADER,
+  MODEL_REWRITE_HEADER,
+  OBJECTIVE_HEADER,
+} from '../common/wire-headers.js';
 import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
 import { boundedRequestId } from '../request/request-id.js';
 import { appendBodyChunk, requestBodyBuffer, type BodyBuffer } from '../request/body-buffer.js';
@@ -38,6 +43,8 @@ import {
   CONTINUE_RESPONSE_BODY,
   CONTINUE_RESPONSE_HEADERS,
   immediateReply,
+  replacedResponseBody,
+  RESPONSE_HEADERS_DROP_LENGTH,
   REQUEST_TRAILERS_REPLY,
   RESPONSE_TRAILERS_REPLY,
   routedBodyReply,
@@ -46,6 +53,12 @@ import {
   type RoutingReply,
 } from './replies.js';
 import { UsageTracker } from './usage.js';
+import {
+  responseModelRestorer,
+  rewrittenRequestBody,
+  type ResponseModelRestorer,
+} from '../flow/rewrite-body.js';
+import type { RewriteChoice } from '../flow/model-rewrite.js';
 
 export interface StreamOptions {
   director: Director;
@@ -62,6 +75,12 @@ export interface StreamOptions {
   observer: ExtProcObserver;
   /** Ignore the gateway's subset hint (--disable-endpoint-subset-filter). */
   ignoreSubsetHint?: boolean;
+  /** Priority of the request's InferenceObjective (header x-gateway-inference-objective); unknown = 0. */
+  priorityOf?: (objective: string | undefined) => number;
+  /** The InferenceModelRewrite rule's choice for a model, if one applies. */
+  rewriteOf?: (model: string) => RewriteChoice | undefined;
+  /** `retry-after` (seconds) on a shed request's 429; default 1. */
+  shedRetryAfterSeconds?: number;
   now?: () => number;
 }
 
@@ -99,6 +118,8 @@ export class ProcessStream {
   private responseBytes = 0;
   private usage: UsageTracker | undefined;
   private streamRequested = false;
+  /** Set when the model was rewritten: puts the client's name back into the response. */
+  private restoreModel: ResponseModelRestorer | undefined;
   /** The gateway's subset hint, from the first request-phase message carrying one. */
   private subset: SubsetHint | undefined;
   private log: Logger;
@@ -256,32 +277,56 @@ export class ProcessStream {
   private async routeWithBody(eos: boolean): Promise<void> {
     let body: Buffer;
     let req: LLMRequest;
+    let json: Record<string, unknown>;
     try {
       // Decoded only now, so a multi-byte character split across chunks is whole.
       body = (this.body ?? requestBodyBuffer(0, this.headers)).finish();
       this.body = undefined;
-      req = parseOpenAIRequest(this.requestPath(), body, this.headers, this.requestId, true).request;
+      ({ request: req, body: json } = parseOpenAIRequest(
+        this.requestPath(),
+        body,
+        this.headers,
+        this.requestId,
+        true,
+      ));
     } catch (e) {
       if (e instanceof RequestError)
         return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);
       throw e;
     }
     this.streamRequested = req.stream;
-    this.received(req.model, body.length);
-    const result = await this.pick(req);
+    // GIE: the rewrite header names the target, then InferenceModelRewrite rules may replace it.
+    const incoming = req.model;
+    let target = this.headers[MODEL_REWRITE_HEADER] || incoming;
+    const choice = this.opts.rewriteOf?.(target);
+    if (choice) {
+      this.opts.observer.modelRewritten?.(choice.rewriteName, incoming, choice.target);
+      target = choice.target;
+    }
+    let mutated = false;
+    if (target !== incoming) {
+      body = rewrittenRequestBody(json, target);
+      req = { ...req, model: target };
+      this.restoreModel = responseModelRestorer(target, incoming);
+      mutated = true;
+    }
+    const priority = this.opts.priorityOf?.(this.headers[OBJECTIVE_HEADER]) ?? 0;
+    this.received(req.model, body.length, priority);
+    const result = await this.pick(req, priority < 0);
     if (!result) return;
     this.phase = 'routed';
     if (this.requestMode === 'FULL_DUPLEX_STREAMED') {
       this.send(routedHeadersReply(this.routing(result, body.length)));
       for (const m of streamedBodyReplies('request_body', body, eos)) this.send(m);
     } else {
-      // Body unchanged: no body mutation, so Content-Length stays as sent.
-      this.send(routedBodyReply(this.routing(result, undefined)));
+      // Body unchanged unless the model was rewritten: Content-Length stays as sent otherwise.
+      if (mutated) this.send(routedBodyReply(this.routing(result, body.length), body));
+      else this.send(routedBodyReply(this.routing(result, undefined)));
     }
   }
 
   /** Runs the director; answers the error itself and returns undefined on failure. */
-  private async pick(req: LLMRequest): Promise<SchedulingResult | undefined> {
+  private async pick(req: LLMRequest, sheddable = false): Promise<SchedulingResult | undefined> {
     const t0 = performance.now();
     try {
       const subset = this.subset;
@@ -291,10 +336,10 @@ export class ProcessStream {
           'subset hint restricts candidates',
         );
       }
-      const d = await this.opts.director.pick(
-        req,
-        subset ? { candidates: (e) => inSubset(subset, e) } : undefined,
-      );
+      const d = await this.opts.director.pick(req, {
+        candidates: subset ? (e) => inSubset(subset, e) : undefined,
+        sheddable,
+      });
       const secs = (performance.now() - t0) / 1000;
       this.opts.observer.scheduled?.(req.model, secs, d.result.primary.endpoint.id, d.result.profile, true);
       if (this.gone) {
@@ -318,11 +363,18 @@ export class ProcessStream {
       }
       return d.result;
     } catch (e) {
-      this.opts.observer.scheduled?.(req.model, (performance.now() - t0) / 1000, '', '', false);
+      // A shed request was never scheduled: it is no scheduler failure.
+      if (!(e instanceof SchedulingError && e.code === 'SATURATED'))
+        this.opts.observer.scheduled?.(req.model, (performance.now() - t0) / 1000, '', '', false);
       if (e instanceof SchedulingError) {
         // GIE: no candidate at all is 503; a scheduler that filtered everyone out is 429.
         if (e.code === 'NO_CANDIDATES') this.fail(503, e.message, 'ServiceUnavailable');
-        else this.fail(429, e.message, 'ResourceExhausted');
+        else if (e.code === 'SATURATED') {
+          this.opts.observer.shed?.(req.model, 'saturated');
+          this.fail(429, e.message, 'ResourceExhausted', undefined, {
+            'retry-after': String(this.opts.shedRetryAfterSeconds ?? 1),
+          });
+        } else this.fail(429, e.message, 'ResourceExhausted');
         return undefined;
       }
       throw e;
@@ -356,7 +408,8 @@ export class ProcessStream {
     this.responseStatus = Number(headers[':status'] ?? 200) || 0;
     const sse = (headers['content-type'] ?? '').includes('text/event-stream') || this.streamRequested;
     this.usage = new UsageTracker(sse);
-    this.send(CONTINUE_RESPONSE_HEADERS);
+    // A restored model name may change the body's length.
+    this.send(this.restoreModel ? RESPONSE_HEADERS_DROP_LENGTH : CONTINUE_RESPONSE_HEADERS);
     if (h.end_of_stream) this.responseEnded();
   }
 
@@ -367,11 +420,12 @@ export class ProcessStream {
     this.responseBytes += chunk.length;
     (this.usage ??= new UsageTracker(this.streamRequested)).push(chunk);
     const eos = b.end_of_stream === true;
+    const out = this.restoreModel ? this.restoreModel(chunk) : chunk;
     if (this.responseMode === 'FULL_DUPLEX_STREAMED') {
       // Passed straight back: the client sees each SSE event as it comes.
-      for (const m of streamedBodyReplies('response_body', chunk, eos)) this.send(m);
+      for (const m of streamedBodyReplies('response_body', out, eos)) this.send(m);
     } else if (this.responseMode !== 'BUFFERED' || eos) {
-      this.send(CONTINUE_RESPONSE_BODY);
+      this.send(out === chunk ? CONTINUE_RESPONSE_BODY : replacedResponseBody(out));
     }
     if (eos) this.responseEnded();
   }
@@ -386,10 +440,10 @@ export class ProcessStream {
     this.releaseOnce();
   }
 
-  private received(model: string, size: number): void {
+  private received(model: string, size: number, priority = 0): void {
     this.model = model;
     this.running = true;
-    this.opts.observer.requestReceived?.(model, size);
+    this.opts.observer.requestReceived?.(model, size, priority);
   }
 
   /** Releases the pick's charges and ends the request's "running" count, each once. */
@@ -415,7 +469,13 @@ export class ProcessStream {
   }
 
   /** Answers the HTTP request from here and ends the stream. */
-  private fail(status: number, message: string, code: ErrorCode, param?: string): void {
+  private fail(
+    status: number,
+    message: string,
+    code: ErrorCode,
+    param?: string,
+    headers?: Readonly<Record<string, string>>,
+  ): void {
     this.opts.observer.requestError?.(this.model, code);
     if (status >= 500) this.log.warn({ requestId: this.requestId, status, code }, message);
     else if (this.log.isLevelEnabled('debug'))
@@ -427,6 +487,7 @@ export class ProcessStream {
         openAIErrorBody(status, message, param),
         this.requestId,
         `hermes_router_${code}`,
+        headers,
       ),
     );
     this.releaseOnce();

@@ -50,6 +50,8 @@ export class EppMetrics {
   private readonly schedulerE2e: Histogram;
   private readonly schedulerAttempts: Counter<'status'>;
   private readonly picks: Counter<'endpoint' | 'profile'>;
+  private readonly shedTotal: Counter<'reason'>;
+  private readonly rewriteDecisions: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
   private readonly openStreams: Gauge;
   private readonly scrapeErrors: Counter<'endpoint'>;
   private readonly scrapeDuration: Histogram;
@@ -184,6 +186,18 @@ export class EppMetrics {
       (v) => v.avgKv,
     );
 
+    this.shedTotal = new Counter({
+      name: 'hermes_requests_shed_total',
+      help: 'Requests answered 429 by admission before scheduling, by reason.',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    this.rewriteDecisions = new Counter({
+      name: 'inference_extension_model_rewrite_decisions_total',
+      help: '[ALPHA] Total number of model rewrite decisions.',
+      labelNames: ['model_rewrite_name', 'model_name', 'target_model'],
+      registers: [r],
+    });
     this.picks = new Counter({
       name: 'hermes_endpoint_picks_total',
       help: 'Requests routed to each endpoint (primary target).',
@@ -256,11 +270,19 @@ export class EppMetrics {
     return {
       streamOpened: () => this.openStreams.inc(),
       streamClosed: () => this.openStreams.dec(),
-      requestReceived: (model, size) => {
-        this.requestTotal.inc({ ...lbl(model), priority: '0' });
+      requestReceived: (model, size, priority) => {
+        this.requestTotal.inc({ ...lbl(model), priority: String(priority ?? 0) });
         if (size > 0) this.requestSizes.observe(lbl(model), size);
         this.running.inc({ model_name: models.started(model) });
       },
+      shed: (_model, reason) => this.shedTotal.inc({ reason }),
+      // Rewrite names and targets come from configured objects: bounded.
+      modelRewritten: (name, model, target) =>
+        this.rewriteDecisions.inc({
+          model_rewrite_name: name,
+          model_name: models.of(model),
+          target_model: target,
+        }),
       requestError: (model: string, code: ErrorCode) =>
         this.errorTotal.inc({ ...lbl(model), error_code: code }),
       requestEnded: (model: string) => {

@@ -17,6 +17,8 @@ import { scorerPdBucket } from './scorer-pd-bucket.js';
 import { scorerPdKvCacheAware } from './scorer-pd-kv-cache-aware.js';
 import { singleProfileHandler } from './single-profile-handler.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
+import { concurrencyDetector } from './concurrency-detector.js';
+import { utilizationDetector } from './utilization-detector.js';
 
 /** Every built-in plugin factory. */
 export const BUILTIN_PLUGINS: readonly AnyPluginFactory[] = [
@@ -37,6 +39,8 @@ export const BUILTIN_PLUGINS: readonly AnyPluginFactory[] = [
   randomPicker,
   weightedRandomPicker,
   singleProfileHandler,
+  utilizationDetector,
+  concurrencyDetector,
 ];
 
 export function builtinRegistry(): PluginRegistry {

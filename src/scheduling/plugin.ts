@@ -6,6 +6,7 @@
 import type {
   Candidate,
   CycleContext,
+  EndpointView,
   PdChoice,
   PickCharges,
   PickResult,
@@ -51,6 +52,8 @@ export interface Plugin {
   headers?(ctx: CycleContext, result: SchedulingResult): Record<string, string>;
   charges?(ctx: CycleContext, result: SchedulingResult): Partial<PickCharges>;
   readonly dataNeeds?: DataNeeds;
+  /** Saturation detectors (GIE): how full the pool is, 1 = saturated. */
+  saturation?(candidates: readonly EndpointView[]): number;
   /** Profile handlers are accepted for GIE compatibility (one profile runs). */
   readonly profileHandler?: true;
 }
@@ -80,6 +83,14 @@ export interface Charger extends Plugin {
   charges(ctx: CycleContext, result: SchedulingResult): Partial<PickCharges>;
 }
 
+/**
+ * Judges the pool from the candidates' signals and the router's in-flight
+ * charges (all replicas): >= 1 means saturated, sheddable requests are shed.
+ */
+export interface SaturationDetector extends Plugin {
+  saturation(candidates: readonly EndpointView[]): number;
+}
+
 /** Data fetched by the director before the cycle (indexer, prefix index, bucket loads). */
 export interface DataNeeder extends Plugin {
   readonly dataNeeds: DataNeeds;
@@ -90,6 +101,8 @@ export const isScorer = (p: Plugin): p is Scorer => typeof p.score === 'function
 export const isPicker = (p: Plugin): p is Picker => typeof p.pick === 'function';
 export const isHeaderHandler = (p: Plugin): p is HeaderHandler => typeof p.headers === 'function';
 export const isCharger = (p: Plugin): p is Charger => typeof p.charges === 'function';
+export const isSaturationDetector = (p: Plugin): p is SaturationDetector =>
+  typeof p.saturation === 'function';
 export const hasDataNeeds = (p: Plugin): p is DataNeeder => p.dataNeeds !== undefined;
 
 /** Takes part in scheduling (as opposed to a profile handler, accepted and inert). */

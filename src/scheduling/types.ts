@@ -198,7 +198,7 @@ export interface SchedulingResult {
   score: number;
 }
 
-export type SchedulingErrorCode = 'NO_CANDIDATES' | 'FILTERED_OUT' | 'NO_PICK';
+export type SchedulingErrorCode = 'NO_CANDIDATES' | 'FILTERED_OUT' | 'NO_PICK' | 'SATURATED';
 
 export class SchedulingError extends Error {
   constructor(

@@ -164,7 +164,7 @@ describe('charts/hermes-router', () => {
     ]);
   });
 
-  it('RBAC: read-only pods and inferencepools (both API groups) in its namespace, nothing else', () => {
+  it('RBAC: read-only pods, inferencepools (both API groups), objectives and rewrites in its namespace, nothing else', () => {
     const objs = render(CHART);
     const role = find(objs, 'Role', EPP);
     expect(role.rules).toEqual([
@@ -172,6 +172,11 @@ describe('charts/hermes-router', () => {
       {
         apiGroups: ['inference.networking.k8s.io', 'inference.networking.x-k8s.io'],
         resources: ['inferencepools'],
+        verbs: ['get', 'list', 'watch'],
+      },
+      {
+        apiGroups: ['inference.networking.x-k8s.io'],
+        resources: ['inferenceobjectives', 'inferencemodelrewrites'],
         verbs: ['get', 'list', 'watch'],
       },
     ]);

@@ -18,6 +18,8 @@ const EXPECTED = [
   'random-picker',
   'weighted-random-picker',
   'single-profile-handler',
+  'utilization-detector',
+  'concurrency-detector',
 ];
 
 describe('builtin registry', () => {
@@ -52,6 +54,9 @@ describe('builtin registry', () => {
         .join('+');
     };
     expect(kind('filter-by-pd-label')).toBe('filter');
+    // Saturation detectors also filter (GIE places a plugin by interface).
+    expect(kind('utilization-detector')).toBe('filter');
+    expect(kind('concurrency-detector')).toBe('filter');
     for (const t of [
       'scorer-aggregate-kv-cache-aware',
       'scorer-pd-kv-cache-aware',
