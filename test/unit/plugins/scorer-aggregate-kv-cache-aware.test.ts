@@ -103,6 +103,15 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     expect(scoresOf(p, ctx(), endpoints(view('a', { usage: 1, waiting: 9 }), view('b')))).toEqual([1, 1]);
   });
 
+  it('accepts the deprecated waitingFromInFlight / waitingNormFloor and scores exactly as without them', () => {
+    const a = view('a', { waiting: 2, usage: 0.5 });
+    const b = view('b', { waiting: 4, usage: 0.3, inFlight: 9, running: 3 });
+    const cx = ctx({ promptTokens: 1000, hitRates: { [a.endpoint.id]: 0.8 } });
+    const plain = scoresOf(build(factory, { routingHistory: false }), cx, endpoints(a, b));
+    const old = build(factory, { routingHistory: false, waitingFromInFlight: false, waitingNormFloor: 4 });
+    expect(scoresOf(old, cx, endpoints(a, b))).toEqual(plain);
+  });
+
   it('scores nothing on an empty candidate set and PD groups neutrally', () => {
     const p = build(factory);
     expect(scoresOf(p, ctx(), [])).toEqual([]);
@@ -110,7 +119,7 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     expect(scoresOf(p, ctx(), [{ kind: 'group', id: 'g1', group: { id: 'g1', ...g } }])).toEqual([0.5]);
   });
 
-  it('rejects bad parameters, including the pre-issue-12 tuning switches', () => {
+  it('rejects bad parameters, including ill-typed deprecated switches', () => {
     const bad = [
       { kvCacheHitNotRateWeight: 'high' },
       { xpuCacheUsageWeight: -1 },
@@ -118,8 +127,8 @@ describe('scorer-aggregate-kv-cache-aware', () => {
       { kvCacheManagerTimeout: 1.5 },
       { kvCacheManagerPath: 'match_sort' },
       { waitingWeight: 1 },
-      { waitingFromInFlight: true },
-      { waitingNormFloor: 4 },
+      { waitingFromInFlight: 'yes' },
+      { waitingNormFloor: 0.5 },
     ];
     for (const params of bad)
       expect(factory.parameters.safeParse(params).success, JSON.stringify(params)).toBe(false);
@@ -151,8 +160,18 @@ plugins:
     expect(parsed.routingHistory).toBe(true);
     expect(build(factory).dataNeeds).toEqual({
       indexer: { url: 'http://cache-indexer-service:8080/match_sort', timeoutMs: 5000 },
-      prefix: { blockSizeTokens: 256, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 2000 },
+      prefix: {
+        blockSizeTokens: 256,
+        maxPrefixBlocksToMatch: 64,
+        lruCapacityPerServer: 2000,
+        // Left out, so another prefix plugin's hashing may replace them (collectNeeds).
+        adoptable: ['blockSizeTokens', 'maxPrefixBlocksToMatch', 'lruCapacityPerServer'],
+      },
     });
+    expect(build(factory, { blockSizeTokens: 64 }).dataNeeds?.prefix?.adoptable).toEqual([
+      'maxPrefixBlocksToMatch',
+      'lruCapacityPerServer',
+    ]);
     const off = build(factory, { routingHistory: false });
     expect(off.dataNeeds?.prefix).toBeUndefined();
     expect(off.charges).toBeUndefined();
@@ -172,6 +191,7 @@ plugins:
     // 100-token prompt, 16-token blocks: one matched block = 0.16 of the prompt.
     const cx = ctx({
       promptTokens: 100,
+      prefixBlockTokens: 16,
       hitRates: { [a.endpoint.id]: 0.5, [b.endpoint.id]: 0.6 },
       prefixHashes: ['1', '2', '3', '4', '5', '6'],
       prefixMatches: new Map([
