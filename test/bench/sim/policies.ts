@@ -53,6 +53,8 @@ export type PolicyId =
   | 'kv-history-64-0.25'
   | 'kv-history-64'
   | 'kv-history-64-4k'
+  // A profile written before routing history: prefix-cache-scorer beside the KV-aware scorer, defaults.
+  | 'kv-with-prefix-scorer'
   // Cost-model alternatives (issue 12): the product scorer's code with one knob changed.
   | CostVariantId;
 
@@ -292,6 +294,13 @@ export const POLICIES: readonly PolicyDef[] = [
     configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: true, blockSizeTokens: 64, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 8000}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware with routingHistory on 64-token blocks, first 4,096 tokens',
   },
+  {
+    id: 'kv-with-prefix-scorer',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: prefix-cache-scorer\n- type: scorer-aggregate-kv-cache-aware\n- type: picker-min-random\n`,
+    describe:
+      'prefix-cache-scorer + scorer-aggregate-kv-cache-aware, defaults (history adopts GIE hashing: 16-token blocks, 4k tokens)',
+  },
   ...Object.entries(COST_VARIANTS).flatMap(([id, m]): PolicyDef[] => [
     {
       id: id as CostVariantId,
@@ -317,6 +326,7 @@ export const KV_AWARE_TUNING: PolicyId[] = [
   'kv-history',
   'kv-history-64',
   'kv-history-64-4k',
+  'kv-with-prefix-scorer',
   ...(Object.keys(COST_VARIANTS).flatMap((k) => [k, `${k}-h`]) as CostVariantId[]),
   'kv-aware-inflight',
   'kv-aware-floor4',
