@@ -1,7 +1,7 @@
 // scorer-aggregate-kv-cache-aware (aggregated serving). Cost of endpoint e
 // for a prompt of P tokens, in tokens of prefill work (src/plugins/kv-cost.ts):
 //   cost(e) = kvCacheHitNotRateWeight * (1 - hit(e)) * P        KV miss
-//           + xpuCacheUsageWeight     * kvCacheUsage(e)^2 * P    KV-cache usage
+//           + xpuCacheUsageWeight     * kvCacheUsage(e) * P      KV-cache usage
 //           + waitingRequestWeight    * waiting(e) * (1 - hit(e)) * P   waiting requests
 //   waiting(e) = max(scraped waiting, inFlight(e) - scraped running)
 //   score(e)   = 1 - cost(e) / max_c cost(c)   (all 0 -> 1)

@@ -61,6 +61,8 @@ export type PolicyId =
 /** Alternatives to the product's KV cost model, measured in docs/benchmarks.md. */
 export const COST_VARIANTS = {
   'kv-cost-u1': { ...DEFAULT_KV_COST, usagePower: 1 },
+  // The round-one default (usage squared), kept to show the change.
+  'kv-cost-u2': { ...DEFAULT_KV_COST, usagePower: 2 },
   'kv-cost-u4': { ...DEFAULT_KV_COST, usagePower: 4 },
   'kv-cost-u0': { ...DEFAULT_KV_COST, usagePower: 0 },
   'kv-cost-fullq': { ...DEFAULT_KV_COST, queueAtFullLength: true },
@@ -79,6 +81,10 @@ export const COST_VARIANTS = {
   'kv-cost-qmax-dup3': { ...DEFAULT_KV_COST, queueFrom: 'max', duplication: 3 },
   'kv-cost-dup1': { ...DEFAULT_KV_COST, duplication: 1 },
   'kv-cost-dup3': { ...DEFAULT_KV_COST, duplication: 3 },
+  'kv-cost-qmax': { ...DEFAULT_KV_COST, queueFrom: 'max' },
+  'kv-cost-u1-qmax': { ...DEFAULT_KV_COST, usagePower: 1, queueFrom: 'max' },
+  'kv-cost-u1-dup1': { ...DEFAULT_KV_COST, usagePower: 1, duplication: 1 },
+  'kv-cost-u1-qmax-dup3': { ...DEFAULT_KV_COST, usagePower: 1, queueFrom: 'max', duplication: 3 },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 
