@@ -55,6 +55,8 @@ export type PolicyId =
   | 'kv-history-64-4k'
   // A profile written before routing history: prefix-cache-scorer beside the KV-aware scorer, defaults.
   | 'kv-with-prefix-scorer'
+  // The product profile with picker-min-random's pre-merge default of 3 targets (fallbacks).
+  | 'kv-pick3'
   // Cost-model alternatives (issue 12): the product scorer's code with one knob changed.
   | CostVariantId;
 
@@ -301,6 +303,12 @@ export const POLICIES: readonly PolicyDef[] = [
     describe: 'scorer-aggregate-kv-cache-aware with routingHistory on 64-token blocks, first 4,096 tokens',
   },
   {
+    id: 'kv-pick3',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n- type: picker-min-random\n  parameters: {maxNumOfEndpoints: 3}\n`,
+    describe: 'scorer-aggregate-kv-cache-aware + picker-min-random with 3 targets (the default before main moved it to 1)',
+  },
+  {
     id: 'kv-with-prefix-scorer',
     mode: 'agg',
     configText: `${HEADER}plugins:\n- type: prefix-cache-scorer\n- type: scorer-aggregate-kv-cache-aware\n- type: picker-min-random\n`,
@@ -333,6 +341,7 @@ export const KV_AWARE_TUNING: PolicyId[] = [
   'kv-history-64',
   'kv-history-64-4k',
   'kv-with-prefix-scorer',
+  'kv-pick3',
   ...(Object.keys(COST_VARIANTS).flatMap((k) => [k, `${k}-h`]) as CostVariantId[]),
   'kv-aware-inflight',
   'kv-aware-floor4',
