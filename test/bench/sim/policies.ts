@@ -306,7 +306,8 @@ export const POLICIES: readonly PolicyDef[] = [
     id: 'kv-pick3',
     mode: 'agg',
     configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n- type: picker-min-random\n  parameters: {maxNumOfEndpoints: 3}\n`,
-    describe: 'scorer-aggregate-kv-cache-aware + picker-min-random with 3 targets (the default before main moved it to 1)',
+    describe:
+      'scorer-aggregate-kv-cache-aware + picker-min-random with 3 targets (the default before main moved it to 1)',
   },
   {
     id: 'kv-with-prefix-scorer',
