@@ -86,6 +86,8 @@ export const COST_VARIANTS = {
   'kv-cost-qmax': { ...DEFAULT_KV_COST, queueFrom: 'max' },
   'kv-cost-u1-qmax': { ...DEFAULT_KV_COST, usagePower: 1, queueFrom: 'max' },
   'kv-cost-u1-dup1': { ...DEFAULT_KV_COST, usagePower: 1, duplication: 1 },
+  'kv-cost-u1-dup05': { ...DEFAULT_KV_COST, usagePower: 1, duplication: 0.5 },
+  'kv-cost-u1-dup025': { ...DEFAULT_KV_COST, usagePower: 1, duplication: 0.25 },
   'kv-cost-u1-qmax-dup3': { ...DEFAULT_KV_COST, usagePower: 1, queueFrom: 'max', duplication: 3 },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
