@@ -10,7 +10,8 @@
 //              recompute is what vLLM does then). Linear since round two of
 //              issue 12: the square let a first holder of a hot prefix keep
 //              every request until it saturated (hot-prefix knee 65.5 -> 80.5
-//              QPS, 3 seeds), equal elsewhere (docs/benchmarks.md).
+//              QPS, 3 seeds), within 1% on the other synthetic workloads,
+//              trace TTFT p90 +6% at scale 0.1 (docs/benchmarks.md).
 // P = the request's prompt tokens (at least 1). Each term is weighed by the
 // product's weight of the same meaning. How `queue` is measured:
 //   waiting(e) = max(scraped waiting, inFlight(e) - scraped running): the
