@@ -1,7 +1,7 @@
 // scorer-aggregate-kv-cache-aware (aggregated serving). Cost of endpoint e
 // for a prompt of P tokens, in tokens of prefill work (src/plugins/kv-cost.ts):
 //   cost(e) = kvCacheHitNotRateWeight * (1 - hit(e)) * P        KV miss
-//           + xpuCacheUsageWeight     * kvCacheUsage(e)^2 * P    KV-cache usage
+//           + xpuCacheUsageWeight     * kvCacheUsage(e) * P      KV-cache usage
 //           + waitingRequestWeight    * waiting(e) * (1 - hit(e)) * P   waiting requests
 //   waiting(e) = max(scraped waiting, inFlight(e) - scraped running)
 //   score(e)   = 1 - cost(e) / max_c cost(c)   (all 0 -> 1)
@@ -30,11 +30,19 @@
 //   = 512k tokens per endpoint, GIE's 31,250 x 16). 256-token blocks cost a
 //   sixteenth of prefix-cache-scorer's 16 per prompt token and cover whole
 //   agent contexts (16k tokens, not 4k); the indexer's exact hits take over
-//   once a prefill ran, so the coarser grain only matters meanwhile. If the
-//   profile also runs prefix-cache-scorer, the director hashes the prompt
-//   once with the first plugin's block parameters: give both the same values.
+//   once a prefill ran, so the coarser grain only matters meanwhile. The
+//   director hashes each prompt once per profile: if the profile also runs
+//   prefix-cache-scorer, each of the three block parameters left out here
+//   adopts that plugin's value (with GIE's defaults: 16-token blocks, the
+//   first 4,096 tokens, 31,250 blocks), and hit(e) is read in the hashing in
+//   effect; setting one to a different value than the other plugin is a
+//   start-up error (scheduling/profile.ts, collectNeeds).
+// Deprecated, accepted and ignored: waitingFromInFlight, waitingNormFloor
+// (tuning switches of the pre-issue-12 formula; the new one always reads
+// the in-flight count and has no normaliser).
 import { z } from 'zod';
 import { NEUTRAL, hitRate, indexerNeed, kvCacheManagerParams, weightParam } from './common.js';
+import type { PrefixField, PrefixNeed } from '../scheduling/plugin.js';
 import type { EndpointView } from '../scheduling/types.js';
 import {
   DEFAULT_KV_COST,
@@ -47,6 +55,18 @@ import {
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'scorer-aggregate-kv-cache-aware';
+
+/** Routing-history hashing when the configuration sets none and no other prefix plugin does. */
+export const HISTORY_DEFAULTS = {
+  blockSizeTokens: 256,
+  maxPrefixBlocksToMatch: 64,
+  lruCapacityPerServer: 2_000,
+} as const;
+const HISTORY_FIELDS: readonly PrefixField[] = [
+  'blockSizeTokens',
+  'maxPrefixBlocksToMatch',
+  'lruCapacityPerServer',
+];
 
 const positiveInt = (what: string) =>
   z
@@ -68,9 +88,17 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
       waitingRequestWeight: weightParam(),
       ...kvCacheManagerParams,
       routingHistory: z.boolean({ error: 'expected true or false' }).default(true),
-      blockSizeTokens: positiveInt('a block size in tokens').default(256),
-      maxPrefixBlocksToMatch: positiveInt('a number of blocks').default(64),
-      lruCapacityPerServer: positiveInt('a number of blocks').default(2_000),
+      // No zod defaults: a value left out may adopt another prefix plugin's (HISTORY_DEFAULTS).
+      blockSizeTokens: positiveInt('a block size in tokens').optional(),
+      maxPrefixBlocksToMatch: positiveInt('a number of blocks').optional(),
+      lruCapacityPerServer: positiveInt('a number of blocks').optional(),
+      // Deprecated no-ops: tuning switches of the formula before issue 12.
+      // Accepted (and type-checked) so configurations that set them still load.
+      waitingFromInFlight: z.boolean({ error: 'expected true or false (deprecated, ignored)' }).optional(),
+      waitingNormFloor: z
+        .number({ error: 'expected a number of requests >= 1 (deprecated, ignored)' })
+        .min(1, 'expected a number of requests >= 1 (deprecated, ignored)')
+        .optional(),
     }),
     create: (name, p) => {
       const weights = {
@@ -79,25 +107,24 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
         wait: p.waitingRequestWeight,
       };
       const history = p.routingHistory;
-      const blockTokens = p.blockSizeTokens;
+      const prefix: PrefixNeed = {
+        blockSizeTokens: p.blockSizeTokens ?? HISTORY_DEFAULTS.blockSizeTokens,
+        maxPrefixBlocksToMatch: p.maxPrefixBlocksToMatch ?? HISTORY_DEFAULTS.maxPrefixBlocksToMatch,
+        lruCapacityPerServer: p.lruCapacityPerServer ?? HISTORY_DEFAULTS.lruCapacityPerServer,
+      };
+      const adoptable = HISTORY_FIELDS.filter((f) => p[f] === undefined);
+      if (adoptable.length > 0) prefix.adoptable = adoptable;
       return {
         type,
         name,
-        dataNeeds: history
-          ? {
-              indexer: indexerNeed(p),
-              prefix: {
-                blockSizeTokens: blockTokens,
-                maxPrefixBlocksToMatch: p.maxPrefixBlocksToMatch,
-                lruCapacityPerServer: p.lruCapacityPerServer,
-              },
-            }
-          : { indexer: indexerNeed(p) },
+        dataNeeds: history ? { indexer: indexerNeed(p), prefix } : { indexer: indexerNeed(p) },
         score: (ctx, candidates) => {
           const n = candidates.length;
           const prompt = promptTokensOf(ctx);
           // Routing-history hit per matched block, in the indexer's unit (share of the prompt).
           const matches = history ? ctx.data.prefixMatches : undefined;
+          // The hashing in effect (this plugin's, or the one it adopted from another prefix plugin).
+          const blockTokens = ctx.data.prefixBlockTokens ?? 0;
           const perBlock =
             matches && matches.size > 0 && ctx.request.promptTokens > 0
               ? blockTokens / ctx.request.promptTokens

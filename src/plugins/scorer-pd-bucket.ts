@@ -36,6 +36,7 @@
 // event. A pod with no record has no load: this count is ours, never an
 // unknown. Plain endpoint candidates (no PD filter) are scored and charged
 // like prefill pods, maxPossibleCost alpha * n + beta.
+// Deprecated, accepted and ignored: loadNormalization (pre-issue-12 knob).
 import { z } from 'zod';
 import { decayed } from '../state/charges.js';
 import type { BucketCharge, CycleContext, EndpointView, PdChoice } from '../scheduling/types.js';
@@ -123,6 +124,11 @@ export const scorerPdBucket = definePlugin({
       .nonnegative('expected a prompt length >= 0 tokens')
       .default(200),
     capacityLabelName: stringParam('openfuyao.com/capacity'),
+    // Deprecated no-op: the pre-issue-12 formula's load normaliser (the
+    // new one divides by the mean). Accepted so configurations that set it load.
+    loadNormalization: z
+      .enum(['max', 'mean'], { error: 'expected "max" or "mean" (deprecated, ignored)' })
+      .optional(),
   }),
   create: (name, p) => {
     const { alpha, beta, decayFactor: d, bucketSeperateLength: sep, capacityLabelName } = p;

@@ -40,7 +40,14 @@ export interface PrefixNeed {
   blockSizeTokens: number;
   maxPrefixBlocksToMatch: number;
   lruCapacityPerServer: number;
+  /**
+   * Fields the plugin's configuration left at a default it does not insist
+   * on: another prefix plugin of the profile that sets them wins (collectNeeds).
+   */
+  adoptable?: readonly PrefixField[];
 }
+
+export type PrefixField = 'blockSizeTokens' | 'maxPrefixBlocksToMatch' | 'lruCapacityPerServer';
 
 /** What every plugin has: GIE's TypedName, used in logs, errors and metrics. */
 export interface Plugin {

@@ -16,6 +16,7 @@ import {
   type HeaderHandler,
   type Picker,
   type Plugin,
+  type PrefixField,
   type PrefixNeed,
   type Scorer,
 } from './plugin.js';
@@ -90,19 +91,50 @@ export function compileProfile(name: string, refs: readonly PluginRef[]): Compil
   return profile;
 }
 
-const samePrefix = (a: PrefixNeed, b: PrefixNeed) =>
-  a.blockSizeTokens === b.blockSizeTokens &&
-  a.maxPrefixBlocksToMatch === b.maxPrefixBlocksToMatch &&
-  a.lruCapacityPerServer === b.lruCapacityPerServer;
+const PREFIX_FIELDS: readonly PrefixField[] = [
+  'blockSizeTokens',
+  'maxPrefixBlocksToMatch',
+  'lruCapacityPerServer',
+];
 
 const describePrefix = (p: PrefixNeed) =>
   `blockSizeTokens ${p.blockSizeTokens}, maxPrefixBlocksToMatch ${p.maxPrefixBlocksToMatch}, lruCapacityPerServer ${p.lruCapacityPerServer}`;
+
+/**
+ * One prompt hashing for two plugins: a field equal in both stays, a field
+ * one side left adoptable takes the other's value, anything else is a
+ * conflict (undefined).
+ */
+function mergePrefix(a: PrefixNeed, b: PrefixNeed): PrefixNeed | undefined {
+  const merged: PrefixNeed = { ...a };
+  const adoptable: PrefixField[] = [];
+  for (const f of PREFIX_FIELDS) {
+    const aYields = a.adoptable?.includes(f) ?? false;
+    const bYields = b.adoptable?.includes(f) ?? false;
+    if (a[f] === b[f]) {
+      if (aYields && bYields) adoptable.push(f);
+    } else if (bYields) {
+      if (aYields) adoptable.push(f);
+    } else if (aYields) {
+      merged[f] = b[f];
+    } else {
+      return undefined;
+    }
+  }
+  if (adoptable.length > 0) merged.adoptable = adoptable;
+  else delete merged.adoptable;
+  return merged;
+}
 
 /**
  * Union of what the profile's plugins need fetched before a cycle. The
  * prompt is hashed once and the cache-indexer asked once per request, so two
  * plugins asking for them differently cannot both be honoured: that is a
  * ProfileError naming the second plugin, not a silent choice of the first.
+ * The exception is a prompt-hashing field a plugin marks adoptable (left at
+ * its default in the configuration): it takes the other plugin's value, so a
+ * profile combining prefix-cache-scorer with the KV-aware scorer's routing
+ * history loads with default parameters; only explicit conflicts are errors.
  */
 export function collectNeeds(profile: Pick<CompiledProfile, 'plugins'>): DataNeeds {
   const needs: DataNeeds = {};
@@ -115,11 +147,15 @@ export function collectNeeds(profile: Pick<CompiledProfile, 'plugins'>): DataNee
       if (!needs.prefix) {
         needs.prefix = n.prefix;
         prefixFrom = p;
-      } else if (!samePrefix(needs.prefix, n.prefix)) {
-        throw new ProfileError(
-          `the same prompt hashing as "${prefixFrom!.name}" (${describePrefix(needs.prefix)}), got ${describePrefix(n.prefix)}: the prompt is hashed once per request`,
-          { plugin: p },
-        );
+      } else {
+        const merged = mergePrefix(needs.prefix, n.prefix);
+        if (!merged) {
+          throw new ProfileError(
+            `the same prompt hashing as "${prefixFrom!.name}" (${describePrefix(needs.prefix)}), got ${describePrefix(n.prefix)}: the prompt is hashed once per request`,
+            { plugin: p },
+          );
+        }
+        needs.prefix = merged;
       }
     }
     if (n.indexer) {
@@ -134,6 +170,10 @@ export function collectNeeds(profile: Pick<CompiledProfile, 'plugins'>): DataNee
       }
     }
     if (n.bucketLoads) needs.bucketLoads = true;
+  }
+  if (needs.prefix?.adoptable) {
+    const { adoptable: _settled, ...prefix } = needs.prefix;
+    needs.prefix = prefix;
   }
   return needs;
 }

@@ -53,12 +53,18 @@ export type PolicyId =
   | 'kv-history-64-0.25'
   | 'kv-history-64'
   | 'kv-history-64-4k'
+  // A profile written before routing history: prefix-cache-scorer beside the KV-aware scorer, defaults.
+  | 'kv-with-prefix-scorer'
+  // The product profile with picker-min-random's pre-merge default of 3 targets (fallbacks).
+  | 'kv-pick3'
   // Cost-model alternatives (issue 12): the product scorer's code with one knob changed.
   | CostVariantId;
 
 /** Alternatives to the product's KV cost model, measured in docs/benchmarks.md. */
 export const COST_VARIANTS = {
   'kv-cost-u1': { ...DEFAULT_KV_COST, usagePower: 1 },
+  // The round-one default (usage squared), kept to show the change.
+  'kv-cost-u2': { ...DEFAULT_KV_COST, usagePower: 2 },
   'kv-cost-u4': { ...DEFAULT_KV_COST, usagePower: 4 },
   'kv-cost-u0': { ...DEFAULT_KV_COST, usagePower: 0 },
   'kv-cost-fullq': { ...DEFAULT_KV_COST, queueAtFullLength: true },
@@ -77,6 +83,12 @@ export const COST_VARIANTS = {
   'kv-cost-qmax-dup3': { ...DEFAULT_KV_COST, queueFrom: 'max', duplication: 3 },
   'kv-cost-dup1': { ...DEFAULT_KV_COST, duplication: 1 },
   'kv-cost-dup3': { ...DEFAULT_KV_COST, duplication: 3 },
+  'kv-cost-qmax': { ...DEFAULT_KV_COST, queueFrom: 'max' },
+  'kv-cost-u1-qmax': { ...DEFAULT_KV_COST, usagePower: 1, queueFrom: 'max' },
+  'kv-cost-u1-dup1': { ...DEFAULT_KV_COST, usagePower: 1, duplication: 1 },
+  'kv-cost-u1-dup05': { ...DEFAULT_KV_COST, usagePower: 1, duplication: 0.5 },
+  'kv-cost-u1-dup025': { ...DEFAULT_KV_COST, usagePower: 1, duplication: 0.25 },
+  'kv-cost-u1-qmax-dup3': { ...DEFAULT_KV_COST, usagePower: 1, queueFrom: 'max', duplication: 3 },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 
@@ -292,6 +304,20 @@ export const POLICIES: readonly PolicyDef[] = [
     configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: true, blockSizeTokens: 64, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 8000}\n- type: picker-min-random\n`,
     describe: 'scorer-aggregate-kv-cache-aware with routingHistory on 64-token blocks, first 4,096 tokens',
   },
+  {
+    id: 'kv-pick3',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n- type: picker-min-random\n  parameters: {maxNumOfEndpoints: 3}\n`,
+    describe:
+      'scorer-aggregate-kv-cache-aware + picker-min-random with 3 targets (the default before main moved it to 1)',
+  },
+  {
+    id: 'kv-with-prefix-scorer',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: prefix-cache-scorer\n- type: scorer-aggregate-kv-cache-aware\n- type: picker-min-random\n`,
+    describe:
+      'prefix-cache-scorer + scorer-aggregate-kv-cache-aware, defaults (history adopts GIE hashing: 16-token blocks, 4k tokens)',
+  },
   ...Object.entries(COST_VARIANTS).flatMap(([id, m]): PolicyDef[] => [
     {
       id: id as CostVariantId,
@@ -317,6 +343,8 @@ export const KV_AWARE_TUNING: PolicyId[] = [
   'kv-history',
   'kv-history-64',
   'kv-history-64-4k',
+  'kv-with-prefix-scorer',
+  'kv-pick3',
   ...(Object.keys(COST_VARIANTS).flatMap((k) => [k, `${k}-h`]) as CostVariantId[]),
   'kv-aware-inflight',
   'kv-aware-floor4',

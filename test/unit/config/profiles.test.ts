@@ -10,6 +10,7 @@ import {
 import { ConfigError } from '../../../src/config/errors.js';
 import { collectNeeds } from '../../../src/scheduling/profile.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
+import { ctx, endpoints, view } from '../plugins/fixtures.js';
 import {
   CONFIG_HEAD as HEAD,
   PROFILES_DIR as DIR,
@@ -188,6 +189,54 @@ schedulingProfiles:
         maxPrefixBlocksToMatch: 256,
         lruCapacityPerServer: 31_250,
       });
+    });
+
+    it("adopts prefix-cache-scorer's hashing where the history parameters are left out (either order)", () => {
+      // A profile written before routing history existed: both plugins at their defaults.
+      const gie = { blockSizeTokens: 16, maxPrefixBlocksToMatch: 256, lruCapacityPerServer: 31_250 };
+      expect(collectNeeds(loadConfigText(profile('', ''), 'defaults.yaml', registry).profile).prefix).toEqual(
+        gie,
+      );
+      const reversed = `${HEAD}plugins:
+- type: scorer-aggregate-kv-cache-aware
+- type: prefix-cache-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: scorer-aggregate-kv-cache-aware
+  - pluginRef: prefix-cache-scorer
+  - pluginRef: max-score-picker
+`;
+      expect(collectNeeds(loadConfigText(reversed, 'reversed.yaml', registry).profile).prefix).toEqual(gie);
+      // One history field set explicitly and equal, the others adopted.
+      expect(
+        collectNeeds(
+          loadConfigText(
+            profile('maxPrefixBlocksToMatch: 32', 'maxPrefixBlocksToMatch: 32'),
+            'mixed.yaml',
+            registry,
+          ).profile,
+        ).prefix,
+      ).toEqual({ ...gie, maxPrefixBlocksToMatch: 32 });
+    });
+
+    it('routes the adopted hashing: routing history reads 16-token matches as 16 tokens each', () => {
+      const loaded = loadConfigText(profile('', ''), 'defaults.yaml', registry);
+      const agg = loaded.profile.scorers.find((s) => s.plugin.type === 'scorer-aggregate-kv-cache-aware')!;
+      const a = view('a');
+      const b = view('b');
+      const cx = ctx({
+        promptTokens: 100,
+        hitRates: { [a.endpoint.id]: 0, [b.endpoint.id]: 0 },
+        prefixHashes: ['1', '2', '3', '4'],
+        prefixMatches: new Map([[a.endpoint.id, 4]]),
+        prefixBlockTokens: collectNeeds(loaded.profile).prefix!.blockSizeTokens,
+      });
+      const out = agg.plugin.score!(cx, endpoints(a, b));
+      // a: 64 of 100 tokens routed there -> miss 36 tokens; b: miss 100 -> 1 - 36/100 and 0.
+      expect(out.scores[0]).toBeCloseTo(0.64, 12);
+      expect(out.scores[1]).toBeCloseTo(0, 12);
     });
 
     it('rejects two KV-cache aware scorers asking different cache-indexers', () => {

@@ -22,7 +22,7 @@ describe('kv-cost', () => {
 
   it('puts every term in tokens of the prompt', () => {
     const v = view('a', { waiting: 3, usage: 0.5 });
-    expect(kvCostTerms(v, 1000, 0.75)).toEqual({ miss: 250, usage: 250, queue: 750 });
+    expect(kvCostTerms(v, 1000, 0.75)).toEqual({ miss: 250, usage: 500, queue: 750 });
     expect(kvCost({ miss: 2, usage: 0, wait: 0.5 }, v, 1000, 0.75)).toBe(500 + 375);
   });
 
@@ -32,8 +32,8 @@ describe('kv-cost', () => {
     expect(kvCostTerms(v, 1000, 0.5, { ...m, queueAtFullLength: true }).queue).toBe(2000);
     expect(kvCostTerms(v, 1000, 0.5, { ...m, queueFrom: 'pending' }).queue).toBe(900);
     expect(kvCostTerms(v, 1000, 0.5, { ...m, queueFrom: 'max' }).queue).toBe(1000);
-    expect(kvCostTerms(v, 1000, 0.5, { ...m, usagePower: 1 }).usage).toBe(500);
-    expect(kvCostTerms(v, 1000, 0.5, { ...m, usageOnMiss: true }).usage).toBe(125);
+    expect(kvCostTerms(v, 1000, 0.5, { ...m, usagePower: 2 }).usage).toBe(250);
+    expect(kvCostTerms(v, 1000, 0.5, { ...m, usageOnMiss: true }).usage).toBe(250);
     expect(kvCostTerms(v, 1000, 0.5, { ...m, duplication: 1 }).miss).toBe(1000);
     // The product's model reads the waiting queue, not the outstanding prefill tokens.
     expect(kvCostTerms(v, 1000, 0.5).queue).toBe(1000);

@@ -24,19 +24,19 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     });
   });
 
-  it('costs miss + usage^2 + waiting in tokens and scores 1 - cost / max cost (hand-computed)', () => {
+  it('costs miss + usage + waiting in tokens and scores 1 - cost / max cost (hand-computed)', () => {
     // P = 1000 tokens.
     const a = view('a', { waiting: 2, usage: 0.5 });
     const b = view('b', { waiting: 4, usage: 0.5, inFlight: 9, running: 3 });
     const c = view('c', { waiting: 0, usage: 0 });
     const cx = ctx({ promptTokens: 1000, hitRates: { [a.endpoint.id]: 0.8, [c.endpoint.id]: 0.5 } });
-    // a: miss 200 + usage .25*1000 + waiting 2 * 200 = 850
-    // b: miss 1000 + 250 + max(4, 9 - 3) = 6 waiting * 1000 = 7250
+    // a: miss 200 + usage .5*1000 + waiting 2 * 200 = 1100
+    // b: miss 1000 + 500 + max(4, 9 - 3) = 6 waiting * 1000 = 7500
     // c: miss 500 + 0 + 0 = 500
     const s = scoresOf(build(factory, { routingHistory: false }), cx, endpoints(a, b, c));
-    expect(s[0]).toBeCloseTo(1 - 850 / 7250, 12);
+    expect(s[0]).toBeCloseTo(1 - 1100 / 7500, 12);
     expect(s[1]).toBeCloseTo(0, 12);
-    expect(s[2]).toBeCloseTo(1 - 500 / 7250, 12);
+    expect(s[2]).toBeCloseTo(1 - 500 / 7500, 12);
   });
 
   it('keeps a busy prefix holder until its queue outweighs what a move would recompute', () => {
@@ -78,9 +78,9 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     const a = view('a', { waiting: 3, usage: 0.9 });
     const b = view('b', { waiting: 0, usage: 0.1 });
     const s = scoresOf(build(factory), ctx({ promptTokens: 100, hitRates: undefined }), endpoints(a, b));
-    // a: 100 + 81 + 300 = 481; b: 100 + 1 + 0 = 101
+    // a: 100 + 90 + 300 = 490; b: 100 + 10 + 0 = 110
     expect(s[0]).toBeCloseTo(0, 12);
-    expect(s[1]).toBeCloseTo(1 - 101 / 481, 12);
+    expect(s[1]).toBeCloseTo(1 - 110 / 490, 12);
   });
 
   it('unknown signals: usage counts 0.5, waiting half the in-flight requests; the endpoint stays eligible', () => {
@@ -92,15 +92,24 @@ describe('scorer-aggregate-kv-cache-aware', () => {
       ctx({ promptTokens: 100, hitRates: {} }),
       endpoints(known, idle, stale),
     );
-    // known: 100 + 81 + 200 = 381; idle: 100; stale: 100 + 25 + 1 * 100 = 225
+    // known: 100 + 90 + 200 = 390; idle: 100; stale: 100 + 50 + 1 * 100 = 250
     expect(s[0]).toBeCloseTo(0, 12);
-    expect(s[1]).toBeCloseTo(1 - 100 / 381, 12);
-    expect(s[2]).toBeCloseTo(1 - 225 / 381, 12);
+    expect(s[1]).toBeCloseTo(1 - 100 / 390, 12);
+    expect(s[2]).toBeCloseTo(1 - 250 / 390, 12);
   });
 
   it('gives every candidate 1 when all weights are 0', () => {
     const p = build(factory, { kvCacheHitNotRateWeight: 0, xpuCacheUsageWeight: 0, waitingRequestWeight: 0 });
     expect(scoresOf(p, ctx(), endpoints(view('a', { usage: 1, waiting: 9 }), view('b')))).toEqual([1, 1]);
+  });
+
+  it('accepts the deprecated waitingFromInFlight / waitingNormFloor and scores exactly as without them', () => {
+    const a = view('a', { waiting: 2, usage: 0.5 });
+    const b = view('b', { waiting: 4, usage: 0.3, inFlight: 9, running: 3 });
+    const cx = ctx({ promptTokens: 1000, hitRates: { [a.endpoint.id]: 0.8 } });
+    const plain = scoresOf(build(factory, { routingHistory: false }), cx, endpoints(a, b));
+    const old = build(factory, { routingHistory: false, waitingFromInFlight: false, waitingNormFloor: 4 });
+    expect(scoresOf(old, cx, endpoints(a, b))).toEqual(plain);
   });
 
   it('scores nothing on an empty candidate set and PD groups neutrally', () => {
@@ -110,7 +119,7 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     expect(scoresOf(p, ctx(), [{ kind: 'group', id: 'g1', group: { id: 'g1', ...g } }])).toEqual([0.5]);
   });
 
-  it('rejects bad parameters, including the pre-issue-12 tuning switches', () => {
+  it('rejects bad parameters, including ill-typed deprecated switches', () => {
     const bad = [
       { kvCacheHitNotRateWeight: 'high' },
       { xpuCacheUsageWeight: -1 },
@@ -118,8 +127,8 @@ describe('scorer-aggregate-kv-cache-aware', () => {
       { kvCacheManagerTimeout: 1.5 },
       { kvCacheManagerPath: 'match_sort' },
       { waitingWeight: 1 },
-      { waitingFromInFlight: true },
-      { waitingNormFloor: 4 },
+      { waitingFromInFlight: 'yes' },
+      { waitingNormFloor: 0.5 },
     ];
     for (const params of bad)
       expect(factory.parameters.safeParse(params).success, JSON.stringify(params)).toBe(false);
@@ -151,8 +160,18 @@ plugins:
     expect(parsed.routingHistory).toBe(true);
     expect(build(factory).dataNeeds).toEqual({
       indexer: { url: 'http://cache-indexer-service:8080/match_sort', timeoutMs: 5000 },
-      prefix: { blockSizeTokens: 256, maxPrefixBlocksToMatch: 64, lruCapacityPerServer: 2000 },
+      prefix: {
+        blockSizeTokens: 256,
+        maxPrefixBlocksToMatch: 64,
+        lruCapacityPerServer: 2000,
+        // Left out, so another prefix plugin's hashing may replace them (collectNeeds).
+        adoptable: ['blockSizeTokens', 'maxPrefixBlocksToMatch', 'lruCapacityPerServer'],
+      },
     });
+    expect(build(factory, { blockSizeTokens: 64 }).dataNeeds?.prefix?.adoptable).toEqual([
+      'maxPrefixBlocksToMatch',
+      'lruCapacityPerServer',
+    ]);
     const off = build(factory, { routingHistory: false });
     expect(off.dataNeeds?.prefix).toBeUndefined();
     expect(off.charges).toBeUndefined();
@@ -172,6 +191,7 @@ plugins:
     // 100-token prompt, 16-token blocks: one matched block = 0.16 of the prompt.
     const cx = ctx({
       promptTokens: 100,
+      prefixBlockTokens: 16,
       hitRates: { [a.endpoint.id]: 0.5, [b.endpoint.id]: 0.6 },
       prefixHashes: ['1', '2', '3', '4', '5', '6'],
       prefixMatches: new Map([

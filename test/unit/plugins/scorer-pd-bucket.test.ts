@@ -256,7 +256,18 @@ describe('scorer-pd-bucket', () => {
     expect(factory.parameters.safeParse({ bucketSeperateLength: 12.5 }).success).toBe(false);
     expect(factory.parameters.safeParse({ bucketSeparateLength: 100 }).success).toBe(false);
     expect(factory.parameters.safeParse({ alpha: '1' }).success).toBe(false);
-    expect(factory.parameters.safeParse({ loadNormalization: 'mean' }).success).toBe(false);
+    expect(factory.parameters.safeParse({ loadNormalization: 'median' }).success).toBe(false);
+  });
+
+  it('accepts the deprecated loadNormalization and scores exactly as without it', () => {
+    const g1 = pdGroup('g1', [{ pendingPrefillTokens: 100 }, { pendingPrefillTokens: 700 }], [{}]);
+    const g2 = pdGroup('g2', [{ pendingPrefillTokens: 300 }], [{}]);
+    const cx = () => ctx({ promptTokens: 10, random: seqRandom([0.3, 0.6]) });
+    const plain = build(factory).score!(cx(), [asCandidate(g1), asCandidate(g2)]).scores;
+    for (const loadNormalization of ['max', 'mean']) {
+      const s = build(factory, { loadNormalization }).score!(cx(), [asCandidate(g1), asCandidate(g2)]).scores;
+      expect(Array.from(s)).toEqual(Array.from(plain));
+    }
   });
 });
 
