@@ -5,11 +5,17 @@ import { createServer } from 'node:net';
 // between our check and the server's bind any outgoing connection of any
 // test (Redis clients, HTTP keep-alive pools) may take it as its source port:
 // that race made EADDRINUSE flakes under load. Below the range only another
-// listener can collide, and the in-process set rules out handing one twice.
+// listener can collide. Each vitest worker gets its own slice of the range
+// (VITEST_POOL_ID is unique among the workers running at once) and walks it in
+// order, so a port one file keeps unused on purpose (a "dead" endpoint) is
+// never handed to a test running beside it.
 const LOW = 20_000;
 // Redis Cluster nodes also bind port + 10000 (their bus), which must stay below the range too.
 const HIGH = 22_700;
-const handedOut = new Set<number>();
+const SLICES = 9;
+const SLICE = Math.floor((HIGH - LOW) / SLICES);
+const sliceStart = LOW + (Number(process.env.VITEST_POOL_ID ?? 0) % SLICES) * SLICE;
+let next = Math.floor(Math.random() * SLICE);
 
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -22,13 +28,9 @@ function canListen(port: number): Promise<boolean> {
 
 /** A TCP port free on 127.0.0.1 right now, outside the ephemeral range. */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
-    if (handedOut.has(port)) continue;
-    if (await canListen(port)) {
-      handedOut.add(port);
-      return port;
-    }
+  for (let attempt = 0; attempt < SLICE; attempt++) {
+    const port = sliceStart + (next++ % SLICE);
+    if (await canListen(port)) return port;
   }
-  throw new Error(`no free port found in ${LOW}-${HIGH} on 127.0.0.1`);
+  throw new Error(`no free port found in ${sliceStart}-${sliceStart + SLICE - 1} on 127.0.0.1`);
 }
