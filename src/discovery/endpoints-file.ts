@@ -1,10 +1,11 @@
 // Static discovery from an endpoints file (INTERFACES.md), re-read when the
 // file changes. A file that becomes invalid keeps the last good set and
 // reports the error; the first read must succeed.
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { z } from 'zod';
 import { hostPort } from '../common/net.js';
+import { WatchedFile, type WatchedFileOptions } from '../common/watched-file.js';
 import { ConfigError, fromZodError } from '../config/errors.js';
 import type { Endpoint } from '../scheduling/types.js';
 import type { EndpointSource } from './types.js';
@@ -61,50 +62,21 @@ export function readEndpointsFile(file: string): Endpoint[] {
   return parseEndpointsFile(text, file);
 }
 
-export interface FileSourceOptions {
-  /** Called when a re-read fails; the previous endpoints stay in force. */
-  onError?: (err: Error) => void;
-  /** Polling fallback period; fs.watch misses some editors' atomic renames. */
-  pollMs?: number;
-}
+export type FileSourceOptions = WatchedFileOptions;
 
 export class EndpointsFileSource implements EndpointSource {
   readonly kind = 'file' as const;
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private last = '';
+  private readonly watched: WatchedFile<Endpoint[]>;
 
-  constructor(
-    private readonly file: string,
-    private readonly opts: FileSourceOptions = {},
-  ) {}
+  constructor(file: string, opts: FileSourceOptions = {}) {
+    this.watched = new WatchedFile(file, readEndpointsFile, opts);
+  }
 
   async start(onChange: (endpoints: Endpoint[]) => void): Promise<void> {
-    const first = readEndpointsFile(this.file);
-    this.last = JSON.stringify(first);
-    onChange(first);
-    const reread = () => {
-      try {
-        const next = readEndpointsFile(this.file);
-        const key = JSON.stringify(next);
-        if (key === this.last) return;
-        this.last = key;
-        onChange(next);
-      } catch (e) {
-        this.opts.onError?.(e as Error);
-      }
-    };
-    try {
-      this.watcher = watch(this.file, { persistent: false }, () => setTimeout(reread, 20));
-    } catch {
-      // Polling below still sees changes.
-    }
-    this.timer = setInterval(reread, this.opts.pollMs ?? 1_000);
-    this.timer.unref();
+    this.watched.start(onChange);
   }
 
   async stop(): Promise<void> {
-    this.watcher?.close();
-    if (this.timer) clearInterval(this.timer);
+    this.watched.stop();
   }
 }
