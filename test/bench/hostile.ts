@@ -12,6 +12,9 @@
 //  - cache-indexer: 4 concurrent 14 MB nested /match_sort bodies: peak RSS
 //    growth; /match_sort latency while 5 batches of 8,192 blocks (the largest
 //    accepted) is applied.
+//  - parsers in process (hostile-parse.ts): the time of one call on each
+//    hostile input of the fuzz suites, and the worst call over a seeded
+//    random sample (`--parse-only` runs just this section).
 // Writes bench-results/hostile.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +24,7 @@ import { encodeBatch, encodeSeq, podTopic } from '../../src/kvcache/events.js';
 import { endpointsYaml, startEpp } from '../helpers/epp.js';
 import { fakeModel } from '../helpers/fake-model-server.js';
 import { freePort } from '../helpers/ports.js';
+import { parseTable, parseWorstCases } from './hostile-parse.js';
 import { REPO_ROOT, rssOfPid, spawnFn, stopAllSpawned } from '../helpers/spawn.js';
 
 const HEADERS: Array<[string, string]> = [
@@ -92,6 +96,10 @@ export async function run(args: string[]): Promise<void> {
   const chunksAt = args.indexOf('--chunks');
   const oneByteChunks = chunksAt >= 0 ? Number(args[chunksAt + 1]) : 50_000;
   const out: Record<string, unknown> = {};
+  const parse = parseWorstCases();
+  out.parse = parse;
+  process.stdout.write(`${parseTable(parse)}\n\n`);
+  if (args.includes('--parse-only')) return write(out);
   const model = await fakeModel();
   try {
     const epp = await startEpp({
@@ -258,6 +266,10 @@ export async function run(args: string[]): Promise<void> {
     await model.close();
     await stopAllSpawned();
   }
+  write(out);
+}
+
+function write(out: Record<string, unknown>): void {
   const dir = join(REPO_ROOT, 'bench-results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'hostile.json'), JSON.stringify(out, null, 2));

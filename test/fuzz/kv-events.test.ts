@@ -22,6 +22,7 @@ import {
 } from '../../src/kvcache/events.js';
 import { tokenizeSimple } from '../../src/request/tokens.js';
 import { freePort } from '../helpers/ports.js';
+import { hostileMsgpack } from './arbitraries.js';
 import { getText, metricSum, spawnFn, stopAllSpawned, type SpawnedFn } from '../helpers/spawn.js';
 
 const RUN = { numRuns: 1_000, interruptAfterTimeLimit: 5_000, markInterruptAsFailure: false } as const;
@@ -132,28 +133,8 @@ describe('KV event codec under fuzzing', () => {
     );
   });
 
-  it('hostile msgpack headers (huge declared lengths, deep nesting, extension types): KvEventDecodeError, quickly', () => {
-    const cases: Buffer[] = [
-      Buffer.from([0xdd, 0x7f, 0xff, 0xff, 0xff]), // array32 of 2^31-1 elements, no data
-      Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff]), // map32 of 2^32-1 entries
-      Buffer.from([0xdb, 0xff, 0xff, 0xff, 0xff, 0x61]), // str32 of 4 GiB
-      Buffer.from([0xc6, 0xff, 0xff, 0xff, 0xff]), // bin32 of 4 GiB
-      Buffer.from([0xc9, 0x00, 0x00, 0x00, 0x01, 0x05, 0x00]), // ext32, unknown type
-      Buffer.from([0xd6, 0xff, 0x00, 0x00, 0x00, 0x00]), // timestamp ext
-      Buffer.alloc(100_000, 0x91), // 100k nested fixarrays
-      Buffer.concat([
-        Buffer.from([0x82, 0xa2, 0x74, 0x73, 0x01, 0xa6]),
-        Buffer.from('events'),
-        Buffer.from([0xdd, 0x00, 0x0f, 0x42, 0x40]),
-      ]), // events: array of 1e6, truncated
-      Buffer.from([0x81, 0x80, 0x01]), // map with a map key
-      Buffer.from([0xc1]), // never-used byte
-    ];
-    for (const c of cases) {
-      const t0 = performance.now();
-      decodeOutcome(c);
-      expect(performance.now() - t0).toBeLessThan(1_000);
-    }
+  it('hostile msgpack headers (huge declared lengths, deep nesting, extension types): KvEventDecodeError', () => {
+    for (const [, bytes] of hostileMsgpack()) expect(decodeOutcome(bytes)).toBe('error');
   });
 
   it('structurally valid batches with hostile values never make the indexer throw', async () => {

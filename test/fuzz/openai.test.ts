@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { openAIErrorBody, parseOpenAIRequest, RequestError } from '../../src/request/openai.js';
 import { parseMatchRequest } from '../../src/cacheindexer/match-request.js';
-import { weirdScalar, yamlDoc } from './arbitraries.js';
+import { hostileOpenAIBodies, weirdScalar, yamlDoc } from './arbitraries.js';
 
 const RUN = { numRuns: 500, interruptAfterTimeLimit: 5_000, markInterruptAsFailure: false } as const;
 const PATHS = [
@@ -16,19 +16,9 @@ const PATHS = [
   '/v1/embeddings',
   '',
 ];
-const PER_CALL_MS = 1_000;
-
+// How long one call takes is a figure of `npm run bench -- hostile` (parse
+// section), not an assertion here: a real hang still fails on the test timeout.
 function outcome(path: string, body: string): 'ok' | 400 {
-  const t0 = performance.now();
-  const out = outcomeUntimed(path, body);
-  const ms = performance.now() - t0;
-  // A slow answer is a hang waiting for a bigger input.
-  if (ms > PER_CALL_MS)
-    throw new Error(`parseOpenAIRequest took ${ms.toFixed(0)} ms on ${path} (${body.length} chars)`);
-  return out;
-}
-
-function outcomeUntimed(path: string, body: string): 'ok' | 400 {
   try {
     const { request, body: obj } = parseOpenAIRequest(path, body, { 'x-a': 'b' }, 'rid');
     expect(typeof request.model).toBe('string');
@@ -158,53 +148,8 @@ describe('OpenAI body parsing under fuzzing', () => {
     );
   });
 
-  it('deep nesting, huge strings and huge arrays are answered quickly', () => {
-    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
-    const cases: Array<[string, string]> = [
-      ['/v1/chat/completions', deep(200_000)],
-      ['/v1/chat/completions', `{"model":"m","messages":${deep(200_000)}}`],
-      ['/v1/chat/completions', `{"model":"m","messages":[{"role":"user","content":${deep(100_000)}}]}`],
-      ['/v1/completions', `{"model":"m","prompt":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`],
-      [
-        '/v1/chat/completions',
-        JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(16 * 1024 * 1024) }] }),
-      ],
-      [
-        '/v1/chat/completions',
-        JSON.stringify({
-          model: 'm'.repeat(1_000_000),
-          messages: [{ role: 'r'.repeat(1_000_000), content: '\ud800'.repeat(100_000) }],
-        }),
-      ],
-      [
-        '/v1/completions',
-        JSON.stringify({ model: 'm', prompt: Array.from({ length: 1_000_000 }, (_, i) => i) }),
-      ],
-      [
-        '/v1/completions',
-        JSON.stringify({ model: 'm', prompt: Array.from({ length: 200_000 }, () => 'ab') }),
-      ],
-      [
-        '/v1/chat/completions',
-        JSON.stringify({
-          model: 'm',
-          messages: Array.from({ length: 100_000 }, () => ({
-            role: 'user',
-            content: [
-              { type: 'text', text: 'x' },
-              { type: 'image_url', image_url: { url: 'data:' } },
-            ],
-          })),
-        }),
-      ],
-      [
-        '/v1/chat/completions',
-        '{"model":"m","messages":[{"role":"user","content":"' + '\\u0000'.repeat(100_000) + '"}]}',
-      ],
-      ['/v1/chat/completions', '{"__proto__":{"model":"m"},"messages":[{"role":"user","content":"x"}]}'],
-      ['/v1/chat/completions', '{"model":"m","model":"","messages":[{"role":"user","content":"x"}]}'],
-    ];
-    for (const [path, body] of cases) outcome(path, body);
+  it('deep nesting, huge strings and huge arrays are answered (a request or a 400)', () => {
+    for (const [, path, body] of hostileOpenAIBodies()) outcome(path, body);
     expect((Object.prototype as Record<string, unknown>).model).toBeUndefined();
   });
 });
