@@ -364,6 +364,74 @@ describe('charts/hermes-router', () => {
     ).toEqual([]);
   });
 
+  it('egress (opt-in): API server, DNS, model servers, Redis, cache-indexer and extraTo only; no API server CIDR is an error', () => {
+    expect(find(render(CHART), 'NetworkPolicy', EPP).spec.egress).toBeUndefined();
+    expect(renderError(CHART, { set: ['networkPolicy.egress.enabled=true'] })).toMatch(
+      /networkPolicy.egress.apiServerCidrs is required/,
+    );
+    const objs = render(CHART, {
+      set: [
+        'networkPolicy.egress.enabled=true',
+        'networkPolicy.egress.apiServerCidrs[0]=10.0.0.1/32',
+        'networkPolicy.cacheIndexer.podSelector.matchLabels.app=cache-indexer',
+        'networkPolicy.egress.extraTo[0].to[0].ipBlock.cidr=192.168.10.0/24',
+        'networkPolicy.egress.extraTo[0].ports[0].port=6380',
+      ],
+    });
+    const epp = find(objs, 'NetworkPolicy', EPP).spec;
+    expect(epp.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(epp.egress).toEqual([
+      {
+        to: [{ ipBlock: { cidr: '10.0.0.1/32' } }],
+        ports: [
+          { port: 443, protocol: 'TCP' },
+          { port: 6443, protocol: 'TCP' },
+        ],
+      },
+      {
+        to: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+            podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+          },
+        ],
+        ports: [
+          { port: 53, protocol: 'UDP' },
+          { port: 53, protocol: 'TCP' },
+        ],
+      },
+      { to: [{ podSelector: { matchLabels: { 'openfuyao.com/model': 'qwen-qwen3-8b' } } }] },
+      {
+        to: [
+          {
+            podSelector: {
+              matchLabels: find(objs, 'NetworkPolicy', `${POOL}-redis`).spec.podSelector.matchLabels,
+            },
+          },
+        ],
+        ports: [{ port: 6379, protocol: 'TCP' }],
+      },
+      {
+        to: [{ podSelector: { matchLabels: { app: 'cache-indexer' } } }],
+        ports: [{ port: 8080, protocol: 'TCP' }],
+      },
+      { to: [{ ipBlock: { cidr: '192.168.10.0/24' } }], ports: [{ port: 6380 }] },
+    ]);
+    // The model-server peer is the pool's own selector, so scraping and KV events stay allowed.
+    expect(find(objs, 'InferencePool', POOL).spec.selector.matchLabels).toEqual({
+      'openfuyao.com/model': 'qwen-qwen3-8b',
+    });
+    // Without the bundled Redis there is no Redis rule.
+    const noRedis = render(CHART, {
+      set: [
+        'redis.enabled=false',
+        'networkPolicy.egress.enabled=true',
+        'networkPolicy.egress.apiServerCidrs[0]=10.0.0.1/32',
+      ],
+    });
+    expect(find(noRedis, 'NetworkPolicy', EPP).spec.egress).toHaveLength(3);
+  });
+
   it('ServiceMonitor on request; DestinationRule only for istio', () => {
     const objs = render(CHART, {
       set: ['monitoring.serviceMonitor.enabled=true', 'gateway.className=gke-l7-regional-external-managed'],

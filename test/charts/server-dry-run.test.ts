@@ -54,6 +54,19 @@ const VARIANTS: Array<[string, () => K8sObject[]]> = [
   ['3 replicas', () => render(CHART, { set: ['inferencepool.inferenceExtension.replicas=3'] })],
   ['no Redis', () => render(CHART, { set: ['redis.enabled=false'] })],
   [
+    'egress policy with a cache-indexer and an external peer',
+    () =>
+      render(CHART, {
+        set: [
+          'networkPolicy.egress.enabled=true',
+          'networkPolicy.egress.apiServerCidrs[0]=10.0.0.1/32',
+          'networkPolicy.cacheIndexer.podSelector.matchLabels.app=cache-indexer',
+          'networkPolicy.egress.extraTo[0].to[0].ipBlock.cidr=192.168.10.0/24',
+          'networkPolicy.egress.extraTo[0].ports[0].port=6380',
+        ],
+      }),
+  ],
+  [
     'external Redis with a password Secret',
     () =>
       render(CHART, {
