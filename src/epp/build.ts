@@ -131,6 +131,9 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     store,
     stalenessMs: config.metricsStalenessMs,
     version: deps.version,
+    knownModels: config.modelLabels,
+    maxModelLabels: config.maxModelLabels,
+    learnModelLabels: config.modelLabels === undefined,
   });
   const discoveredSet = new DiscoveredSet();
   const director = new Director({

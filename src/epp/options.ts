@@ -7,6 +7,7 @@ import {
   bool,
   defineOptions,
   duration,
+  integer,
   logLevelOption,
   oneOf,
   optionalString,
@@ -115,6 +116,26 @@ export const eppOptions = defineOptions({
     help: 'with Redis and --pool-name: TTL of the lease of the replica publishing discovery',
     default: '10s',
     schema: required(duration(300)),
+  },
+  modelLabels: {
+    flag: '--model-labels <names>',
+    env: 'MODEL_LABELS',
+    help: 'comma-separated model names used as metric labels; set: only these (else names the pool served with a 2xx, up to --max-model-labels)',
+    schema: optionalString().transform((v) =>
+      v === undefined
+        ? undefined
+        : v
+            .split(',')
+            .map((m) => m.trim())
+            .filter((m) => m !== ''),
+    ),
+  },
+  maxModelLabels: {
+    flag: '--max-model-labels <n>',
+    env: 'MAX_MODEL_LABELS',
+    help: 'at most this many distinct model_name label values; the rest are counted as "other"',
+    default: '100',
+    schema: required(integer(1, 10_000)),
   },
   disableSubsetFilter: {
     flag: '--disable-endpoint-subset-filter [bool]',
@@ -345,6 +366,9 @@ export interface EppConfig {
   scrapeLeaseTtlMs: number;
   /** Shared state + Kubernetes: TTL of the lease of the replica that publishes discovery. */
   discoveryLeaseTtlMs: number;
+  /** Metric label values for model names: only these when set (see observability/model-labels.ts). */
+  modelLabels?: string[];
+  maxModelLabels: number;
   /** Ignore the gateway's subset hint (GIE --disable-endpoint-subset-filter). */
   disableSubsetFilter: boolean;
   secureServing: boolean;
@@ -413,6 +437,8 @@ function eppConfigOf(o: EppOptionValues, env: NodeJS.ProcessEnv): EppConfig {
     replicaId: o.replicaId,
     scrapeLeaseTtlMs: o.scrapeLeaseTtlMs,
     discoveryLeaseTtlMs: o.discoveryLeaseTtlMs,
+    modelLabels: o.modelLabels,
+    maxModelLabels: o.maxModelLabels,
     disableSubsetFilter: o.disableSubsetFilter,
     secureServing: o.secureServing,
     certPath: o.certPath,

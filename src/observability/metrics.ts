@@ -32,6 +32,8 @@ export interface EppMetricsOptions {
   knownModels?: readonly string[];
   /** At most this many distinct model labels (default 100); the rest are `other`. */
   maxModelLabels?: number;
+  /** Names served with a 2xx become labels (default true); false: only knownModels. */
+  learnModelLabels?: boolean;
 }
 
 export class EppMetrics {
@@ -64,7 +66,7 @@ export class EppMetrics {
 
   constructor(opts: EppMetricsOptions) {
     const r = this.registry;
-    this.modelLabels = new ModelLabels(opts.knownModels, opts.maxModelLabels);
+    this.modelLabels = new ModelLabels(opts.knownModels, opts.maxModelLabels, opts.learnModelLabels);
     const m = ['model_name', 'target_model_name'] as const;
     this.requestTotal = new Counter({
       name: 'inference_objective_request_total',

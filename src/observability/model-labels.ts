@@ -4,6 +4,9 @@
 // pool has served it (a model server answered it with a 2xx, so it is a
 // model the pool really runs) or when it was configured; at most `max`
 // names, first come first kept. Everything else is counted under `other`.
+// With a configured list and `learn` off (`--model-labels`), only the listed
+// names are labels: a model server that answers 2xx to any name cannot fill
+// the slots.
 export const OTHER_MODEL = 'other';
 
 export class ModelLabels {
@@ -14,8 +17,9 @@ export class ModelLabels {
   constructor(
     configured: readonly string[] = [],
     private readonly max = 100,
+    private readonly learn = true,
   ) {
-    for (const m of configured) this.admit(m);
+    for (const m of configured) this.add(m);
   }
 
   /** The label for `model` now (`other` unless known). */
@@ -25,6 +29,10 @@ export class ModelLabels {
 
   /** A model server served `model`: it may become a label from now on (up to `max`). */
   admit(model: string): void {
+    if (this.learn) this.add(model);
+  }
+
+  private add(model: string): void {
     if (model !== '' && this.known.size < this.max) this.known.add(model);
   }
 

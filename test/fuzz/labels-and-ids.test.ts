@@ -67,6 +67,39 @@ describe('model labels (in process)', () => {
   });
 });
 
+describe('configured model labels (--model-labels)', () => {
+  it('only the listed names are labels: a 2xx for any other name stays `other`', async () => {
+    const metrics = new EppMetrics({
+      poolName: 'p',
+      store: new MemoryStateStore(),
+      stalenessMs: 1000,
+      knownModels: ['llama', 'qwen'],
+      learnModelLabels: false,
+    });
+    const o = metrics.observer();
+    for (const m of ['llama', 'served-anything', 'qwen']) {
+      o.requestReceived!(m, 1);
+      o.responseComplete!(m, 200, 0.01, 1, undefined);
+      o.requestEnded!(m);
+    }
+    const text = await metrics.registry.metrics();
+    const labels = new Set([...text.matchAll(/[{,]model_name="([^"]*)"/g)].map((m) => m[1]));
+    expect([...labels].sort()).toEqual(['llama', OTHER_MODEL, 'qwen']);
+    expect(metrics.modelLabels.size).toBe(2);
+  });
+
+  it('the flag and its env variable parse to a trimmed list; a bound out of range names the flag', async () => {
+    const { parseArgs } = await import('../../src/config/cli-options.js');
+    const { eppOptions } = await import('../../src/epp/options.js');
+    const o = parseArgs('epp', '', eppOptions, ['--model-labels', ' llama, qwen ,,']);
+    expect(o.modelLabels).toEqual(['llama', 'qwen']);
+    expect(o.maxModelLabels).toBe(100);
+    expect(() => parseArgs('epp', '', eppOptions, ['--max-model-labels', '0'])).toThrow(
+      /--max-model-labels \(MAX_MODEL_LABELS\): expected an integer in 1..10000/,
+    );
+  });
+});
+
 describe('boundedRequestId', () => {
   it('keeps short ids, bounds long ones, and keeps distinct long ids distinct', () => {
     fc.assert(
