@@ -236,10 +236,7 @@ export class ProcessStream {
     }
     const chunk = b.body;
     if (chunk) {
-      const refused = appendBodyChunk(
-        (this.body ??= requestBodyBuffer(this.opts.maxBodyBytes, this.headers)),
-        chunk,
-      );
+      const refused = appendBodyChunk((this.body ??= requestBodyBuffer(this.opts.maxBodyBytes)), chunk);
       if (refused)
         return this.fail(
           refused.status,
@@ -285,7 +282,7 @@ export class ProcessStream {
     let read: ReadRequest;
     try {
       // Read only now, so a multi-byte character split across chunks is whole.
-      body = (this.body ?? requestBodyBuffer(0, this.headers)).finish();
+      body = (this.body ?? requestBodyBuffer(0)).finish();
       this.body = undefined;
       read = readOpenAIRequest(this.requestPath(), body, this.headers, this.requestId);
     } catch (e) {

@@ -1,5 +1,6 @@
 // `npm run bench -- extproc [--duration 1.5] [--sizes 2048,220000] [--conc 1,64]
-//    [--no-floor] [--no-pin] [--cpu-prof DIR] [--in-process] [--profile FILE]`
+//    [--no-floor] [--no-pin] [--no-upstream] [--cpu-prof DIR] [--node-flags '...']
+//    [--in-process] [--profile FILE]`
 //
 // Drives the real ext_proc gRPC path the way Envoy does: N concurrent
 // Process streams over one HTTP/2 connection, each a whole exchange —
@@ -414,6 +415,8 @@ export async function run(args: string[]): Promise<void> {
   const sizes = numList(arg('--sizes'), BODY_SIZES);
   const concurrencies = numList(arg('--conc'), CONCURRENCY);
   const cpuProfDir = arg('--cpu-prof');
+  // Extra node flags for both servers (e.g. --node-flags=--max-semi-space-size=64), the same for both.
+  const nodeFlags = (arg('--node-flags') ?? '').split(' ').filter((f) => f !== '');
   const pinned = !inProcess && !args.includes('--no-pin') && pinSelf(0);
   const serverSpawn: SpawnOptions = pinned ? { cpu: 1 } : {};
   const fakes = await metricsServers(8);
@@ -451,7 +454,10 @@ export async function run(args: string[]): Promise<void> {
   } else {
     benchEpp = await startBenchEpp(endpointsFile, configFile, ROOT, {
       ...serverSpawn,
-      nodeArgs: cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'epp')] : [],
+      nodeArgs: [
+        ...nodeFlags,
+        ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'epp')] : []),
+      ],
     });
     grpcPort = benchEpp.grpcPort;
     proc = benchEpp.proc;
@@ -459,7 +465,10 @@ export async function run(args: string[]): Promise<void> {
   if (withFloor)
     floor = await startBenchFloor(ROOT, {
       ...serverSpawn,
-      nodeArgs: cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'floor')] : [],
+      nodeArgs: [
+        ...nodeFlags,
+        ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'floor')] : []),
+      ],
     });
 
   const client = new ExtProcClient({ target: `127.0.0.1:${grpcPort}`, deadlineMs: 30_000 });
