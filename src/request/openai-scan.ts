@@ -122,18 +122,32 @@ class Scan {
     this.i++;
   }
 
+  /** Where the next quote / backslash at or after a position is: found with native indexOf, reused until passed. */
+  private nextQuote = -1;
+  private nextBackslash = -1;
+
   /**
    * The first quote, backslash or control character at or after `i` (n if
-   * none). Four bytes per step: a word has such a byte exactly when one of
-   * the classic SWAR tests (a byte below 0x20; a byte equal to '"' or '\\')
-   * sets a high bit. Most of a prompt's bytes pass through here.
+   * none). Quotes and backslashes are found natively (memchr); the bytes
+   * before the first of them are checked for control characters four at a
+   * time (a word has a byte below 0x20 exactly when the classic SWAR test
+   * sets a high bit). Most of a prompt's bytes pass through here.
    */
   private stringRun(i: number): number {
     const b = this.b;
     const n = this.n;
+    if (this.nextQuote < i) {
+      const q = b.indexOf(QUOTE, i);
+      this.nextQuote = q < 0 || q >= n ? n : q;
+    }
+    if (this.nextBackslash < i) {
+      const q = b.indexOf(BACKSLASH, i);
+      this.nextBackslash = q < 0 || q >= n ? n : q;
+    }
+    const stop = Math.min(this.nextQuote, this.nextBackslash);
     const pad = this.pad;
-    while (i < n && ((i - pad) & 3) !== 0) {
-      if (STRING_STOP[b[i]!] === 1) return i;
+    while (i < stop && ((i - pad) & 3) !== 0) {
+      if (b[i]! < 0x20) return i;
       i++;
     }
     // Made on the first string long enough to reach a word boundary.
@@ -143,15 +157,14 @@ class Scan {
       Math.max(0, n - pad) >> 2,
     ));
     let k = (i - pad) >> 2;
-    const kn = w.length;
-    for (; k < kn; k++) {
+    const kn = (stop - pad) >> 2;
+    for (; k + 1 < kn; k += 2) {
       const x = w[k]!;
-      const q = x ^ 0x22222222;
-      const s = x ^ 0x5c5c5c5c;
-      if ((((x - 0x20202020) & ~x) | ((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s)) & 0x80808080) break;
+      const y = w[k + 1]!;
+      if ((((x - 0x20202020) & ~x) | ((y - 0x20202020) & ~y)) & 0x80808080) break;
     }
     i = Math.max(i, pad + (k << 2));
-    while (i < n && STRING_STOP[b[i]!] === 0) i++;
+    while (i < stop && b[i]! >= 0x20) i++;
     return i;
   }
 
