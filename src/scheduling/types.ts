@@ -57,7 +57,6 @@ export interface ChatMessage {
   content: string;
 }
 
-/** An OpenAI-style request, parsed once. */
 /** Bytes of a prompt with the 32-bit word view hashing reads (src/request/prompt-bytes.ts). */
 export interface PromptBytes {
   readonly bytes: Uint8Array;
@@ -80,6 +79,12 @@ export interface PromptUtf8 {
   head(maxBytes: number): PromptBytes;
 }
 
+/**
+ * An OpenAI-style request, parsed once. On the ext_proc path it is a class
+ * instance whose promptText and messages are decoded lazily
+ * (src/request/openai-scan.ts): set its fields rather than copying it with
+ * an object spread, which would drop those two.
+ */
 export interface LLMRequest {
   requestId: string;
   model: string;

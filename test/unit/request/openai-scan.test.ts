@@ -117,3 +117,12 @@ describe('scanOpenAIRequest (the one-pass reader)', () => {
     }
   });
 });
+
+describe('the scanned request as a value', () => {
+  it('serialises as the plain LLMRequest shape, without the body', () => {
+    const text = '{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}';
+    const fast = scan('chat', text)!.request;
+    const slow = parseOpenAIRequest('/v1/chat/completions', text, {}, 'rid').request;
+    expect(JSON.parse(JSON.stringify(fast))).toEqual(JSON.parse(JSON.stringify(slow)));
+  });
+});
