@@ -16,7 +16,7 @@ import type {
   LLMRequest,
   SchedulingResult,
 } from '../scheduling/types.js';
-import { promptDigest, textBlockHashes, tokenBlockHashes } from '../request/prefix-hash.js';
+import { promptDigest, textBlockHashes, tokenBlockHashes, utf8BlockHashes } from '../request/prefix-hash.js';
 import { hasPrefill } from '../state/charges.js';
 import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
 import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
@@ -83,9 +83,10 @@ export interface Decision {
 }
 
 export function promptHashes(req: LLMRequest, blockSizeTokens: number, maxBlocks: number): string[] {
-  return req.tokenIds
-    ? tokenBlockHashes(req.tokenIds, req.model, blockSizeTokens, maxBlocks)
-    : textBlockHashes(req.promptText, req.model, blockSizeTokens, maxBlocks);
+  if (req.tokenIds) return tokenBlockHashes(req.tokenIds, req.model, blockSizeTokens, maxBlocks);
+  // The body reader's bytes when it kept them: the prompt is never made a string to be hashed.
+  if (req.promptUtf8) return utf8BlockHashes(req.promptUtf8, req.model, blockSizeTokens, maxBlocks);
+  return textBlockHashes(req.promptText, req.model, blockSizeTokens, maxBlocks);
 }
 
 /** Endpoint views from a snapshot: stale signals become unknown. */
@@ -345,5 +346,5 @@ class Ticket implements PickTicket {
 
 /** Cache key of a cache-indexer answer: the model plus a hash of the whole prompt. */
 export function indexerCacheKey(req: LLMRequest): string {
-  return `${req.model}|${promptDigest(req.promptText, req.tokenIds, req.model)}`;
+  return `${req.model}|${promptDigest(req.promptUtf8 ? '' : req.promptText, req.tokenIds, req.model, req.promptUtf8)}`;
 }

@@ -19,7 +19,13 @@ import {
   MODEL_REWRITE_HEADER,
   OBJECTIVE_HEADER,
 } from '../common/wire-headers.js';
-import { apiTypeOfPath, openAIErrorBody, parseOpenAIRequest, RequestError } from '../request/openai.js';
+import {
+  apiTypeOfPath,
+  openAIErrorBody,
+  readOpenAIRequest,
+  RequestError,
+  type ReadRequest,
+} from '../request/openai.js';
 import { boundedRequestId } from '../request/request-id.js';
 import { appendBodyChunk, requestBodyBuffer, type BodyBuffer } from '../request/body-buffer.js';
 import type { LLMRequest, SchedulingResult } from '../scheduling/types.js';
@@ -230,10 +236,7 @@ export class ProcessStream {
     }
     const chunk = b.body;
     if (chunk) {
-      const refused = appendBodyChunk(
-        (this.body ??= requestBodyBuffer(this.opts.maxBodyBytes, this.headers)),
-        chunk,
-      );
+      const refused = appendBodyChunk((this.body ??= requestBodyBuffer(this.opts.maxBodyBytes)), chunk);
       if (refused)
         return this.fail(
           refused.status,
@@ -276,24 +279,18 @@ export class ProcessStream {
 
   private async routeWithBody(eos: boolean): Promise<void> {
     let body: Buffer;
-    let req: LLMRequest;
-    let json: Record<string, unknown>;
+    let read: ReadRequest;
     try {
-      // Decoded only now, so a multi-byte character split across chunks is whole.
-      body = (this.body ?? requestBodyBuffer(0, this.headers)).finish();
+      // Read only now, so a multi-byte character split across chunks is whole.
+      body = (this.body ?? requestBodyBuffer(0)).finish();
       this.body = undefined;
-      ({ request: req, body: json } = parseOpenAIRequest(
-        this.requestPath(),
-        body,
-        this.headers,
-        this.requestId,
-        true,
-      ));
+      read = readOpenAIRequest(this.requestPath(), body, this.headers, this.requestId);
     } catch (e) {
       if (e instanceof RequestError)
         return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);
       throw e;
     }
+    const req = read.request;
     this.streamRequested = req.stream;
     // GIE: the rewrite header names the target, then InferenceModelRewrite rules may replace it.
     const incoming = req.model;
@@ -305,8 +302,9 @@ export class ProcessStream {
     }
     let mutated = false;
     if (target !== incoming) {
-      body = rewrittenRequestBody(json, target);
-      req = { ...req, model: target };
+      // Only a rewrite decodes the whole body and encodes it again.
+      body = rewrittenRequestBody(read.json(), target);
+      req.model = target;
       this.restoreModel = responseModelRestorer(target, incoming);
       mutated = true;
     }

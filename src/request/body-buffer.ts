@@ -8,6 +8,14 @@
 //
 // The same pass feeds the JSON shape scan, so a body nested too deep is
 // refused at the chunk that goes too deep instead of after all of it.
+//
+// A caller whose chunks never change once handed over (ext_proc: grpc-js
+// decodes each message into its own Buffer) can lend them instead
+// (`borrowChunks`): chunks of 4 KiB and more are kept as they are and only
+// runs of smaller ones are copied, so the body is copied once, into one
+// buffer of its exact size, when finished — or not at all when it came in
+// one chunk. Growing one buffer by doubling copied a 220 KB body about
+// twice over and faulted in five fresh buffers (~0.13 ms per request).
 import { RequestError } from './errors.js';
 import { DEFAULT_JSON_BOUNDS, JsonShapeScanner, type JsonBounds } from './json-scan.js';
 
@@ -19,16 +27,27 @@ export interface BodyBufferOptions {
   json?: JsonBounds | false;
   /** Capacity to start with (e.g. a declared content-length); capped at maxBytes. */
   expectedBytes?: number;
+  /** Keep chunks of BORROW_MIN_BYTES and more by reference: the caller never changes them afterwards. */
+  borrowChunks?: boolean;
 }
 
+/** Borrowed chunks at least this large are kept as they are; smaller ones are copied together. */
+export const BORROW_MIN_BYTES = 4096;
+
 const INITIAL_CAPACITY = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export function defaultMaxChunks(maxBytes: number): number {
   return Math.max(1024, Math.floor(maxBytes / 64));
 }
 
 export class BodyBuffer {
+  /** The body (copy mode), or the current run of small chunks (borrow mode). */
   private buf: Buffer;
+  /** Bytes in `buf`. */
+  private used = 0;
+  /** Borrow mode: the body's pieces so far, in order (the run in `buf` not yet among them). */
+  private readonly pieces: Buffer[] | undefined;
   private length = 0;
   private chunks = 0;
   private readonly maxChunks: number;
@@ -36,8 +55,13 @@ export class BodyBuffer {
 
   constructor(private readonly opts: BodyBufferOptions) {
     this.maxChunks = opts.maxChunks ?? defaultMaxChunks(opts.maxBytes);
-    const want = opts.expectedBytes && opts.expectedBytes > 0 ? opts.expectedBytes : INITIAL_CAPACITY;
-    this.buf = Buffer.allocUnsafe(Math.min(want, Math.max(opts.maxBytes, 1)));
+    if (opts.borrowChunks) {
+      this.pieces = [];
+      this.buf = EMPTY;
+    } else {
+      const want = opts.expectedBytes && opts.expectedBytes > 0 ? opts.expectedBytes : INITIAL_CAPACITY;
+      this.buf = Buffer.allocUnsafe(Math.min(want, Math.max(opts.maxBytes, 1)));
+    }
     this.scan = opts.json === false ? undefined : new JsonShapeScanner(opts.json ?? DEFAULT_JSON_BOUNDS);
   }
 
@@ -67,26 +91,51 @@ export class BodyBuffer {
     }
     if (chunk.length === 0) return;
     this.scan?.push(chunk);
-    if (size > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.min(Math.max(size, this.buf.length * 2), this.opts.maxBytes));
-      this.buf.copy(grown, 0, 0, this.length);
+    this.length = size;
+    if (this.pieces && chunk.length >= BORROW_MIN_BYTES) {
+      this.endRun();
+      this.pieces.push(
+        Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      );
+      return;
+    }
+    const need = this.used + chunk.length;
+    if (need > this.buf.length) {
+      const cap = this.pieces
+        ? Math.max(need, this.buf.length * 2, 1024)
+        : Math.max(need, this.buf.length * 2);
+      const grown = Buffer.allocUnsafe(Math.min(cap, this.opts.maxBytes));
+      this.buf.copy(grown, 0, 0, this.used);
       this.buf = grown;
     }
-    this.buf.set(chunk, this.length);
-    this.length = size;
+    this.buf.set(chunk, this.used);
+    this.used = need;
   }
 
-  /** The whole body (a view, not a copy); runs the end-of-text JSON checks. */
+  /** Borrow mode: the run of small chunks becomes a piece; the next run starts in a new buffer. */
+  private endRun(): void {
+    if (this.used === 0) return;
+    this.pieces!.push(this.buf.subarray(0, this.used));
+    this.buf = EMPTY;
+    this.used = 0;
+  }
+
+  /** The whole body (a view, or in borrow mode a chunk itself when it came in one); runs the end-of-text JSON checks. */
   finish(): Buffer {
     this.scan?.finish();
-    return this.buf.subarray(0, this.length);
+    if (!this.pieces) return this.buf.subarray(0, this.length);
+    this.endRun();
+    if (this.pieces.length === 1) return this.pieces[0]!;
+    const whole = Buffer.concat(this.pieces, this.length);
+    this.pieces.length = 0;
+    this.pieces.push(whole);
+    return whole;
   }
 }
 
-/** The buffer for an ext_proc request body: sized from content-length when declared. */
-export function requestBodyBuffer(maxBytes: number, headers: Readonly<Record<string, string>>): BodyBuffer {
-  const declared = Number(headers['content-length']);
-  return new BodyBuffer({ maxBytes, expectedBytes: Number.isFinite(declared) ? declared : undefined });
+/** The buffer for an ext_proc request body: grpc-js's decoded chunks are borrowed, never changed. */
+export function requestBodyBuffer(maxBytes: number): BodyBuffer {
+  return new BodyBuffer({ maxBytes, borrowChunks: true });
 }
 
 /** Appends, returning the client error instead of throwing it (for callers that answer it). */

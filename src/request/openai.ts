@@ -7,6 +7,7 @@ import { renderChat } from './chat-template.js';
 import { estimateTokens } from './tokens.js';
 import { RequestError } from './errors.js';
 import { parseBoundedJson, parseJsonText } from './json-scan.js';
+import { scanOpenAIRequest } from './openai-scan.js';
 
 export { openAIErrorBody, RequestError } from './errors.js';
 
@@ -14,7 +15,8 @@ export { openAIErrorBody, RequestError } from './errors.js';
 export const MAX_MODEL_CHARS = 1024;
 
 export function apiTypeOfPath(path: string): ApiType {
-  const p = path.split('?', 1)[0]!;
+  const q = path.indexOf('?');
+  const p = q < 0 ? path : path.slice(0, q);
   return p.endsWith('/chat/completions') ? 'chat' : 'completions';
 }
 
@@ -93,6 +95,30 @@ export function parseOpenAIRequest(
 ): ParsedBody {
   const doc = shapeChecked ? parseJsonText(body) : parseBoundedJson(body);
   return requestOf(path, doc, headers, requestId);
+}
+
+export interface ReadRequest {
+  request: LLMRequest;
+  /** The decoded JSON object, decoded on first call (only a body rewrite needs it). */
+  json(): Record<string, unknown>;
+}
+
+/**
+ * parseOpenAIRequest for a body whose shape a BodyBuffer already checked
+ * (the ext_proc path): the one-pass byte reader (openai-scan.ts) answers
+ * the requests it can answer exactly; the rest, errors included, take the
+ * full parse, so every answer is the one parseOpenAIRequest gives.
+ */
+export function readOpenAIRequest(
+  path: string,
+  body: Buffer,
+  headers: Readonly<Record<string, string>>,
+  requestId: string,
+): ReadRequest {
+  const fast = scanOpenAIRequest(apiTypeOfPath(path), body, headers, requestId, MAX_MODEL_CHARS);
+  if (fast) return fast;
+  const { request, body: obj } = parseOpenAIRequest(path, body, headers, requestId, true);
+  return { request, json: () => obj };
 }
 
 function requestOf(

@@ -3,6 +3,7 @@
 // tokenizer (4 UTF-8 bytes each); each block's hash chains its parent's, so
 // equal hashes mean equal prefixes. 64 bits from two 32-bit lanes; only
 // full blocks are hashed, as model servers cache only full blocks.
+import type { PromptUtf8 } from '../scheduling/types.js';
 import { utf8Scratch } from './tokens.js';
 
 function seedOf(model: string): [number, number] {
@@ -78,6 +79,17 @@ export function textBlockHashes(
   return hashWords(words, blockSizeTokens, maxBlocks, model);
 }
 
+/** textBlockHashes of a prompt already in UTF-8 (the body reader's bytes): no string is encoded. */
+export function utf8BlockHashes(
+  prompt: PromptUtf8,
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): string[] {
+  const head = prompt.head(maxBlocks * blockSizeTokens * 4);
+  return hashWords(head.words.subarray(0, head.bytes.length >> 2), blockSizeTokens, maxBlocks, model);
+}
+
 /** Chained hashes of the full blocks of a token-id prompt. */
 export function tokenBlockHashes(
   tokenIds: readonly number[],
@@ -89,9 +101,18 @@ export function tokenBlockHashes(
 }
 
 /** One 64-bit digest of the whole prompt, partial last token included (cache keys). */
-export function promptDigest(text: string, tokenIds: readonly number[] | undefined, model: string): string {
+export function promptDigest(
+  text: string,
+  tokenIds: readonly number[] | undefined,
+  model: string,
+  utf8?: PromptUtf8,
+): string {
   if (tokenIds)
     return hashWords(Uint32Array.from(tokenIds), Math.max(1, tokenIds.length), 1, model)[0] ?? 'empty';
+  if (utf8) {
+    const w = utf8.head(utf8.length).words;
+    return `${utf8.length}.${hashWords(w, Math.max(1, w.length), 1, model)[0] ?? 'empty'}`;
+  }
   const { bytes, length } = utf8Scratch(text);
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.ceil(length / 4));
   return `${length}.${hashWords(words, Math.max(1, words.length), 1, model)[0] ?? 'empty'}`;

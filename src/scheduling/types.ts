@@ -57,7 +57,34 @@ export interface ChatMessage {
   content: string;
 }
 
-/** An OpenAI-style request, parsed once. */
+/** Bytes of a prompt with the 32-bit word view hashing reads (src/request/prompt-bytes.ts). */
+export interface PromptBytes {
+  readonly bytes: Uint8Array;
+  /**
+   * The same memory as little-endian uint32 words: ceil(bytes.length / 4)
+   * of them, the last one's missing bytes zero (the simple tokenizer's ids).
+   */
+  readonly words: Uint32Array;
+}
+
+/**
+ * A prompt text as UTF-8, known by its length and rendered on demand: prefix
+ * hashing reads only the head it hashes, so a long prompt is neither
+ * decoded into a string nor copied whole.
+ */
+export interface PromptUtf8 {
+  /** The prompt's length in UTF-8 bytes. */
+  readonly length: number;
+  /** Its first min(maxBytes, length) bytes. */
+  head(maxBytes: number): PromptBytes;
+}
+
+/**
+ * An OpenAI-style request, parsed once. On the ext_proc path it is a class
+ * instance whose promptText and messages are decoded lazily
+ * (src/request/openai-scan.ts): set its fields rather than copying it with
+ * an object spread, which would drop those two.
+ */
 export interface LLMRequest {
   requestId: string;
   model: string;
@@ -68,6 +95,11 @@ export interface LLMRequest {
    * the prompt). Used for length estimates and prefix hashing.
    */
   promptText: string;
+  /**
+   * The same text as UTF-8, when the body reader has it without having made
+   * the string (src/request/openai-scan.ts): what prefix hashing reads.
+   */
+  promptUtf8?: PromptUtf8;
   messages?: ChatMessage[];
   /** Completions with a token-array prompt. */
   tokenIds?: number[];

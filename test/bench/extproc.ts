@@ -1,11 +1,13 @@
-// `npm run bench -- extproc [--duration 2] [--in-process] [--profile FILE]`
+// `npm run bench -- extproc [--duration 1.5] [--sizes 2048,220000] [--conc 1,64]
+//    [--no-floor] [--no-pin] [--no-upstream] [--cpu-prof DIR] [--node-flags '...']
+//    [--in-process] [--profile FILE]`
 //
 // Drives the real ext_proc gRPC path the way Envoy does: N concurrent
 // Process streams over one HTTP/2 connection, each a whole exchange —
 // request headers + body (FULL_DUPLEX_STREAMED, 16 KiB chunks), the EPP's
 // header reply + body streamed back, then response headers and a small JSON
-// body passed through, then the stream closed. Bodies of 2 KB, 32 KB and
-// 220 KB; concurrency 1, 16, 64.
+// body passed through, then the stream closed. Bodies of 2 KB, 32 KB,
+// 220 KB and 1 MB; concurrency 1, 16, 64, 150.
 // - req/s: whole exchanges per second.
 // - added latency: time from sending the request headers until the EPP's
 //   verdict has fully arrived (header reply + the last body chunk back) —
@@ -16,11 +18,18 @@
 // EPP busy but not saturated: its added latency as a gateway would see it).
 // EPP CPU per exchange is read from /proc, so req/s per core is reported
 // even on a shared, loaded machine.
+// The floor (test/bench/floor/extproc-floor.ts): every cell runs first
+// against an ext_proc server that does only the protocol (same runtime,
+// grpc-js, proto loading and server options; fixed destination, chunks
+// echoed), then against the EPP, with the same client in the same run, so
+// "EPP / floor" is what routing costs over the protocol itself. Both servers
+// are pinned to core 1 and the load generator to core 0 (taskset) unless
+// --no-pin; the load average is printed per cell (the machine is shared).
 // The EPP runs as its own process (`hermes-router epp`, default profile
 // GIE's queue + kv-cache + prefix scorers over 8 fake vLLM /metrics servers),
 // so the load generator does not share its event loop; `--in-process`
-// builds it inside this process instead.
-import { spawn, type ChildProcess } from 'node:child_process';
+// builds it inside this process instead (no floor, no CPU figures).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
@@ -34,8 +43,8 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { freePort } from '../helpers/ports.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const BODY_SIZES = [2_048, 32_768, 220_000];
-const CONCURRENCY = [1, 16, 64];
+const BODY_SIZES = [2_048, 32_768, 220_000, 1_000_000];
+const CONCURRENCY = [1, 16, 64, 150];
 const CHUNK = 16 * 1024;
 const UPSTREAM_MS = 50;
 
@@ -233,15 +242,55 @@ export interface BenchEpp {
   stop(): Promise<void>;
 }
 
+export interface SpawnOptions {
+  /** Run under `taskset -c <cpu>` (Linux, when taskset exists). */
+  cpu?: number;
+  /** Extra node flags (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+}
+
+/** argv for a node child, pinned to one CPU when asked and possible. */
+function nodeCommand(args: string[], opts: SpawnOptions): [string, string[]] {
+  const node = [...(opts.nodeArgs ?? []), ...args];
+  if (opts.cpu !== undefined && hasTaskset())
+    return ['taskset', ['-c', String(opts.cpu), process.execPath, ...node]];
+  return [process.execPath, node];
+}
+
+let tasksetFound: boolean | undefined;
+export function hasTaskset(): boolean {
+  if (tasksetFound === undefined) {
+    try {
+      execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+      tasksetFound = true;
+    } catch {
+      tasksetFound = false;
+    }
+  }
+  return tasksetFound;
+}
+
+/** Stops a spawned child: SIGTERM, SIGKILL after 5 s. */
+function stopper(proc: ChildProcess): () => Promise<void> {
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(t);
+  };
+}
+
 export async function startBenchEpp(
   endpointsFile: string,
   configFile: string,
   root = ROOT,
+  spawnOpts: SpawnOptions = {},
 ): Promise<BenchEpp> {
   const grpcPort = await freePort();
   const admin = await freePort();
-  const proc = spawn(
-    process.execPath,
+  const [cmd, argv] = nodeCommand(
     [
       join(root, 'bin/hermes-router.js'),
       'epp',
@@ -262,16 +311,10 @@ export async function startBenchEpp(
       '--log-level',
       'warn',
     ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
+    spawnOpts,
   );
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  const stop = async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(t);
-  };
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+  const stop = stopper(proc);
   try {
     await waitReady(admin, proc);
   } catch (e) {
@@ -281,6 +324,91 @@ export async function startBenchEpp(
   return { grpcPort, proc, stop };
 }
 
+/** The protocol-floor server (test/bench/floor/extproc-floor.ts) as its own process. */
+export async function startBenchFloor(root = ROOT, spawnOpts: SpawnOptions = {}): Promise<BenchEpp> {
+  const grpcPort = await freePort();
+  const [cmd, argv] = nodeCommand(
+    [join(root, 'dist/test/bench/floor/extproc-floor.js'), '--port', String(grpcPort)],
+    spawnOpts,
+  );
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const stop = stopper(proc);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('protocol floor not listening in 15 s')), 15_000);
+      proc.once('exit', (code) => reject(new Error(`protocol floor exited with ${code}`)));
+      proc.stdout!.on('data', (d: Buffer) => {
+        if (d.toString().includes('listening')) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { grpcPort, proc, stop };
+}
+
+/** Pins this process (the load generator) to one CPU; false when not possible. */
+function pinSelf(cpu: number): boolean {
+  if (!hasTaskset()) return false;
+  try {
+    execFileSync('taskset', ['-a', '-pc', String(cpu), String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const load1 = () => Number(loadavg()[0]!.toFixed(2));
+
+export interface FloorComparison {
+  bodyBytes: number;
+  concurrency: number;
+  upstreamMs: number;
+  epp: ExtProcRow;
+  floor: ExtProcRow | null;
+  /** EPP CPU per request / floor CPU per request. */
+  cpuRatio: number | null;
+  /**
+   * The same without the idle EPP's background (scraping /metrics), which a
+   * slow cell (1 MB bodies: a few req/s) would otherwise charge to each request.
+   */
+  requestPathCpuRatio: number | null;
+  /** EPP added p50 minus the floor's: what routing adds on top of the protocol. */
+  p50OverFloorMs: number | null;
+  loadAverage1m: [number, number];
+}
+
+function ratio(a: number | null, b: number | null | undefined): number | null {
+  return a !== null && b !== null && b !== undefined && b > 0 ? Number((a / b).toFixed(2)) : null;
+}
+
+function numList(v: string | undefined, dflt: number[]): number[] {
+  return v === undefined ? dflt : v.split(',').map((x) => Number(x));
+}
+
+function rowText(label: string, row: ExtProcRow): string {
+  return (
+    `  ${label}  ${String(row.reqPerSec).padStart(6)} req/s  added p50 ${row.p50Ms.toFixed(2).padStart(7)} ms  ` +
+    `p99 ${row.p99Ms.toFixed(2).padStart(7)} ms  ` +
+    (row.eppCpuMsPerReq !== null
+      ? `cpu ${row.eppCpuMsPerReq.toFixed(3)} ms/req (${row.reqPerSecPerCore} req/s/core; request path ${row.requestPathCpuMsPerReq?.toFixed(3)} ms)  `
+      : '') +
+    `(${row.requests} ok, ${row.errors} errors)\n`
+  );
+}
+
+/** Background CPU (ms per second) of an idle server process. */
+async function idleCpu(pid: number | undefined): Promise<number | undefined> {
+  const c0 = cpuMs(pid);
+  if (c0 === undefined) return undefined;
+  await new Promise((r) => setTimeout(r, 1_000));
+  return (cpuMs(pid) ?? c0) - c0;
+}
+
 export async function run(args: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = args.indexOf(name);
@@ -288,6 +416,14 @@ export async function run(args: string[]): Promise<void> {
   };
   const durationMs = Number(arg('--duration') ?? 1.5) * 1000;
   const inProcess = args.includes('--in-process');
+  const withFloor = !inProcess && !args.includes('--no-floor');
+  const sizes = numList(arg('--sizes'), BODY_SIZES);
+  const concurrencies = numList(arg('--conc'), CONCURRENCY);
+  const cpuProfDir = arg('--cpu-prof');
+  // Extra node flags for both servers (e.g. --node-flags=--max-semi-space-size=64), the same for both.
+  const nodeFlags = (arg('--node-flags') ?? '').split(' ').filter((f) => f !== '');
+  const pinned = !inProcess && !args.includes('--no-pin') && pinSelf(0);
+  const serverSpawn: SpawnOptions = pinned ? { cpu: 1 } : {};
   const fakes = await metricsServers(8);
   const dir = mkdtempSync(join(tmpdir(), 'hermes-bench-extproc-'));
   const endpointsFile = join(dir, 'endpoints.yaml');
@@ -301,6 +437,7 @@ export async function run(args: string[]): Promise<void> {
 
   let proc: ChildProcess | undefined;
   let benchEpp: BenchEpp | undefined;
+  let floor: BenchEpp | undefined;
   let epp: Epp | undefined;
   let grpcPort: number;
   if (inProcess) {
@@ -314,66 +451,127 @@ export async function run(args: string[]): Promise<void> {
         adminPort: undefined,
         endpointsFile,
         configFile,
-        maxRequestBodyBytes: 1024 * 1024,
+        maxRequestBodyBytes: 16 * 1024 * 1024,
       },
       { logger: silentLogger() },
     );
     grpcPort = (await epp.start()).grpc;
   } else {
-    benchEpp = await startBenchEpp(endpointsFile, configFile);
+    benchEpp = await startBenchEpp(endpointsFile, configFile, ROOT, {
+      ...serverSpawn,
+      nodeArgs: [
+        ...nodeFlags,
+        ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'epp')] : []),
+      ],
+    });
     grpcPort = benchEpp.grpcPort;
     proc = benchEpp.proc;
   }
+  if (withFloor)
+    floor = await startBenchFloor(ROOT, {
+      ...serverSpawn,
+      nodeArgs: [
+        ...nodeFlags,
+        ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'floor')] : []),
+      ],
+    });
 
   const client = new ExtProcClient({ target: `127.0.0.1:${grpcPort}`, deadlineMs: 30_000 });
+  const floorClient = floor
+    ? new ExtProcClient({ target: `127.0.0.1:${floor.grpcPort}`, deadlineMs: 30_000 })
+    : undefined;
   await client.waitForReady();
+  await floorClient?.waitForReady();
   const rows: ExtProcRow[] = [];
-  // Background CPU of the idle EPP (scraping 8 endpoints every 50 ms).
-  let idleCpuMsPerSec: number | undefined;
-  const idle0 = cpuMs(proc?.pid);
-  if (idle0 !== undefined) {
-    await new Promise((r) => setTimeout(r, 1_000));
-    idleCpuMsPerSec = (cpuMs(proc?.pid) ?? idle0) - idle0;
-    process.stdout.write(`idle EPP: ${idleCpuMsPerSec.toFixed(0)} ms CPU per second (metrics scraping)\n`);
-  }
+  const comparisons: FloorComparison[] = [];
+  process.stdout.write(
+    `load generator ${pinned ? 'pinned to cpu 0, EPP and floor to cpu 1' : 'not pinned'}; ` +
+      `load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}\n`,
+  );
+  // Background CPU of the idle EPP (scraping 8 endpoints every 50 ms) and floor (none expected).
+  const idleCpuMsPerSec = await idleCpu(proc?.pid);
+  const floorIdle = await idleCpu(floor?.proc.pid);
+  if (idleCpuMsPerSec !== undefined)
+    process.stdout.write(
+      `idle EPP: ${idleCpuMsPerSec.toFixed(0)} ms CPU per second (metrics scraping); ` +
+        `idle floor: ${floorIdle?.toFixed(0) ?? '-'} ms/s\n`,
+    );
   try {
     // Closed loop at saturation: throughput, and latency that is mostly queueing.
     const plan: Array<[number, number, number]> = [];
-    for (const bytes of BODY_SIZES) for (const c of CONCURRENCY) plan.push([bytes, c, 0]);
+    for (const bytes of sizes) for (const c of concurrencies) plan.push([bytes, c, 0]);
     // 64 open streams whose model server takes UPSTREAM_MS: the EPP's added latency under load.
-    for (const bytes of BODY_SIZES) plan.push([bytes, 64, UPSTREAM_MS]);
+    if (!args.includes('--no-upstream')) for (const bytes of sizes) plan.push([bytes, 64, UPSTREAM_MS]);
     for (const [bytes, c, up] of plan) {
+      const la0 = load1();
+      process.stdout.write(
+        `body ${String(bytes).padStart(7)} B  conc ${String(c).padStart(3)}  upstream ${String(up).padStart(3)} ms  load ${la0}\n`,
+      );
+      const f = floorClient
+        ? await cell(floorClient, bytes, c, up, durationMs, floor!.proc.pid, floorIdle)
+        : null;
+      if (f) process.stdout.write(rowText('floor', f));
       const row = await cell(client, bytes, c, up, durationMs, proc?.pid, idleCpuMsPerSec);
       rows.push(row);
-      process.stdout.write(
-        `body ${String(bytes).padStart(7)} B  conc ${String(c).padStart(3)}  upstream ${String(up).padStart(3)} ms  ` +
-          `${String(row.reqPerSec).padStart(6)} req/s  added p50 ${row.p50Ms.toFixed(2).padStart(7)} ms  ` +
-          `p99 ${row.p99Ms.toFixed(2).padStart(7)} ms  ` +
-          (row.eppCpuMsPerReq !== null
-            ? `EPP cpu ${row.eppCpuMsPerReq.toFixed(3)} ms/req (${row.reqPerSecPerCore} req/s/core; request path ${row.requestPathCpuMsPerReq?.toFixed(3)} ms)  `
-            : '') +
-          `(${row.requests} ok, ${row.errors} errors)\n`,
-      );
+      process.stdout.write(rowText('EPP  ', row));
+      const cmp: FloorComparison = {
+        bodyBytes: bytes,
+        concurrency: c,
+        upstreamMs: up,
+        epp: row,
+        floor: f,
+        cpuRatio: ratio(row.eppCpuMsPerReq, f?.eppCpuMsPerReq),
+        requestPathCpuRatio: ratio(row.requestPathCpuMsPerReq, f?.eppCpuMsPerReq),
+        p50OverFloorMs: f ? Number((row.p50Ms - f.p50Ms).toFixed(3)) : null,
+        loadAverage1m: [la0, load1()],
+      };
+      comparisons.push(cmp);
+      if (f)
+        process.stdout.write(
+          `  EPP/floor: cpu ${cmp.cpuRatio ?? '-'}x (request path ${cmp.requestPathCpuRatio ?? '-'}x), p50 ${ratio(row.p50Ms, f.p50Ms) ?? '-'}x (+${cmp.p50OverFloorMs} ms), ` +
+            `p99 ${ratio(row.p99Ms, f.p99Ms) ?? '-'}x, req/s ${ratio(row.reqPerSec, f.reqPerSec) ?? '-'}x\n`,
+        );
     }
   } finally {
     client.close();
+    floorClient?.close();
     if (epp) await epp.stop();
     await benchEpp?.stop();
+    await floor?.stop();
     fakes.close();
+  }
+  if (comparisons.some((c) => c.floor)) {
+    process.stdout.write(
+      '\n| body | conc | up ms | EPP cpu ms/req | floor cpu ms/req | cpu EPP/floor | request path/floor | EPP p50 / p99 ms | floor p50 / p99 ms | EPP req/s | floor req/s | EPP req/s/core | load 1m |\n' +
+        '| ---- | ---- | ----- | -------------- | ---------------- | ------------- | ------------------ | ---------------- | ------------------ | --------- | ----------- | -------------- | ------- |\n',
+    );
+    for (const c of comparisons) {
+      const f = c.floor;
+      process.stdout.write(
+        `| ${c.bodyBytes} | ${c.concurrency} | ${c.upstreamMs} | ${c.epp.eppCpuMsPerReq ?? '-'} | ${f?.eppCpuMsPerReq ?? '-'} | ` +
+          `${c.cpuRatio ?? '-'} | ${c.requestPathCpuRatio ?? '-'} | ${c.epp.p50Ms} / ${c.epp.p99Ms} | ${f ? `${f.p50Ms} / ${f.p99Ms}` : '-'} | ` +
+          `${c.epp.reqPerSec} | ${f?.reqPerSec ?? '-'} | ${c.epp.reqPerSecPerCore ?? '-'} | ${c.loadAverage1m.join('-')} |\n`,
+      );
+    }
   }
   mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
   const out = {
     benchmark: 'extproc',
     mode: inProcess ? 'in-process' : 'epp process',
+    pinned,
     requestBodyMode: 'FULL_DUPLEX_STREAMED',
     chunkBytes: CHUNK,
     durationSecPerCell: durationMs / 1000,
     profile: arg('--profile') ?? 'GIE default (queue 2, kv-cache 2, prefix 3, max-score-picker)',
     endpoints: fakes.ports.length,
     idleEppCpuMsPerSec: idleCpuMsPerSec ?? null,
+    idleFloorCpuMsPerSec: floorIdle ?? null,
     loadAverage: loadavg(),
     node: process.version,
     rows,
+    comparisons,
   };
   writeFileSync(join(ROOT, 'bench-results/extproc.json'), JSON.stringify(out, null, 2) + '\n');
   process.stdout.write('wrote bench-results/extproc.json\n');

@@ -4,7 +4,7 @@
 // offsets (UTF-8 characters included), and 1-byte chunking.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BodyBuffer } from '../../src/request/body-buffer.js';
+import { BodyBuffer, BORROW_MIN_BYTES } from '../../src/request/body-buffer.js';
 import { RequestError } from '../../src/request/errors.js';
 import { checkJsonShape, DEFAULT_JSON_BOUNDS, JsonShapeScanner } from '../../src/request/json-scan.js';
 import { parseOpenAIRequest } from '../../src/request/openai.js';
@@ -153,6 +153,36 @@ describe('BodyBuffer', () => {
       }),
       RUN,
     );
+  });
+
+  it('borrowing chunks: exactly the bytes sent however chunked, large chunks kept, one in one out', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 0, max: 255 }),
+        (sizes, seed) => {
+          const parts = sizes.map((n, i) => Buffer.alloc(n, (seed + i) % 256));
+          const b = new BodyBuffer({ maxBytes: 1 << 20, json: false, borrowChunks: true });
+          for (const p of parts) b.append(p);
+          const out = b.finish();
+          expect(Buffer.compare(out, Buffer.concat(parts))).toBe(0);
+          if (parts.length === 1 && parts[0]!.length >= BORROW_MIN_BYTES) expect(out).toBe(parts[0]);
+        },
+      ),
+      RUN,
+    );
+    // Many 1-byte chunks are coalesced (copied), and still refused at the chunk bound.
+    const small = new BodyBuffer({ maxBytes: 1 << 20, json: false, borrowChunks: true });
+    let refused: RequestError | undefined;
+    for (let i = 0; i < 20_000 && !refused; i++) {
+      try {
+        small.append(Buffer.from('a'));
+      } catch (e) {
+        refused = e as RequestError;
+      }
+    }
+    expect(refused?.status).toBe(413);
+    expect(small.finish().length).toBe(16_384);
   });
 
   it('copies chunks instead of keeping them, and bounds the chunk count', () => {

@@ -1,0 +1,139 @@
+// `npm run bench -- extproc-stream [--sizes 2048,220000] [--seconds 2]`
+//
+// The EPP's own CPU per ext_proc exchange, without gRPC, HTTP/2 or other
+// processes: the ProcessingRequest messages Envoy sends for one exchange
+// (FULL_DUPLEX_STREAMED, 16 KiB body chunks, as the extproc benchmark sends)
+// are decoded from protobuf bytes with the service's own codec (as grpc-js
+// does), fed to a ProcessStream over the GIE default profile (8 endpoints,
+// in-memory store, no scraping, no metrics observer), and every reply is
+// encoded back to bytes. The same messages decoded and the same replies
+// encoded without the stream give the codec's share. One process, CPU from
+// process.cpuUsage, so the figure is this process's work alone even on a
+// loaded machine (cache and frequency effects of other load remain).
+import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../src/config/endpoint-picker-config.js';
+import { Director } from '../../src/director/director.js';
+import { toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../src/extproc/messages.js';
+import { processCodec } from '../../src/extproc/proto.js';
+import { ProcessStream } from '../../src/extproc/stream.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { builtinRegistry } from '../../src/plugins/index.js';
+import { MemoryStateStore } from '../../src/state/memory-store.js';
+import { chatBody, chunks } from './extproc.js';
+
+const ANSWER = Buffer.from(
+  '{"object":"chat.completion","choices":[],"usage":{"prompt_tokens":500,"completion_tokens":16}}',
+);
+
+function exchangeMessages(body: Buffer): Buffer[] {
+  const codec = processCodec();
+  const msgs: ProcessingRequest[] = [
+    {
+      request_headers: {
+        headers: toHeaderMap([
+          [':method', 'POST'],
+          [':path', '/v1/chat/completions'],
+          [':authority', 'bench'],
+          ['content-type', 'application/json'],
+        ]),
+        end_of_stream: false,
+      },
+      protocol_config: {
+        request_body_mode: 'FULL_DUPLEX_STREAMED',
+        response_body_mode: 'FULL_DUPLEX_STREAMED',
+      },
+    },
+  ];
+  const cs = chunks(body);
+  cs.forEach((c, i) => msgs.push({ request_body: { body: c, end_of_stream: i === cs.length - 1 } }));
+  msgs.push({
+    response_headers: {
+      headers: toHeaderMap([
+        [':status', '200'],
+        ['content-type', 'application/json'],
+      ]),
+    },
+  });
+  msgs.push({ response_body: { body: ANSWER, end_of_stream: true } });
+  return msgs.map((m) => codec.encodeRequest(m));
+}
+
+async function director(): Promise<Director> {
+  const store = new MemoryStateStore();
+  await store.replaceEndpoints(
+    Array.from({ length: 8 }, (_, i) => ({
+      id: `10.0.0.${i + 1}:8000`,
+      name: `vllm-${i}`,
+      address: `10.0.0.${i + 1}`,
+      port: 8000,
+      labels: {},
+    })),
+  );
+  return new Director({
+    store,
+    profile: loadConfigText(DEFAULT_CONFIG_TEXT, 'bench', builtinRegistry()).profile,
+  });
+}
+
+const cpuMsNow = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+export async function run(args: string[]): Promise<void> {
+  const arg = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const sizes = (arg('--sizes') ?? '2048,32768,220000,1000000').split(',').map(Number);
+  const seconds = Number(arg('--seconds') ?? 2);
+  const codec = processCodec();
+  const d = await director();
+  const opts = {
+    director: d,
+    logger: silentLogger(),
+    destinationHeader: 'x-gateway-destination-endpoint',
+    metadataNamespace: 'envoy.lb',
+    maxBodyBytes: 16 * 1024 * 1024,
+    defaultRequestBodyMode: 'FULL_DUPLEX_STREAMED' as const,
+    defaultResponseBodyMode: 'FULL_DUPLEX_STREAMED' as const,
+    observer: {},
+  };
+  process.stdout.write(
+    '| body | exchanges | stream + codec us/req | codec alone us/req | EPP logic us/req |\n',
+  );
+  process.stdout.write(
+    '| ---- | --------- | --------------------- | ------------------ | ---------------- |\n',
+  );
+  for (const size of sizes) {
+    const exchanges = Array.from({ length: 16 }, (_, i) => exchangeMessages(chatBody(size, i)));
+    let replies: ProcessingResponse[] = [];
+    const one = async (k: number) => {
+      const out: ProcessingResponse[] = [];
+      const s = new ProcessStream({ write: (m) => out.push(m), end: () => undefined }, opts);
+      for (const bytes of exchanges[k % exchanges.length]!)
+        s.receive(codec.decodeRequest(bytes) as ProcessingRequest);
+      await s.settled();
+      for (const r of out) codec.encodeResponse(r);
+      s.close('end');
+      await s.settled();
+      replies = out;
+    };
+    const codecOnly = (k: number) => {
+      for (const bytes of exchanges[k % exchanges.length]!) codec.decodeRequest(bytes);
+      for (const r of replies) codec.encodeResponse(r);
+    };
+    // Warm-up, then timed loops of about `seconds` each.
+    for (let k = 0; k < 200; k++) await one(k);
+    let n = 0;
+    const t0 = cpuMsNow();
+    const wall0 = performance.now();
+    while (performance.now() - wall0 < seconds * 1000) await one(n++);
+    const full = (cpuMsNow() - t0) / n;
+    const c0 = cpuMsNow();
+    for (let k = 0; k < n; k++) codecOnly(k);
+    const codecMs = (cpuMsNow() - c0) / n;
+    process.stdout.write(
+      `| ${size} | ${n} | ${(full * 1000).toFixed(0)} | ${(codecMs * 1000).toFixed(0)} | ${((full - codecMs) * 1000).toFixed(0)} |\n`,
+    );
+  }
+}
