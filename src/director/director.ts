@@ -16,7 +16,7 @@ import type {
   LLMRequest,
   SchedulingResult,
 } from '../scheduling/types.js';
-import { promptDigest, textBlockHashes, tokenBlockHashes } from '../request/prefix-hash.js';
+import { promptDigest, textBlockKeys, tokenBlockKeys } from '../request/prefix-hash.js';
 import { hasPrefill } from '../state/charges.js';
 import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
 import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
@@ -82,10 +82,10 @@ export interface Decision {
   scheduleUs: number;
 }
 
-export function promptHashes(req: LLMRequest, blockSizeTokens: number, maxBlocks: number): string[] {
+export function promptHashes(req: LLMRequest, blockSizeTokens: number, maxBlocks: number): Float64Array {
   return req.tokenIds
-    ? tokenBlockHashes(req.tokenIds, req.model, blockSizeTokens, maxBlocks)
-    : textBlockHashes(req.promptText, req.model, blockSizeTokens, maxBlocks);
+    ? tokenBlockKeys(req.tokenIds, req.model, blockSizeTokens, maxBlocks)
+    : textBlockKeys(req.promptText, req.model, blockSizeTokens, maxBlocks);
 }
 
 /** Endpoint views from a snapshot: stale signals become unknown. */

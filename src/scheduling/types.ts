@@ -86,6 +86,12 @@ export interface BucketLoadRecord {
   atEvent: number;
 }
 
+/**
+ * Chained prompt block keys in prompt order: 53-bit integers (a Float64Array
+ * from src/request/prefix-hash.ts; plain arrays in tests).
+ */
+export type BlockKeys = ArrayLike<number>;
+
 /** Cache-indexer answer for one request: hit rate 0..1 per endpoint id. */
 export type HitRates = ReadonlyMap<string, number>;
 
@@ -106,8 +112,8 @@ export interface CycleData {
   hitRates: HitRates | undefined;
   /** Approximate prefix index: matched leading blocks per endpoint id. */
   prefixMatches: ReadonlyMap<string, number> | undefined;
-  /** Block hashes of this request's prompt (approximate prefix scorer). */
-  prefixHashes: readonly string[] | undefined;
+  /** Block keys of this request's prompt (approximate prefix scorer; src/request/prefix-hash.ts). */
+  prefixHashes: BlockKeys | undefined;
   /** Tokens per block of prefixHashes/prefixMatches (when they are present). */
   prefixBlockTokens?: number;
 }
@@ -164,8 +170,8 @@ export interface BucketCharge {
 export interface PickCharges {
   inFlight: string[];
   bucket?: { decayFactor: number; items: BucketCharge[] };
-  /** Approximate prefix index: remember these block hashes on this endpoint. */
-  prefixRecord?: { endpointId: string; hashes: readonly string[] };
+  /** Approximate prefix index: remember these block keys on this endpoint. */
+  prefixRecord?: { endpointId: string; hashes: BlockKeys };
   /**
    * Prompt tokens the chosen (prefill) endpoint must prefill, i.e. not
    * expected cached there; released at the response's first token.

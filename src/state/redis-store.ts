@@ -4,7 +4,13 @@
 // EVALSHA by ioredis. Per request: readSnapshot = 1 round trip, commitPick =
 // 1, release = 1. Keys live under `hermes:{<pool>}:` (docs/state.md).
 import { withConnectCause, type RedisClient } from '../common/redis-connection.js';
-import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
+import type {
+  BlockKeys,
+  BucketLoadRecord,
+  Endpoint,
+  EndpointSignals,
+  PickCharges,
+} from '../scheduling/types.js';
 import {
   COMMIT_LUA,
   ENDPOINTS_LUA,
@@ -40,8 +46,8 @@ export interface RedisStoreOptions {
 }
 
 interface ScriptCommands {
-  hermesSnapshot(key: string, ...args: string[]): Promise<SnapshotReply>;
-  hermesCommit(key: string, ...args: string[]): Promise<number>;
+  hermesSnapshot(key: string, ...args: Array<string | Buffer>): Promise<SnapshotReply>;
+  hermesCommit(key: string, ...args: Array<string | Buffer>): Promise<number>;
   hermesRelease(key: string, ...args: string[]): Promise<number>;
   hermesPrefillDone(key: string, ...args: string[]): Promise<number>;
   hermesRenew(key: string, ...args: string[]): Promise<number>;
@@ -170,7 +176,7 @@ export class RedisStateStore implements StateStore {
       this.endpointsVersion,
       query.bucketLoads ? '1' : '0',
       query.indexerCacheKey ?? '',
-      ...(query.prefixHashes ?? []),
+      keysBlob(query.prefixHashes),
     );
     const [version, endpointsJson, sig, inf, loads, event, px, ix, pft] = r;
     // The endpoint set changes rarely: it is only sent when its version moved.
@@ -204,7 +210,7 @@ export class RedisStateStore implements StateStore {
   }
 
   async commitPick(commit: PickCommit): Promise<PickReceipt> {
-    const args = [
+    const args: Array<string | Buffer> = [
       'commit',
       commit.chargeId,
       String(commit.leaseMs),
@@ -214,9 +220,9 @@ export class RedisStateStore implements StateStore {
     const pr = commit.charges.prefixRecord;
     if (pr && pr.hashes.length > 0) {
       args.push(pr.endpointId, String(commit.prefixCapacityPerEndpoint ?? 31_250), this.prefixTtlMs);
-      args.push(String(pr.hashes.length), ...pr.hashes);
+      args.push(keysBlob(pr.hashes));
     } else {
-      args.push('', '0', this.prefixTtlMs, '0');
+      args.push('', '0', this.prefixTtlMs, '');
     }
     args.push(JSON.stringify(commit.decision), this.decisionsLimit);
     this.roundTrips++;
@@ -292,6 +298,18 @@ export class RedisStateStore implements StateStore {
     }
   }
 }
+
+/**
+ * Block keys as Redis sees them: one argument of 8 bytes per key, the key's
+ * float64 bytes (one-to-one for integers; a Float64Array is sent as is,
+ * without a copy). The scripts cut it into 8-byte fields.
+ */
+export function keysBlob(keys: BlockKeys | undefined): Buffer {
+  if (!keys || keys.length === 0) return EMPTY_BLOB;
+  const f = keys instanceof Float64Array ? keys : Float64Array.from(keys);
+  return Buffer.from(f.buffer, f.byteOffset, f.byteLength);
+}
+const EMPTY_BLOB = Buffer.alloc(0);
 
 function bucketArgs(b: NonNullable<PickCharges['bucket']>): string[] {
   const out = [String(b.decayFactor), String(b.items.length)];

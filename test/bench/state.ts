@@ -70,8 +70,13 @@ async function prepare(store: StateStore): Promise<void> {
 function request(n: number, tag: string): { query: SnapshotQuery; commit: PickCommit } {
   const eps = endpoints();
   const group = n % 50;
-  const hashes = Array.from({ length: HASHES }, (_, i) =>
-    i < HASHES / 2 ? `s${group}-${i}` : `${tag}${n}-${i}`,
+  // Block keys as the prompt hashing makes them (53-bit integers): a shared
+  // half per group, then blocks unique to this request.
+  let t = 0;
+  for (let i = 0; i < tag.length; i++) t = (t * 31 + tag.charCodeAt(i)) % 1e6;
+  const unique = t * 1e9 + n * HASHES;
+  const hashes = Float64Array.from({ length: HASHES }, (_, i) =>
+    i < HASHES / 2 ? 2 ** 52 + group * HASHES + i : 2 ** 51 + unique + i,
   );
   const pre = eps[(2 * n) % ENDPOINTS]!.id;
   const dec = eps[(2 * n + 1) % ENDPOINTS]!.id;

@@ -60,7 +60,7 @@ describe('Redis store specifics', () => {
         commit('r1', {
           inFlight: [ep(1).id],
           bucket: { decayFactor: 0.9, items: [{ endpointId: ep(1).id, bucket: 'long', amount: 5 }] },
-          prefixRecord: { endpointId: ep(1).id, hashes: ['b1'] },
+          prefixRecord: { endpointId: ep(1).id, hashes: [101] },
           prefillTokens: [{ endpointId: ep(1).id, tokens: 40 }],
         }),
       );
@@ -124,7 +124,7 @@ describe('Redis store specifics', () => {
       inFlight: [e1, e2],
       bucket: { decayFactor: 0.9, items: [{ endpointId: e1, bucket: 'long' as const, amount: 5 }] },
       prefillTokens: [{ endpointId: e1, tokens: 70 }],
-      prefixRecord: { endpointId: e1, hashes: ['h1', 'h2'] },
+      prefixRecord: { endpointId: e1, hashes: [102, 103] },
     };
     const stored = async () => ({
       inf: await raw.hgetall(P + 'inf'),
@@ -180,11 +180,11 @@ describe('Redis store specifics', () => {
     const pool = `rt-${randomUUID().slice(0, 8)}`;
     const s = await redisStore(pool);
     await s.replaceEndpoints([ep(1), ep(2)]);
-    const full = { prefixHashes: ['a', 'b', 'c'], indexerCacheKey: 'k', bucketLoads: true };
+    const full = { prefixHashes: [104, 105, 106], indexerCacheKey: 'k', bucketLoads: true };
     const charges = {
       inFlight: [ep(1).id],
       bucket: { decayFactor: 0.9, items: [{ endpointId: ep(1).id, bucket: 'short' as const, amount: 3 }] },
-      prefixRecord: { endpointId: ep(1).id, hashes: ['a', 'b', 'c'] },
+      prefixRecord: { endpointId: ep(1).id, hashes: [104, 105, 106] },
     };
     // Warm up: the first call of each script on a connection sends its body (EVAL).
     await s.release(await s.commitPick(commit('warm', charges)));
