@@ -69,6 +69,14 @@ export interface LLMRequest {
    */
   promptText: string;
   messages?: ChatMessage[];
+  /**
+   * The chat messages as the JSON array text (UTF-8) the client sent, when
+   * the body reader has those bytes: forwarded as they are (the /match_sort
+   * request splices them in) instead of serialising `messages` again. Any
+   * JSON array of {role, content} the cache-indexer reads as `messages`
+   * gives the same prompt (content parts are joined there too).
+   */
+  messagesJson?: () => Uint8Array;
   /** Completions with a token-array prompt. */
   tokenIds?: number[];
   /** Estimated prompt length in tokens. */

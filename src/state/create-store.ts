@@ -48,6 +48,7 @@ export async function createRedisStateStore(
     probeIntervalMs: opts.probeIntervalMs,
     decisionsLimit: opts.decisionsLimit,
   });
+  redis.onBackgroundError = (op, e) => store.backgroundFailed(op, e);
   // ioredis reports connection trouble as 'error' events; the wrapper counts
   // failed calls, so these only need to be kept from crashing the process.
   // The last one is kept so the degraded warning names the cause (TLS, auth).

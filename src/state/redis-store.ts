@@ -16,6 +16,7 @@ import {
   ENDPOINTS_LUA,
   LEASE_LUA,
   PREFILL_DONE_LUA,
+  RECORD_LUA,
   RELEASE_LUA,
   RENEW_LUA,
   SNAPSHOT_LUA,
@@ -47,7 +48,8 @@ export interface RedisStoreOptions {
 
 interface ScriptCommands {
   hermesSnapshot(key: string, ...args: Array<string | Buffer>): Promise<SnapshotReply>;
-  hermesCommit(key: string, ...args: Array<string | Buffer>): Promise<number>;
+  hermesCommit(key: string, ...args: string[]): Promise<number>;
+  hermesRecord(key: string, ...args: Array<string | Buffer>): Promise<number>;
   hermesRelease(key: string, ...args: string[]): Promise<number>;
   hermesPrefillDone(key: string, ...args: string[]): Promise<number>;
   hermesRenew(key: string, ...args: string[]): Promise<number>;
@@ -70,6 +72,7 @@ type SnapshotReply = [
 const SCRIPTS: Array<[keyof ScriptCommands, string]> = [
   ['hermesSnapshot', SNAPSHOT_LUA],
   ['hermesCommit', COMMIT_LUA],
+  ['hermesRecord', RECORD_LUA],
   ['hermesRelease', RELEASE_LUA],
   ['hermesPrefillDone', PREFILL_DONE_LUA],
   ['hermesRenew', RENEW_LUA],
@@ -98,6 +101,10 @@ export class RedisStateStore implements StateStore {
   readonly prefix: string;
   /** Redis round trips this store made (each call below is one). */
   roundTrips = 0;
+  /** Commands sent without the caller waiting for them (prefix records). */
+  backgroundCommands = 0;
+  /** A command nobody waits for failed (the resilient wrapper counts it and degrades). */
+  onBackgroundError: ((op: string, err: Error) => void) | undefined;
   private readonly client: RedisClient & ScriptCommands;
   private readonly decisionsLimit: string;
   private readonly signalsTtlMs: number;
@@ -210,23 +217,34 @@ export class RedisStateStore implements StateStore {
   }
 
   async commitPick(commit: PickCommit): Promise<PickReceipt> {
-    const args: Array<string | Buffer> = [
+    const args = [
       'commit',
       commit.chargeId,
       String(commit.leaseMs),
       this.stateTtlMs,
       ...chargeArgs(commit.charges),
+      JSON.stringify(commit.decision),
+      this.decisionsLimit,
     ];
+    this.roundTrips++;
+    const committed = this.client.hermesCommit(this.prefix, ...args);
+    // The prefix record goes right behind the commit on the same connection
+    // (so it is applied before any later call of this replica) and the pick
+    // does not wait for it: the answer needs only the commit's reply.
     const pr = commit.charges.prefixRecord;
     if (pr && pr.hashes.length > 0) {
-      args.push(pr.endpointId, String(commit.prefixCapacityPerEndpoint ?? 31_250), this.prefixTtlMs);
-      args.push(keysBlob(pr.hashes));
-    } else {
-      args.push('', '0', this.prefixTtlMs, '');
+      this.backgroundCommands++;
+      this.client
+        .hermesRecord(
+          this.prefix,
+          pr.endpointId,
+          String(commit.prefixCapacityPerEndpoint ?? 31_250),
+          this.prefixTtlMs,
+          keysBlob(pr.hashes),
+        )
+        .catch((e: Error) => this.onBackgroundError?.('prefixRecord', e));
     }
-    args.push(JSON.stringify(commit.decision), this.decisionsLimit);
-    this.roundTrips++;
-    const chargedAtEvent = await this.client.hermesCommit(this.prefix, ...args);
+    const chargedAtEvent = await committed;
     return { chargeId: commit.chargeId, charges: commit.charges, chargedAtEvent };
   }
 

@@ -126,6 +126,8 @@ describe('Redis store specifics', () => {
       prefillTokens: [{ endpointId: e1, tokens: 70 }],
       prefixRecord: { endpointId: e1, hashes: [102, 103] },
     };
+    // The prefix record is its own script, sent behind the commit (checked below).
+    const commitOnly = { ...charges, prefixRecord: undefined };
     const stored = async () => ({
       inf: await raw.hgetall(P + 'inf'),
       pft: await raw.hgetall(P + 'pft'),
@@ -145,16 +147,30 @@ describe('Redis store specifics', () => {
         ['in-flight count', () => raw.hset(P + 'inf', e2, 'x'), () => raw.hdel(P + 'inf', e2)],
         ['prefill tokens', () => raw.hset(P + 'pft', e1, '1.5'), () => raw.hdel(P + 'pft', e1)],
         ['bucket load', () => raw.hset(P + 'load', e1, 'garbage'), () => raw.hdel(P + 'load', e1)],
-        ['prefix sequence', () => raw.set(P + 'pxseq', 'nan'), () => raw.del(P + 'pxseq')],
       ];
       for (const [what, corrupt, repair] of corruptions) {
         await corrupt();
         const before = await stored();
-        await expect(s.commitPick(commit(`c-${what}`, charges)), what).rejects.toThrow();
+        await expect(s.commitPick(commit(`c-${what}`, commitOnly)), what).rejects.toThrow();
         expect(await stored(), what).toEqual(before);
         await repair();
         expect(await stored(), what).toEqual(clean);
       }
+      // The prefix record (not waited for) validates too: a corrupt sequence fails it, nothing written,
+      // and the failure is reported; the commit itself stands.
+      const failures: string[] = [];
+      s.onBackgroundError = (op) => failures.push(op);
+      await raw.set(P + 'pxseq', 'nan');
+      const px = async () => ({ lru: await raw.zcard(P + `pxl:${e1}`), bitmaps: await raw.hlen(P + 'pxb') });
+      const pxBefore = await px();
+      const withRecord = await s.commitPick(commit('c-prefix', charges));
+      await s.readSnapshot({});
+      expect(failures).toEqual(['prefixRecord']);
+      expect(await px()).toEqual(pxBefore);
+      expect(await raw.get(P + 'pxseq')).toBe('nan');
+      await s.release(withRecord);
+      await raw.del(P + 'pxseq');
+      s.onBackgroundError = undefined;
       // Release: a corrupt load of the pick's pod fails before the in-flight part is undone.
       const r = await s.commitPick(commit('r', charges));
       const charged = await stored();
@@ -176,7 +192,7 @@ describe('Redis store specifics', () => {
     }
   });
 
-  it('one Redis command (one round trip) per readSnapshot, commitPick and release', async () => {
+  it('one round trip per readSnapshot, commitPick and release; the prefix record rides behind the commit', async () => {
     const pool = `rt-${randomUUID().slice(0, 8)}`;
     const s = await redisStore(pool);
     await s.replaceEndpoints([ep(1), ep(2)]);
@@ -203,9 +219,10 @@ describe('Redis store specifics', () => {
     await sleep(100);
     monitor.disconnect();
     expect(s.roundTrips - before).toBe(15);
+    expect(s.backgroundCommands).toBe(6);
     // Commands sent by the client (MONITOR also lists the scripts' inner calls, without our prefix as an argument).
     const top = seen.filter((a) => a[0]!.toLowerCase() === 'evalsha');
-    expect(top.length).toBe(15);
+    expect(top.length).toBe(20);
     expect(seen.filter((a) => a[0]!.toLowerCase() === 'eval').length).toBe(0);
     await s.close();
   });
