@@ -104,6 +104,20 @@ function keyWords(words: Uint32Array, blockWords: number, maxBlocks: number, mod
   return out;
 }
 
+/**
+ * Chained block keys of a prompt already in UTF-8, read as little-endian
+ * uint32 words (4 bytes a token; only whole words count): a body reader's
+ * bytes need no string.
+ */
+export function wordBlockKeys(
+  words: Uint32Array,
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): Float64Array {
+  return keyWords(words, blockSizeTokens, maxBlocks, model);
+}
+
 /** Chained block keys (53-bit numbers) of the full blocks of `text`, at most `maxBlocks`. */
 export function textBlockKeys(
   text: string,

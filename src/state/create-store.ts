@@ -42,6 +42,8 @@ export async function createRedisStateStore(
     pool: opts.pool,
     decisionsLimit: opts.decisionsLimit,
     prefixTtlMs: opts.prefixTtlMs,
+    // The wrapper degrades on a failed background commit and restores the pick on resync.
+    commitWithoutWaiting: true,
   });
   const store = new ResilientStateStore(redis, {
     logger: opts.logger,

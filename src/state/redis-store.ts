@@ -44,6 +44,14 @@ export interface RedisStoreOptions {
   prefixTtlMs?: number;
   /** Extra life of the in-flight keys beyond the longest lease (cleanup when a pool goes away). */
   stateTtlMs?: number;
+  /**
+   * commitPick answers without waiting for Redis when the pick has no
+   * bucket charge (whose receipt needs the pool event Redis assigns): the
+   * commit is sent and applied in order on the connection, and a failure
+   * reaches onBackgroundError instead of the caller. For the resilient
+   * wrapper, which degrades and later restores the pick (restorePick).
+   */
+  commitWithoutWaiting?: boolean;
 }
 
 interface ScriptCommands {
@@ -110,6 +118,9 @@ export class RedisStateStore implements StateStore {
   private readonly signalsTtlMs: number;
   private readonly prefixTtlMs: string;
   private readonly stateTtlMs: string;
+  private readonly commitWithoutWaiting: boolean;
+  /** The pool event of the last reply that carried one (the receipt of an unawaited commit). */
+  private lastPoolEvent = 0;
   private endpointsVersion = '';
   private endpoints: Endpoint[] = [];
   /** Last error the client emitted: ioredis rejects connect() with only "Connection is closed.". */
@@ -126,6 +137,7 @@ export class RedisStateStore implements StateStore {
     this.signalsTtlMs = opts.signalsTtlMs ?? 60_000;
     this.prefixTtlMs = String(opts.prefixTtlMs ?? 3_600_000);
     this.stateTtlMs = String(opts.stateTtlMs ?? 600_000);
+    this.commitWithoutWaiting = opts.commitWithoutWaiting ?? false;
     client.on('error', (e: Error) => {
       this.lastClientError = e;
     });
@@ -207,6 +219,7 @@ export class RedisStateStore implements StateStore {
       bucketLoads,
       poolEvent: Number(event),
     };
+    this.lastPoolEvent = snap.poolEvent;
     if (query.prefixHashes) {
       const m = new Map<string, number>();
       for (let i = 0; i < px.length; i += 2) m.set(String(px[i]), Number(px[i + 1]));
@@ -244,7 +257,19 @@ export class RedisStateStore implements StateStore {
         )
         .catch((e: Error) => this.onBackgroundError?.('prefixRecord', e));
     }
+    const b = commit.charges.bucket;
+    if (this.commitWithoutWaiting && !(b && b.items.length > 0)) {
+      // Nothing in the receipt depends on the reply: the pick goes on now.
+      committed.then(
+        (ev) => {
+          this.lastPoolEvent = Math.max(this.lastPoolEvent, ev);
+        },
+        (e: Error) => this.onBackgroundError?.('commitPick', e),
+      );
+      return { chargeId: commit.chargeId, charges: commit.charges, chargedAtEvent: this.lastPoolEvent };
+    }
     const chargedAtEvent = await committed;
+    this.lastPoolEvent = Math.max(this.lastPoolEvent, chargedAtEvent);
     return { chargeId: commit.chargeId, charges: commit.charges, chargedAtEvent };
   }
 

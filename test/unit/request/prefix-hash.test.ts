@@ -4,6 +4,7 @@ import {
   textBlockKeys,
   tokenBlockHashes,
   tokenBlockKeys,
+  wordBlockKeys,
 } from '../../../src/request/prefix-hash.js';
 import { tokenizeSimple } from '../../../src/request/tokens.js';
 
@@ -73,5 +74,15 @@ describe('prefix block keys (routing)', () => {
     expect(textBlockKeys(usable, 'm', block, 3)).toHaveLength(3);
     expect(textBlockKeys(usable, 'm1', block, 1)[0]).not.toBe(textBlockKeys(usable, 'm2', block, 1)[0]);
     expect(textBlockKeys('a'.repeat(15), 'm', block, 100)).toHaveLength(0);
+  });
+});
+
+describe('block keys from UTF-8 words', () => {
+  it('equal the text keys of the same bytes', () => {
+    const text = 'héllo wörld, prefix caching! '.repeat(9);
+    const bytes = Buffer.from(text);
+    const words = new Uint32Array(Math.floor(bytes.length / 4));
+    for (let i = 0; i < words.length; i++) words[i] = bytes.readUInt32LE(i * 4);
+    expect(wordBlockKeys(words, 'm', 4, 100)).toEqual(textBlockKeys(text, 'm', 4, 100));
   });
 });
