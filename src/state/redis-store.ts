@@ -2,7 +2,8 @@
 // semantics as MemoryStateStore (the contract suite runs on both); every
 // read-modify-write is one Lua script (src/state/lua/scripts.ts), sent as
 // EVALSHA by ioredis. Per request: readSnapshot = 1 round trip, commitPick =
-// 1, release = 1. Keys live under `hermes:{<pool>}:` (docs/state.md).
+// 1 (plus the prefix record pipelined behind it, not awaited), release = 1.
+// Keys live under `hermes:{<pool>}:` (docs/state.md).
 import { withConnectCause, type RedisClient } from '../common/redis-connection.js';
 import type {
   BlockKeys,
@@ -109,7 +110,7 @@ export class RedisStateStore implements StateStore {
   readonly prefix: string;
   /** Redis round trips this store made (each call below is one). */
   roundTrips = 0;
-  /** Commands sent without the caller waiting for them (prefix records). */
+  /** Prefix records sent behind a commit, which nobody waits for. */
   backgroundCommands = 0;
   /** A command nobody waits for failed (the resilient wrapper counts it and degrades). */
   onBackgroundError: ((op: string, err: Error) => void) | undefined;
