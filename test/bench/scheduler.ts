@@ -167,7 +167,7 @@ export async function benchCell(
       if (more.messagesBytes) {
         // The bodies are {"model":...,"messages":[...]}: the array runs to the last '}'.
         const bytes = Buffer.from(text);
-        const start = text.indexOf('"messages":') + '"messages":'.length;
+        const start = bytes.indexOf('"messages":') + '"messages":'.length;
         const view = bytes.subarray(start, bytes.length - 1);
         req.messagesJson = () => view;
       }
