@@ -16,7 +16,7 @@ import type {
   LLMRequest,
   SchedulingResult,
 } from '../scheduling/types.js';
-import { promptDigest, textBlockHashes, tokenBlockHashes, utf8BlockHashes } from '../request/prefix-hash.js';
+import { promptDigest, textBlockKeys, tokenBlockKeys, utf8BlockKeys } from '../request/prefix-hash.js';
 import { hasPrefill } from '../state/charges.js';
 import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
 import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
@@ -82,11 +82,11 @@ export interface Decision {
   scheduleUs: number;
 }
 
-export function promptHashes(req: LLMRequest, blockSizeTokens: number, maxBlocks: number): string[] {
-  if (req.tokenIds) return tokenBlockHashes(req.tokenIds, req.model, blockSizeTokens, maxBlocks);
+export function promptHashes(req: LLMRequest, blockSizeTokens: number, maxBlocks: number): Float64Array {
+  if (req.tokenIds) return tokenBlockKeys(req.tokenIds, req.model, blockSizeTokens, maxBlocks);
   // The body reader's bytes when it kept them: the prompt is never made a string to be hashed.
-  if (req.promptUtf8) return utf8BlockHashes(req.promptUtf8, req.model, blockSizeTokens, maxBlocks);
-  return textBlockHashes(req.promptText, req.model, blockSizeTokens, maxBlocks);
+  if (req.promptUtf8) return utf8BlockKeys(req.promptUtf8, req.model, blockSizeTokens, maxBlocks);
+  return textBlockKeys(req.promptText, req.model, blockSizeTokens, maxBlocks);
 }
 
 /** Endpoint views from a snapshot: stale signals become unknown. */

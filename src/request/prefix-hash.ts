@@ -1,8 +1,17 @@
 // Block hashes of a prompt for the approximate prefix index (GIE-style
 // prefix-cache-scorer). A block is `blockSizeTokens` tokens of the simple
 // tokenizer (4 UTF-8 bytes each); each block's hash chains its parent's, so
-// equal hashes mean equal prefixes. 64 bits from two 32-bit lanes; only
-// full blocks are hashed, as model servers cache only full blocks.
+// equal hashes mean equal prefixes. Only full blocks are hashed, as model
+// servers cache only full blocks. Two 32-bit murmur3-style lanes per block:
+//   routing (textBlockKeys / utf8BlockKeys / tokenBlockKeys): one number per block, lane 1's
+//     32 bits plus the top 21 bits of lane 2 (53 bits, exact in a double), in
+//     a Float64Array: no string or object per block, usable as a Map key, and
+//     the low 32 bits are already uniform for hash-table slots;
+//   text (textBlockHashes / tokenBlockHashes): both lanes as base-36 text (the
+//     simulator's and the in-process indexer's keys).
+// Both come from the same lanes, so two prompts share a block key exactly
+// when they share the text hash up to 11 dropped bits (a collision chance
+// of ~n^2 / 2^54 for n distinct blocks: ~6e-5 for a million).
 import type { PromptUtf8 } from '../scheduling/types.js';
 import { utf8Scratch } from './tokens.js';
 
@@ -39,9 +48,22 @@ function base36(n: number): string {
   return len === 7 ? s : s.slice(7 - len);
 }
 
-function hashWords(words: Uint32Array, blockWords: number, maxBlocks: number, model: string): string[] {
+/** 2^32: lane 2's top 21 bits go above lane 1's 32. */
+const LANE2_SCALE = 4294967296;
+
+/**
+ * Hashes the full blocks of `words` (at most `maxBlocks`); for each block,
+ * calls `emit(b, h1, h2)` with the two lanes as uint32. Chained: each
+ * block's lanes start from the previous block's.
+ */
+function hashLanes(
+  words: Uint32Array,
+  blockWords: number,
+  maxBlocks: number,
+  model: string,
+  emit: (b: number, h1: number, h2: number) => void,
+): number {
   const blocks = Math.min(Math.floor(words.length / blockWords), maxBlocks);
-  const out: string[] = new Array(blocks);
   let [h1, h2] = seedOf(model);
   for (let b = 0; b < blocks; b++) {
     const start = b * blockWords;
@@ -62,9 +84,61 @@ function hashWords(words: Uint32Array, blockWords: number, maxBlocks: number, mo
     h2 ^= h2 >>> 15;
     h2 = Math.imul(h2, 0xc2b2ae35);
     h2 ^= h2 >>> 16;
-    out[b] = base36(h1 >>> 0) + base36Pad7(h2 >>> 0);
+    emit(b, h1 >>> 0, h2 >>> 0);
   }
+  return blocks;
+}
+
+function hashWords(words: Uint32Array, blockWords: number, maxBlocks: number, model: string): string[] {
+  const out: string[] = [];
+  hashLanes(words, blockWords, maxBlocks, model, (b, h1, h2) => {
+    out[b] = base36(h1) + base36Pad7(h2);
+  });
   return out;
+}
+
+function keyWords(words: Uint32Array, blockWords: number, maxBlocks: number, model: string): Float64Array {
+  const out = new Float64Array(Math.max(0, Math.min(Math.floor(words.length / blockWords), maxBlocks)));
+  hashLanes(words, blockWords, maxBlocks, model, (b, h1, h2) => {
+    out[b] = (h2 >>> 11) * LANE2_SCALE + h1;
+  });
+  return out;
+}
+
+/**
+ * Chained block keys of a prompt already in UTF-8, read as little-endian
+ * uint32 words (4 bytes a token; only whole words count): a body reader's
+ * bytes need no string.
+ */
+export function wordBlockKeys(
+  words: Uint32Array,
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): Float64Array {
+  return keyWords(words, blockSizeTokens, maxBlocks, model);
+}
+
+/** Chained block keys (53-bit numbers) of the full blocks of `text`, at most `maxBlocks`. */
+export function textBlockKeys(
+  text: string,
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): Float64Array {
+  const { bytes, length } = utf8Scratch(text);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(length / 4));
+  return keyWords(words, blockSizeTokens, maxBlocks, model);
+}
+
+/** Chained block keys of the full blocks of a token-id prompt. */
+export function tokenBlockKeys(
+  tokenIds: readonly number[],
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): Float64Array {
+  return keyWords(Uint32Array.from(tokenIds), blockSizeTokens, maxBlocks, model);
 }
 
 /** Chained hashes of the full blocks of `text`, at most `maxBlocks`. */
@@ -77,6 +151,17 @@ export function textBlockHashes(
   const { bytes, length } = utf8Scratch(text);
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(length / 4));
   return hashWords(words, blockSizeTokens, maxBlocks, model);
+}
+
+/** textBlockKeys of a prompt already in UTF-8 (the body reader's bytes): no string is encoded. */
+export function utf8BlockKeys(
+  prompt: PromptUtf8,
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): Float64Array {
+  const head = prompt.head(maxBlocks * blockSizeTokens * 4);
+  return keyWords(head.words.subarray(0, head.bytes.length >> 2), blockSizeTokens, maxBlocks, model);
 }
 
 /** textBlockHashes of a prompt already in UTF-8 (the body reader's bytes): no string is encoded. */

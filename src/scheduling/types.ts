@@ -101,6 +101,14 @@ export interface LLMRequest {
    */
   promptUtf8?: PromptUtf8;
   messages?: ChatMessage[];
+  /**
+   * The chat messages as the JSON array text (UTF-8) the client sent, when
+   * the body reader has those bytes: forwarded as they are (the /match_sort
+   * request splices them in) instead of serialising `messages` again. Any
+   * JSON array of {role, content} the cache-indexer reads as `messages`
+   * gives the same prompt (content parts are joined there too).
+   */
+  messagesJson?: () => Uint8Array;
   /** Completions with a token-array prompt. */
   tokenIds?: number[];
   /** Estimated prompt length in tokens. */
@@ -117,6 +125,12 @@ export interface BucketLoadRecord {
   /** Pool event counter at which short/long were last written. */
   atEvent: number;
 }
+
+/**
+ * Chained prompt block keys in prompt order: 53-bit integers (a Float64Array
+ * from src/request/prefix-hash.ts; plain arrays in tests).
+ */
+export type BlockKeys = ArrayLike<number>;
 
 /** Cache-indexer answer for one request: hit rate 0..1 per endpoint id. */
 export type HitRates = ReadonlyMap<string, number>;
@@ -138,8 +152,8 @@ export interface CycleData {
   hitRates: HitRates | undefined;
   /** Approximate prefix index: matched leading blocks per endpoint id. */
   prefixMatches: ReadonlyMap<string, number> | undefined;
-  /** Block hashes of this request's prompt (approximate prefix scorer). */
-  prefixHashes: readonly string[] | undefined;
+  /** Block keys of this request's prompt (approximate prefix scorer; src/request/prefix-hash.ts). */
+  prefixHashes: BlockKeys | undefined;
   /** Tokens per block of prefixHashes/prefixMatches (when they are present). */
   prefixBlockTokens?: number;
 }
@@ -196,8 +210,8 @@ export interface BucketCharge {
 export interface PickCharges {
   inFlight: string[];
   bucket?: { decayFactor: number; items: BucketCharge[] };
-  /** Approximate prefix index: remember these block hashes on this endpoint. */
-  prefixRecord?: { endpointId: string; hashes: readonly string[] };
+  /** Approximate prefix index: remember these block keys on this endpoint. */
+  prefixRecord?: { endpointId: string; hashes: BlockKeys };
   /**
    * Prompt tokens the chosen (prefill) endpoint must prefill, i.e. not
    * expected cached there; released at the response's first token.

@@ -42,12 +42,15 @@ export async function createRedisStateStore(
     pool: opts.pool,
     decisionsLimit: opts.decisionsLimit,
     prefixTtlMs: opts.prefixTtlMs,
+    // The wrapper degrades on a failed background commit and restores the pick on resync.
+    commitWithoutWaiting: true,
   });
   const store = new ResilientStateStore(redis, {
     logger: opts.logger,
     probeIntervalMs: opts.probeIntervalMs,
     decisionsLimit: opts.decisionsLimit,
   });
+  redis.onBackgroundError = (op, e) => store.backgroundFailed(op, e);
   // ioredis reports connection trouble as 'error' events; the wrapper counts
   // failed calls, so these only need to be kept from crashing the process.
   // The last one is kept so the degraded warning names the cause (TLS, auth).

@@ -3,6 +3,7 @@
 // suite runs against both.
 import type { BucketLoadRecord, Endpoint, EndpointSignals } from '../scheduling/types.js';
 import { applyInFlight, applyPrefill, chargeLoad, releaseLoad } from './charges.js';
+import { PrefixIndex } from './prefix-index.js';
 import {
   type DecisionRecord,
   type PickCommit,
@@ -38,10 +39,8 @@ export class MemoryStateStore implements StateStore {
   private nextExpiryMs = Infinity;
   private readonly bucketLoads = new Map<string, BucketLoadRecord>();
   private poolEvent = 0;
-  /** block hash -> endpoints holding it */
-  private readonly prefixIndex = new Map<string, Set<string>>();
-  /** endpoint -> its hashes in LRU order (oldest first) */
-  private readonly prefixLru = new Map<string, Map<string, true>>();
+  /** Approximate prefix index: block keys per endpoint, exact LRU. */
+  private readonly prefixIndex = new PrefixIndex();
   private readonly indexerAnswers = new Map<string, { value: string; expiresAtMs: number }>();
   private readonly leases = new Map<string, { holder: string; expiresAtMs: number }>();
   private readonly decisions: DecisionRecord[] = [];
@@ -67,7 +66,7 @@ export class MemoryStateStore implements StateStore {
     const live = new Set(endpoints.map((e) => e.id));
     for (const id of this.signals.keys()) if (!live.has(id)) this.signals.delete(id);
     for (const id of this.bucketLoads.keys()) if (!live.has(id)) this.bucketLoads.delete(id);
-    for (const id of [...this.prefixLru.keys()]) if (!live.has(id)) this.dropPrefixes(id);
+    for (const id of [...this.prefixIndex.endpoints()]) if (!live.has(id)) this.prefixIndex.drop(id);
   }
 
   async writeSignals(endpointId: string, signals: EndpointSignals): Promise<void> {
@@ -85,7 +84,7 @@ export class MemoryStateStore implements StateStore {
       bucketLoads: query.bucketLoads ? cloneLoads(this.bucketLoads) : new Map(),
       poolEvent: this.poolEvent,
     };
-    if (query.prefixHashes) snap.prefixMatches = this.matchPrefix(query.prefixHashes);
+    if (query.prefixHashes) snap.prefixMatches = this.prefixIndex.match(query.prefixHashes);
     if (query.indexerCacheKey) {
       const hit = this.indexerAnswers.get(query.indexerCacheKey);
       if (hit && hit.expiresAtMs > now) snap.indexerAnswer = hit.value;
@@ -115,7 +114,7 @@ export class MemoryStateStore implements StateStore {
       }
     }
     if (charges.prefixRecord) {
-      this.recordPrefix(
+      this.prefixIndex.record(
         charges.prefixRecord.endpointId,
         charges.prefixRecord.hashes,
         commit.prefixCapacityPerEndpoint ?? 31_250,
@@ -198,61 +197,6 @@ export class MemoryStateStore implements StateStore {
       } else if (p.expiresAtMs < next) next = p.expiresAtMs;
     }
     this.nextExpiryMs = next;
-  }
-
-  private matchPrefix(hashes: readonly string[]): Map<string, number> {
-    const matches = new Map<string, number>();
-    const first = hashes.length > 0 ? this.prefixIndex.get(hashes[0]!) : undefined;
-    if (!first) return matches;
-    // Endpoints still matching, compacted in place: no allocation per block
-    // (a new Set per block was the largest cost of matching a long prompt).
-    const alive = Array.from(first);
-    let n = alive.length;
-    let i = 1;
-    for (; i < hashes.length && n > 0; i++) {
-      const holders = this.prefixIndex.get(hashes[i]!);
-      if (!holders) break;
-      let k = 0;
-      for (let j = 0; j < n; j++) {
-        const id = alive[j]!;
-        if (holders.has(id)) alive[k++] = id;
-        else matches.set(id, i);
-      }
-      n = k;
-    }
-    for (let j = 0; j < n; j++) matches.set(alive[j]!, i);
-    return matches;
-  }
-
-  private recordPrefix(endpointId: string, hashes: readonly string[], capacity: number): void {
-    let lru = this.prefixLru.get(endpointId);
-    if (!lru) this.prefixLru.set(endpointId, (lru = new Map()));
-    for (const h of hashes) {
-      lru.delete(h);
-      lru.set(h, true);
-      let holders = this.prefixIndex.get(h);
-      if (!holders) this.prefixIndex.set(h, (holders = new Set()));
-      holders.add(endpointId);
-    }
-    while (lru.size > capacity) {
-      const oldest = lru.keys().next().value as string;
-      lru.delete(oldest);
-      this.unindex(oldest, endpointId);
-    }
-  }
-
-  private dropPrefixes(endpointId: string): void {
-    const lru = this.prefixLru.get(endpointId);
-    if (!lru) return;
-    for (const h of lru.keys()) this.unindex(h, endpointId);
-    this.prefixLru.delete(endpointId);
-  }
-
-  private unindex(hash: string, endpointId: string): void {
-    const holders = this.prefixIndex.get(hash);
-    if (!holders) return;
-    holders.delete(endpointId);
-    if (holders.size === 0) this.prefixIndex.delete(hash);
   }
 }
 

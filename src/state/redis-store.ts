@@ -2,14 +2,22 @@
 // semantics as MemoryStateStore (the contract suite runs on both); every
 // read-modify-write is one Lua script (src/state/lua/scripts.ts), sent as
 // EVALSHA by ioredis. Per request: readSnapshot = 1 round trip, commitPick =
-// 1, release = 1. Keys live under `hermes:{<pool>}:` (docs/state.md).
+// 1 (plus the prefix record pipelined behind it, not awaited), release = 1.
+// Keys live under `hermes:{<pool>}:` (docs/state.md).
 import { withConnectCause, type RedisClient } from '../common/redis-connection.js';
-import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
+import type {
+  BlockKeys,
+  BucketLoadRecord,
+  Endpoint,
+  EndpointSignals,
+  PickCharges,
+} from '../scheduling/types.js';
 import {
   COMMIT_LUA,
   ENDPOINTS_LUA,
   LEASE_LUA,
   PREFILL_DONE_LUA,
+  RECORD_LUA,
   RELEASE_LUA,
   RENEW_LUA,
   SNAPSHOT_LUA,
@@ -37,11 +45,20 @@ export interface RedisStoreOptions {
   prefixTtlMs?: number;
   /** Extra life of the in-flight keys beyond the longest lease (cleanup when a pool goes away). */
   stateTtlMs?: number;
+  /**
+   * commitPick answers without waiting for Redis when the pick has no
+   * bucket charge (whose receipt needs the pool event Redis assigns): the
+   * commit is sent and applied in order on the connection, and a failure
+   * reaches onBackgroundError instead of the caller. For the resilient
+   * wrapper, which degrades and later restores the pick (restorePick).
+   */
+  commitWithoutWaiting?: boolean;
 }
 
 interface ScriptCommands {
-  hermesSnapshot(key: string, ...args: string[]): Promise<SnapshotReply>;
+  hermesSnapshot(key: string, ...args: Array<string | Buffer>): Promise<SnapshotReply>;
   hermesCommit(key: string, ...args: string[]): Promise<number>;
+  hermesRecord(key: string, ...args: Array<string | Buffer>): Promise<number>;
   hermesRelease(key: string, ...args: string[]): Promise<number>;
   hermesPrefillDone(key: string, ...args: string[]): Promise<number>;
   hermesRenew(key: string, ...args: string[]): Promise<number>;
@@ -64,6 +81,7 @@ type SnapshotReply = [
 const SCRIPTS: Array<[keyof ScriptCommands, string]> = [
   ['hermesSnapshot', SNAPSHOT_LUA],
   ['hermesCommit', COMMIT_LUA],
+  ['hermesRecord', RECORD_LUA],
   ['hermesRelease', RELEASE_LUA],
   ['hermesPrefillDone', PREFILL_DONE_LUA],
   ['hermesRenew', RENEW_LUA],
@@ -92,11 +110,18 @@ export class RedisStateStore implements StateStore {
   readonly prefix: string;
   /** Redis round trips this store made (each call below is one). */
   roundTrips = 0;
+  /** Prefix records sent behind a commit, which nobody waits for. */
+  backgroundCommands = 0;
+  /** A command nobody waits for failed (the resilient wrapper counts it and degrades). */
+  onBackgroundError: ((op: string, err: Error) => void) | undefined;
   private readonly client: RedisClient & ScriptCommands;
   private readonly decisionsLimit: string;
   private readonly signalsTtlMs: number;
   private readonly prefixTtlMs: string;
   private readonly stateTtlMs: string;
+  private readonly commitWithoutWaiting: boolean;
+  /** The pool event of the last reply that carried one (the receipt of an unawaited commit). */
+  private lastPoolEvent = 0;
   private endpointsVersion = '';
   private endpoints: Endpoint[] = [];
   /** Last error the client emitted: ioredis rejects connect() with only "Connection is closed.". */
@@ -113,6 +138,7 @@ export class RedisStateStore implements StateStore {
     this.signalsTtlMs = opts.signalsTtlMs ?? 60_000;
     this.prefixTtlMs = String(opts.prefixTtlMs ?? 3_600_000);
     this.stateTtlMs = String(opts.stateTtlMs ?? 600_000);
+    this.commitWithoutWaiting = opts.commitWithoutWaiting ?? false;
     client.on('error', (e: Error) => {
       this.lastClientError = e;
     });
@@ -170,7 +196,7 @@ export class RedisStateStore implements StateStore {
       this.endpointsVersion,
       query.bucketLoads ? '1' : '0',
       query.indexerCacheKey ?? '',
-      ...(query.prefixHashes ?? []),
+      keysBlob(query.prefixHashes),
     );
     const [version, endpointsJson, sig, inf, loads, event, px, ix, pft] = r;
     // The endpoint set changes rarely: it is only sent when its version moved.
@@ -194,6 +220,7 @@ export class RedisStateStore implements StateStore {
       bucketLoads,
       poolEvent: Number(event),
     };
+    this.lastPoolEvent = snap.poolEvent;
     if (query.prefixHashes) {
       const m = new Map<string, number>();
       for (let i = 0; i < px.length; i += 2) m.set(String(px[i]), Number(px[i + 1]));
@@ -210,17 +237,40 @@ export class RedisStateStore implements StateStore {
       String(commit.leaseMs),
       this.stateTtlMs,
       ...chargeArgs(commit.charges),
+      JSON.stringify(commit.decision),
+      this.decisionsLimit,
     ];
+    this.roundTrips++;
+    const committed = this.client.hermesCommit(this.prefix, ...args);
+    // The prefix record goes right behind the commit on the same connection
+    // (so it is applied before any later call of this replica) and the pick
+    // does not wait for it: the answer needs only the commit's reply.
     const pr = commit.charges.prefixRecord;
     if (pr && pr.hashes.length > 0) {
-      args.push(pr.endpointId, String(commit.prefixCapacityPerEndpoint ?? 31_250), this.prefixTtlMs);
-      args.push(String(pr.hashes.length), ...pr.hashes);
-    } else {
-      args.push('', '0', this.prefixTtlMs, '0');
+      this.backgroundCommands++;
+      this.client
+        .hermesRecord(
+          this.prefix,
+          pr.endpointId,
+          String(commit.prefixCapacityPerEndpoint ?? 31_250),
+          this.prefixTtlMs,
+          keysBlob(pr.hashes),
+        )
+        .catch((e: Error) => this.onBackgroundError?.('prefixRecord', e));
     }
-    args.push(JSON.stringify(commit.decision), this.decisionsLimit);
-    this.roundTrips++;
-    const chargedAtEvent = await this.client.hermesCommit(this.prefix, ...args);
+    const b = commit.charges.bucket;
+    if (this.commitWithoutWaiting && !(b && b.items.length > 0)) {
+      // Nothing in the receipt depends on the reply: the pick goes on now.
+      committed.then(
+        (ev) => {
+          this.lastPoolEvent = Math.max(this.lastPoolEvent, ev);
+        },
+        (e: Error) => this.onBackgroundError?.('commitPick', e),
+      );
+      return { chargeId: commit.chargeId, charges: commit.charges, chargedAtEvent: this.lastPoolEvent };
+    }
+    const chargedAtEvent = await committed;
+    this.lastPoolEvent = Math.max(this.lastPoolEvent, chargedAtEvent);
     return { chargeId: commit.chargeId, charges: commit.charges, chargedAtEvent };
   }
 
@@ -292,6 +342,18 @@ export class RedisStateStore implements StateStore {
     }
   }
 }
+
+/**
+ * Block keys as Redis sees them: one argument of 8 bytes per key, the key's
+ * float64 bytes (one-to-one for integers; a Float64Array is sent as is,
+ * without a copy). The scripts cut it into 8-byte fields.
+ */
+export function keysBlob(keys: BlockKeys | undefined): Buffer {
+  if (!keys || keys.length === 0) return EMPTY_BLOB;
+  const f = keys instanceof Float64Array ? keys : Float64Array.from(keys);
+  return Buffer.from(f.buffer, f.byteOffset, f.byteLength);
+}
+const EMPTY_BLOB = Buffer.alloc(0);
 
 function bucketArgs(b: NonNullable<PickCharges['bucket']>): string[] {
   const out = [String(b.decayFactor), String(b.items.length)];

@@ -99,6 +99,11 @@ export class ResilientStateStore implements StateStore {
     this.breaker.fail('connect', err);
   }
 
+  /** A Redis command nobody awaited failed (a pick's prefix record): counted like any failed call. */
+  backgroundFailed(op: string, err: Error): void {
+    this.breaker.fail(op, err);
+  }
+
   /** Runs one probe + resync now (tests; the timer does it otherwise); true when healthy after. */
   probeNow(): Promise<boolean> {
     return this.breaker.probeOnce();

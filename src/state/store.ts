@@ -1,11 +1,17 @@
 // The StateStore: everything scheduling shares between EPP replicas. One
 // interface, two backends (memory for one replica, Redis for many). The hot
 // path is one read (readSnapshot) and one write (commitPick) per request.
-import type { BucketLoadRecord, Endpoint, EndpointSignals, PickCharges } from '../scheduling/types.js';
+import type {
+  BlockKeys,
+  BucketLoadRecord,
+  Endpoint,
+  EndpointSignals,
+  PickCharges,
+} from '../scheduling/types.js';
 
 export interface SnapshotQuery {
-  /** Approximate prefix index: match these prompt block hashes (in order). */
-  prefixHashes?: readonly string[];
+  /** Approximate prefix index: match these prompt block keys (in order). */
+  prefixHashes?: BlockKeys;
   /** Look up a cached cache-indexer answer under this key. */
   indexerCacheKey?: string;
   /** Also return PD bucket loads and the pool's event counter. */

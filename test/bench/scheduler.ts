@@ -1,4 +1,8 @@
-// `npm run bench -- scheduler [--quick] [--profile NAME] [--endpoints 8,32] [--tokens 1024,8192] [--indexer compute|cached]`
+// `npm run bench -- scheduler [--quick] [--profile NAME] [--endpoints 8,32] [--tokens 1024,8192] [--indexer compute|cached] [--messages-bytes]`
+//   --messages-bytes: requests carry the body's own messages bytes (LLMRequest.messagesJson), as a
+//   body reader that keeps them gives them; the /match_sort request then splices them in.
+// `npm run bench -- scheduler --gie [--quick] [--endpoints 32] [--tokens 8192] [--repeats 3] [--cpu N]`:
+//   the GIE default profile side by side with GIE v1.5.0's own scheduler (scheduler-gie.ts)
 //
 // Decision time of the real Director over a MemoryStateStore, per example
 // profile (examples/profiles/*.yaml), as INTERFACES.md defines it:
@@ -16,7 +20,8 @@
 // prompt, parsing the JSON answer) and leaves out only the network round
 // trip, measured by its own benchmark. `--indexer compute` (default): the
 // answer is COMPUTED inside the timed decision from an in-memory block
-// index (hashing the whole prompt in 16-token blocks and walking the index)
+// index (the whole prompt's numeric block keys in 16-token blocks, walked in
+// the typed-array index of src/state/prefix-index.ts)
 // -- the cache-indexer's own work done on the EPP's core, so an upper
 // bound. `--indexer cached`: the answer was computed before the clock (the
 // EPP-only cost). Each pick's prompt blocks are then added to the index for
@@ -28,10 +33,10 @@ import type { LLMRequest } from '../../src/scheduling/types.js';
 import type { StateStore } from '../../src/state/store.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import type { LoadedConfig } from '../../src/config/endpoint-picker-config.js';
-import { BlockIndex } from './sim/block-index.js';
+import { PrefixIndex } from '../../src/state/prefix-index.js';
 import { aggregatedEndpoints, pdEndpoints } from './sim/cluster-layout.js';
 import { exampleProfileNames, isPdProfile, loadExampleProfile } from './sim/configs.js';
-import { InProcessIndexer, hitRatesFromIndex, requestBlockHashes } from './sim/indexer-stub.js';
+import { InProcessIndexer, hitRatesFromKeys, requestBlockKeys } from './sim/indexer-stub.js';
 import { Rng, percentileSorted, randomText } from './sim/rng.js';
 
 export interface SchedulerRow {
@@ -47,6 +52,8 @@ export interface SchedulerRow {
 export interface CellResult extends SchedulerRow {
   scheduleP50Us: number;
   meanUs: number;
+  /** Timed decisions per second of process CPU spent in them (getrusage: preemption excluded, GC threads included). */
+  decisionsPerCpuSecond: number;
 }
 
 const SYSTEM_PROMPTS = 50;
@@ -55,7 +62,7 @@ const MODEL = 'bench-model';
 /** Picks kept open before the oldest is released, so in-flight counts are not all zero. */
 const OPEN_PICKS = 32;
 
-function listArg(args: string[], flag: string, def: number[]): number[] {
+export function listArg(args: string[], flag: string, def: number[]): number[] {
   const i = args.indexOf(flag);
   if (i < 0) return def;
   const v = args[i + 1];
@@ -66,13 +73,13 @@ function listArg(args: string[], flag: string, def: number[]): number[] {
   return out;
 }
 
-function stringArg(args: string[], flag: string): string | undefined {
+export function stringArg(args: string[], flag: string): string | undefined {
   const i = args.indexOf(flag);
   return i < 0 ? undefined : args[i + 1];
 }
 
 /** The shared-prefix workload of one cell: system prompts and a text pool for suffixes. */
-class SharedPrefixBodies {
+export class SharedPrefixBodies {
   private readonly systems: string[];
   private readonly pool: string;
   private readonly suffixChars: number;
@@ -117,7 +124,17 @@ export async function benchCell(
   seed: number,
   indexerMode: IndexerMode,
   makeStore?: () => Promise<StateStore>,
+  more: {
+    /** The request bodies (warm-up first) instead of generated ones (the side-by-side run with GIE). */
+    bodies?: readonly string[];
+    /**
+     * Give each request the body's own `messages` bytes (LLMRequest.messagesJson), as a body
+     * reader that keeps them does, so the /match_sort request splices them instead of serialising.
+     */
+    messagesBytes?: boolean;
+  } = {},
 ): Promise<CellResult> {
+  const givenBodies = more.bodies;
   const rng = new Rng(seed);
   const pd = isPdProfile(loaded);
   // PD: groups of one leader, one prefill and two decode pods.
@@ -131,7 +148,8 @@ export async function benchCell(
   const store = makeStore ? await makeStore() : new MemoryStateStore();
   await store.replaceEndpoints(endpoints);
   // The KV cache of each endpoint holds at most this many blocks (GIE's default LRU size).
-  const index = new BlockIndex(31_250);
+  const index = new PrefixIndex();
+  const KV_BLOCKS_PER_ENDPOINT = 31_250;
   const indexer = new InProcessIndexer(index, { blockSizeTokens: 16 });
   const endpointIds = endpoints.map((e) => e.id);
   const director = new Director({ store, profile: loaded.profile, indexer, random: rng.next });
@@ -140,15 +158,19 @@ export async function benchCell(
   const samples = new Float64Array(timed);
   const scheduleSamples = new Float64Array(timed);
   const total = warmup + timed;
+  let cpuUs = 0;
   try {
     for (let i = 0; i < total; i++) {
       // --- outside the clock: parse the body, vary the signals ---
-      const req: LLMRequest = parseOpenAIRequest(
-        '/v1/chat/completions',
-        bodies.body(i),
-        {},
-        `req-${i}`,
-      ).request;
+      const text = givenBodies ? givenBodies[i]! : bodies.body(i);
+      const req: LLMRequest = parseOpenAIRequest('/v1/chat/completions', text, {}, `req-${i}`).request;
+      if (more.messagesBytes) {
+        // The bodies are {"model":...,"messages":[...]}: the array runs to the last '}'.
+        const bytes = Buffer.from(text);
+        const start = bytes.indexOf('"messages":') + '"messages":'.length;
+        const view = bytes.subarray(start, bytes.length - 1);
+        req.messagesJson = () => view;
+      }
       const now = Date.now();
       for (const e of endpoints) {
         await store.writeSignals(e.id, {
@@ -158,27 +180,30 @@ export async function benchCell(
           updatedAtMs: now,
         });
       }
-      let hashes: string[] | undefined;
+      let keys: Float64Array | undefined;
       if (director.needs.indexer && indexerMode === 'cached') {
-        const h = requestBlockHashes(req, 16);
-        const answer = hitRatesFromIndex(index, h, endpointIds);
+        const k = requestBlockKeys(req, 16);
+        const answer = hitRatesFromKeys(index, k, endpointIds);
         indexer.answerWith = () => answer;
-        hashes = h;
+        keys = k;
       }
       // --- the decision ---
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       const decision = await director.pick(req);
       const us = (performance.now() - t0) * 1000;
+      const cpu = process.cpuUsage(c0);
       // --- outside the clock: KV events, releases ---
       if (director.needs.indexer) {
-        const last = indexer.lastHashes;
-        hashes ??= last && last.requestId === req.requestId ? last.hashes : requestBlockHashes(req, 16);
+        const last = indexer.lastKeys;
+        keys ??= last && last.requestId === req.requestId ? last.keys : requestBlockKeys(req, 16);
         const holder = decision.result.pd?.prefill.endpoint.id ?? decision.result.primary.endpoint.id;
-        for (const h of hashes) index.add(holder, h);
+        index.record(holder, keys, KV_BLOCKS_PER_ENDPOINT);
       }
       open.push(decision.ticket);
       if (open.length > OPEN_PICKS) await open.shift()!.release();
       if (i >= warmup) {
+        cpuUs += cpu.user + cpu.system;
         samples[i - warmup] = us;
         scheduleSamples[i - warmup] = decision.scheduleUs;
       }
@@ -203,6 +228,7 @@ export async function benchCell(
     decisionsPerSecPerCore: Math.round(1e6 / meanUs),
     scheduleP50Us: round1(percentileSorted(scheduleSamples, 50)),
     meanUs: round1(meanUs),
+    decisionsPerCpuSecond: Math.round((timed * 1e6) / Math.max(1, cpuUs)),
   };
 }
 
@@ -216,11 +242,16 @@ function pad(s: string | number, n: number, right = false): string {
 }
 
 export async function run(args: string[]): Promise<void> {
+  if (args.includes('--gie')) {
+    const { runSideBySide } = await import('./scheduler-gie.js');
+    return runSideBySide(args);
+  }
   const quick = args.includes('--quick');
   const endpointsList = listArg(args, '--endpoints', [8, 32, 128]);
   const tokensList = listArg(args, '--tokens', [1024, 8192, 32768]);
   const onlyProfile = stringArg(args, '--profile');
   const indexerMode = (stringArg(args, '--indexer') ?? 'compute') as IndexerMode;
+  const messagesBytes = args.includes('--messages-bytes');
   if (indexerMode !== 'compute' && indexerMode !== 'cached')
     throw new Error('--indexer must be compute or cached');
   const warmup = quick ? 50 : 200;
@@ -246,7 +277,9 @@ export async function run(args: string[]): Promise<void> {
     }
     for (const n of endpointsList) {
       for (const t of tokensList) {
-        const r = await benchCell(name, outcome.loaded, n, t, warmup, timed, seed++, indexerMode);
+        const r = await benchCell(name, outcome.loaded, n, t, warmup, timed, seed++, indexerMode, undefined, {
+          messagesBytes,
+        });
         rows.push(r);
         process.stdout.write(
           `${pad(name, 24, true)} ${pad(n, 9)} ${pad(t, 7)} ${pad(r.p50Us.toFixed(1), 9)} ${pad(r.p99Us.toFixed(1), 9)} ${pad(r.scheduleP50Us.toFixed(1), 9)} ${pad(r.decisionsPerSecPerCore, 11)}\n`,

@@ -1,4 +1,4 @@
-// `npm run bench -- state [--quick]`
+// `npm run bench -- state [--quick] [--no-decisions]`
 //
 // Per-request cost of the shared state, memory vs Redis (a local
 // redis-server this benchmark starts on loopback and stops):
@@ -11,14 +11,23 @@
 // Throughput: decisions/s with 1 and 3 store clients on one Redis, each
 // client in its own worker thread (its own connection and event loop, like a
 // replica) running 16 decisions concurrently for a few seconds.
+// Whole decisions: every example profile's decision (the scheduler
+// benchmark's cell) at 32 endpoints and 8k tokens over memory and over
+// createRedisStateStore (what `epp --redis-url` runs), alternating; the
+// added p50 is checked against <= 500 us (`--no-decisions` skips it).
 // Writes bench-results/state.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { Endpoint, PickCharges } from '../../src/scheduling/types.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
+import { createRedisStateStore } from '../../src/state/create-store.js';
 import { createRedisClient, RedisStateStore } from '../../src/state/redis-store.js';
+import type { ResilientStateStore } from '../../src/state/resilient-store.js';
 import type { PickCommit, SnapshotQuery, StateStore } from '../../src/state/store.js';
 import { startRedis } from '../helpers/redis-server.js';
+import { benchCell } from './scheduler.js';
+import { exampleProfileNames, loadExampleProfile } from './sim/configs.js';
 
 const ENDPOINTS = 8;
 const HASHES = 32;
@@ -70,8 +79,13 @@ async function prepare(store: StateStore): Promise<void> {
 function request(n: number, tag: string): { query: SnapshotQuery; commit: PickCommit } {
   const eps = endpoints();
   const group = n % 50;
-  const hashes = Array.from({ length: HASHES }, (_, i) =>
-    i < HASHES / 2 ? `s${group}-${i}` : `${tag}${n}-${i}`,
+  // Block keys as the prompt hashing makes them (53-bit integers): a shared
+  // half per group, then blocks unique to this request.
+  let t = 0;
+  for (let i = 0; i < tag.length; i++) t = (t * 31 + tag.charCodeAt(i)) % 1e6;
+  const unique = t * 1e9 + n * HASHES;
+  const hashes = Float64Array.from({ length: HASHES }, (_, i) =>
+    i < HASHES / 2 ? 2 ** 52 + group * HASHES + i : 2 ** 51 + unique + i,
   );
   const pre = eps[(2 * n) % ENDPOINTS]!.id;
   const dec = eps[(2 * n + 1) % ENDPOINTS]!.id;
@@ -224,6 +238,74 @@ async function throughput(
   };
 }
 
+export interface ProfileDecisionRow {
+  profile: string;
+  endpoints: number;
+  promptTokens: number;
+  memoryP50Us: number[];
+  redisP50Us: number[];
+  /** redis p50 - memory p50, per run (runs alternate memory and Redis). */
+  addedP50Us: number[];
+  /** Calls the resilient wrapper answered locally (should be 0). */
+  fallbacks: number;
+}
+
+/**
+ * Whole decisions per example profile (the scheduler benchmark's cell: the
+ * real Director, shared-prefix bodies) over memory and over the production
+ * Redis stack (createRedisStateStore), alternating, at one endpoint count.
+ */
+async function profileDecisions(
+  url: string,
+  endpoints: number,
+  promptTokens: number,
+  repeats: number,
+  quick: boolean,
+): Promise<ProfileDecisionRow[]> {
+  const rows: ProfileDecisionRow[] = [];
+  let seed = 500;
+  let pools = 0;
+  for (const name of exampleProfileNames()) {
+    const outcome = loadExampleProfile(name);
+    if (!outcome.ok) continue;
+    const row: ProfileDecisionRow = {
+      profile: name,
+      endpoints,
+      promptTokens,
+      memoryP50Us: [],
+      redisP50Us: [],
+      addedP50Us: [],
+      fallbacks: 0,
+    };
+    for (let k = 0; k < repeats; k++) {
+      const s = seed++;
+      const [warm, timed] = quick ? [30, 150] : [50, 300];
+      const m = await benchCell(name, outcome.loaded, endpoints, promptTokens, warm, timed, s, 'cached');
+      let store: ResilientStateStore | undefined;
+      const r = await benchCell(
+        name,
+        outcome.loaded,
+        endpoints,
+        promptTokens,
+        warm,
+        timed,
+        s,
+        'cached',
+        async () => {
+          store = await createRedisStateStore({ redisUrl: url, pool: `bench-state-dec-${pools++}` });
+          return store;
+        },
+      );
+      row.fallbacks += store?.counters.fallbacks ?? 0;
+      row.memoryP50Us.push(m.p50Us);
+      row.redisP50Us.push(r.p50Us);
+      row.addedP50Us.push(Math.round((r.p50Us - m.p50Us) * 10) / 10);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
 export async function run(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
   const n = quick ? 1_000 : 5_000;
@@ -232,12 +314,15 @@ export async function run(args: string[]): Promise<void> {
   rows.push(await latency(new MemoryStateStore(), 'memory', n));
   const server = await startRedis();
   let tp: ThroughputRow[] = [];
+  let decisions: ProfileDecisionRow[] = [];
   try {
     const redis = new RedisStateStore(createRedisClient(server.url), { pool: 'bench-latency' });
     await redis.connect();
     rows.push(await latency(redis, 'redis', n));
     await redis.close();
     tp = [await throughput(server.url, 1, seconds, 16), await throughput(server.url, 3, seconds, 16)];
+    if (!args.includes('--no-decisions'))
+      decisions = await profileDecisions(server.url, 32, 8192, quick ? 1 : 2, quick);
   } finally {
     await server.stop();
   }
@@ -251,6 +336,22 @@ export async function run(args: string[]): Promise<void> {
   console.table(tp);
   const verdict = addedP50Us <= 500 ? 'meets' : 'MISSES';
   console.log(`Redis adds ${addedP50Us} µs p50 per decision over memory: ${verdict} the <= 500 µs target.`);
+  if (decisions.length > 0) {
+    console.log(
+      `\nWhole decisions (Director + example profile, 32 endpoints, 8k-token shared-prefix prompts, ` +
+        `indexer answer cached), memory vs createRedisStateStore, alternating; load average ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}:`,
+    );
+    for (const d of decisions) {
+      const worst = Math.max(...d.addedP50Us);
+      console.log(
+        `  ${d.profile.padEnd(24)} memory p50 ${d.memoryP50Us.join(' / ')} us, redis p50 ${d.redisP50Us.join(' / ')} us, ` +
+          `added ${d.addedP50Us.join(' / ')} us: ${worst <= 500 ? 'meets' : 'MISSES'} <= 500 us` +
+          (d.fallbacks ? ` (${d.fallbacks} DEGRADED fallbacks)` : ''),
+      );
+    }
+  }
   mkdirSync('bench-results', { recursive: true });
   writeFileSync(
     'bench-results/state.json',
@@ -262,6 +363,7 @@ export async function run(args: string[]): Promise<void> {
         throughput: tp,
         redisAddedP50Us: addedP50Us,
         targetAddedP50Us: 500,
+        profileDecisions: decisions,
         cpu: (await import('node:os')).cpus()[0]?.model,
       },
       null,

@@ -16,9 +16,9 @@
 //   event          INT     pool event counter (one per bucket charge)
 //   pft            HASH    endpoint -> prefill tokens charged, not yet released by a first token
 //   pfp            HASH    chargeId -> "endpoint tokens\nendpoint tokens..." (its open prefill charge)
-//   pxb            HASH    prompt block hash -> holder bitmap (TTL): bit s set = the
+//   pxb            HASH    prompt block key (8 bytes) -> holder bitmap (TTL): bit s set = the
 //                          endpoint in slot s holds the block; trailing zero bytes trimmed
-//   pxl:<ep>       ZSET    block hashes of one endpoint by recency (TTL)
+//   pxl:<ep>       ZSET    block keys of one endpoint by recency (TTL)
 //   pxid           HASH    endpoint -> slot and '#<slot>' -> endpoint ('-' = retired slot) (TTL)
 //   pxseq          INT     recency sequence
 // The prefix index is one hash (not a set per block) so that matching N blocks
@@ -210,6 +210,14 @@ local function unindexMany(hashes, slot)
   if #upd > 0 then unpackCall('HSET', P .. 'pxb', upd, 1) end
   if #del > 0 then unpackCall('HDEL', P .. 'pxb', del, 1) end
 end
+-- Block keys arrive as one argument, 8 bytes each (redis-store.ts keysBlob).
+local function blockKeys(blob)
+  local out = {}
+  if not blob then return out end
+  if #blob % 8 ~= 0 then error({err = 'ERR hermes state: block keys must be 8 bytes each'}) end
+  for j = 1, #blob / 8 do out[j] = string.sub(blob, 8 * j - 7, 8 * j) end
+  return out
+end
 local function dropPrefixes(ep)
   local lru = P .. 'pxl:' .. ep
   local slot = redis.call('HGET', P .. 'pxid', ep)
@@ -223,7 +231,7 @@ end
 
 /**
  * readSnapshot. ARGV: knownEndpointsVersion, wantLoads (0|1), indexerKey ('' =
- * none), prefix hashes... Returns {version, endpointsJson|nil (when the
+ * none), prompt block keys (8 bytes each, '' = none). Returns {version, endpointsJson|nil (when the
  * caller's version is current), signals[], inFlight[], loads[], event,
  * prefixMatches[], indexerAnswer|nil, pendingPrefill[]}; arrays are flat
  * field/value lists.
@@ -237,9 +245,10 @@ if ver ~= ARGV[1] then eps = redis.call('GET', P .. 'eps') or false end
 local loads = {}
 if ARGV[2] == '1' then loads = redis.call('HGETALL', P .. 'load') end
 local flat = {}
-local nh = #ARGV - 3
+local keys = blockKeys(ARGV[4])
+local nh = #keys
 if nh > 0 then
-  local sets = unpackCall('HMGET', P .. 'pxb', ARGV, 4)
+  local sets = unpackCall('HMGET', P .. 'pxb', keys, 1)
   -- alive: bitmap of the endpoints holding every block so far. It changes
   -- only where the holder set does, so equal consecutive sets are skipped.
   local alive, prev, done = nil, nil, {}
@@ -281,9 +290,8 @@ return {ver, eps, redis.call('HGETALL', P .. 'sig'), redis.call('HGETALL', P .. 
  * no prefix record or decision). ARGV, in order: mode, chargeId, leaseMs,
  * stateTtlMs, n, n in-flight endpoint ids, decayFactor ('' = no bucket), m,
  * m x (endpoint, 'short'|'long', amount), p, p x (endpoint, prefill tokens),
- * prefixEndpoint ('' = none),
- * capacity, prefixTtlMs, k, k hashes, decisionJson, decisionsLimit.
- * Returns the pool event the charge was made at.
+ * decisionJson, decisionsLimit. Returns the pool event the charge was made at.
+ * (The pick's prefix record is RECORD_LUA, sent right after.)
  */
 export const COMMIT_LUA = `${COMMON}
 local i = 1
@@ -317,18 +325,8 @@ for j = 1, np do
 end
 local withBucket = d ~= '' and m > 0
 if withBucket then d = argNum(d, 'decayFactor') end
-local pep, capacity, pxTtl, k, hashesAt, decision, limit = '', 0, 0, 0, 0, nil, 0
-if mode ~= 'restore' then
-  pep = arg()
-  capacity, pxTtl, k = argNum(arg(), 'capacity'), argNum(arg(), 'prefixTtlMs'), argNum(arg(), 'k')
-  hashesAt = i
-  i = i + k
-  decision, limit = arg(), argNum(arg(), 'decisionsLimit')
-  if pep ~= '' and k > 0 then
-    wantInt(redis.call('GET', P .. 'pxseq'), 'prefix recency sequence')
-    wantInt(redis.call('HGET', P .. 'pxid', pep), 'prefix slot of ' .. pep)
-  end
-end
+local decision, limit = nil, 0
+if mode ~= 'restore' then decision, limit = arg(), argNum(arg(), 'decisionsLimit') end
 local eventRaw = redis.call('GET', P .. 'event')
 wantInt(eventRaw, 'pool event counter')
 wantInts('inf', ids, 'in-flight count of')
@@ -367,58 +365,74 @@ redis.call('ZADD', P .. 'leases', now + leaseMs, rid)
 -- Leases are uniform per EPP, so refreshing to lease + margin never cuts a live pick short.
 for _, k in ipairs({'inf', 'picks', 'leases', 'pft', 'pfp'}) do redis.call('PEXPIRE', P .. k, leaseMs + stateTtl) end
 if mode == 'restore' then return event end
-if pep ~= '' and k > 0 then
-  local lru, ids, pxb = P .. 'pxl:' .. pep, P .. 'pxid', P .. 'pxb'
-  local slot = redis.call('HGET', ids, pep)
-  if slot and redis.call('EXISTS', lru) == 0 then
-    -- Its LRU expired (idle past the TTL): which blocks still carry the
-    -- slot's bit is unknown, so the slot is retired (never reused while the
-    -- index lives; matches on it are ignored) and a new one assigned.
-    redis.call('HSET', ids, '#' .. slot, '-')
-    redis.call('HDEL', ids, pep)
-    slot = false
-  end
-  if not slot then
-    -- Lowest free slot: keeps the bitmaps short.
-    local s = 0
-    while redis.call('HEXISTS', ids, '#' .. s) == 1 do s = s + 1 end
-    redis.call('HSET', ids, pep, s, '#' .. s, pep)
-    slot = s
-  end
-  slot = tonumber(slot)
-  local first, last = hashesAt, hashesAt + k - 1
-  local seq = redis.call('INCRBY', P .. 'pxseq', k) - k
-  local zargs = {}
-  for j = 1, k do
-    zargs[2 * j - 1] = seq + j
-    zargs[2 * j] = ARGV[first + j - 1]
-  end
-  local _, added = unpackCall('ZADD', lru, zargs, 1)
-  -- A block already in the endpoint's LRU already has its bit: the common
-  -- case (a prompt sent again) only moves the LRU stamps.
-  if added > 0 then
-    local sets = unpackCall('HMGET', pxb, ARGV, first, last)
-    local upd, memo = {}, {}
-    for j = 1, k do
-      local v = sets[j] or ''
-      local nv = memo[v]
-      if not nv then nv = setBit(v, slot); memo[v] = nv end
-      if nv ~= v then upd[#upd + 1] = ARGV[first + j - 1]; upd[#upd + 1] = nv end
-    end
-    if #upd > 0 then unpackCall('HSET', pxb, upd, 1) end
-  end
-  local over = redis.call('ZCARD', lru) - capacity
-  if over > 0 then
-    local old = redis.call('ZPOPMIN', lru, over)
-    local gone = {}
-    for j = 1, #old, 2 do gone[#gone + 1] = old[j] end
-    unindexMany(gone, slot)
-  end
-  for _, key in ipairs({lru, pxb, ids}) do redis.call('PEXPIRE', key, pxTtl) end
-end
 redis.call('LPUSH', P .. 'decisions', decision)
 redis.call('LTRIM', P .. 'decisions', 0, limit - 1)
 return event
+`;
+
+/**
+ * The approximate prefix record of a pick: `keys` become the endpoint's
+ * newest blocks (its LRU, by the pool's recency sequence), then its oldest
+ * beyond `capacity` are evicted. Sent right after the commit, whose reply
+ * the request waits for; this one it does not (the same connection keeps
+ * the order, so this replica's next snapshot sees it). ARGV: endpoint,
+ * capacity, prefixTtlMs, block keys (8 bytes each).
+ */
+export const RECORD_LUA = `${COMMON}
+local pep = ARGV[1]
+local capacity, pxTtl = argNum(ARGV[2], 'capacity'), argNum(ARGV[3], 'prefixTtlMs')
+local keys = blockKeys(ARGV[4])
+local k = #keys
+if pep == '' or k == 0 then return 0 end
+wantInt(redis.call('GET', P .. 'pxseq'), 'prefix recency sequence')
+wantInt(redis.call('HGET', P .. 'pxid', pep), 'prefix slot of ' .. pep)
+local lru, ids, pxb = P .. 'pxl:' .. pep, P .. 'pxid', P .. 'pxb'
+local slot = redis.call('HGET', ids, pep)
+if slot and redis.call('EXISTS', lru) == 0 then
+  -- Its LRU expired (idle past the TTL): which blocks still carry the
+  -- slot's bit is unknown, so the slot is retired (never reused while the
+  -- index lives; matches on it are ignored) and a new one assigned.
+  redis.call('HSET', ids, '#' .. slot, '-')
+  redis.call('HDEL', ids, pep)
+  slot = false
+end
+if not slot then
+  -- Lowest free slot: keeps the bitmaps short.
+  local s = 0
+  while redis.call('HEXISTS', ids, '#' .. s) == 1 do s = s + 1 end
+  redis.call('HSET', ids, pep, s, '#' .. s, pep)
+  slot = s
+end
+slot = tonumber(slot)
+local seq = redis.call('INCRBY', P .. 'pxseq', k) - k
+local zargs = {}
+for j = 1, k do
+  zargs[2 * j - 1] = seq + j
+  zargs[2 * j] = keys[j]
+end
+local _, added = unpackCall('ZADD', lru, zargs, 1)
+-- A block already in the endpoint's LRU already has its bit: the common
+-- case (a prompt sent again) only moves the LRU stamps.
+if added > 0 then
+  local sets = unpackCall('HMGET', pxb, keys, 1)
+  local upd, memo = {}, {}
+  for j = 1, k do
+    local v = sets[j] or ''
+    local nv = memo[v]
+    if not nv then nv = setBit(v, slot); memo[v] = nv end
+    if nv ~= v then upd[#upd + 1] = keys[j]; upd[#upd + 1] = nv end
+  end
+  if #upd > 0 then unpackCall('HSET', pxb, upd, 1) end
+end
+local over = redis.call('ZCARD', lru) - capacity
+if over > 0 then
+  local old = redis.call('ZPOPMIN', lru, over)
+  local gone = {}
+  for j = 1, #old, 2 do gone[#gone + 1] = old[j] end
+  unindexMany(gone, slot)
+end
+for _, key in ipairs({lru, pxb, ids}) do redis.call('PEXPIRE', key, pxTtl) end
+return k
 `;
 
 /**

@@ -18,7 +18,7 @@ import { MemoryIndexStore } from '../../../src/cacheindexer/memory-store.js';
 import { IndexerMetrics } from '../../../src/cacheindexer/metrics.js';
 import { endpointViews } from '../../../src/director/director.js';
 import { encodeBatch, type BlockStored } from '../../../src/kvcache/events.js';
-import { textBlockHashes } from '../../../src/request/prefix-hash.js';
+import { textBlockKeys } from '../../../src/request/prefix-hash.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import type { PickCommit, StateSnapshot } from '../../../src/state/store.js';
 import { aggregatedEndpoints } from '../sim/cluster-layout.js';
@@ -98,7 +98,7 @@ async function prefix(n: number): Promise<Record<string, number>> {
   const texts = Array.from({ length: prompts }, (_, i) => `p${i} ` + randomText(rng, 256 * 16 * 4));
   const record = async (endpointId: string) => {
     for (const [i, text] of texts.entries()) {
-      const hashes = textBlockHashes(text, 'm', 16, 256);
+      const hashes = textBlockKeys(text, 'm', 16, 256);
       const r = await store.commitPick(
         commit(`${endpointId}-${i}`, endpointId, { prefixRecord: { endpointId, hashes } }),
       );
@@ -111,7 +111,7 @@ async function prefix(n: number): Promise<Record<string, number>> {
   const afterOne = used();
   await record('10.0.0.2:8000');
   const afterTwo = used();
-  const m = (await store.readSnapshot({ prefixHashes: textBlockHashes(texts[0]!, 'm', 16, 256) }))
+  const m = (await store.readSnapshot({ prefixHashes: textBlockKeys(texts[0]!, 'm', 16, 256) }))
     .prefixMatches;
   if (m?.get('10.0.0.2:8000') !== 256) throw new Error('prefix index did not record the blocks');
   return {

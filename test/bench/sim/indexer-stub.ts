@@ -4,8 +4,10 @@
 // benchmarks that use it say so, and the round trip is measured on its own.
 // The client-side CPU of a real call is kept: the /match_sort request body
 // is serialised and the JSON answer parsed, exactly as the HTTP client does.
-//   mode 'compute': the answer is computed at call time from a BlockIndex
-//                   (the indexer's own work, done on the EPP's core here);
+//   mode 'compute': the answer is computed at call time from a keyed block
+//                   index (numeric block keys of the whole prompt, typed
+//                   arrays: src/state/prefix-index.ts), the indexer's own
+//                   work done on the EPP's core here;
 //   mode 'answer':  the answer is whatever `answerWith` returns (the
 //                   simulator, or a precomputed answer).
 import {
@@ -14,8 +16,14 @@ import {
   parseMatchSort,
   type IndexerOutcome,
 } from '../../../src/datalayer/cache-indexer-client.js';
-import { textBlockHashes, tokenBlockHashes } from '../../../src/request/prefix-hash.js';
+import {
+  textBlockHashes,
+  textBlockKeys,
+  tokenBlockHashes,
+  tokenBlockKeys,
+} from '../../../src/request/prefix-hash.js';
 import type { LLMRequest } from '../../../src/scheduling/types.js';
+import type { PrefixIndex } from '../../../src/state/prefix-index.js';
 import type { BlockIndex } from './block-index.js';
 
 export interface InProcessIndexerOptions {
@@ -34,6 +42,26 @@ export function requestBlockHashes(req: LLMRequest, blockSizeTokens: number): st
     : textBlockHashes(req.promptText, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER);
 }
 
+/** The block keys of a whole prompt (what the in-process index of the scheduler benchmark holds). */
+export function requestBlockKeys(req: LLMRequest, blockSizeTokens: number): Float64Array {
+  return req.tokenIds
+    ? tokenBlockKeys(req.tokenIds, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER)
+    : textBlockKeys(req.promptText, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER);
+}
+
+/** hitRatesFromIndex over a keyed index (numbers, typed arrays): the same leading-run answer. */
+export function hitRatesFromKeys(
+  index: PrefixIndex,
+  keys: ArrayLike<number>,
+  candidates: readonly string[],
+): Map<string, number> {
+  const matched = index.match(keys);
+  const total = keys.length;
+  const out = new Map<string, number>();
+  for (const c of candidates) out.set(c, total === 0 ? 0 : (matched.get(c) ?? 0) / total);
+  return out;
+}
+
 /** Hit rate per candidate from leading matched blocks. */
 export function hitRatesFromIndex(
   index: BlockIndex,
@@ -49,14 +77,14 @@ export function hitRatesFromIndex(
 
 export class InProcessIndexer extends CacheIndexerClient {
   calls = 0;
-  /** Hashes of the last request asked about, so callers can record it without hashing again. */
-  lastHashes: { requestId: string; hashes: string[] } | undefined;
+  /** Block keys of the last request asked about, so callers can record it without hashing again. */
+  lastKeys: { requestId: string; keys: Float64Array } | undefined;
   /** Answer source in 'answer' mode. */
   answerWith:
     ((req: LLMRequest, candidates: readonly string[]) => Map<string, number> | undefined) | undefined;
 
   constructor(
-    private readonly index: BlockIndex | undefined,
+    private readonly index: PrefixIndex | undefined,
     private readonly opts: InProcessIndexerOptions,
   ) {
     super();
@@ -78,9 +106,9 @@ export class InProcessIndexer extends CacheIndexerClient {
     if (this.answerWith) {
       rates = this.answerWith(req, candidates);
     } else if (this.index) {
-      const hashes = requestBlockHashes(req, this.opts.blockSizeTokens);
-      this.lastHashes = { requestId: req.requestId, hashes };
-      rates = hitRatesFromIndex(this.index, hashes, candidates);
+      const keys = requestBlockKeys(req, this.opts.blockSizeTokens);
+      this.lastKeys = { requestId: req.requestId, keys };
+      rates = hitRatesFromKeys(this.index, keys, candidates);
     }
     if (!rates) return { hitRates: undefined, status: 'error', latencyMs: 0, error: 'no answer' };
     if (!wire) return { hitRates: rates, status: 'ok', latencyMs: 0 };

@@ -5,6 +5,7 @@ import {
   matchSortBody,
   parseMatchSort,
 } from '../../../src/datalayer/cache-indexer-client.js';
+import { parseMatchRequest } from '../../../src/cacheindexer/match-request.js';
 import type { LLMRequest } from '../../../src/scheduling/types.js';
 
 const req: LLMRequest = {
@@ -95,10 +96,30 @@ describe('cache-indexer client', () => {
     const c = new CacheIndexerClient();
     expect((await c.matchSort(url, req, ['a:1'], 1000)).status).toBe('error');
     await c.close();
-    expect(JSON.parse(matchSortBody({ ...req, messages: undefined, tokenIds: [1, 2] }, []))).toEqual({
+    expect(JSON.parse(String(matchSortBody({ ...req, messages: undefined, tokenIds: [1, 2] }, [])))).toEqual({
       model: 'm',
       token_ids: [1, 2],
       candidates: [],
     });
+  });
+
+  it("splices the body's own messages bytes into the request when the reader kept them", () => {
+    const messages = '[{"role":"user","content":[{"type":"text","text":"h\\u00e9 \\"x\\""}]}]';
+    const chat = {
+      ...req,
+      apiType: 'chat' as const,
+      model: 'm"1',
+      messages: [{ role: 'user', content: 'hé "x"' }],
+      messagesJson: () => Buffer.from(messages),
+    };
+    const spliced = matchSortBody(chat, ['a:1', 'b:2']);
+    expect(Buffer.isBuffer(spliced)).toBe(true);
+    expect(String(spliced)).toBe(`{"model":"m\\"1","messages":${messages},"candidates":["a:1","b:2"]}`);
+    // The indexer reads the same prompt from it as from the serialised messages.
+    const viaRaw = parseMatchRequest(spliced as Buffer);
+    const viaJson = parseMatchRequest(
+      String(matchSortBody({ ...chat, messagesJson: undefined }, ['a:1', 'b:2'])),
+    );
+    expect(viaRaw).toEqual(viaJson);
   });
 });

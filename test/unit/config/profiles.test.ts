@@ -229,7 +229,7 @@ schedulingProfiles:
       const cx = ctx({
         promptTokens: 100,
         hitRates: { [a.endpoint.id]: 0, [b.endpoint.id]: 0 },
-        prefixHashes: ['1', '2', '3', '4'],
+        prefixHashes: [1, 2, 3, 4],
         prefixMatches: new Map([[a.endpoint.id, 4]]),
         prefixBlockTokens: collectNeeds(loaded.profile).prefix!.blockSizeTokens,
       });

@@ -3,6 +3,7 @@
 import type { AnyPluginFactory, Plugin } from '../../../src/plugins/plugin.js';
 import { endpointCandidates } from '../../../src/scheduling/scheduler.js';
 import type {
+  BlockKeys,
   BucketLoadRecord,
   Candidate,
   CycleContext,
@@ -82,7 +83,7 @@ export interface CtxOpts {
   hitRates?: Record<string, number> | Map<string, number>;
   bucketLoads?: Map<string, BucketLoadRecord>;
   poolEvent?: number;
-  prefixHashes?: string[];
+  prefixHashes?: BlockKeys;
   prefixMatches?: Map<string, number>;
   prefixBlockTokens?: number;
   random?: () => number;

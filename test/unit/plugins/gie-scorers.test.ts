@@ -90,7 +90,7 @@ describe('prefix-cache-scorer', () => {
       [a.endpoint.id, 3],
       [b.endpoint.id, 1],
     ]);
-    const hashes = ['h1', 'h2', 'h3', 'h4'];
+    const hashes = [101, 102, 103, 104];
     expect(
       scoresOf(build(prefixCacheScorer), ctx({ prefixHashes: hashes, prefixMatches }), endpoints(a, b, c)),
     ).toEqual([0.75, 0.25, 0]);
@@ -109,16 +109,14 @@ describe('prefix-cache-scorer', () => {
       [g.decode[0]!.endpoint.id, 4],
     ]);
     expect(
-      scoresOf(build(prefixCacheScorer), ctx({ prefixHashes: ['1', '2', '3', '4'], prefixMatches }), [
-        group(g, 'g'),
-      ]),
+      scoresOf(build(prefixCacheScorer), ctx({ prefixHashes: [1, 2, 3, 4], prefixMatches }), [group(g, 'g')]),
     ).toEqual([0.5]);
   });
 
   it('records the prompt blocks on the primary (or the PD prefill pod)', () => {
     const p = build(prefixCacheScorer);
     const a = view('a');
-    const hashes = ['x', 'y'];
+    const hashes = [105, 106];
     expect(p.charges!(ctx({ prefixHashes: hashes }), { primary: a } as SchedulingResult)).toEqual({
       prefixRecord: { endpointId: a.endpoint.id, hashes },
     });

@@ -177,7 +177,7 @@ plugins:
     expect(off.charges).toBeUndefined();
     const a = view('a');
     const b = view('b');
-    const cx = ctx({ hitRates: {}, prefixHashes: ['h1'], prefixMatches: new Map([[a.endpoint.id, 1]]) });
+    const cx = ctx({ hitRates: {}, prefixHashes: [101], prefixMatches: new Map([[a.endpoint.id, 1]]) });
     const [sa, sb] = scoresOf(off, cx, endpoints(a, b));
     expect(sa).toBeCloseTo(sb!, 12);
   });
@@ -193,7 +193,7 @@ plugins:
       promptTokens: 100,
       prefixBlockTokens: 16,
       hitRates: { [a.endpoint.id]: 0.5, [b.endpoint.id]: 0.6 },
-      prefixHashes: ['1', '2', '3', '4', '5', '6'],
+      prefixHashes: [1, 2, 3, 4, 5, 6],
       prefixMatches: new Map([
         [a.endpoint.id, 5], // 0.80 > indexer 0.5
         [b.endpoint.id, 2], // 0.32 < indexer 0.6
@@ -211,7 +211,7 @@ plugins:
   it('records the prompt blocks on the primary (or the PD prefill pod)', () => {
     const p = build(factory, { routingHistory: true });
     const a = view('a');
-    const hashes = ['x', 'y'];
+    const hashes = [102, 103];
     expect(p.charges!(ctx({ prefixHashes: hashes }), { primary: a } as SchedulingResult)).toEqual({
       prefixRecord: { endpointId: a.endpoint.id, hashes },
     });

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { scanOpenAIRequest } from '../../../src/request/openai-scan.js';
 import { parseOpenAIRequest, readOpenAIRequest, MAX_MODEL_CHARS } from '../../../src/request/openai.js';
-import { textBlockHashes, utf8BlockHashes, promptDigest } from '../../../src/request/prefix-hash.js';
+import {
+  promptDigest,
+  textBlockHashes,
+  textBlockKeys,
+  utf8BlockHashes,
+  utf8BlockKeys,
+} from '../../../src/request/prefix-hash.js';
 import { renderChat } from '../../../src/request/chat-template.js';
 
 const scan = (api: 'chat' | 'completions', text: string) =>
@@ -106,10 +112,15 @@ describe('scanOpenAIRequest (the one-pass reader)', () => {
     const content = 'x'.repeat(15_000) + ' é 😀 \n"\u0001'.repeat(3000);
     const text = JSON.stringify({ model: 'm', messages: [{ role: 'user', content }] });
     const q = scan('chat', text)!.request;
-    for (const blocks of [1, 256, 100_000])
+    for (const blocks of [1, 256, 100_000]) {
       expect(utf8BlockHashes(q.promptUtf8!, 'm', 16, blocks)).toEqual(
         textBlockHashes(q.promptText, 'm', 16, blocks),
       );
+      // The routing keys (what the director hashes) agree the same way.
+      expect(utf8BlockKeys(q.promptUtf8!, 'm', 16, blocks)).toEqual(
+        textBlockKeys(q.promptText, 'm', 16, blocks),
+      );
+    }
     expect(promptDigest('', undefined, 'm', q.promptUtf8)).toBe(promptDigest(q.promptText, undefined, 'm'));
     for (const tail of ['a', 'ab', 'abc', 'abcd']) {
       const r = scan('completions', JSON.stringify({ model: 'm', prompt: content + tail }))!.request;

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { textBlockHashes, tokenBlockHashes } from '../../../src/request/prefix-hash.js';
+import {
+  textBlockHashes,
+  textBlockKeys,
+  tokenBlockHashes,
+  tokenBlockKeys,
+  wordBlockKeys,
+} from '../../../src/request/prefix-hash.js';
 import { tokenizeSimple } from '../../../src/request/tokens.js';
 
 describe('prefix block hashes', () => {
@@ -32,5 +38,51 @@ describe('prefix block hashes', () => {
     const usable = text.slice(0, Math.floor(Buffer.byteLength(text) / 4) * 4);
     const ids = Array.from(tokenizeSimple(usable));
     expect(tokenBlockHashes(ids, 'm', block, 100)).toEqual(textBlockHashes(usable, 'm', block, 100));
+  });
+});
+
+describe('prefix block keys (routing)', () => {
+  const block = 4;
+  it('name the same blocks as the text hashes: equal keys exactly where the hashes are equal', () => {
+    const texts = [
+      'x'.repeat(32) + 'y'.repeat(32),
+      'x'.repeat(32) + 'z'.repeat(32),
+      'q'.repeat(16) + 'x'.repeat(48),
+      'x'.repeat(64),
+    ];
+    const byHash = new Map<string, number>();
+    for (const t of texts) {
+      const hashes = textBlockHashes(t, 'm', block, 100);
+      const keys = textBlockKeys(t, 'm', block, 100);
+      expect(keys).toBeInstanceOf(Float64Array);
+      expect(keys.length).toBe(hashes.length);
+      hashes.forEach((h, i) => {
+        const k = keys[i]!;
+        expect(Number.isSafeInteger(k) && k >= 0).toBe(true);
+        if (byHash.has(h)) expect(byHash.get(h)).toBe(k);
+        else byHash.set(h, k);
+      });
+    }
+    expect(new Set(byHash.values()).size).toBe(byHash.size);
+  });
+
+  it('are capped, seeded by the model and equal for text and its token ids', () => {
+    const text = 'hello, prefix caching world! '.repeat(8);
+    const usable = text.slice(0, Math.floor(Buffer.byteLength(text) / 4) * 4);
+    const ids = Array.from(tokenizeSimple(usable));
+    expect(tokenBlockKeys(ids, 'm', block, 100)).toEqual(textBlockKeys(usable, 'm', block, 100));
+    expect(textBlockKeys(usable, 'm', block, 3)).toHaveLength(3);
+    expect(textBlockKeys(usable, 'm1', block, 1)[0]).not.toBe(textBlockKeys(usable, 'm2', block, 1)[0]);
+    expect(textBlockKeys('a'.repeat(15), 'm', block, 100)).toHaveLength(0);
+  });
+});
+
+describe('block keys from UTF-8 words', () => {
+  it('equal the text keys of the same bytes', () => {
+    const text = 'héllo wörld, prefix caching! '.repeat(9);
+    const bytes = Buffer.from(text);
+    const words = new Uint32Array(Math.floor(bytes.length / 4));
+    for (let i = 0; i < words.length; i++) words[i] = bytes.readUInt32LE(i * 4);
+    expect(wordBlockKeys(words, 'm', 4, 100)).toEqual(textBlockKeys(text, 'm', 4, 100));
   });
 });

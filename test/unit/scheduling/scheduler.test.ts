@@ -132,7 +132,7 @@ describe('schedule', () => {
       [{ address: '10.2.0.3', port: 9000 }],
     );
     const bucketLoads = new Map([[g.prefill[0]!.endpoint.id, { short: 10, long: 0, atEvent: 0 }]]);
-    const c = ctx({ promptTokens: 150, bucketLoads, prefixHashes: ['h1', 'h2'] });
+    const c = ctx({ promptTokens: 150, bucketLoads, prefixHashes: [101, 102] });
     const r = schedule(profile, c, g.all);
     expect(r.primary).toBe(g.leader);
     expect(r.fallbacks).toEqual([]);
@@ -150,7 +150,7 @@ describe('schedule', () => {
           { endpointId: g.decode[0]!.endpoint.id, bucket: 'long', amount: 150 },
         ],
       },
-      prefixRecord: { endpointId: g.prefill[1]!.endpoint.id, hashes: ['h1', 'h2'] },
+      prefixRecord: { endpointId: g.prefill[1]!.endpoint.id, hashes: [101, 102] },
       prefillTokens: [{ endpointId: g.prefill[1]!.endpoint.id, tokens: 150 }],
     });
   });

@@ -36,6 +36,16 @@ export function commit(requestId: string, charges: PickCharges, extra: Partial<P
 }
 
 /** Deterministic PRNG (mulberry32) so the sequences are reproducible. */
+const namedKeys = new Map<string, number>();
+/** Block keys for named blocks: each name gets its own key (a 53-bit-range integer). */
+export function keys(...names: string[]): number[] {
+  return names.map((n) => {
+    let k = namedKeys.get(n);
+    if (k === undefined) namedKeys.set(n, (k = 2 ** 52 + namedKeys.size * 7919));
+    return k;
+  });
+}
+
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -103,11 +113,11 @@ export function stateStoreContract(backend: ContractBackend): void {
         commit('r1', {
           inFlight: [ep(1).id],
           bucket: { decayFactor: 0.9, items: [{ endpointId: ep(1).id, bucket: 'short', amount: 1 }] },
-          prefixRecord: { endpointId: ep(1).id, hashes: ['a', 'b'] },
+          prefixRecord: { endpointId: ep(1).id, hashes: keys('a', 'b') },
         }),
       );
       await s!.replaceEndpoints([ep(2)]);
-      const snap = await s!.readSnapshot({ bucketLoads: true, prefixHashes: ['a', 'b'] });
+      const snap = await s!.readSnapshot({ bucketLoads: true, prefixHashes: keys('a', 'b') });
       expect(snap.endpoints).toEqual([ep(2)]);
       expect([...snap.signals.keys()]).toEqual([ep(2).id]);
       expect(snap.bucketLoads.size).toBe(0);
@@ -423,7 +433,7 @@ export function stateStoreContract(backend: ContractBackend): void {
       const [s] = await open();
       const [a, b] = [ep(1).id, ep(2).id];
       await s!.replaceEndpoints([ep(1), ep(2)]);
-      const rec = (id: string, hashes: string[], i: number) =>
+      const rec = (id: string, hashes: number[], i: number) =>
         s!.commitPick(
           commit(
             `p${i}`,
@@ -431,9 +441,9 @@ export function stateStoreContract(backend: ContractBackend): void {
             { prefixCapacityPerEndpoint: 4 },
           ),
         );
-      await rec(a, ['h1', 'h2', 'h3'], 1);
-      await rec(b, ['h1', 'h2'], 2);
-      const q = { prefixHashes: ['h1', 'h2', 'h3', 'h4'] };
+      await rec(a, keys('h1', 'h2', 'h3'), 1);
+      await rec(b, keys('h1', 'h2'), 2);
+      const q = { prefixHashes: keys('h1', 'h2', 'h3', 'h4') };
       expect((await s!.readSnapshot(q)).prefixMatches).toEqual(
         new Map([
           [a, 3],
@@ -441,38 +451,38 @@ export function stateStoreContract(backend: ContractBackend): void {
         ]),
       );
       // A's capacity is 4: adding h5, h6 evicts its oldest block, h1.
-      await rec(a, ['h5', 'h6'], 3);
+      await rec(a, keys('h5', 'h6'), 3);
       expect((await s!.readSnapshot(q)).prefixMatches).toEqual(new Map([[b, 2]]));
-      expect((await s!.readSnapshot({ prefixHashes: ['h2', 'h3'] })).prefixMatches).toEqual(
+      expect((await s!.readSnapshot({ prefixHashes: keys('h2', 'h3') })).prefixMatches).toEqual(
         new Map([
           [a, 2],
           [b, 1],
         ]),
       );
       // Touching h2 makes h3 the oldest: h7 evicts h3, not h2.
-      await rec(a, ['h2'], 4);
-      await rec(a, ['h7'], 5);
-      expect((await s!.readSnapshot({ prefixHashes: ['h2', 'h3'] })).prefixMatches).toEqual(
+      await rec(a, keys('h2'), 4);
+      await rec(a, keys('h7'), 5);
+      expect((await s!.readSnapshot({ prefixHashes: keys('h2', 'h3') })).prefixMatches).toEqual(
         new Map([
           [a, 1],
           [b, 1],
         ]),
       );
-      expect((await s!.readSnapshot({ prefixHashes: ['h5', 'h6', 'h2', 'h7'] })).prefixMatches).toEqual(
+      expect((await s!.readSnapshot({ prefixHashes: keys('h5', 'h6', 'h2', 'h7') })).prefixMatches).toEqual(
         new Map([[a, 4]]),
       );
-      expect((await s!.readSnapshot({ prefixHashes: ['zz', 'h5'] })).prefixMatches).toEqual(new Map());
+      expect((await s!.readSnapshot({ prefixHashes: keys('zz', 'h5') })).prefixMatches).toEqual(new Map());
     });
 
     it('matches long prompts (thousands of blocks) in full', async () => {
       const [s] = await open();
       await s!.replaceEndpoints([ep(1)]);
-      const hashes = Array.from({ length: 2_500 }, (_, i) => `blk${i}`);
+      const hashes = keys(...Array.from({ length: 2_500 }, (_, i) => `blk${i}`));
       await s!.commitPick(commit('long', { inFlight: [], prefixRecord: { endpointId: ep(1).id, hashes } }));
       expect((await s!.readSnapshot({ prefixHashes: hashes })).prefixMatches).toEqual(
         new Map([[ep(1).id, 2_500]]),
       );
-      const half = [...hashes.slice(0, 1_300), 'other', ...hashes.slice(1_300)];
+      const half = [...hashes.slice(0, 1_300), ...keys('other'), ...hashes.slice(1_300)];
       expect((await s!.readSnapshot({ prefixHashes: half })).prefixMatches).toEqual(
         new Map([[ep(1).id, 1_300]]),
       );

@@ -11,7 +11,7 @@ import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { createRedisClient, RedisStateStore } from '../../../src/state/redis-store.js';
 import type { StateStore } from '../../../src/state/store.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import { commit, ep, rng, sleep } from './contract.js';
+import { commit, ep, keys, rng, sleep } from './contract.js';
 
 let server: RedisServer;
 beforeAll(async () => {
@@ -30,7 +30,8 @@ async function redisStore(pool: string, prefixTtlMs?: number): Promise<RedisStat
   return s;
 }
 
-function record(s: StateStore, id: string, endpointId: string, hashes: string[], capacity: number) {
+function record(s: StateStore, id: string, endpointId: string, names: string[], capacity: number) {
+  const hashes = keys(...names);
   return s.commitPick(
     commit(
       id,
@@ -75,10 +76,11 @@ describe('Redis prefix index', () => {
           n++;
           for (const s of [mem, red]) await record(s, `p${n}`, target, hashes, capacity);
         } else if (r < 0.95) {
-          const q = { prefixHashes: prompt() };
+          const names = prompt();
+          const q = { prefixHashes: keys(...names) };
           const want = (await mem.readSnapshot(q)).prefixMatches;
           const got = (await red.readSnapshot(q)).prefixMatches;
-          expect(got, `step ${step} query ${q.prefixHashes.join(' ')}`).toEqual(want);
+          expect(got, `step ${step} query ${names.join(' ')}`).toEqual(want);
           if (new Set(want!.values()).size > 1) multi++;
         } else {
           // Endpoints leave and (re)join: freed slots are reused by newcomers.
@@ -112,14 +114,16 @@ describe('Redis prefix index', () => {
       expect(await raw.exists(prefix + `pxl:${a}`)).toBe(0);
       expect(await raw.exists(prefix + 'pxb')).toBe(1);
       await record(s, 'a2', a, ['z1'], 100);
-      const snap = await s.readSnapshot({ prefixHashes: ['x1', 'x2'] });
+      const snap = await s.readSnapshot({ prefixHashes: keys('x1', 'x2') });
       // A's old blocks are not credited to it (nor to whoever gets its old slot).
       expect(snap.prefixMatches).toEqual(new Map([[b, 1]]));
-      expect((await s.readSnapshot({ prefixHashes: ['z1'] })).prefixMatches).toEqual(new Map([[a, 1]]));
+      expect((await s.readSnapshot({ prefixHashes: keys('z1') })).prefixMatches).toEqual(new Map([[a, 1]]));
       // A third endpoint does not inherit A's retired slot.
       await s.replaceEndpoints([ep(1), ep(2), ep(3)]);
       await record(s, 'c1', ep(3).id, ['w1'], 100);
-      expect((await s.readSnapshot({ prefixHashes: ['x1', 'x2'] })).prefixMatches).toEqual(new Map([[b, 1]]));
+      expect((await s.readSnapshot({ prefixHashes: keys('x1', 'x2') })).prefixMatches).toEqual(
+        new Map([[b, 1]]),
+      );
     } finally {
       raw.disconnect();
       await s.close();

@@ -60,7 +60,7 @@ describe('Redis store specifics', () => {
         commit('r1', {
           inFlight: [ep(1).id],
           bucket: { decayFactor: 0.9, items: [{ endpointId: ep(1).id, bucket: 'long', amount: 5 }] },
-          prefixRecord: { endpointId: ep(1).id, hashes: ['b1'] },
+          prefixRecord: { endpointId: ep(1).id, hashes: [101] },
           prefillTokens: [{ endpointId: ep(1).id, tokens: 40 }],
         }),
       );
@@ -124,8 +124,10 @@ describe('Redis store specifics', () => {
       inFlight: [e1, e2],
       bucket: { decayFactor: 0.9, items: [{ endpointId: e1, bucket: 'long' as const, amount: 5 }] },
       prefillTokens: [{ endpointId: e1, tokens: 70 }],
-      prefixRecord: { endpointId: e1, hashes: ['h1', 'h2'] },
+      prefixRecord: { endpointId: e1, hashes: [102, 103] },
     };
+    // The prefix record is its own script, sent behind the commit (checked below).
+    const commitOnly = { ...charges, prefixRecord: undefined };
     const stored = async () => ({
       inf: await raw.hgetall(P + 'inf'),
       pft: await raw.hgetall(P + 'pft'),
@@ -145,16 +147,30 @@ describe('Redis store specifics', () => {
         ['in-flight count', () => raw.hset(P + 'inf', e2, 'x'), () => raw.hdel(P + 'inf', e2)],
         ['prefill tokens', () => raw.hset(P + 'pft', e1, '1.5'), () => raw.hdel(P + 'pft', e1)],
         ['bucket load', () => raw.hset(P + 'load', e1, 'garbage'), () => raw.hdel(P + 'load', e1)],
-        ['prefix sequence', () => raw.set(P + 'pxseq', 'nan'), () => raw.del(P + 'pxseq')],
       ];
       for (const [what, corrupt, repair] of corruptions) {
         await corrupt();
         const before = await stored();
-        await expect(s.commitPick(commit(`c-${what}`, charges)), what).rejects.toThrow();
+        await expect(s.commitPick(commit(`c-${what}`, commitOnly)), what).rejects.toThrow();
         expect(await stored(), what).toEqual(before);
         await repair();
         expect(await stored(), what).toEqual(clean);
       }
+      // The prefix record (not waited for) validates too: a corrupt sequence fails it, nothing written,
+      // and the failure is reported; the commit itself stands.
+      const failures: string[] = [];
+      s.onBackgroundError = (op) => failures.push(op);
+      await raw.set(P + 'pxseq', 'nan');
+      const px = async () => ({ lru: await raw.zcard(P + `pxl:${e1}`), bitmaps: await raw.hlen(P + 'pxb') });
+      const pxBefore = await px();
+      const withRecord = await s.commitPick(commit('c-prefix', charges));
+      await s.readSnapshot({});
+      expect(failures).toEqual(['prefixRecord']);
+      expect(await px()).toEqual(pxBefore);
+      expect(await raw.get(P + 'pxseq')).toBe('nan');
+      await s.release(withRecord);
+      await raw.del(P + 'pxseq');
+      s.onBackgroundError = undefined;
       // Release: a corrupt load of the pick's pod fails before the in-flight part is undone.
       const r = await s.commitPick(commit('r', charges));
       const charged = await stored();
@@ -176,15 +192,15 @@ describe('Redis store specifics', () => {
     }
   });
 
-  it('one Redis command (one round trip) per readSnapshot, commitPick and release', async () => {
+  it('one round trip per readSnapshot, commitPick and release; the prefix record rides behind the commit', async () => {
     const pool = `rt-${randomUUID().slice(0, 8)}`;
     const s = await redisStore(pool);
     await s.replaceEndpoints([ep(1), ep(2)]);
-    const full = { prefixHashes: ['a', 'b', 'c'], indexerCacheKey: 'k', bucketLoads: true };
+    const full = { prefixHashes: [104, 105, 106], indexerCacheKey: 'k', bucketLoads: true };
     const charges = {
       inFlight: [ep(1).id],
       bucket: { decayFactor: 0.9, items: [{ endpointId: ep(1).id, bucket: 'short' as const, amount: 3 }] },
-      prefixRecord: { endpointId: ep(1).id, hashes: ['a', 'b', 'c'] },
+      prefixRecord: { endpointId: ep(1).id, hashes: [104, 105, 106] },
     };
     // Warm up: the first call of each script on a connection sends its body (EVAL).
     await s.release(await s.commitPick(commit('warm', charges)));
@@ -203,9 +219,10 @@ describe('Redis store specifics', () => {
     await sleep(100);
     monitor.disconnect();
     expect(s.roundTrips - before).toBe(15);
+    expect(s.backgroundCommands).toBe(6);
     // Commands sent by the client (MONITOR also lists the scripts' inner calls, without our prefix as an argument).
     const top = seen.filter((a) => a[0]!.toLowerCase() === 'evalsha');
-    expect(top.length).toBe(15);
+    expect(top.length).toBe(20);
     expect(seen.filter((a) => a[0]!.toLowerCase() === 'eval').length).toBe(0);
     await s.close();
   });
