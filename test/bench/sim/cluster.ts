@@ -123,6 +123,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
     prefilled: (seq, t) => {
       const sr = seq.sr;
       sr.hitTokens = seq.hitTokens;
+      sr.prefilledS = t;
       const decode = engines.get(decodeOf.get(sr.id)!)!;
       const p = decode.p;
       q.at(t + p.kvTransferSetupS + sr.promptTokens * p.kvTransferPerTokenS, () => decode.submit(sr, true));
@@ -179,7 +180,10 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
       sr.decisionUs = (performance.now() - t0) * 1000;
       tickets.set(sr.id, d.ticket);
       const target = d.result.pd ? d.result.pd.prefill.endpoint.id : d.result.primary.endpoint.id;
-      if (d.result.pd) decodeOf.set(sr.id, d.result.pd.decode.endpoint.id);
+      if (d.result.pd) {
+        decodeOf.set(sr.id, d.result.pd.decode.endpoint.id);
+        sr.decodeServer = d.result.pd.decode.endpoint.id;
+      }
       sr.server = target;
       const engine = engines.get(target);
       if (!engine) throw new Error(`policy ${input.policy.id} picked ${target}, which serves nothing`);

@@ -13,6 +13,7 @@ import { DEFAULT_KV_COST, type KvCostModel } from '../../../src/plugins/kv-cost.
 import { aggregateKvCacheAwareScorer } from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
 import { loadExampleProfile, loadProfileText } from './configs.js';
 import { scorerAggregateKvCacheAwareV0 } from './v0/scorer-aggregate-kv-cache-aware-v0.js';
+import { scorerPdBucketR2 } from './v0/scorer-pd-bucket-r2.js';
 import { scorerPdBucketV0 } from './v0/scorer-pd-bucket-v0.js';
 import { scorerPdKvCacheAwareV0 } from './v0/scorer-pd-kv-cache-aware-v0.js';
 
@@ -45,6 +46,8 @@ export type PolicyId =
   // The formulas before issue 12 (bench-only copies under test/bench/sim/v0/).
   | 'hermes-kv-aware-v0'
   | 'hermes-pd-bucket-v0'
+  // scorer-pd-bucket after round two of issue 12 (before round three).
+  | 'hermes-pd-bucket-r2'
   | 'hermes-pd-kv-aware-v0'
   | 'kv-history'
   | 'kv-w-1-1-0.25'
@@ -262,6 +265,13 @@ export const POLICIES: readonly PolicyDef[] = [
       'the PLUGINS.md pd-bucket formula before issue 12 (load / max load + bucket share), product defaults',
   },
   {
+    id: 'hermes-pd-bucket-r2',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-r2\n- type: pd-header-handler\n`,
+    describe:
+      'scorer-pd-bucket after round two of issue 12 (pending / mean pending + flat beta outside the share), product defaults',
+  },
+  {
     id: 'kv-no-history',
     mode: 'agg',
     configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: false}\n- type: picker-min-random\n`,
@@ -436,6 +446,7 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
     .register(oracleScorer)
     .register(scorerAggregateKvCacheAwareV0)
     .register(scorerPdBucketV0)
+    .register(scorerPdBucketR2)
     .register(scorerPdKvCacheAwareV0);
 }
 
