@@ -94,8 +94,10 @@ export class OracleModel {
     const now = this.nowS();
     const price = this.duplicationPrice(engines, cached, best, sr, now);
     const rates = engines.map((e) => (e ? rateAt(this.routed.get(e.id), now) : 0));
+    let known = 0;
     let meanRate = 0;
-    for (const r of rates) meanRate += r / n;
+    for (let i = 0; i < n; i++) if (engines[i]) known++;
+    for (const r of rates) meanRate += r / Math.max(1, known);
     const P = sr.promptTokens;
     for (let i = 0; i < n; i++) {
       const e = engines[i];
