@@ -6,22 +6,24 @@
 // Cost of sending request r (P prompt tokens) to server e, in tokens of
 // prefill work (seconds = tokens / e's prefill rate):
 //   cached(e) = leading prompt tokens e holds or is about to compute (<= P - 1)
-//   miss(e)   = P - cached(e)
-//   cost(e)   = miss(e)                         this request's prefill
-//             + usage(e) * P                    squeezing P into e's KV cache
-//             + waiting(e) * miss(e)            the queue ahead of it (exact count)
-//             + price * usage(e) * dup(e)       the amortised copy price
-//             + placement(e)                    where a new prefix's traffic will go
+//   best      = max over candidates of cached; dup(e) = best - cached(e): prefix
+//               tokens some server holds that e would compute and keep again
+//   cost(e)   = (P - best)                             what any server computes
+//             + dup(e) * (mix * (1 + 32 * usage(e))     a copy nobody needs ...
+//                         + (1 - mix) / uses)           ... or one shared by later requests
+//             + usage(e) * P                           squeezing P into e's KV cache
+//             + waiting(e) * (P - cached(e))           the queue ahead (exact count)
+//             + placement(e)
 //             (+ 1 s of work when e runs max-num-seqs sequences)
-//   dup(e)    = max over candidates of cached - cached(e): prefix tokens some
-//               server already holds that e would compute and keep again
-//   need      = (share of recent requests carrying the prefix's last cached
-//               block) / (share of the servers holding it)
-//   price     = 32 * clamp01(2 * (1 - need)): a prefix whose traffic fills
-//               its holders' share of the cluster (need >= 1) copies for its
-//               miss alone; one that brings half of that or less pays 32
-//               prefills of the copied tokens, scaled by how full the
-//               target's cache is (the copy crowds out what it holds)
+//   need      = (share of recent requests carrying the block where the
+//               longest cached prefix ends) / (share of the servers holding it)
+//   mix       = clamp01(2 * (1 - need)): 1 when the prefix's traffic is half
+//               its holders' share of the cluster or less, 0 when it fills it
+//   uses      = max(1, that prefix's request rate * 5 s / (holders + 1)): the
+//               later requests a new copy would serve, so a needed copy is
+//               paid by all of them, an unneeded one by the request that
+//               makes it, at 32 prefills scaled by how full e's cache is
+//               (the copy crowds out what e holds)
 //   placement = P * routedRate(e) / mean routedRate, only when no server
 //               holds any of the prompt: a new prefix brings its group's
 //               later requests to e, so it goes where the routed prompt +
@@ -92,7 +94,7 @@ export class OracleModel {
       return out;
     }
     const now = this.nowS();
-    const price = this.duplicationPrice(engines, cached, best, sr, now);
+    const copy = this.copyTerms(engines, cached, best, sr, now);
     const rates = engines.map((e) => (e ? rateAt(this.routed.get(e.id), now) : 0));
     let known = 0;
     let meanRate = 0;
@@ -107,11 +109,13 @@ export class OracleModel {
       }
       const p = e.p;
       const miss = P - cached[i]!;
+      const dup = best - cached[i]!;
       const tokens =
-        miss +
+        P -
+        best +
+        dup * (copy.mix * (1 + DUPLICATION * e.kvUsage) + (1 - copy.mix) / copy.uses) +
         e.kvUsage * P +
         e.waiting.length * miss +
-        price * e.kvUsage * (best - cached[i]!) +
         (best === 0 && meanRate > 0 ? (rates[i]! / meanRate) * P : 0);
       out[i] = tokens / p.prefillTokensPerS + (e.running.length >= p.maxNumSeqs ? 1 : 0);
     }
@@ -124,17 +128,22 @@ export class OracleModel {
     this.routed.set(endpointId, bump(this.routed.get(endpointId), now, sr.promptTokens + sr.outputTokens));
   }
 
-  /** DUPLICATION x clamp01(2 * (1 - need)) (see the top comment); records the request's blocks. */
-  private duplicationPrice(
+  /**
+   * mix = clamp01(2 * (1 - need)) and the later requests a new copy would
+   * serve in the next RATE_TAU_S seconds (see the top comment); records the
+   * request's blocks.
+   */
+  private copyTerms(
     engines: readonly (Engine | undefined)[],
     cached: Float64Array,
     best: number,
     sr: SimRequest,
     now: number,
-  ): number {
+  ): { mix: number; uses: number } {
     const blockSize = engines.find((e) => e)?.p.blockSize ?? 64;
     const bestBlocks = Math.floor(best / blockSize);
-    let price = 0;
+    let mix = 1;
+    let uses = 1;
     if (bestBlocks > 0) {
       let holders = 0;
       let servers = 0;
@@ -143,15 +152,14 @@ export class OracleModel {
         servers++;
         if (cached[i]! >= best) holders++;
       }
-      const share =
-        rateAt(this.blockRates.get(sr.hashes[bestBlocks - 1]!), now) /
-        Math.max(1e-9, rateAt(this.total, now));
-      const need = (share * servers) / holders;
-      price = DUPLICATION * Math.max(0, Math.min(1, 2 * (1 - need)));
+      const rate = rateAt(this.blockRates.get(sr.hashes[bestBlocks - 1]!), now);
+      const need = ((rate / Math.max(1e-9, rateAt(this.total, now))) * servers) / holders;
+      mix = Math.max(0, Math.min(1, 2 * (1 - need)));
+      uses = Math.max(1, (rate * RATE_TAU_S) / (holders + 1));
     }
     this.total = bump(this.total, now);
     for (const h of sr.hashes) this.blockRates.set(h, bump(this.blockRates.get(h), now));
-    return price;
+    return { mix, uses };
   }
 }
 

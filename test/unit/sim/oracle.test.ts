@@ -56,7 +56,7 @@ function twoEngines(): [Engine, Engine] {
 }
 
 describe('routing oracle (amortised)', () => {
-  it('prices a copy of a prefix its traffic does not need at 32 x usage x copied tokens', () => {
+  it('prices a copy its traffic does not need at 1 + 32 x usage per copied token, a needed one shared by its later requests', () => {
     const [a, b] = twoEngines();
     expect(a.kvUsage).toBe(0);
     expect(b.kvUsage).toBe(5 / 40);
@@ -69,8 +69,14 @@ describe('routing oracle (amortised)', () => {
     expect(c[0]).toBeCloseTo(74 / R, 12);
     expect(c[1]).toBeCloseTo(739.25 / R, 12);
     // Every request seen so far carried b, on 1 of 2 servers: need = 1 * 2 / 1 = 2, no copy price.
+    // A new copy would serve max(1, 0.2/s * 5 s / 2) = 1 request: B = 74 + 128 + 25.25.
     const d = m.costs([a, b], mk(4, ['a', 'b', 'c']));
     expect(d[1]).toBeCloseTo((202 + 0.125 * 202) / R, 12);
+    // After 10 such requests (rate 2/s) a copy serves 2 * 5 / 2 = 5 of them: B = 74 + 128/5 + 25.25.
+    for (let i = 0; i < 8; i++) m.costs([a, b], mk(10 + i, ['a', 'b', 'c']));
+    const f = m.costs([a, b], mk(20, ['a', 'b', 'c']));
+    expect(f[1]).toBeCloseTo((74 + 128 / 5 + 25.25) / R, 12);
+    expect(f[0]).toBeCloseTo(74 / R, 12);
   });
 
   it('places a prompt nobody holds by routed work rate, and an unknown server costs Infinity', () => {
