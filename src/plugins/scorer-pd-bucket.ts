@@ -34,11 +34,11 @@
 //   score(g)    = 1 - cost(g) / max over candidate groups of cost (all 0 -> 1)
 // Why: round two balanced by pending / mean pending, so a 300-token prompt
 // (long bucket at the default 200) waited behind 8k-32k-token prefills in
-// the long share rather than pay beta = 2 for the idle short pod, and long
-// prompts crossed into the short pod for the same price (docs/benchmarks.md,
-// round three). In slowdown units a short prompt never waits behind long
-// work and a long prompt stays in its share unless that share's queue is
-// beta * P / bucketSeperateLength of its own prefills deep.
+// the long share rather than pay beta = 2 for the idle short pod
+// (docs/benchmarks.md, round three). In slowdown units a short prompt never
+// waits behind long work, and a long prompt stays in its share unless that
+// share's queue is beta * P / bucketSeperateLength of its own prefills
+// deeper (a flat price in slowdown units would let it cross much sooner).
 // A pick charges the prefill pod and the decode pod max(1, promptTokens) in
 // bucket b; the store decays-and-charges atomically and advances the pool
 // event. A pod with no record has no load: this count is ours, never an

@@ -176,7 +176,7 @@ export const POLICIES: readonly PolicyDef[] = [
     mode: 'agg',
     configText: `${HEADER}plugins:\n- type: bench-oracle-scorer\n- type: picker-min-random\n`,
     describe:
-      'bench-oracle-scorer: exact engine caches and queues (zero delay), predicted TTFT + amortised prefix duplication',
+      'bench-oracle-scorer (sim/oracle.ts): exact engine state (zero delay), cost in tokens with an amortised prefix-copy price',
   },
   {
     id: 'oracle-r2',
