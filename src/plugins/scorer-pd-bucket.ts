@@ -1,13 +1,11 @@
 // scorer-pd-bucket (PD groups): keeps long and short prompts on different
 // prefill pods, gives each length bucket a share of the prefill pods that
-// matches its load, and balances load inside the share.
-//   bucket b    = long if promptTokens > bucketSeperateLength, else short
-//   L[p][x]     = pod p's load in bucket x, decayed to the pool's event:
-//                 stored * decayFactor^(poolEvent - atEvent)
+// matches its load, and inside the share sends a request where it waits
+// least. Costs are slowdowns (a delay over the prefill work it delays).
+//   b           = long if P = promptTokens > bucketSeperateLength, else short
+//   L[p][x]     = pod p's load in bucket x (prompt tokens charged), decayed to
+//                 the pool's event: stored * decayFactor^(poolEvent - atEvent)
 //   cap(p)      = the number in label `capacityLabelName` (absent/invalid = 1)
-//   load(p)     = (L[p][short] + L[p][long]) / cap(p)
-//   mean        = mean load(q) over the same-role pods q of all candidate
-//                 groups (0 makes the load term 0)
 // Prefill shares (over the candidate prefill pods P, n = |P|):
 //   share(x)    = sum_p L[p][x] / sum_p (L[p][short] + L[p][long])
 //   the bucket with the smaller share gets the pods, most devoted to it
@@ -18,29 +16,40 @@
 //   bucket gets the rest. With n >= 2 each bucket keeps at least one pod;
 //   with n = 1, or while a bucket has no load, there are no shares.
 //   own(p, b)   = 1 if p is in bucket b's share (or there are no shares), else 0
-//   cost(p)     = alpha * load(p) / mean + beta * (1 - own(p, b))
-// Decode pods: cost(d) = alpha * load(d) / mean (decode has no head-of-line
-// blocking between lengths, so only the KV it holds is balanced; their
-// load is charged in prompt tokens, the KV each sequence brings).
+// Prefill pod p:
+//   wait(p)     = pendingPrefillTokens(p) / cap(p): prefill work queued ahead
+//                 (the router's own charges, all replicas, released at first token)
+//   cost(p)     = alpha * wait(p) / P
+//               + beta * (1 - own(p, b)) * max(1, P / max(1, bucketSeperateLength))
+//   The load term is the request's own slowdown (its wait in units of its
+//   own prefill). The separation term is the slowdown it causes the other
+//   bucket: a prompt of P tokens on a pod of the short share delays
+//   prompts of at most bucketSeperateLength tokens by P tokens of work; a
+//   short prompt on a long pod costs the flat beta.
+// Decode pod d (no head-of-line blocking between lengths; it holds KV):
+//   kv(d)       = (L[d][short] + L[d][long]) / cap(d), mean = mean kv over the
+//                 candidate decode pods (0 makes the term 0)
+//   cost(d)     = alpha * kv(d) / mean
 //   cost(g)     = min_p cost(prefill p) + min_d cost(decode d)   (ties at random)
-//   maxPossibleCost(g) = alpha * (nPrefill + nDecode) + beta   (load/mean <= n)
-//   score(g)    = 1 - cost(g) / maxPossibleCost
-// Why: the earlier formula (load / max load + beta * other-bucket share, see
-// docs/plugins.md) let a pod already holding the request's bucket beat every
-// other pod however loaded it was, so one prefill pod took ~95% of the long
-// prompts. Here a whole share is balanced, and a pod outside the share is
-// used only when it is beta/alpha mean loads lighter than the best pod
-// inside (SGLang's bucket policy: cut buckets by load, balance inside).
+//   score(g)    = 1 - cost(g) / max over candidate groups of cost (all 0 -> 1)
+// Why: round two balanced by pending / mean pending, so a 300-token prompt
+// (long bucket at the default 200) waited behind 8k-32k-token prefills in
+// the long share rather than pay beta = 2 for the idle short pod
+// (docs/benchmarks.md, round three). In slowdown units a short prompt never
+// waits behind long work, and a long prompt stays in its share unless that
+// share's queue is beta * P / bucketSeperateLength of its own prefills
+// deeper (a flat price in slowdown units would let it cross much sooner).
 // A pick charges the prefill pod and the decode pod max(1, promptTokens) in
 // bucket b; the store decays-and-charges atomically and advances the pool
 // event. A pod with no record has no load: this count is ours, never an
 // unknown. Plain endpoint candidates (no PD filter) are scored and charged
-// like prefill pods, maxPossibleCost alpha * n + beta.
+// like prefill pods.
 // Deprecated, accepted and ignored: loadNormalization (pre-issue-12 knob).
 import { z } from 'zod';
 import { decayed } from '../state/charges.js';
 import type { BucketCharge, CycleContext, EndpointView, PdChoice } from '../scheduling/types.js';
-import { costToScore, minCostRandom, podsOf, stringParam, weightParam } from './common.js';
+import { minCostRandom, podsOf, stringParam, weightParam } from './common.js';
+import { costsToScores } from './kv-cost.js';
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'scorer-pd-bucket';
@@ -124,8 +133,8 @@ export const scorerPdBucket = definePlugin({
       .nonnegative('expected a prompt length >= 0 tokens')
       .default(200),
     capacityLabelName: stringParam('openfuyao.com/capacity'),
-    // Deprecated no-op: the pre-issue-12 formula's load normaliser (the
-    // new one divides by the mean). Accepted so configurations that set it load.
+    // Deprecated no-op: the pre-issue-12 formula's load normaliser. Accepted so
+    // configurations that set it load.
     loadNormalization: z
       .enum(['max', 'mean'], { error: 'expected "max" or "mean" (deprecated, ignored)' })
       .optional(),
@@ -147,33 +156,38 @@ export const scorerPdBucket = definePlugin({
       };
     };
     /**
-     * Per-role cost table: pod id -> cost, computed once per cycle. `work`
-     * is the load the balance term compares (per unit of capacity); `b` the
-     * request's bucket for the prefill shares (undefined: no separation).
+     * Prefill cost table (pod id -> cost) for a prompt of `tokens` tokens in
+     * bucket `b`: the request's own slowdown plus, outside its share, the
+     * slowdown it causes the other bucket (see the top comment).
      */
-    const roleCosts = (
+    const prefillCosts = (
       ctx: CycleContext,
       pods: readonly EndpointView[],
-      work: (v: EndpointView, x: PodLoad) => number,
-      b: Bucket | undefined,
+      b: Bucket,
+      tokens: number,
     ): Map<string, number> => {
       const ls = pods.map((v) => podLoad(ctx, v));
-      const ws = pods.map((v, i) => work(v, ls[i]!) / ls[i]!.cap);
-      let sum = 0;
-      for (const w of ws) sum += w;
-      const mean = ls.length > 0 ? sum / ls.length : 0;
-      const own = b === undefined ? undefined : shareOf(ls, b);
+      const own = shareOf(ls, b);
+      const cross = beta * Math.max(1, tokens / Math.max(1, sep));
       const out = new Map<string, number>();
       for (let i = 0; i < ls.length; i++) {
         const x = ls[i]!;
-        const balance = mean > 0 ? ws[i]! / mean : 0;
-        const outside = own && !own.has(x.id) ? 1 : 0;
-        out.set(x.id, alpha * balance + beta * outside);
+        const wait = pods[i]!.pendingPrefillTokens / x.cap;
+        out.set(x.id, (alpha * wait) / tokens + (own && !own.has(x.id) ? cross : 0));
       }
       return out;
     };
-    const pendingPrefill = (v: EndpointView) => v.pendingPrefillTokens;
-    const bucketLoad = (_v: EndpointView, x: PodLoad) => x.short + x.long;
+    /** Decode cost table: the KV each pod holds (its decayed bucket load per capacity) over the mean. */
+    const decodeCosts = (ctx: CycleContext, pods: readonly EndpointView[]): Map<string, number> => {
+      const ls = pods.map((v) => podLoad(ctx, v));
+      const ws = ls.map((x) => (x.short + x.long) / x.cap);
+      let sum = 0;
+      for (const w of ws) sum += w;
+      const mean = ls.length > 0 ? sum / ls.length : 0;
+      const out = new Map<string, number>();
+      for (let i = 0; i < ls.length; i++) out.set(ls[i]!.id, mean > 0 ? (alpha * ws[i]!) / mean : 0);
+      return out;
+    };
 
     return {
       type: TYPE,
@@ -184,25 +198,23 @@ export const scorerPdBucket = definePlugin({
         const prefillSide = podsOf(candidates, 'prefill');
         for (const c of candidates) if (c.kind === 'endpoint') prefillSide.push(c.endpoint);
         const decodeSide = podsOf(candidates, 'decode');
-        const costP = roleCosts(ctx, prefillSide, pendingPrefill, b);
-        const costD = roleCosts(ctx, decodeSide, bucketLoad, undefined);
-        const maxP = alpha * prefillSide.length + beta;
-        const maxG = maxP + alpha * decodeSide.length;
+        const costP = prefillCosts(ctx, prefillSide, b, Math.max(1, ctx.request.promptTokens));
+        const costD = decodeCosts(ctx, decodeSide);
         const n = candidates.length;
-        const scores = new Float64Array(n);
+        const costs = new Float64Array(n);
         const pdChoices: Array<PdChoice | undefined> = new Array(n);
         for (let i = 0; i < n; i++) {
           const c = candidates[i]!;
           if (c.kind === 'endpoint') {
-            scores[i] = costToScore(costP.get(c.endpoint.endpoint.id)!, maxP);
+            costs[i] = costP.get(c.endpoint.endpoint.id)!;
             continue;
           }
           const bp = minCostRandom(ctx, c.group.prefill, (v) => costP.get(v.endpoint.id)!);
           const bd = minCostRandom(ctx, c.group.decode, (v) => costD.get(v.endpoint.id)!);
-          scores[i] = costToScore(bp.cost + bd.cost, maxG);
+          costs[i] = bp.cost + bd.cost;
           pdChoices[i] = { prefill: bp.item, decode: bd.item };
         }
-        return { scores, pdChoices };
+        return { scores: costsToScores(costs), pdChoices };
       },
       charges: (ctx, result) => {
         const b = bucketOf(ctx.request.promptTokens, sep);

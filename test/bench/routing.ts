@@ -240,6 +240,18 @@ function plots(sc: Scenario, rows: DetailRow[], base: string): void {
       series: series((r) => r.outputTokensPerS),
     }),
   );
+  if (rows.some((r) => r.shortTtftP90 !== null)) {
+    writeFileSync(
+      `bench-results/${base}-${fileSafe(sc.workload)}-short-ttft-p90.svg`,
+      lineChart({
+        title: `${sc.workload}: short-request TTFT p90 vs load`,
+        xLabel: 'offered load (requests/s)',
+        yLabel: 'short-request TTFT p90 (s, log)',
+        series: series((r) => r.shortTtftP90 ?? NaN),
+        logY: true,
+      }),
+    );
+  }
 }
 
 /** Calibration against the public llm-d / GIE b2b runs (performance.md §5.2 gate). */

@@ -21,6 +21,7 @@ import { EventQueue } from './event-queue.js';
 import { hitRatesFromIndex, InProcessIndexer } from './indexer-stub.js';
 import type { RouterParams, ServerParams } from './params.js';
 import { benchRegistry, loadPolicy, type OracleView, type PolicyDef } from './policies.js';
+import { OracleModel } from './oracle.js';
 import { Rng } from './rng.js';
 import { BLOCK_TOKENS, type GeneratedRun } from './workloads.js';
 import type { SimRequest } from './workload-types.js';
@@ -78,12 +79,15 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
   // --- router ---
   const byRequestId = new Map<string, SimRequest>();
   for (const sr of run.requests) byRequestId.set(sr.req.requestId, sr);
+  const oracleModel = new OracleModel(input.policy.oracle ?? 'amortised', () => q.now);
   const oracle: OracleView = {
-    predictTtftS: (endpointId: string, req: LLMRequest) => {
-      const e = engines.get(endpointId);
+    costs: (endpointIds: readonly string[], req: LLMRequest) => {
       const sr = byRequestId.get(req.requestId);
-      if (!e || !sr) return Infinity;
-      return predictTtft(e, sr);
+      if (!sr) return new Float64Array(endpointIds.length).fill(Infinity);
+      return oracleModel.costs(
+        endpointIds.map((id) => engines.get(id)),
+        sr,
+      );
     },
   };
   const loaded = loadPolicy(input.policy, benchRegistry(oracle));
@@ -123,6 +127,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
     prefilled: (seq, t) => {
       const sr = seq.sr;
       sr.hitTokens = seq.hitTokens;
+      sr.prefilledS = t;
       const decode = engines.get(decodeOf.get(sr.id)!)!;
       const p = decode.p;
       q.at(t + p.kvTransferSetupS + sr.promptTokens * p.kvTransferPerTokenS, () => decode.submit(sr, true));
@@ -179,8 +184,12 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
       sr.decisionUs = (performance.now() - t0) * 1000;
       tickets.set(sr.id, d.ticket);
       const target = d.result.pd ? d.result.pd.prefill.endpoint.id : d.result.primary.endpoint.id;
-      if (d.result.pd) decodeOf.set(sr.id, d.result.pd.decode.endpoint.id);
+      if (d.result.pd) {
+        decodeOf.set(sr.id, d.result.pd.decode.endpoint.id);
+        sr.decodeServer = d.result.pd.decode.endpoint.id;
+      }
       sr.server = target;
+      oracleModel.picked(target, sr);
       const engine = engines.get(target);
       if (!engine) throw new Error(`policy ${input.policy.id} picked ${target}, which serves nothing`);
       q.at(q.now + indexerDelayS, () => {
@@ -213,33 +222,4 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
     indexerCalls: indexer.calls,
     engines: [...engines.values()],
   };
-}
-
-/**
- * The oracle's cost of sending sr to engine e, in seconds: its predicted
- * TTFT there (the uncached prefill queued there plus this request's
- * uncached part, at the peak prefill rate, plus one step of overhead and
- * decode per budget-full of prefill), plus ORACLE_DUPLICATION times the
- * prefill time of the uncached part -- what computing (and holding) another
- * copy of a prefix costs the rest of the run, the capacity-aware part a
- * myopic least-TTFT rule lacks -- and a penalty when the free KV cache
- * cannot hold the request.
- */
-const ORACLE_DUPLICATION = 4;
-
-function predictTtft(e: Engine, sr: SimRequest): number {
-  const p = e.p;
-  const cached = e.cachedPrefixTokens(sr.hashes);
-  const uncached = sr.promptTokens - Math.min(cached, sr.promptTokens - 1);
-  const prefill = e.pendingPrefillTokens() + uncached;
-  const steps = Math.ceil(prefill / p.maxBatchedTokens);
-  const decodeStep =
-    e.running.length > 0 ? p.decodeBaseS + p.decodeKvS * e.kvUsage + p.decodePerSeqS * e.running.length : 0;
-  let t = prefill / p.prefillTokensPerS + steps * (p.stepOverheadS + decodeStep);
-  t += (ORACLE_DUPLICATION * uncached) / p.prefillTokensPerS;
-  const needBlocks = Math.ceil((uncached + sr.outputTokens) / p.blockSize);
-  const room = p.kvBlocks - e.usedBlocks;
-  if (needBlocks > room) t += (10 * (needBlocks - room)) / needBlocks;
-  if (e.running.length >= p.maxNumSeqs) t += 1;
-  return t;
 }

@@ -12,7 +12,9 @@ import type { Candidate, LLMRequest } from '../../../src/scheduling/types.js';
 import { DEFAULT_KV_COST, type KvCostModel } from '../../../src/plugins/kv-cost.js';
 import { aggregateKvCacheAwareScorer } from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
 import { loadExampleProfile, loadProfileText } from './configs.js';
+import type { OracleKind } from './oracle.js';
 import { scorerAggregateKvCacheAwareV0 } from './v0/scorer-aggregate-kv-cache-aware-v0.js';
+import { scorerPdBucketR2 } from './v0/scorer-pd-bucket-r2.js';
 import { scorerPdBucketV0 } from './v0/scorer-pd-bucket-v0.js';
 import { scorerPdKvCacheAwareV0 } from './v0/scorer-pd-kv-cache-aware-v0.js';
 
@@ -27,6 +29,7 @@ export type PolicyId =
   | 'hermes-pd-bucket'
   | 'random-pd-bucket'
   | 'oracle'
+  | 'oracle-r2'
   // Calibration and sensitivity variants.
   | 'precise-3-2-2'
   | 'hermes-pd-bucket-sep1024'
@@ -45,6 +48,8 @@ export type PolicyId =
   // The formulas before issue 12 (bench-only copies under test/bench/sim/v0/).
   | 'hermes-kv-aware-v0'
   | 'hermes-pd-bucket-v0'
+  // scorer-pd-bucket after round two of issue 12 (before round three).
+  | 'hermes-pd-bucket-r2'
   | 'hermes-pd-kv-aware-v0'
   | 'kv-history'
   | 'kv-w-1-1-0.25'
@@ -103,6 +108,8 @@ export interface PolicyDef {
   example?: string;
   configText?: string;
   describe: string;
+  /** The oracle's cost model (bench-oracle-scorer only; default amortised). */
+  oracle?: OracleKind;
 }
 
 const HEADER = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
@@ -168,7 +175,16 @@ export const POLICIES: readonly PolicyDef[] = [
     id: 'oracle',
     mode: 'agg',
     configText: `${HEADER}plugins:\n- type: bench-oracle-scorer\n- type: picker-min-random\n`,
-    describe: 'bench-oracle-scorer: exact engine caches and queues (zero delay), least predicted TTFT',
+    describe:
+      'bench-oracle-scorer (sim/oracle.ts): exact engine state (zero delay), cost in tokens with an amortised prefix-copy price',
+  },
+  {
+    id: 'oracle-r2',
+    mode: 'agg',
+    oracle: 'r2',
+    configText: `${HEADER}plugins:\n- type: bench-oracle-scorer\n- type: picker-min-random\n`,
+    describe:
+      'the round-two oracle: predicted TTFT + 4 x the uncached prefill time (fixed duplication price)',
   },
   {
     // The calibration's "exact prefix" class: llm-d's precise profile weights
@@ -262,6 +278,13 @@ export const POLICIES: readonly PolicyDef[] = [
       'the PLUGINS.md pd-bucket formula before issue 12 (load / max load + bucket share), product defaults',
   },
   {
+    id: 'hermes-pd-bucket-r2',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-r2\n- type: pd-header-handler\n`,
+    describe:
+      'scorer-pd-bucket after round two of issue 12 (pending / mean pending + flat beta outside the share), product defaults',
+  },
+  {
     id: 'kv-no-history',
     mode: 'agg',
     configText: `${HEADER}plugins:\n- type: scorer-aggregate-kv-cache-aware\n  parameters: {routingHistory: false}\n- type: picker-min-random\n`,
@@ -336,6 +359,7 @@ export const POLICIES: readonly PolicyDef[] = [
 
 /** The aggregated tuning variants, runnable on every aggregated workload with --policy. */
 export const KV_AWARE_TUNING: PolicyId[] = [
+  'oracle-r2',
   'kv-no-history',
   'kv-history-256',
   'kv-history-64-0.25',
@@ -363,8 +387,8 @@ export function policy(id: PolicyId): PolicyDef {
 
 /** What the oracle may see of the simulated cluster: the exact engine state. */
 export interface OracleView {
-  /** Predicted TTFT (seconds) of `req` if sent to `endpointId` now; Infinity when unknown. */
-  predictTtftS(endpointId: string, req: LLMRequest): number;
+  /** The oracle's cost (seconds, lower is better) of sending `req` to each endpoint; Infinity when unknown. */
+  costs(endpointIds: readonly string[], req: LLMRequest): Float64Array;
 }
 
 /** Min-max normalised "lower is better" values to scores (all equal -> 1). */
@@ -422,7 +446,7 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
       name,
       score: (ctx, candidates) => {
         if (!oracle) throw new Error('bench-oracle-scorer needs the simulator');
-        const costs = Float64Array.from(candidates, (c) => oracle.predictTtftS(endpointIdOf(c), ctx.request));
+        const costs = oracle.costs(candidates.map(endpointIdOf), ctx.request);
         return { scores: lowerIsBetter(costs) };
       },
     }),
@@ -436,6 +460,7 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
     .register(oracleScorer)
     .register(scorerAggregateKvCacheAwareV0)
     .register(scorerPdBucketV0)
+    .register(scorerPdBucketR2)
     .register(scorerPdKvCacheAwareV0);
 }
 

@@ -187,7 +187,12 @@ export const SCENARIOS: readonly Scenario[] = [
     generator: longShortMix({ shortShare: 0.8, shortIn: [32, 512], longIn: [8192, 32768], out: [64, 512] }),
     pd: PD_8B,
     policies: PD_POLICIES,
-    extraPolicies: ['hermes-pd-bucket-sep1024', 'pd-bucket-mean', 'pd-bucket-mean-sep1024'],
+    extraPolicies: [
+      'hermes-pd-bucket-r2',
+      'hermes-pd-bucket-sep1024',
+      'pd-bucket-mean',
+      'pd-bucket-mean-sep1024',
+    ],
     ladder: [4, 8, 12, 16, 20, 24],
     quickLadder: [8, 16, 24],
     windowS: 40,

@@ -22,5 +22,8 @@ export interface SimRequest {
   finishS?: number;
   hitTokens?: number;
   server?: string;
+  /** PD: when the prefill server finished the prompt, and the decode server chosen. */
+  prefilledS?: number;
+  decodeServer?: string;
   decisionUs?: number;
 }

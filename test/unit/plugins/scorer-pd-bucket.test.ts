@@ -89,13 +89,14 @@ describe('scorer-pd-bucket', () => {
     });
   });
 
-  it('computes prefill and decode costs by hand: balance by pending prefill inside the share, beta outside', () => {
-    // Prefill: p0 short-devoted, p1 and p2 long-devoted; decode balanced by bucket tokens.
+  it('computes prefill and decode costs by hand: slowdown inside the share, separation scaled by length outside', () => {
+    // g: p0 short-devoted, p1 and p2 long-devoted; h: one empty prefill pod and one decode pod.
     const g = pdGroup(
       'g',
       [{ pendingPrefillTokens: 100 }, { pendingPrefillTokens: 500 }, { pendingPrefillTokens: 300 }],
       [{}, {}],
     );
+    const h = pdGroup('h', [{ pendingPrefillTokens: 2000 }], [{}]);
     const [p0, p1, p2] = g.prefill as [EndpointView, EndpointView, EndpointView];
     const [d0, d1] = g.decode as [EndpointView, EndpointView];
     const bucketLoads = loads([
@@ -104,54 +105,79 @@ describe('scorer-pd-bucket', () => {
       [p2, { long: 4000, short: 10 }],
       [d0, { short: 300, long: 3000 }],
       [d1, { short: 100, long: 1000 }],
+      [h.decode[0]!, { long: 2200 }],
     ]);
-    // Long request: share(long) = {p1, p2}. mean pending = 300.
-    // p0 = 100/300 + 2 = 2.333, p1 = 500/300 = 1.667, p2 = 1 -> p2.
-    // Decode: mean tokens 2200: d0 = 3300/2200 = 1.5, d1 = 1100/2200 = 0.5 -> d1.
-    // cost(g) = 1.5; maxPossibleCost = alpha * (3 + 2) + beta = 7.
-    const long = build(factory).score!(ctx({ promptTokens: 5000, bucketLoads }), [asCandidate(g)]);
+    // Shares: short = 100 of 9,100 tokens over 4 pods -> ceil(0.04) = 1 pod, the most
+    // short-devoted: {p0}; long = {p1, p2, h's q0}.
+    // Decode: mean (3300 + 1100 + 2200) / 3 = 2200: d0 = 1.5, d1 = 0.5, h's = 1.
+    const score = (promptTokens: number) =>
+      build(factory).score!(ctx({ promptTokens, bucketLoads }), [asCandidate(g), asCandidate(h)]);
+    // Long request, P = 5000: separation 2 * 5000/200 = 50.
+    // p0 = 100/5000 + 50, p1 = 500/5000 = 0.1, p2 = 0.06, q0 = 2000/5000 = 0.4.
+    // g = 0.06 + 0.5 = 0.56, h = 0.4 + 1 = 1.4: scores 1 - 0.56/1.4 = 0.6 and 0.
+    const long = score(5000);
     expect(long.pdChoices![0]).toEqual({ prefill: p2, decode: d1 });
-    expect(long.scores[0]).toBeCloseTo(1 - 1.5 / 7, 8);
-    // Short request: share(short) = {p0}: p0 = 1/3, p1 = 5/3 + 2, p2 = 1 + 2 -> p0; cost 1/3 + 0.5.
-    const short = build(factory).score!(ctx({ promptTokens: 50, bucketLoads }), [asCandidate(g)]);
+    expect(long.scores[0]).toBeCloseTo(0.6, 8);
+    expect(long.scores[1]).toBe(0);
+    // Short request, P = 50: separation the flat beta = 2.
+    // p0 = 100/50 = 2, p1 = 10 + 2, p2 = 6 + 2, q0 = 40 + 2: g = 2 + 0.5, h = 42 + 1.
+    const short = score(50);
     expect(short.pdChoices![0]).toEqual({ prefill: p0, decode: d1 });
-    expect(short.scores[0]).toBeCloseTo(1 - (1 / 3 + 0.5) / 7, 8);
+    expect(short.scores[0]).toBeCloseTo(1 - 2.5 / 43, 8);
+    // Long bucket, P = 400: separation 2 * 400/200 = 4.
+    // p0 = 0.25 + 4, p1 = 1.25, p2 = 0.75, q0 = 5: g = 0.75 + 0.5, h = 5 + 1.
+    const medium = score(400);
+    expect(medium.pdChoices![0]).toEqual({ prefill: p2, decode: d1 });
+    expect(medium.scores[0]).toBeCloseTo(1 - 1.25 / 6, 8);
   });
 
-  it('spills out of the share only when the share is beta/alpha mean loads busier', () => {
+  it('lets a prompt leave its share when waiting there costs more than the slowdown it causes outside', () => {
     const g = pdGroup('g', [{ pendingPrefillTokens: 0 }, { pendingPrefillTokens: 0 }], [{}]);
     const [p0, p1] = g.prefill as [EndpointView, EndpointView];
+    // Shares: short {p0}, long {p1}.
     const bucketLoads = loads([
       [p0, { short: 10 }],
       [p1, { long: 1000 }],
     ]);
-    const pick = (pending1: number, o: Record<string, unknown> = {}) => {
+    const pick = (
+      promptTokens: number,
+      pending0: number,
+      pending1: number,
+      o: Record<string, unknown> = {},
+    ) => {
       const g2 = {
         ...g,
         prefill: [
-          { ...p0, pendingPrefillTokens: 0 },
+          { ...p0, pendingPrefillTokens: pending0 },
           { ...p1, pendingPrefillTokens: pending1 },
         ],
       };
-      return build(factory, o).score!(ctx({ promptTokens: 5000, bucketLoads }), [asCandidate(g2)])
-        .pdChoices![0]!.prefill.endpoint.id;
+      return build(factory, o).score!(ctx({ promptTokens, bucketLoads }), [asCandidate(g2)]).pdChoices![0]!
+        .prefill.endpoint.id;
     };
-    // mean = pending1 / 2, so p1's balance term is 2 whatever its load: 2 < 0 + beta(2) is false -> tie at 2.
-    // With beta 2.5 the long pod keeps it; with beta 1.5 it spills to p0.
-    expect(pick(4000, { beta: 2.5 })).toBe(p1.endpoint.id);
-    expect(pick(4000, { beta: 1.5 })).toBe(p0.endpoint.id);
-    // Idle pods: no balance term, separation decides.
-    expect(pick(0)).toBe(p1.endpoint.id);
+    // P = 5000 on the idle short pod costs 2 * 5000/200 = 50; on p1 pending1/5000:
+    // it stays until p1 holds 250,000 tokens (50 of its own prefills).
+    expect(pick(5000, 0, 240_000)).toBe(p1.endpoint.id);
+    expect(pick(5000, 0, 260_000)).toBe(p0.endpoint.id);
+    // beta 1 halves that: 125,000.
+    expect(pick(5000, 0, 130_000, { beta: 1 })).toBe(p0.endpoint.id);
+    // P = 400 (long bucket) costs 2 * 2 = 4 outside: it takes the short pod past 1,600 queued tokens.
+    expect(pick(400, 0, 1500)).toBe(p1.endpoint.id);
+    expect(pick(400, 0, 1700)).toBe(p0.endpoint.id);
+    // P = 100 (short bucket) on the long pod costs the flat beta: p0 = pending0/100 vs p1 = 0 + 2.
+    expect(pick(100, 150, 0)).toBe(p0.endpoint.id);
+    expect(pick(100, 250, 0)).toBe(p1.endpoint.id);
+    // Idle pods: separation decides.
+    expect(pick(5000, 0, 0)).toBe(p1.endpoint.id);
+    expect(pick(100, 0, 0)).toBe(p0.endpoint.id);
   });
 
-  it('scales the balance by capacity (heterogeneous pods)', () => {
+  it('scales the wait by capacity (heterogeneous pods)', () => {
     const big = { labels: { [CAPACITY]: '2' }, pendingPrefillTokens: 400 };
     const g = pdGroup('g', [big, { pendingPrefillTokens: 300 }], [{}]);
-    // No bucket load yet: no shares, balance alone: 400/2 = 200 < 300 -> the big pod.
+    // No bucket load yet: no shares, wait alone: 400/2 = 200 < 300 -> the big pod.
     const out = build(factory).score!(ctx({ promptTokens: 10 }), [asCandidate(g)]);
     expect(out.pdChoices![0]!.prefill).toBe(g.prefill[0]);
-    // mean = 250: big = 0.8, decode 0; maxPossibleCost = 2 + 1 + 2 = 5
-    expect(out.scores[0]).toBeCloseTo(1 - 0.8 / 5, 8);
     for (const bad of ['abc', '0', '-2', '']) {
       const h = pdGroup(
         'h',
@@ -190,13 +216,13 @@ describe('scorer-pd-bucket', () => {
     ).toBe(b);
   });
 
-  it('compares groups by their best prefill plus best decode cost', () => {
+  it('compares groups by their best prefill plus best decode cost, scored against the costliest group', () => {
     const g1 = pdGroup('g1', [{ pendingPrefillTokens: 100 }], [{}]);
     const g2 = pdGroup('g2', [{ pendingPrefillTokens: 300 }], [{}]);
     const s = build(factory).score!(ctx({ promptTokens: 10 }), [asCandidate(g1), asCandidate(g2)]).scores;
-    // mean pending 200: g1 = 0.5, g2 = 1.5; decode loads 0; maxPossibleCost = 2 + 2 + 2 = 6
-    expect(s[0]).toBeCloseTo(1 - 0.5 / 6, 8);
-    expect(s[1]).toBeCloseTo(1 - 1.5 / 6, 8);
+    // g1 = 100/10 = 10, g2 = 30; decode loads 0: 1 - 10/30 and 0.
+    expect(s[0]).toBeCloseTo(2 / 3, 8);
+    expect(s[1]).toBe(0);
   });
 
   it('treats a pod without a load record as empty and ignores scraped signals (unknown stays eligible)', () => {
@@ -237,17 +263,17 @@ describe('scorer-pd-bucket', () => {
     ]);
   });
 
-  it('scores plain endpoints as prefill pods with maxPossibleCost alpha * n + beta', () => {
+  it('scores plain endpoints as prefill pods', () => {
     const a = view('a', { pendingPrefillTokens: 100 });
     const b = view('b', { pendingPrefillTokens: 300 });
     const bucketLoads = loads([
       [a, { long: 100 }],
       [b, { short: 50 }],
     ]);
-    // Short request: share(short) = {b}. mean 200: a = 0.5 + 2, b = 1.5. max = 2 + 2 = 4
+    // Short request (P = 10): share(short) = {b}. a = 100/10 + 2 = 12, b = 300/10 = 30.
     const s = build(factory).score!(ctx({ promptTokens: 10, bucketLoads }), endpoints(a, b)).scores;
-    expect(s[0]).toBeCloseTo(1 - 2.5 / 4, 8);
-    expect(s[1]).toBeCloseTo(1 - 1.5 / 4, 8);
+    expect(s[0]).toBeCloseTo(1 - 12 / 30, 8);
+    expect(s[1]).toBe(0);
   });
 
   it('rejects decay factors outside (0, 1), a non-integer length and unknown parameters', () => {

@@ -1,0 +1,113 @@
+// `npm run bench -- pd-breakdown [--policy a,b] [--qps 4,24] [--seeds N]`
+//
+// Where the short requests' TTFT goes on long-short-mix (the routing
+// benchmark's PD workload, same seeds and arrivals): per policy and load,
+// p50 / p90 of the prefill part (dispatch to prompt computed) and the
+// decode part (prompt computed to first token: KV transfer, waiting for the
+// decode server's running step, its own step), each also as the excess over
+// its no-wait minimum (one prefill step of the prompt on an idle server;
+// transfer + one decode step of an idle decode server with an empty cache),
+// and where each class's work went. Prints only; docs/benchmarks.md quotes it.
+import { simulate } from './sim/cluster.js';
+import { summarise } from './sim/metrics.js';
+import { B8_H100, DEFAULT_ROUTER } from './sim/params.js';
+import { policy, type PolicyId } from './sim/policies.js';
+import { percentile } from './sim/rng.js';
+import { SCENARIOS } from './sim/scenarios.js';
+import type { SimRequest } from './sim/workload-types.js';
+
+function listArg(args: string[], flag: string, fallback: string): string[] {
+  const i = args.indexOf(flag);
+  return (i < 0 ? fallback : (args[i + 1] ?? fallback)).split(',').filter(Boolean);
+}
+
+const ms = (v: number) => (v * 1000).toFixed(1);
+const p5090 = (xs: number[]) => `${ms(percentile(xs, 50))}/${ms(percentile(xs, 90))}`;
+
+/** Share of each server in a sum over requests, as "server:share%" (server = its address's last octet). */
+function spread(
+  rs: readonly SimRequest[],
+  server: (r: SimRequest) => string | undefined,
+  w: (r: SimRequest) => number,
+) {
+  const by = new Map<string, number>();
+  let total = 0;
+  for (const r of rs) {
+    const s = server(r);
+    if (s === undefined) continue;
+    by.set(s, (by.get(s) ?? 0) + w(r));
+    total += w(r);
+  }
+  return [...by]
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    .map(([k, v]) => `${k.split(':')[0]!.split('.')[3]}:${Math.round((100 * v) / Math.max(1, total))}%`)
+    .join(' ');
+}
+
+export async function run(args: string[]): Promise<void> {
+  const sc = SCENARIOS.find((s) => s.workload === 'long-short-mix')!;
+  const policies = listArg(args, '--policy', 'hermes-pd-bucket,random-pd-bucket') as PolicyId[];
+  const loads = listArg(args, '--qps', '4,24').map(Number);
+  const seeds = Number(listArg(args, '--seeds', '3')[0]);
+  const p = B8_H100;
+  const prefillMin = (r: SimRequest) => p.stepOverheadS + r.promptTokens / p.prefillTokensPerS;
+  const decodeMin = (r: SimRequest) =>
+    p.kvTransferSetupS + r.promptTokens * p.kvTransferPerTokenS + p.stepOverheadS + p.decodeBaseS;
+  for (const qps of loads) {
+    for (const pid of policies) {
+      for (let s = 0; s < seeds; s++) {
+        const seed = 1000 * (s + 1) + Math.round(qps * 10);
+        const gen = sc.generator.generate(seed, qps, sc.windowS);
+        const out = await simulate({
+          policy: policy(pid),
+          cluster: sc.pd!,
+          router: DEFAULT_ROUTER,
+          run: gen,
+          seed,
+          maxDrainS: 300,
+        });
+        const m = summarise(out, sc.windowS);
+        const done = gen.requests.filter(
+          (r) => r.measured && r.firstTokenS !== undefined && r.prefilledS !== undefined,
+        );
+        const short = done.filter((r) => r.cls === 'short');
+        const long = done.filter((r) => r.cls === 'long');
+        const prefill = short.map((r) => r.prefilledS! - r.dispatchS!);
+        const decode = short.map((r) => r.firstTokenS! - r.prefilledS!);
+        const lowerBound = short.map((r) => prefillMin(r) + decodeMin(r));
+        console.log(
+          `${pid} ${qps} QPS seed ${seed}: TTFT p90 ${m.ttftP90.toFixed(3)} s, short p90 ${m.shortTtftP90!.toFixed(4)} s, ${Math.round(m.outputTokensPerS)} tok/s` +
+            ` | short ms p50/p90: prefill ${p5090(prefill)} (excess ${p5090(short.map((r, i) => prefill[i]! - prefillMin(r)))})` +
+            `, decode ${p5090(decode)} (excess ${p5090(short.map((r, i) => decode[i]! - decodeMin(r)))})` +
+            `, no-wait bound p90 ${ms(percentile(lowerBound, 90))}` +
+            ` | long TTFT p50 ${percentile(
+              long.map((r) => r.firstTokenS! - r.arrivalS),
+              50,
+            ).toFixed(3)} s`,
+        );
+        console.log(
+          `  prefill servers: short requests ${spread(
+            short,
+            (r) => r.server,
+            () => 1,
+          )}; long prompt tokens ${spread(
+            long,
+            (r) => r.server,
+            (r) => r.promptTokens,
+          )}`,
+        );
+        console.log(
+          `  decode servers: short requests ${spread(
+            short,
+            (r) => r.decodeServer,
+            () => 1,
+          )}; long requests ${spread(
+            long,
+            (r) => r.decodeServer,
+            () => 1,
+          )}`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,92 @@
+// The benchmark oracle's cost, by hand on two tiny engines (test/bench/sim/oracle.ts).
+import { describe, expect, it } from 'vitest';
+import { Engine, type EngineHooks } from '../../bench/sim/engine.js';
+import { EventQueue } from '../../bench/sim/event-queue.js';
+import { OracleModel } from '../../bench/sim/oracle.js';
+import { Q32_H100X2, type ServerParams } from '../../bench/sim/params.js';
+import type { SimRequest } from '../../bench/sim/workload-types.js';
+
+const TINY: ServerParams = {
+  ...Q32_H100X2,
+  name: 'tiny',
+  kvBlocks: 40,
+  maxNumSeqs: 8,
+  maxBatchedTokens: 512,
+};
+const R = TINY.prefillTokensPerS;
+
+function mk(id: number, hashes: string[], extraTokens = 10, outputTokens = 2): SimRequest {
+  const promptTokens = hashes.length * 64 + extraTokens;
+  return {
+    id,
+    arrivalS: 0,
+    req: {
+      requestId: `r${id}`,
+      model: 'm',
+      apiType: 'chat',
+      promptText: '',
+      promptTokens,
+      stream: true,
+      headers: {},
+    },
+    promptTokens,
+    outputTokens,
+    hashes,
+    measured: true,
+  };
+}
+
+/** A holds blocks a, b (cached, unreferenced); B decodes one 5-block sequence (KV usage 5/40). */
+function twoEngines(): [Engine, Engine] {
+  const q = new EventQueue();
+  const hooks: EngineHooks = {
+    firstToken: () => {},
+    finished: () => {},
+    prefilled: () => {},
+    kvEvents: () => {},
+    tokens: () => {},
+  };
+  const a = new Engine('A', 'agg', TINY, q, hooks);
+  const b = new Engine('B', 'agg', TINY, q, hooks);
+  a.submit(mk(1, ['a', 'b']));
+  for (let ev = q.pop(); ev; ev = q.pop()) void ev.run();
+  b.submit(mk(2, ['z1', 'z2', 'z3', 'z4'], 10, 1000));
+  for (let i = 0; i < 3; i++) void q.pop()!.run();
+  return [a, b];
+}
+
+describe('routing oracle (amortised)', () => {
+  it('prices a copy its traffic does not need at 1 + 32 x usage per copied token, a needed one shared by its later requests', () => {
+    const [a, b] = twoEngines();
+    expect(a.kvUsage).toBe(0);
+    expect(b.kvUsage).toBe(5 / 40);
+    expect(b.waiting).toHaveLength(0);
+    const m = new OracleModel('amortised', () => 0);
+    // P = 3 * 64 + 10 = 202; A holds 128 tokens (a, b), B none: dup(B) = 128.
+    // The model has seen nothing: need = 0, price 32.
+    // A: miss 74; B: 202 + 0.125 * 202 + 32 * 0.125 * 128 = 739.25 tokens.
+    const c = m.costs([a, b], mk(3, ['a', 'b', 'c']));
+    expect(c[0]).toBeCloseTo(74 / R, 12);
+    expect(c[1]).toBeCloseTo(739.25 / R, 12);
+    // Every request seen so far carried b, on 1 of 2 servers: need = 1 * 2 / 1 = 2, no copy price.
+    // A new copy would serve max(1, 0.2/s * 5 s / 2) = 1 request: B = 74 + 128 + 25.25.
+    const d = m.costs([a, b], mk(4, ['a', 'b', 'c']));
+    expect(d[1]).toBeCloseTo((202 + 0.125 * 202) / R, 12);
+    // After 10 such requests (rate 2/s) a copy serves 2 * 5 / 2 = 5 of them: B = 74 + 128/5 + 25.25.
+    for (let i = 0; i < 8; i++) m.costs([a, b], mk(10 + i, ['a', 'b', 'c']));
+    const f = m.costs([a, b], mk(20, ['a', 'b', 'c']));
+    expect(f[1]).toBeCloseTo((74 + 128 / 5 + 25.25) / R, 12);
+    expect(f[0]).toBeCloseTo(74 / R, 12);
+  });
+
+  it('places a prompt nobody holds by routed work rate, and an unknown server costs Infinity', () => {
+    const [a, b] = twoEngines();
+    const m = new OracleModel('amortised', () => 0);
+    m.picked('A', mk(5, ['x'], 10, 26)); // 74 + 26 tokens routed to A, none to B: mean = A's / 2
+    // P = 74, nothing cached anywhere: A = 74 + 2 * 74; B = 74 + 0.125 * 74.
+    const c = m.costs([a, b, undefined], mk(6, ['n1']));
+    expect(c[0]).toBeCloseTo(222 / R, 12);
+    expect(c[1]).toBeCloseTo(83.25 / R, 12);
+    expect(c[2]).toBe(Infinity);
+  });
+});
