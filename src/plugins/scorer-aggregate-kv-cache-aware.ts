@@ -158,8 +158,7 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
           for (let i = 0; i < n; i++) if (candidates[i]!.kind !== 'endpoint') scores[i] = NEUTRAL;
           return { scores };
         },
-        // Record the prompt's blocks on the endpoint that will hold them
-        // (routingHistory only; the prefill pod for PD, as prefix-cache-scorer).
+        // Routing history's record, and the bench-only prefill charge (chargeExpectedHit).
         charges:
           history || model.chargeExpectedHit
             ? (ctx, result) => {
