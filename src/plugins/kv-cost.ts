@@ -23,14 +23,30 @@
 //     lengths, and requests queued on a prefix holder mostly share the
 //     prefix). Measured alternatives (at full length P, the router's
 //     pendingPrefillTokens) are knobs below and lost in the simulator.
+// Bounded affinity (round three of issue 12): a holder keeps its prefix
+// only while it is not both congested and overloaded against the others,
+//   bound      = 1.15 * mean over candidates of inFlight(c) + 8 requests
+//   hit(e) := 0 for this pick when inFlight(e) > bound and scraped waiting(e) >= 1
+// (SGLang's cache-aware router bounds the load imbalance; this bound is
+// relative, as an absolute 32-request guard ruined shared-prefix, and it
+// applies only where requests already wait, so an idle cluster keeps every
+// prefix where it is). Over-loaded holders then lose requests to the
+// least-cost other endpoint, which becomes a second holder: a hot prefix is
+// copied once its first holder queues (hot-prefix knee 80.5 -> 84.6 QPS), a
+// server that drew too many shared-prefix groups sheds some before its KV
+// cache saturates (knee 32.7 -> 41.0 QPS), 3 seeds (docs/benchmarks.md).
 // Unknown signals: usage counts its neutral 0.5; an unknown scrape leaves
 // queue = inFlight(e) / 2 * miss (half of what the router sent is taken as
-// still queued).
+// still queued) and never counts as congested.
 import type { CycleContext, EndpointView } from '../scheduling/types.js';
 import { NEUTRAL, clamp01 } from './common.js';
 
 /** Exponent of the usage term. Measured in the routing simulator (docs/benchmarks.md). */
 export const USAGE_POWER = 1;
+/** Affinity bound: (1 + this) x the candidates' mean in-flight count ... */
+export const AFFINITY_RELATIVE_BOUND = 0.15;
+/** ... + this many requests (so small counts at low load never trip it). */
+export const AFFINITY_BOUND_SLACK = 8;
 
 export interface KvCostWeights {
   miss: number;
@@ -58,6 +74,21 @@ export interface KvCostModel {
    * load alone decides (0 = never).
    */
   imbalanceGuard: number;
+  /**
+   * Relative bounded load (per candidate): an endpoint whose in-flight count
+   * exceeds (1 + relativeBound) * the candidates' mean + boundSlack loses its
+   * prefix hit for this pick (0 = off).
+   */
+  relativeBound: number;
+  boundSlack: number;
+  /** The bound applies only to a congested endpoint: always, when requests wait there, or at high KV usage. */
+  boundGate: 'none' | 'waiting' | 'usage' | 'scraped' | 'scraped4';
+  /**
+   * Charge the pick's outstanding prefill tokens (pendingPrefillTokens) at
+   * the scorer's expected hit (indexer or routing history) instead of the
+   * scheduler's indexer-only estimate.
+   */
+  chargeExpectedHit: boolean;
 }
 
 export const DEFAULT_KV_COST: KvCostModel = {
@@ -67,7 +98,29 @@ export const DEFAULT_KV_COST: KvCostModel = {
   queueFrom: 'waiting',
   usageOnMiss: false,
   imbalanceGuard: 0,
+  relativeBound: AFFINITY_RELATIVE_BOUND,
+  boundSlack: AFFINITY_BOUND_SLACK,
+  boundGate: 'scraped',
+  chargeExpectedHit: false,
 };
+
+/** True when `v` is past the affinity bound (and congested as the model's gate asks). */
+export function pastBound(v: EndpointView, bound: number, m: KvCostModel): boolean {
+  if (!(v.inFlight > bound)) return false;
+  if (m.boundGate === 'waiting') return (waitingEstimate(v) ?? 0) >= 1;
+  if (m.boundGate === 'usage') return usageOf(v) >= 0.9;
+  if (m.boundGate === 'scraped') return (v.waitingQueueSize ?? 0) >= 1;
+  if (m.boundGate === 'scraped4') return (v.waitingQueueSize ?? 0) >= 4;
+  return true;
+}
+
+/** In-flight count above which a candidate's prefix hit is ignored (Infinity = no bound). */
+export function affinityBound(views: readonly EndpointView[], m: KvCostModel): number {
+  if (!(m.relativeBound > 0) || views.length < 2) return Infinity;
+  let sum = 0;
+  for (const v of views) sum += v.inFlight;
+  return (1 + m.relativeBound) * (sum / views.length) + m.boundSlack;
+}
 
 /** True when `views` are imbalanced past the model's guard (see KvCostModel.imbalanceGuard). */
 export function imbalanced(views: Iterable<EndpointView>, m: KvCostModel): boolean {

@@ -5,6 +5,9 @@
 //           + waitingRequestWeight    * waiting(e) * (1 - hit(e)) * P   waiting requests
 //   waiting(e) = max(scraped waiting, inFlight(e) - scraped running)
 //   score(e)   = 1 - cost(e) / max_c cost(c)   (all 0 -> 1)
+//   bounded affinity: hit(e) counts 0 for this pick when e is congested
+//   (scraped waiting >= 1) and inFlight(e) > 1.15 * mean inFlight + 8
+//   (kv-cost.ts: a relative SGLang-style bound, round three of issue 12).
 // hit(e): the cache-indexer's hit rate 0..1 for e (0 for every endpoint when
 // the indexer failed, timed out or is circuit-broken: the term is then the
 // same everywhere and drops out). Because a miss and a queue are in the same
@@ -43,9 +46,11 @@
 import { z } from 'zod';
 import { NEUTRAL, hitRate, indexerNeed, kvCacheManagerParams, weightParam } from './common.js';
 import type { PrefixField, PrefixNeed } from '../scheduling/plugin.js';
-import type { EndpointView } from '../scheduling/types.js';
+import type { CycleContext, EndpointView, PickCharges } from '../scheduling/types.js';
 import {
   DEFAULT_KV_COST,
+  affinityBound,
+  pastBound,
   costsToScores,
   imbalanced,
   kvCost,
@@ -55,6 +60,22 @@ import {
 import { definePlugin } from './plugin.js';
 
 const TYPE = 'scorer-aggregate-kv-cache-aware';
+
+/**
+ * The share of the prompt `v` is expected to hold: the cache-indexer's hit,
+ * or what this router sent there (routing history) if that is more, capped at 1.
+ */
+function expectedHit(ctx: CycleContext, v: EndpointView, history: boolean): number {
+  let hit = hitRate(ctx, v);
+  const matches = history ? ctx.data.prefixMatches : undefined;
+  const blockTokens = ctx.data.prefixBlockTokens ?? 0;
+  const p = ctx.request.promptTokens;
+  if (matches && matches.size > 0 && p > 0 && blockTokens > 0) {
+    const routed = Math.min(1, ((matches.get(v.endpoint.id) ?? 0) * blockTokens) / p);
+    if (routed > hit) hit = routed;
+  }
+  return hit;
+}
 
 /** Routing-history hashing when the configuration sets none and no other prefix plugin does. */
 export const HISTORY_DEFAULTS = {
@@ -121,47 +142,41 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
         score: (ctx, candidates) => {
           const n = candidates.length;
           const prompt = promptTokensOf(ctx);
-          // Routing-history hit per matched block, in the indexer's unit (share of the prompt).
-          const matches = history ? ctx.data.prefixMatches : undefined;
-          // The hashing in effect (this plugin's, or the one it adopted from another prefix plugin).
-          const blockTokens = ctx.data.prefixBlockTokens ?? 0;
-          const perBlock =
-            matches && matches.size > 0 && ctx.request.promptTokens > 0
-              ? blockTokens / ctx.request.promptTokens
-              : 0;
           const views: EndpointView[] = [];
           for (const c of candidates) if (c.kind === 'endpoint') views.push(c.endpoint);
           const balanceOnly = imbalanced(views, model);
+          const bound = affinityBound(views, model);
           const costs = new Float64Array(n);
           for (let i = 0; i < n; i++) {
             const c = candidates[i]!;
             if (c.kind !== 'endpoint') continue;
             const v = c.endpoint;
-            if (balanceOnly) {
-              costs[i] = kvCost(weights, v, prompt, 0, model);
-              continue;
-            }
-            let hit = hitRate(ctx, v);
-            if (perBlock > 0) {
-              const routed = Math.min(1, (matches!.get(c.id) ?? 0) * perBlock);
-              if (routed > hit) hit = routed;
-            }
+            const hit = balanceOnly || pastBound(v, bound, model) ? 0 : expectedHit(ctx, v, history);
             costs[i] = kvCost(weights, v, prompt, hit, model);
           }
           const scores = costsToScores(costs);
           for (let i = 0; i < n; i++) if (candidates[i]!.kind !== 'endpoint') scores[i] = NEUTRAL;
           return { scores };
         },
-        // Record the prompt's blocks on the endpoint that will hold them
-        // (routingHistory only; the prefill pod for PD, as prefix-cache-scorer).
-        charges: history
-          ? (ctx, result) => {
-              const hashes = ctx.data.prefixHashes;
-              if (!hashes || hashes.length === 0) return {};
-              const holder = result.pd ? result.pd.prefill : result.primary;
-              return { prefixRecord: { endpointId: holder.endpoint.id, hashes } };
-            }
-          : undefined,
+        // Routing history's record, and the bench-only prefill charge (chargeExpectedHit).
+        charges:
+          history || model.chargeExpectedHit
+            ? (ctx, result) => {
+                const out: Partial<PickCharges> = {};
+                const holder = result.pd ? result.pd.prefill : result.primary;
+                // Record the prompt's blocks on the endpoint that will hold them
+                // (routingHistory only; the prefill pod for PD, as prefix-cache-scorer).
+                const hashes = history ? ctx.data.prefixHashes : undefined;
+                if (hashes && hashes.length > 0)
+                  out.prefixRecord = { endpointId: holder.endpoint.id, hashes };
+                if (model.chargeExpectedHit && !result.pd) {
+                  const p = ctx.request.promptTokens;
+                  const tokens = Math.round(p * (1 - expectedHit(ctx, holder, history)));
+                  if (tokens > 0) out.prefillTokens = [{ endpointId: holder.endpoint.id, tokens }];
+                }
+                return out;
+              }
+            : undefined,
       };
     },
   });

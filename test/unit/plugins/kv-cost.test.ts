@@ -2,10 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_KV_COST,
+  affinityBound,
   costsToScores,
   imbalanced,
   kvCost,
   kvCostTerms,
+  pastBound,
   waitingEstimate,
 } from '../../../src/plugins/kv-cost.js';
 import { view } from './fixtures.js';
@@ -45,6 +47,26 @@ describe('kv-cost', () => {
     expect(imbalanced(vs, DEFAULT_KV_COST)).toBe(false);
     expect(imbalanced(vs, { ...DEFAULT_KV_COST, imbalanceGuard: 32 })).toBe(true);
     expect(imbalanced(vs, { ...DEFAULT_KV_COST, imbalanceGuard: 35 })).toBe(false);
+  });
+
+  it('bounds affinity relative to the mean in-flight count, for congested endpoints only (hand-computed)', () => {
+    const m = { ...DEFAULT_KV_COST, relativeBound: 0.15, boundSlack: 8, boundGate: 'scraped' as const };
+    // mean (10 + 30) / 2 = 20 -> bound 1.15 * 20 + 8 = 31 requests.
+    const vs = [view('a', { inFlight: 10 }), view('b', { inFlight: 30 })];
+    expect(affinityBound(vs, m)).toBeCloseTo(31, 12);
+    expect(affinityBound(vs, { ...m, relativeBound: 0 })).toBe(Infinity);
+    expect(affinityBound([vs[0]!], m)).toBe(Infinity);
+    // Past the bound only while requests wait in the scraped queue ('scraped' gate).
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1 }), 31, m)).toBe(true);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 0, running: 20 }), 31, m)).toBe(false);
+    expect(pastBound(view('c', { inFlight: 31, waiting: 5 }), 31, m)).toBe(false);
+    // 'waiting' gate: the router's estimate max(scraped waiting, inFlight - running) counts.
+    expect(pastBound(view('c', { inFlight: 32, running: 20 }), 31, { ...m, boundGate: 'waiting' })).toBe(
+      true,
+    );
+    expect(pastBound(view('c', { inFlight: 32, usage: 0.95 }), 31, { ...m, boundGate: 'usage' })).toBe(true);
+    expect(pastBound(view('c', { inFlight: 32, usage: 0.5 }), 31, { ...m, boundGate: 'usage' })).toBe(false);
+    expect(pastBound(view('c', { inFlight: 32 }), 31, { ...m, boundGate: 'none' })).toBe(true);
   });
 
   it('turns costs into scores against the dearest candidate', () => {

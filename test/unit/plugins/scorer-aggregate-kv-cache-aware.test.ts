@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { scorerAggregateKvCacheAware as factory } from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
+import {
+  aggregateKvCacheAwareScorer,
+  scorerAggregateKvCacheAware as factory,
+} from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
+import { DEFAULT_KV_COST } from '../../../src/plugins/kv-cost.js';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { CacheIndexerClient, type IndexerOutcome } from '../../../src/datalayer/cache-indexer-client.js';
 import { Director } from '../../../src/director/director.js';
@@ -56,6 +60,31 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     expect(best(0)).toBe('holder');
     expect(best(4)).toBe('holder');
     expect(best(6)).toBe('idle');
+  });
+
+  it('ignores the prefix hit of a congested holder past the relative affinity bound (hand-computed)', () => {
+    // P = 7200, holder hit 6000/7200. Mean in-flight (40 + 10 + 10) / 3 = 20 -> bound 1.15 * 20 + 8 = 31.
+    const pick = (scrapedWaiting: number) => {
+      const holder = view('h', { inFlight: 40, running: 38, waiting: scrapedWaiting });
+      const i1 = view('i1', { inFlight: 10, running: 10 });
+      const i2 = view('i2', { inFlight: 10, running: 10 });
+      return scoresOf(
+        build(factory, { routingHistory: false }),
+        ctx({ promptTokens: 7200, hitRates: { [holder.endpoint.id]: 6000 / 7200 } }),
+        endpoints(holder, i1, i2),
+      );
+    };
+    // Nothing waits in the holder's scraped queue: the bound does not apply.
+    // holder: miss 1200 + waiting max(0, 40 - 38) = 2 * 1200 = 3600; idle: 7200.
+    const calm = pick(0);
+    expect(calm[0]).toBeCloseTo(1 - 3600 / 7200, 12);
+    expect(calm[1]).toBeCloseTo(0, 12);
+    // One request waits there: past the bound, costed as holding nothing.
+    // holder: miss 7200 + waiting 2 * 7200 = 21600; idle: 7200.
+    const congested = pick(1);
+    expect(congested[0]).toBeCloseTo(0, 12);
+    expect(congested[1]).toBeCloseTo(1 - 7200 / 21600, 12);
+    expect(congested[2]).toBeCloseTo(1 - 7200 / 21600, 12);
   });
 
   it('applies the weights to each term', () => {
@@ -224,6 +253,27 @@ plugins:
       g.prefill[0]!.endpoint.id,
     );
     expect(p.charges!(ctx({ prefixHashes: [] }), { primary: a } as SchedulingResult)).toEqual({});
+  });
+
+  it('bench knob chargeExpectedHit: charges outstanding prefill at max(indexer, history) hit (hand-computed)', () => {
+    const knob = aggregateKvCacheAwareScorer('bench-charge', { ...DEFAULT_KV_COST, chargeExpectedHit: true });
+    const p = build(knob, { blockSizeTokens: 16 });
+    const a = view('a');
+    // 100 tokens, indexer hit 0.25, 4 matched 16-token blocks = 0.64 -> 36 tokens to prefill.
+    const cx = ctx({
+      promptTokens: 100,
+      prefixBlockTokens: 16,
+      hitRates: { [a.endpoint.id]: 0.25 },
+      prefixHashes: ['1', '2', '3', '4'],
+      prefixMatches: new Map([[a.endpoint.id, 4]]),
+    });
+    expect(p.charges!(cx, { primary: a } as SchedulingResult).prefillTokens).toEqual([
+      { endpointId: a.endpoint.id, tokens: 36 },
+    ]);
+    // The product scorer leaves the prefill charge to the scheduler.
+    expect(
+      build(factory, { blockSizeTokens: 16 }).charges!(cx, { primary: a } as SchedulingResult).prefillTokens,
+    ).toBeUndefined();
   });
 
   it('through the Director: a second request with the same new prefix follows the first while the indexer is blind', async () => {
