@@ -264,7 +264,7 @@ plugins:
       promptTokens: 100,
       prefixBlockTokens: 16,
       hitRates: { [a.endpoint.id]: 0.25 },
-      prefixHashes: ['1', '2', '3', '4'],
+      prefixHashes: [1, 2, 3, 4],
       prefixMatches: new Map([[a.endpoint.id, 4]]),
     });
     expect(p.charges!(cx, { primary: a } as SchedulingResult).prefillTokens).toEqual([
