@@ -387,6 +387,8 @@ interface Found {
   model?: Str;
   stream?: boolean;
   messages?: MessageRanges[];
+  /** Byte range of the `messages` array value (forwarded as is to /match_sort). */
+  messagesSpan?: { start: number; end: number };
   prompt?: Str[];
   tokenIds?: number[];
 }
@@ -490,7 +492,9 @@ function scanBody(s: Scan, apiType: ApiType): Found {
       found.stream = v === 1;
     } else if (apiType === 'chat' && s.keyIs(k, KEY_MESSAGES)) {
       if (found.messages) throw GIVE_UP;
+      const start = s.i;
       found.messages = scanMessages(s);
+      found.messagesSpan = { start, end: s.i };
     } else if (apiType !== 'chat' && s.keyIs(k, KEY_PROMPT)) {
       if (found.prompt || found.tokenIds) throw GIVE_UP;
       scanPrompt(s, found);
@@ -595,7 +599,15 @@ class ScannedLLMRequest implements LLMRequest {
     private readonly body: Buffer,
     readonly promptUtf8: PromptUtf8 | undefined,
     private messageRanges: MessageRanges[] | undefined,
+    private readonly messagesSpan: { start: number; end: number } | undefined,
   ) {}
+
+  /** The `messages` array as the client sent it, while nobody replaced the messages. */
+  get messagesJson(): (() => Uint8Array) | undefined {
+    const span = this.messagesSpan;
+    if (!span || !this.messageRanges) return undefined;
+    return () => this.body.subarray(span.start, span.end);
+  }
 
   get promptText(): string {
     if (this.text === undefined) {
@@ -667,7 +679,16 @@ export function scanOpenAIRequest(
   } else if (found.prompt) prompt = joinedPrompt(body, found.prompt);
   else if (!found.tokenIds) return undefined;
 
-  const request = new ScannedLLMRequest(requestId, model, apiType, headers, body, prompt, messageRanges);
+  const request = new ScannedLLMRequest(
+    requestId,
+    model,
+    apiType,
+    headers,
+    body,
+    prompt,
+    messageRanges,
+    found.messagesSpan,
+  );
   request.promptTokens = prompt ? Math.ceil(prompt.length / BYTES_PER_TOKEN) : found.tokenIds!.length;
   request.stream = found.stream === true;
   if (found.tokenIds) request.tokenIds = found.tokenIds;

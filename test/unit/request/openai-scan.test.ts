@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { scanOpenAIRequest } from '../../../src/request/openai-scan.js';
 import { parseOpenAIRequest, readOpenAIRequest, MAX_MODEL_CHARS } from '../../../src/request/openai.js';
+import type { LLMRequest } from '../../../src/scheduling/types.js';
 import {
   promptDigest,
   textBlockHashes,
@@ -135,5 +136,27 @@ describe('the scanned request as a value', () => {
     const fast = scan('chat', text)!.request;
     const slow = parseOpenAIRequest('/v1/chat/completions', text, {}, 'rid').request;
     expect(JSON.parse(JSON.stringify(fast))).toEqual(JSON.parse(JSON.stringify(slow)));
+  });
+});
+
+describe('the messages bytes forwarded to /match_sort', () => {
+  it('are exactly the body’s messages array, and the /match_sort body reads as the serialised one', async () => {
+    const { matchSortBody } = await import('../../../src/datalayer/cache-indexer-client.js');
+    const messages = [
+      { role: 'system', content: 'be brief é 😀' },
+      { role: 'user', content: [{ type: 'text', text: 'hi "there"\n' }] },
+    ];
+    const text = ` { "model" : "m", "messages" : ${JSON.stringify(messages, null, 1)} , "stream": true } `;
+    const q = scan('chat', text)!.request;
+    const raw = q.messagesJson!();
+    expect(JSON.parse(Buffer.from(raw).toString('utf8'))).toEqual(messages);
+    // The cache-indexer reads the spliced body as the same request as the serialised one.
+    const { parseMatchRequest } = await import('../../../src/cacheindexer/match-request.js');
+    const spliced = parseMatchRequest(matchSortBody(q, ['a:1']));
+    const plain = parseMatchRequest(matchSortBody(JSON.parse(JSON.stringify(q)) as LLMRequest, ['a:1']));
+    expect(spliced).toEqual(plain);
+    // Messages replaced (a plugin or a rewrite): the original bytes are no longer offered.
+    q.messages = [{ role: 'user', content: 'other' }];
+    expect(q.messagesJson).toBeUndefined();
   });
 });
