@@ -1,0 +1,317 @@
+// Flow control at the edge of the request path: the stream awaits pick()
+// instead of Director.pick. While the pool is not saturated a request goes
+// straight to the Director; when it is, a sheddable request (priority < 0)
+// is refused at once (GIE's legacy 429) and any other waits in the
+// BandQueue until capacity frees: a response ending here, another
+// replica's, or fresh scraped signals (polled). Saturation is judged on the
+// same snapshot the Director schedules from (every replica's charges and
+// the shared signals), through PickOptions.admit, so nothing here reads the
+// network itself and the scheduling core stays synchronous.
+//
+// One dispatch at a time leaves the queue: the next is judged only after the
+// previous pick has been charged, so a freed slot is filled once.
+//
+// Outcomes (GIE's): dispatched; capacity reject 429 (a bound, or a wait
+// predicted beyond half the TTL); TTL eviction 503; client gone 503 (never
+// written: nobody listens); shutdown 429. Every one carries retry-after.
+import type { Decision, PickOptions } from '../director/director.js';
+import type { EndpointView, LLMRequest } from '../scheduling/types.js';
+import { SchedulingError } from '../scheduling/types.js';
+import { BandQueue, type BandStats, type QueueItem } from './band-queue.js';
+import type { FlowControlSettings } from './flow-config.js';
+import { withInTransit } from './in-transit.js';
+
+export type FlowRejectReason = 'capacity' | 'ttl' | 'cancelled' | 'shutdown';
+
+/** Answered by flow control instead of being scheduled. */
+export class FlowRejection extends Error {
+  constructor(
+    readonly status: 429 | 503,
+    readonly reason: FlowRejectReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FlowRejection';
+  }
+}
+
+/** Per-request facts flow control needs beside the LLMRequest. */
+export interface FlowRequest {
+  /** The InferenceObjective's priority (unknown = 0; < 0 sheddable). */
+  priority: number;
+  /** Body size, counted against maxBytes. */
+  bytes: number;
+  /** Aborted when the client (the gateway's stream) goes away. */
+  signal?: AbortSignal;
+}
+
+export interface FlowHooks {
+  queued?(priority: number): void;
+  /** Went to the Director after `waitMs` in the queue (0: the pool admitted it at once). */
+  dispatched?(priority: number, waitMs: number): void;
+  rejected?(priority: number, reason: FlowRejectReason, waitMs: number): void;
+}
+
+export interface Picker {
+  pick(req: LLMRequest, opts?: PickOptions): Promise<Decision>;
+}
+
+export interface FlowControllerOptions {
+  settings: FlowControlSettings;
+  director: Picker;
+  /** The saturation detector: >= 1 means saturated. */
+  saturation: (views: readonly EndpointView[]) => number;
+  /** How often a non-empty queue re-judges the pool (the scrape period). */
+  pollMs: number;
+  now?: () => number;
+  hooks?: FlowHooks;
+}
+
+/** Thrown through Director.pick when the pool is saturated: the request is held, not failed. */
+class HeldBack extends Error {}
+
+/** A wait longer than this share of the TTL is refused at once rather than evicted later. */
+const PREDICTED_WAIT_SHARE = 0.5;
+/** Dispatches out of the queue the drain-rate estimate looks back over. */
+const RATE_WINDOW = 32;
+
+interface Waiter extends QueueItem {
+  readonly req: LLMRequest;
+  readonly opts: PickOptions | undefined;
+  resolve(d: Decision): void;
+  reject(e: Error): void;
+  readonly signal: AbortSignal | undefined;
+  ttl?: NodeJS.Timeout;
+  onAbort?: () => void;
+}
+
+export interface FlowState {
+  queued: number;
+  bytes: number;
+  requestTtlMs: number;
+  maxRequests: number;
+  maxBytes: number;
+  /** Dispatches per second out of the queue, recently (undefined before any). */
+  drainPerSecond: number | undefined;
+  closing: boolean;
+  bands: BandStats[];
+}
+
+export class FlowController {
+  private readonly queue: BandQueue<Waiter>;
+  private readonly now: () => number;
+  private readonly hooks: FlowHooks;
+  private readonly gate: (views: readonly EndpointView[]) => void;
+  private pumping = false;
+  private kickedWhilePumping = false;
+  private poll: NodeJS.Timeout | undefined;
+  private closing = false;
+  /** Times of recent dispatches out of the queue (reset when it empties). */
+  private dispatchTimes: number[] = [];
+
+  constructor(private readonly opts: FlowControllerOptions) {
+    this.queue = new BandQueue<Waiter>(opts.settings);
+    this.now = opts.now ?? Date.now;
+    this.hooks = opts.hooks ?? {};
+    this.gate = (views) => {
+      if (opts.saturation(withInTransit(views)) >= 1) throw new HeldBack('saturated');
+    };
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Admits, queues or refuses one request; resolves with the Director's decision. */
+  async pick(req: LLMRequest, opts: PickOptions | undefined, flow: FlowRequest): Promise<Decision> {
+    if (this.closing) throw shutdownRejection();
+    if (flow.signal?.aborted) throw cancelled();
+    const sheddable = flow.priority < 0;
+    if (this.queue.aheadOf(flow.priority) === 0) {
+      try {
+        const d = await this.opts.director.pick(req, { ...opts, sheddable, admit: this.gate });
+        this.hooks.dispatched?.(flow.priority, 0);
+        return d;
+      } catch (e) {
+        if (!(e instanceof HeldBack)) throw e;
+      }
+    }
+    // Saturated (or others already wait ahead): GIE's legacy shedding for the sheddable.
+    if (sheddable) throw new SchedulingError('SATURATED', 'system saturated, sheddable request dropped');
+    return this.enqueue(req, opts, flow);
+  }
+
+  /** Wakes the queue: capacity may have freed (a response ended). */
+  kick(): void {
+    if (this.queue.length > 0) void this.pump();
+  }
+
+  /** Shutdown: refuses every queued request (429) and any newcomer; returns how many were queued. */
+  close(): number {
+    this.closing = true;
+    this.stopPoll();
+    const waiting = [...this.queue.items()];
+    for (const w of waiting) this.settle(w, shutdownRejection(), 'shutdown');
+    return waiting.length;
+  }
+
+  state(): FlowState {
+    const s = this.opts.settings;
+    return {
+      queued: this.queue.length,
+      bytes: this.queue.totalBytes,
+      requestTtlMs: s.requestTtlMs,
+      maxRequests: s.maxRequests,
+      maxBytes: s.maxBytes,
+      drainPerSecond: this.drainPerSecond(),
+      closing: this.closing,
+      bands: this.queue.stats(this.now()),
+    };
+  }
+
+  private enqueue(req: LLMRequest, opts: PickOptions | undefined, flow: FlowRequest): Promise<Decision> {
+    const nowMs = this.now();
+    const ttlMs = this.opts.settings.requestTtlMs;
+    const rate = this.drainPerSecond();
+    const ahead = this.queue.aheadOf(flow.priority);
+    if (rate !== undefined && ((ahead + 1) / rate) * 1000 > ttlMs * PREDICTED_WAIT_SHARE) {
+      this.hooks.rejected?.(flow.priority, 'capacity', 0);
+      throw new FlowRejection(
+        429,
+        'capacity',
+        `flow control: ${ahead} requests queued ahead, more than ${Math.round(ttlMs * PREDICTED_WAIT_SHARE)} ms of wait`,
+      );
+    }
+    return new Promise<Decision>((resolve, reject) => {
+      const w: Waiter = {
+        priority: flow.priority,
+        bytes: flow.bytes,
+        enqueuedAtMs: nowMs,
+        req,
+        opts: { ...opts, sheddable: false },
+        signal: flow.signal,
+        resolve,
+        reject,
+      };
+      const verdict = this.queue.enqueue(w);
+      if (verdict !== 'queued') {
+        this.hooks.rejected?.(flow.priority, 'capacity', 0);
+        const bound = verdict === 'band-full' ? `priority band ${flow.priority}` : 'queue';
+        reject(new FlowRejection(429, 'capacity', `flow control: ${bound} at capacity`));
+        return;
+      }
+      this.hooks.queued?.(flow.priority);
+      w.ttl = setTimeout(
+        () =>
+          this.settle(
+            w,
+            new FlowRejection(503, 'ttl', `request timed out in queue: waited ${ttlMs} ms`),
+            'ttl',
+          ),
+        ttlMs,
+      );
+      if (flow.signal) {
+        w.onAbort = () => this.settle(w, cancelled(), 'cancelled');
+        flow.signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.startPoll();
+      void this.pump();
+    });
+  }
+
+  /** Ends a queued request's wait with `e` (it leaves the queue; nothing was charged). */
+  private settle(w: Waiter, e: FlowRejection, reason: FlowRejectReason): void {
+    if (!this.queue.remove(w)) return;
+    this.detach(w);
+    this.hooks.rejected?.(w.priority, reason, this.now() - w.enqueuedAtMs);
+    w.reject(e);
+    this.afterRemoval();
+  }
+
+  private detach(w: Waiter): void {
+    if (w.ttl) clearTimeout(w.ttl);
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+  }
+
+  private afterRemoval(): void {
+    if (this.queue.length === 0) {
+      this.stopPoll();
+      this.dispatchTimes = [];
+    }
+  }
+
+  /** Dispatches from the head while the pool admits; one pick at a time. */
+  private async pump(): Promise<void> {
+    if (this.pumping) {
+      this.kickedWhilePumping = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.kickedWhilePumping = false;
+        while (!this.closing) {
+          const w = this.queue.head();
+          if (!w) break;
+          let d: Decision;
+          try {
+            d = await this.opts.director.pick(w.req, { ...w.opts, admit: this.gate });
+          } catch (e) {
+            if (e instanceof HeldBack) break;
+            // The Director refused it (no candidates, filtered out): that is its answer.
+            if (this.queue.remove(w)) {
+              this.detach(w);
+              w.reject(e as Error);
+              this.afterRemoval();
+            }
+            continue;
+          }
+          if (!this.queue.remove(w)) {
+            // Expired or cancelled while its pick ran: undo the charge.
+            void d.ticket.release();
+            continue;
+          }
+          this.detach(w);
+          const nowMs = this.now();
+          this.recordDispatch(nowMs);
+          this.hooks.dispatched?.(w.priority, nowMs - w.enqueuedAtMs);
+          w.resolve(d);
+          this.afterRemoval();
+        }
+      } while (this.kickedWhilePumping && this.queue.length > 0 && !this.closing);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private recordDispatch(nowMs: number): void {
+    this.dispatchTimes.push(nowMs);
+    if (this.dispatchTimes.length > RATE_WINDOW) this.dispatchTimes.shift();
+  }
+
+  private drainPerSecond(): number | undefined {
+    const t = this.dispatchTimes;
+    if (t.length < 4) return undefined;
+    const span = t[t.length - 1]! - t[0]!;
+    return span > 0 ? ((t.length - 1) * 1000) / span : undefined;
+  }
+
+  private startPoll(): void {
+    if (this.poll || this.closing) return;
+    this.poll = setInterval(() => void this.pump(), this.opts.pollMs);
+    this.poll.unref();
+  }
+
+  private stopPoll(): void {
+    if (this.poll) clearInterval(this.poll);
+    this.poll = undefined;
+  }
+}
+
+function shutdownRejection(): FlowRejection {
+  return new FlowRejection(429, 'shutdown', 'endpoint picker shutting down; retry');
+}
+
+function cancelled(): FlowRejection {
+  return new FlowRejection(503, 'cancelled', 'client disconnected while queued');
+}
