@@ -8,8 +8,11 @@
 // the shared signals), through PickOptions.admit, so nothing here reads the
 // network itself and the scheduling core stays synchronous.
 //
-// One dispatch at a time leaves the queue: the next is judged only after the
-// previous pick has been charged, so a freed slot is filled once.
+// A pick the gate let through is reserved until the Director has charged
+// it: the gate judges the snapshot plus this replica's reservations (spread
+// over the candidates), so a burst of concurrent requests cannot all pass on
+// one reading. Other replicas' picks are seen once charged (the window is one
+// snapshot read to commit). One dispatch at a time leaves the queue.
 //
 // Outcomes (GIE's): dispatched; capacity reject 429 (a bound, or a wait
 // predicted beyond half the TTL); TTL eviction 503; client gone 503 (never
@@ -101,7 +104,8 @@ export class FlowController {
   private readonly queue: BandQueue<Waiter>;
   private readonly now: () => number;
   private readonly hooks: FlowHooks;
-  private readonly gate: (views: readonly EndpointView[]) => void;
+  /** Picks the gate let through that the Director has not charged yet. */
+  private reserved = 0;
   private pumping = false;
   private kickedWhilePumping = false;
   private poll: NodeJS.Timeout | undefined;
@@ -113,9 +117,6 @@ export class FlowController {
     this.queue = new BandQueue<Waiter>(opts.settings);
     this.now = opts.now ?? Date.now;
     this.hooks = opts.hooks ?? {};
-    this.gate = (views) => {
-      if (opts.saturation(withInTransit(views)) >= 1) throw new HeldBack('saturated');
-    };
   }
 
   get queued(): number {
@@ -129,7 +130,7 @@ export class FlowController {
     const sheddable = flow.priority < 0;
     if (this.queue.aheadOf(flow.priority) === 0) {
       try {
-        const d = await this.opts.director.pick(req, { ...opts, sheddable, admit: this.gate });
+        const d = await this.dispatch(req, { ...opts, sheddable });
         this.hooks.dispatched?.(flow.priority, 0);
         return d;
       } catch (e) {
@@ -255,7 +256,7 @@ export class FlowController {
           if (!w) break;
           let d: Decision;
           try {
-            d = await this.opts.director.pick(w.req, { ...w.opts, admit: this.gate });
+            d = await this.dispatch(w.req, w.opts);
           } catch (e) {
             if (e instanceof HeldBack) break;
             // The Director refused it (no candidates, filtered out): that is its answer.
@@ -284,6 +285,23 @@ export class FlowController {
     }
   }
 
+  /** Director.pick behind the saturation gate; throws HeldBack when the pool is saturated. */
+  private async dispatch(req: LLMRequest, opts: PickOptions | undefined): Promise<Decision> {
+    let reserved = false;
+    const admit = (views: readonly EndpointView[]) => {
+      if (this.opts.saturation(withInTransit(withReserved(views, this.reserved))) >= 1) {
+        throw new HeldBack('saturated');
+      }
+      this.reserved++;
+      reserved = true;
+    };
+    try {
+      return await this.opts.director.pick(req, { ...opts, admit });
+    } finally {
+      if (reserved) this.reserved--;
+    }
+  }
+
   private recordDispatch(nowMs: number): void {
     this.dispatchTimes.push(nowMs);
     if (this.dispatchTimes.length > RATE_WINDOW) this.dispatchTimes.shift();
@@ -306,6 +324,13 @@ export class FlowController {
     if (this.poll) clearInterval(this.poll);
     this.poll = undefined;
   }
+}
+
+/** The views with `reserved` more requests in flight, spread evenly over the candidates. */
+function withReserved(views: readonly EndpointView[], reserved: number): readonly EndpointView[] {
+  if (reserved === 0 || views.length === 0) return views;
+  const each = reserved / views.length;
+  return views.map((v) => ({ ...v, inFlight: v.inFlight + each }));
 }
 
 function shutdownRejection(): FlowRejection {

@@ -110,6 +110,20 @@ describe('FlowController', () => {
     expect(await inFlight()).toBe(0);
   });
 
+  it('a burst on an idle pool admits only what fits: concurrent picks see each other', async () => {
+    const { flow, inFlight } = await setup();
+    const burst = Array.from({ length: 10 }, (_, i) =>
+      track(flow.pick(req(`b${i}`), undefined, { priority: 0, bytes: 1 })),
+    );
+    await settle();
+    expect(burst.filter((b) => b.d).length).toBe(1);
+    expect(flow.queued).toBe(9);
+    expect(await inFlight()).toBe(1);
+    flow.close();
+    await settle();
+    await burst.find((b) => b.d)!.d!.ticket.release();
+  });
+
   it('dispatches the higher band first, FCFS within a band', async () => {
     const { flow } = await setup();
     let current = await flow.pick(req('run'), undefined, { priority: 0, bytes: 1 });
