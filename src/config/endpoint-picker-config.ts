@@ -10,7 +10,7 @@ import { isSchedulingPlugin, type Plugin, type SaturationDetector } from '../sch
 import { compileProfile, ProfileError, type CompiledProfile } from '../scheduling/profile.js';
 import { ConfigError, fromZodError, joinPath, yamlPath } from './errors.js';
 import { saturationDetectorOf, saturationDetectorSection } from './saturation-detector.js';
-import { flowControlSettingsOf, type FlowControlSettings } from '../flow/flow-config.js';
+import { flowControlSettingsOf, type FlowControlSettings } from './flow-control.js';
 
 export const CONFIG_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
 
@@ -46,7 +46,7 @@ export const endpointPickerConfigSchema = z.strictObject({
     .min(1, 'expected at least one plugin'),
   schedulingProfiles: z.array(profileSpec, { error: 'expected a list of scheduling profiles' }).optional(),
   saturationDetector: saturationDetectorSection.optional(),
-  // Validated by src/flow/flow-config.ts (its errors carry the YAML path).
+  // Validated by src/config/flow-control.ts (its errors carry the YAML path).
   flowControl: z.unknown().optional(),
   // GIE sections Hermes-router accepts but does not act on, so existing
   // configs keep loading.

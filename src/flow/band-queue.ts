@@ -3,7 +3,7 @@
 // band, the highest band served first, bounded per band and overall by
 // request count and body bytes. It holds items and answers questions; it
 // never decides when to dispatch.
-import type { BandLimits, FlowControlSettings } from './flow-config.js';
+import type { BandLimits, FlowControlSettings } from '../config/flow-control.js';
 
 export interface QueueItem {
   readonly priority: number;

@@ -14,6 +14,9 @@
 // one reading. Other replicas' picks are seen once charged (the window is one
 // snapshot read to commit). One dispatch at a time leaves the queue.
 //
+// Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
+// GIE sheds them at 1), so what may not be shed finds short server queues.
+//
 // Outcomes (GIE's): dispatched; capacity reject 429 (a bound, or a wait
 // predicted beyond half the TTL); TTL eviction 503; client gone 503 (never
 // written: nobody listens); shutdown 429. Every one carries retry-after.
@@ -21,7 +24,7 @@ import type { Decision, PickOptions } from '../director/director.js';
 import type { EndpointView, LLMRequest } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
 import { BandQueue, type BandStats, type QueueItem } from './band-queue.js';
-import type { FlowControlSettings } from './flow-config.js';
+import type { FlowControlSettings } from '../config/flow-control.js';
 import { withInTransit } from './in-transit.js';
 
 export type FlowRejectReason = 'capacity' | 'ttl' | 'cancelled' | 'shutdown';
@@ -67,7 +70,17 @@ export interface FlowControllerOptions {
   /** How often a non-empty queue re-judges the pool (the scrape period). */
   pollMs: number;
   now?: () => number;
+  /** Runs `fn` after `ms`; returns its cancel (the simulator's virtual clock; default: an unref'd setTimeout). */
+  setTimer?: (ms: number, fn: () => void) => () => void;
   hooks?: FlowHooks;
+  /** Sheddable requests are refused from this saturation on (default SHEDDABLE_SATURATION). */
+  sheddableSaturation?: number;
+}
+
+function realTimer(ms: number, fn: () => void): () => void {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
 }
 
 /** Thrown through Director.pick when the pool is saturated: the request is held, not failed. */
@@ -75,8 +88,14 @@ class HeldBack extends Error {}
 
 /** A wait longer than this share of the TTL is refused at once rather than evicted later. */
 const PREDICTED_WAIT_SHARE = 0.5;
-/** Dispatches out of the queue the drain-rate estimate looks back over. */
-const RATE_WINDOW = 32;
+/** The drain-rate estimate needs this long of a busy queue before it predicts. */
+const RATE_MIN_SPAN_MS = 250;
+/**
+ * While others wait or the pool is past this saturation, a sheddable request
+ * is refused: the servers' own queues stay short for what may not be shed
+ * (they serve FCFS, so an admitted batch request delays a later chat one).
+ */
+export const SHEDDABLE_SATURATION = 0.5;
 
 interface Waiter extends QueueItem {
   readonly req: LLMRequest;
@@ -84,7 +103,7 @@ interface Waiter extends QueueItem {
   resolve(d: Decision): void;
   reject(e: Error): void;
   readonly signal: AbortSignal | undefined;
-  ttl?: NodeJS.Timeout;
+  cancelTtl?: () => void;
   onAbort?: () => void;
 }
 
@@ -108,15 +127,18 @@ export class FlowController {
   private reserved = 0;
   private pumping = false;
   private kickedWhilePumping = false;
-  private poll: NodeJS.Timeout | undefined;
+  private readonly setTimer: (ms: number, fn: () => void) => () => void;
+  private cancelPoll: (() => void) | undefined;
   private closing = false;
-  /** Times of recent dispatches out of the queue (reset when it empties). */
+  /** Every dispatch (at once or from the queue) over the last TTL, and when the first ever was. */
   private dispatchTimes: number[] = [];
+  private firstDispatchMs: number | undefined;
 
   constructor(private readonly opts: FlowControllerOptions) {
     this.queue = new BandQueue<Waiter>(opts.settings);
     this.now = opts.now ?? Date.now;
     this.hooks = opts.hooks ?? {};
+    this.setTimer = opts.setTimer ?? realTimer;
   }
 
   get queued(): number {
@@ -131,6 +153,7 @@ export class FlowController {
     if (this.queue.aheadOf(flow.priority) === 0) {
       try {
         const d = await this.dispatch(req, { ...opts, sheddable });
+        this.recordDispatch(this.now());
         this.hooks.dispatched?.(flow.priority, 0);
         return d;
       } catch (e) {
@@ -202,14 +225,12 @@ export class FlowController {
         return;
       }
       this.hooks.queued?.(flow.priority);
-      w.ttl = setTimeout(
-        () =>
-          this.settle(
-            w,
-            new FlowRejection(503, 'ttl', `request timed out in queue: waited ${ttlMs} ms`),
-            'ttl',
-          ),
-        ttlMs,
+      w.cancelTtl = this.setTimer(ttlMs, () =>
+        this.settle(
+          w,
+          new FlowRejection(503, 'ttl', `request timed out in queue: waited ${ttlMs} ms`),
+          'ttl',
+        ),
       );
       if (flow.signal) {
         w.onAbort = () => this.settle(w, cancelled(), 'cancelled');
@@ -230,15 +251,12 @@ export class FlowController {
   }
 
   private detach(w: Waiter): void {
-    if (w.ttl) clearTimeout(w.ttl);
+    w.cancelTtl?.();
     if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
   }
 
   private afterRemoval(): void {
-    if (this.queue.length === 0) {
-      this.stopPoll();
-      this.dispatchTimes = [];
-    }
+    if (this.queue.length === 0) this.stopPoll();
   }
 
   /** Dispatches from the head while the pool admits; one pick at a time. */
@@ -288,8 +306,9 @@ export class FlowController {
   /** Director.pick behind the saturation gate; throws HeldBack when the pool is saturated. */
   private async dispatch(req: LLMRequest, opts: PickOptions | undefined): Promise<Decision> {
     let reserved = false;
+    const limit = opts?.sheddable ? (this.opts.sheddableSaturation ?? SHEDDABLE_SATURATION) : 1;
     const admit = (views: readonly EndpointView[]) => {
-      if (this.opts.saturation(withInTransit(withReserved(views, this.reserved))) >= 1) {
+      if (this.opts.saturation(withInTransit(withReserved(views, this.reserved))) >= limit) {
         throw new HeldBack('saturated');
       }
       this.reserved++;
@@ -303,26 +322,44 @@ export class FlowController {
   }
 
   private recordDispatch(nowMs: number): void {
-    this.dispatchTimes.push(nowMs);
-    if (this.dispatchTimes.length > RATE_WINDOW) this.dispatchTimes.shift();
+    this.firstDispatchMs ??= nowMs;
+    const t = this.dispatchTimes;
+    t.push(nowMs);
+    // Look back one TTL: older dispatches say little about the wait now.
+    const from = nowMs - this.opts.settings.requestTtlMs;
+    let drop = 0;
+    while (drop < t.length && t[drop]! < from) drop++;
+    if (drop > 0) t.splice(0, drop);
   }
 
+  /**
+   * Dispatches per second over the last TTL, at once or from the queue: while
+   * the pool is saturated that is the rate it frees capacity at. Undefined
+   * until a quarter second of history exists.
+   */
   private drainPerSecond(): number | undefined {
-    const t = this.dispatchTimes;
-    if (t.length < 4) return undefined;
-    const span = t[t.length - 1]! - t[0]!;
-    return span > 0 ? ((t.length - 1) * 1000) / span : undefined;
+    if (this.firstDispatchMs === undefined) return undefined;
+    const nowMs = this.now();
+    const span = Math.min(this.opts.settings.requestTtlMs, nowMs - this.firstDispatchMs);
+    if (span < RATE_MIN_SPAN_MS) return undefined;
+    const from = nowMs - span;
+    let n = 0;
+    for (let i = this.dispatchTimes.length - 1; i >= 0 && this.dispatchTimes[i]! >= from; i--) n++;
+    return Math.max(n, 1) / (span / 1000);
   }
 
   private startPoll(): void {
-    if (this.poll || this.closing) return;
-    this.poll = setInterval(() => void this.pump(), this.opts.pollMs);
-    this.poll.unref();
+    if (this.cancelPoll || this.closing) return;
+    const tick = () => {
+      this.cancelPoll = this.setTimer(this.opts.pollMs, tick);
+      void this.pump();
+    };
+    this.cancelPoll = this.setTimer(this.opts.pollMs, tick);
   }
 
   private stopPoll(): void {
-    if (this.poll) clearInterval(this.poll);
-    this.poll = undefined;
+    this.cancelPoll?.();
+    this.cancelPoll = undefined;
   }
 }
 

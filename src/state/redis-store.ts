@@ -318,11 +318,13 @@ function num(s: string | undefined): number | undefined {
 }
 
 export function encodeSignals(s: EndpointSignals): string {
-  return `${s.waitingQueueSize ?? ''},${s.runningRequests ?? ''},${s.kvCacheUsage ?? ''},${s.updatedAtMs}`;
+  const base = `${s.waitingQueueSize ?? ''},${s.runningRequests ?? ''},${s.kvCacheUsage ?? ''},${s.updatedAtMs}`;
+  // LoRA adapters ride as a fifth, URI-encoded field (no commas); older readers ignore it.
+  return s.lora ? `${base},${encodeURIComponent(JSON.stringify(s.lora))}` : base;
 }
 
 export function decodeSignals(raw: string): EndpointSignals {
-  const [w, r, kv, t] = raw.split(',');
+  const [w, r, kv, t, lora] = raw.split(',');
   const s: EndpointSignals = { updatedAtMs: Number(t) };
   const wq = num(w);
   if (wq !== undefined) s.waitingQueueSize = wq;
@@ -330,6 +332,13 @@ export function decodeSignals(raw: string): EndpointSignals {
   if (rr !== undefined) s.runningRequests = rr;
   const k = num(kv);
   if (k !== undefined) s.kvCacheUsage = k;
+  if (lora) {
+    try {
+      s.lora = JSON.parse(decodeURIComponent(lora)) as EndpointSignals['lora'];
+    } catch {
+      // A corrupt field loses only the adapters.
+    }
+  }
   return s;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BandQueue, type QueueItem } from '../../../src/flow/band-queue.js';
-import type { FlowControlSettings } from '../../../src/flow/flow-config.js';
+import type { FlowControlSettings } from '../../../src/config/flow-control.js';
 
 const settings = (over: Partial<FlowControlSettings> = {}): FlowControlSettings => ({
   maxRequests: 0,

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { Director, type Decision } from '../../../src/director/director.js';
 import { FlowController, FlowRejection, type FlowRejectReason } from '../../../src/flow/flow-controller.js';
-import type { FlowControlSettings } from '../../../src/flow/flow-config.js';
+import type { FlowControlSettings } from '../../../src/config/flow-control.js';
 import { withInTransit } from '../../../src/flow/in-transit.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 import type { Endpoint, EndpointView, LLMRequest } from '../../../src/scheduling/types.js';

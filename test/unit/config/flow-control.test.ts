@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
-import { flowControlSettingsOf, parseGoDurationMs, parseQuantity } from '../../../src/flow/flow-config.js';
+import { flowControlSettingsOf, parseGoDurationMs, parseQuantity } from '../../../src/config/flow-control.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 
 const at = (p: ReadonlyArray<PropertyKey>) => p.map(String).join('.');

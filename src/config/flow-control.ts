@@ -9,7 +9,7 @@
 //   defaultRequestTTL: 4 s (Hermes; GIE waits for the client's deadline,
 //   which holds an LLM request far past the point where queueing helps).
 import { z } from 'zod';
-import { ConfigError, fromZodError } from '../config/errors.js';
+import { ConfigError, fromZodError } from './errors.js';
 
 export const BAND_DEFAULT_MAX_REQUESTS = 5000;
 export const BAND_DEFAULT_MAX_BYTES = 1_000_000_000;
