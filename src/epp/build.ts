@@ -295,6 +295,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         const app = buildAdminApp({
           store,
           notReadyReasons,
+          flow: () => flow?.state(),
           objectives: () =>
             objectives.objectives.map((o) => ({ name: o.metadata.name, priority: o.spec.priority ?? 0 })),
           stalenessMs: config.metricsStalenessMs,

@@ -100,6 +100,19 @@ export class BandQueue<T extends QueueItem> {
     return n;
   }
 
+  /** When the oldest item queued at `priority` or above was queued (undefined when none). */
+  oldestAtOrAbove(priority: number): number | undefined {
+    let oldest: number | undefined;
+    for (const p of this.order) {
+      if (p < priority) break;
+      for (const item of this.bands.get(p)!.items) {
+        if (oldest === undefined || item.enqueuedAtMs < oldest) oldest = item.enqueuedAtMs;
+        break;
+      }
+    }
+    return oldest;
+  }
+
   /** Every item, highest band first, FCFS within a band. */
   *items(): IterableIterator<T> {
     for (const p of this.order) yield* this.bands.get(p)!.items;

@@ -17,8 +17,9 @@
 // Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
 // GIE sheds them at 1), so what may not be shed finds short server queues.
 //
-// Outcomes (GIE's): dispatched; capacity reject 429 (a bound, or a wait
-// predicted beyond half the TTL); TTL eviction 503; client gone 503 (never
+// Outcomes (GIE's): dispatched; capacity reject 429 (a bound, the queue
+// ahead already waiting past half the TTL, or a wait predicted past a
+// quarter of it); TTL eviction 503; client gone 503 (never
 // written: nobody listens); shutdown 429. Every one carries retry-after.
 import type { Decision, PickOptions } from '../director/director.js';
 import type { EndpointView, LLMRequest } from '../scheduling/types.js';
@@ -86,9 +87,21 @@ function realTimer(ms: number, fn: () => void): () => void {
 /** Thrown through Director.pick when the pool is saturated: the request is held, not failed. */
 class HeldBack extends Error {}
 
-/** A wait longer than this share of the TTL is refused at once rather than evicted later. */
-const PREDICTED_WAIT_SHARE = 0.5;
-/** The drain-rate estimate needs this long of a busy queue before it predicts. */
+/**
+ * A newcomer is refused (429) while the oldest request it would queue behind
+ * has already waited this share of the TTL: the queue's delay is at its
+ * target, and waiting on would likely end in a TTL eviction (503). The
+ * queue's own delay, not a rate estimate, decides (as CoDel does).
+ */
+const WAIT_TARGET_SHARE = 0.5;
+/**
+ * Before the queue shows its delay, the recent dispatch rate predicts it: a
+ * newcomer whose predicted wait passes this share of the TTL is refused too.
+ * The rate counts every dispatch of the last second (at least one: a stuck
+ * pool is predicted slow) once a quarter second of history exists.
+ */
+const PREDICTED_WAIT_SHARE = 0.25;
+const RATE_WINDOW_MS = 1_000;
 const RATE_MIN_SPAN_MS = 250;
 /**
  * While others wait or the pool is past this saturation, a sheddable request
@@ -114,7 +127,8 @@ export interface FlowState {
   maxRequests: number;
   maxBytes: number;
   /** Dispatches per second out of the queue, recently (undefined before any). */
-  drainPerSecond: number | undefined;
+  /** A newcomer is refused while the oldest request ahead of it has waited this long. */
+  waitTargetMs: number;
   closing: boolean;
   bands: BandStats[];
 }
@@ -130,7 +144,7 @@ export class FlowController {
   private readonly setTimer: (ms: number, fn: () => void) => () => void;
   private cancelPoll: (() => void) | undefined;
   private closing = false;
-  /** Every dispatch (at once or from the queue) over the last TTL, and when the first ever was. */
+  /** Dispatches of the last RATE_WINDOW_MS, and the first one ever. */
   private dispatchTimes: number[] = [];
   private firstDispatchMs: number | undefined;
 
@@ -187,7 +201,7 @@ export class FlowController {
       requestTtlMs: s.requestTtlMs,
       maxRequests: s.maxRequests,
       maxBytes: s.maxBytes,
-      drainPerSecond: this.drainPerSecond(),
+      waitTargetMs: s.requestTtlMs * WAIT_TARGET_SHARE,
       closing: this.closing,
       bands: this.queue.stats(this.now()),
     };
@@ -196,14 +210,24 @@ export class FlowController {
   private enqueue(req: LLMRequest, opts: PickOptions | undefined, flow: FlowRequest): Promise<Decision> {
     const nowMs = this.now();
     const ttlMs = this.opts.settings.requestTtlMs;
-    const rate = this.drainPerSecond();
+    const targetMs = ttlMs * WAIT_TARGET_SHARE;
+    const oldest = this.queue.oldestAtOrAbove(flow.priority);
+    if (oldest !== undefined && nowMs - oldest > targetMs) {
+      this.hooks.rejected?.(flow.priority, 'capacity', 0);
+      throw new FlowRejection(
+        429,
+        'capacity',
+        `flow control: requests ahead have waited ${Math.round(nowMs - oldest)} ms, past the ${Math.round(targetMs)} ms target`,
+      );
+    }
+    const rate = this.dispatchRate(nowMs);
     const ahead = this.queue.aheadOf(flow.priority);
     if (rate !== undefined && ((ahead + 1) / rate) * 1000 > ttlMs * PREDICTED_WAIT_SHARE) {
       this.hooks.rejected?.(flow.priority, 'capacity', 0);
       throw new FlowRejection(
         429,
         'capacity',
-        `flow control: ${ahead} requests queued ahead, more than ${Math.round(ttlMs * PREDICTED_WAIT_SHARE)} ms of wait`,
+        `flow control: ${ahead} requests queued ahead, about ${Math.round(((ahead + 1) / rate) * 1000)} ms of wait`,
       );
     }
     return new Promise<Decision>((resolve, reject) => {
@@ -325,26 +349,19 @@ export class FlowController {
     this.firstDispatchMs ??= nowMs;
     const t = this.dispatchTimes;
     t.push(nowMs);
-    // Look back one TTL: older dispatches say little about the wait now.
-    const from = nowMs - this.opts.settings.requestTtlMs;
     let drop = 0;
-    while (drop < t.length && t[drop]! < from) drop++;
+    while (drop < t.length && t[drop]! < nowMs - RATE_WINDOW_MS) drop++;
     if (drop > 0) t.splice(0, drop);
   }
 
-  /**
-   * Dispatches per second over the last TTL, at once or from the queue: while
-   * the pool is saturated that is the rate it frees capacity at. Undefined
-   * until a quarter second of history exists.
-   */
-  private drainPerSecond(): number | undefined {
+  /** Dispatches per second recently; undefined without enough history (see PREDICTED_WAIT_SHARE). */
+  private dispatchRate(nowMs: number): number | undefined {
     if (this.firstDispatchMs === undefined) return undefined;
-    const nowMs = this.now();
-    const span = Math.min(this.opts.settings.requestTtlMs, nowMs - this.firstDispatchMs);
+    const span = Math.min(RATE_WINDOW_MS, nowMs - this.firstDispatchMs);
     if (span < RATE_MIN_SPAN_MS) return undefined;
-    const from = nowMs - span;
     let n = 0;
-    for (let i = this.dispatchTimes.length - 1; i >= 0 && this.dispatchTimes[i]! >= from; i--) n++;
+    for (let i = this.dispatchTimes.length - 1; i >= 0 && this.dispatchTimes[i]! >= nowMs - span; i--) n++;
+    // Nothing dispatched for a while: the pool frees slots slower than one per span.
     return Math.max(n, 1) / (span / 1000);
   }
 

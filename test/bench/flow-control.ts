@@ -1,4 +1,5 @@
-// `npm run bench -- flow-control [--quick] [--policy a,b] [--seeds N] [--trace FILE] [--time-scale a,b,..]`
+// `npm run bench -- flow-control [--quick] [--policy a,b] [--seed N] [--trace FILE] [--time-scale a,b,..]
+//   [--kv-threshold X] [--sheddable-saturation X] [--tag NAME]`
 //
 // Flow control in the routing simulator (sim/flow-control.ts: the product's
 // FlowController on the virtual clock). For each policy and workload
@@ -16,6 +17,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { flowControlSettingsOf } from '../../src/config/flow-control.js';
+import { poolUtilization, utilizationDetectorParameters } from '../../src/plugins/utilization-detector.js';
+import type { EndpointView } from '../../src/scheduling/types.js';
 import { knee } from './routing.js';
 import { simulate } from './sim/cluster.js';
 import { SimFlow } from './sim/flow-control.js';
@@ -38,6 +41,8 @@ const r0 = (v: number) => (Number.isFinite(v) ? Math.round(v) : v);
 
 const SETTINGS = flowControlSettingsOf({}, '(bench)', (p) => p.join('.'))!;
 let sheddableSaturation: number | undefined;
+/** --kv-threshold: flow control judges with a utilization-detector of this kvCacheUtilThreshold. */
+let saturation: ((views: readonly EndpointView[]) => number) | undefined;
 
 interface Point {
   workload: string;
@@ -106,6 +111,7 @@ async function runPoint(
         settings: SETTINGS,
         priorityOf: (sr) => priorities?.get(sr.id) ?? 0,
         sheddableSaturation,
+        saturation,
       })
     : undefined;
   const out = await simulate({
@@ -267,6 +273,11 @@ export async function run(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
   const shed = arg(args, '--sheddable-saturation');
   if (shed !== undefined) sheddableSaturation = Number(shed);
+  const kvThreshold = arg(args, '--kv-threshold');
+  if (kvThreshold !== undefined) {
+    const p = utilizationDetectorParameters.parse({ kvCacheUtilThreshold: Number(kvThreshold) });
+    saturation = (views) => poolUtilization(views, p);
+  }
   const policies = (arg(args, '--policy') ?? 'gie-default').split(',') as PolicyId[];
   const seed = Number(arg(args, '--seed') ?? 1000);
   const tracePath = arg(args, '--trace') ?? 'test/bench/traces/agentic-chat.jsonl';
@@ -296,7 +307,10 @@ export async function run(args: string[]): Promise<void> {
   mkdirSync('bench-results', { recursive: true });
   const tag = arg(args, '--tag');
   const out = (ext: string) => `bench-results/flow-control${tag ? `-${tag}` : ''}.${ext}`;
-  writeFileSync(out('json'), JSON.stringify({ seed, sheddableSaturation, points, verdicts }, null, 2));
+  writeFileSync(
+    out('json'),
+    JSON.stringify({ seed, sheddableSaturation, kvThreshold, points, verdicts }, null, 2),
+  );
   const md = verdicts.flatMap((v) => [
     `### ${v.workload} / ${v.policy}: knee ${v.knee} qps, peak ${v.peakTokS} tok/s without flow control`,
     '',

@@ -19,6 +19,8 @@ export interface FlowSpec {
   priorityOf(sr: SimRequest): number;
   /** FlowControllerOptions.sheddableSaturation. */
   sheddableSaturation?: number;
+  /** A detector of its own instead of the policy's (e.g. other thresholds). */
+  saturation?: (views: readonly EndpointView[]) => number;
 }
 
 export type FlowOutcome =
@@ -44,7 +46,7 @@ export class SimFlow {
     this.controller = new FlowController({
       settings: this.spec.settings,
       director,
-      saturation,
+      saturation: this.spec.saturation ?? saturation,
       pollMs: pollS * 1000,
       sheddableSaturation: this.spec.sheddableSaturation,
       now: () => q.now * 1000,

@@ -100,8 +100,9 @@ beforeAll(async () => {
     objectivesFile,
     yaml.dump([objective('batch', -1), objective('standard', 0), objective('chat', 10)]),
   );
+  // A long TTL: the pool here is stuck on purpose, which the wait prediction would call slow.
   epp = await startFlowEpp(
-    ['  defaultRequestTTL: 1500ms', '  priorityBands:', '  - { priority: 0, maxRequests: 30 }'].join('\n'),
+    ['  defaultRequestTTL: 120s', '  priorityBands:', '  - { priority: 0, maxRequests: 20 }'].join('\n'),
   );
 });
 
@@ -166,6 +167,14 @@ describe('flow control (flowControl section, saturated pool)', () => {
       5_000,
       'queued',
     );
+    const state = (await (await epp.adminGet('/state/queues')).json()) as {
+      enabled: boolean;
+      queued: number;
+      bands: Array<{ priority: number; length: number }>;
+    };
+    expect(state.enabled).toBe(true);
+    expect(state.queued).toBe(5);
+    expect(state.bands.find((b) => b.priority === 0)?.length).toBe(5);
     const before = await epp.metric('hermes_flow_rejected_total', 'reason="cancelled"');
     for (const q of queued.slice(0, 3)) q.exchange.cancel();
     await eventually(
@@ -185,9 +194,10 @@ describe('flow control (flowControl section, saturated pool)', () => {
   });
 
   test('a request that waits past defaultRequestTTL is evicted with 503 and retry-after', async () => {
-    const held = await hold(epp);
+    const short = await startFlowEpp('  defaultRequestTTL: 1500ms');
+    const held = await hold(short);
     const t0 = Date.now();
-    const v = await sendVia(epp.client, 'standard').verdict;
+    const v = await sendVia(short.client, 'standard').verdict;
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
     expect(v.kind).toBe('immediate');
     if (v.kind === 'immediate') {
@@ -196,21 +206,22 @@ describe('flow control (flowControl section, saturated pool)', () => {
       expect(v.body.toString()).toContain('request timed out in queue');
     }
     for (const h of held) h.exchange.cancel();
-    await eventually(async () => (await epp.inFlight()) === 0, 5_000, 'charges released');
+    await eventually(async () => (await short.inFlight()) === 0, 5_000, 'charges released');
+    expect(await short.stop()).toBe(0);
   });
 
-  test('past the band bound (maxRequests 30) requests are refused with 429 at once', async () => {
+  test('past the band bound (maxRequests 20) requests are refused with 429 at once', async () => {
     const held = await hold(epp);
-    const sent = Array.from({ length: 40 }, () => sendVia(epp.client, 'standard'));
-    const refused = sent.slice(30);
+    const sent = Array.from({ length: 30 }, () => sendVia(epp.client, 'standard'));
+    const refused = sent.slice(20);
     for (const r of refused) {
       const v = await r.verdict;
       expect(v.kind === 'immediate' && v.status).toBe(429);
       expect(v.kind === 'immediate' && headerOf(v.headers, 'retry-after')).toBe('1');
     }
-    expect(await epp.metric('hermes_flow_queue_length', 'priority="0"')).toBe(30);
-    // Let the 30 through: each answer ends at once.
-    const served = sent.slice(0, 30).map((s) =>
+    expect(await epp.metric('hermes_flow_queue_length', 'priority="0"')).toBe(20);
+    // Let the 20 through: each answer ends at once.
+    const served = sent.slice(0, 20).map((s) =>
       s.verdict.then((v) => {
         s.exchange.cancel();
         return v.kind;
@@ -224,7 +235,7 @@ describe('flow control (flowControl section, saturated pool)', () => {
 
 describe('flow control at shutdown', () => {
   test('SIGTERM with 500 queued requests answers every one (served or 429) before exit', async () => {
-    const e = await startFlowEpp('  defaultRequestTTL: 60s', ['--drain-timeout', '5s']);
+    const e = await startFlowEpp('  defaultRequestTTL: 1h', ['--drain-timeout', '5s']);
     const held = await hold(e);
     const queued = Array.from({ length: 500 }, () => sendVia(e.client, 'standard'));
     await eventually(

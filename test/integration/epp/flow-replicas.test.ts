@@ -29,7 +29,7 @@ schedulingProfiles:
   - pluginRef: picker-min-random
 saturationDetector: { pluginRef: concurrency-detector }
 flowControl:
-  defaultRequestTTL: 60s
+  defaultRequestTTL: 1h
 `;
 
 interface Sent {

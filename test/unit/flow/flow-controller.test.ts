@@ -196,6 +196,25 @@ describe('FlowController', () => {
     await run.ticket.release();
   });
 
+  it('refuses a newcomer with 429 once the request ahead has waited half the TTL', async () => {
+    const { flow } = await setup({ requestTtlMs: 200 });
+    const run = await flow.pick(req('run'), undefined, { priority: 0, bytes: 1 });
+    const first = track(flow.pick(req('first'), undefined, { priority: 0, bytes: 1 }));
+    // Ahead of a priority-10 newcomer nothing waits: it is queued.
+    await new Promise((r) => setTimeout(r, 130));
+    const high = track(flow.pick(req('high'), undefined, { priority: 10, bytes: 1 }));
+    const err = await flow.pick(req('late'), undefined, { priority: 0, bytes: 1 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 429, reason: 'capacity' });
+    expect((err as Error).message).toContain('past the 100 ms target');
+    await settle();
+    expect(high.e).toBeUndefined();
+    expect(flow.queued).toBe(2);
+    flow.close();
+    await settle();
+    expect(first.e).toMatchObject({ reason: 'shutdown' });
+    await run.ticket.release();
+  });
+
   it('refuses past the band bound with 429 capacity', async () => {
     const { flow, events } = await setup({ defaultBand: { maxRequests: 2, maxBytes: 1e9 } });
     const run = await flow.pick(req('run'), undefined, { priority: 0, bytes: 1 });
