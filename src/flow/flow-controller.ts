@@ -12,7 +12,9 @@
 // it: the gate judges the snapshot plus this replica's reservations (spread
 // over the candidates), so a burst of concurrent requests cannot all pass on
 // one reading. Other replicas' picks are seen once charged (the window is one
-// snapshot read to commit). One dispatch at a time leaves the queue.
+// snapshot read to commit). One dispatch at a time leaves the queue,
+// oldest of the highest band first: a head whose own candidates (subset
+// hint) stay saturated holds the rest.
 //
 // Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
 // GIE sheds them at 1), so what may not be shed finds short server queues.
@@ -90,8 +92,8 @@ class HeldBack extends Error {}
 /**
  * A newcomer is refused (429) while the oldest request it would queue behind
  * has already waited this share of the TTL: the queue's delay is at its
- * target, and waiting on would likely end in a TTL eviction (503). The
- * queue's own delay, not a rate estimate, decides (as CoDel does).
+ * target, and waiting on would likely end in a TTL eviction (503): the
+ * queue's own delay decides, as in CoDel.
  */
 const WAIT_TARGET_SHARE = 0.5;
 /**
@@ -126,7 +128,6 @@ export interface FlowState {
   requestTtlMs: number;
   maxRequests: number;
   maxBytes: number;
-  /** Dispatches per second out of the queue, recently (undefined before any). */
   /** A newcomer is refused while the oldest request ahead of it has waited this long. */
   waitTargetMs: number;
   closing: boolean;
