@@ -334,7 +334,11 @@ export function decodeSignals(raw: string): EndpointSignals {
   if (k !== undefined) s.kvCacheUsage = k;
   if (lora) {
     try {
-      s.lora = JSON.parse(decodeURIComponent(lora)) as EndpointSignals['lora'];
+      const v = JSON.parse(decodeURIComponent(lora)) as Record<string, unknown>;
+      const names = (x: unknown) => Array.isArray(x) && x.every((n) => typeof n === 'string');
+      if (names(v.running) && names(v.waiting) && typeof v.maxLora === 'number') {
+        s.lora = { running: v.running as string[], waiting: v.waiting as string[], maxLora: v.maxLora };
+      }
     } catch {
       // A corrupt field loses only the adapters.
     }

@@ -64,6 +64,12 @@ describe('vllm:lora_requests_info scrape', () => {
     const s = { waitingQueueSize: 1, updatedAtMs: 9, lora: { running: ['a,b'], waiting: [], maxLora: 2 } };
     expect(decodeSignals(encodeSignals(s))).toEqual(s);
     expect(decodeSignals('1,,0.5,9')).toEqual({ waitingQueueSize: 1, kvCacheUsage: 0.5, updatedAtMs: 9 });
+    const wrongShape = encodeURIComponent(JSON.stringify({ running: 5, waiting: [], maxLora: 1 }));
+    expect(decodeSignals(`1,,0.5,9,${wrongShape}`)).toEqual({
+      waitingQueueSize: 1,
+      kvCacheUsage: 0.5,
+      updatedAtMs: 9,
+    });
     expect(decodeSignals('1,,0.5,9,%7Bbroken')).toEqual({
       waitingQueueSize: 1,
       kvCacheUsage: 0.5,
