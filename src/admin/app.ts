@@ -6,6 +6,7 @@ import { Hono } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { HTTPException } from 'hono/http-exception';
 import type { StateStore } from '../state/store.js';
+import type { FlowState } from '../flow/flow-controller.js';
 
 export interface AdminDeps {
   store: StateStore;
@@ -19,6 +20,8 @@ export interface AdminDeps {
   details?(): Record<string, unknown>;
   /** The InferenceObjectives in force, for /state/objectives. */
   objectives?(): Array<{ name: string; priority: number }>;
+  /** This replica's flow-control queue (undefined: no flowControl section), for /state/queues. */
+  flow?(): FlowState | undefined;
 }
 
 export function buildAdminApp(deps: AdminDeps): Hono {
@@ -65,6 +68,12 @@ export function buildAdminApp(deps: AdminDeps): Hono {
   });
 
   app.get('/state/objectives', (c) => c.json({ objectives: deps.objectives?.() ?? [] }));
+
+  // Queues are per replica: this is the EPP answering, not the pool.
+  app.get('/state/queues', (c) => {
+    const s = deps.flow?.();
+    return c.json(s ? { enabled: true, ...s } : { enabled: false });
+  });
 
   app.get('/state/loads', async (c) => {
     const snap = await deps.store.readSnapshot({ bucketLoads: true });

@@ -10,9 +10,9 @@ import {
 } from '../config/cli-options.js';
 
 export const STATE_SUMMARY =
-  'inspect the shared scheduling state (endpoints, signals, loads, decisions) from Redis or an EPP admin API';
+  "inspect the shared scheduling state (endpoints, signals, loads, decisions) from Redis or an EPP admin API, and an EPP's objectives and flow-control queues (admin API only)";
 
-export const STATE_VIEWS = ['endpoints', 'signals', 'loads', 'decisions'] as const;
+export const STATE_VIEWS = ['endpoints', 'signals', 'loads', 'decisions', 'objectives', 'queues'] as const;
 
 export const stateOptions = defineOptions({
   redisUrl: secretOption(

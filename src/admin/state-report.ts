@@ -58,7 +58,31 @@ const ROUTE: Record<View, string> = {
   signals: '/state/endpoints',
   loads: '/state/loads',
   decisions: '/state/decisions',
+  objectives: '/state/objectives',
+  queues: '/state/queues',
 };
+
+/** Views only a running EPP has (its objectives, its own queue): not in Redis. */
+const EPP_ONLY: readonly View[] = ['objectives', 'queues'];
+
+interface QueuesBody {
+  enabled: boolean;
+  queued?: number;
+  bytes?: number;
+  requestTtlMs?: number;
+  maxRequests?: number;
+  maxBytes?: number;
+  waitTargetMs?: number;
+  closing?: boolean;
+  bands?: Array<{
+    priority: number;
+    length: number;
+    bytes: number;
+    maxRequests: number;
+    maxBytes: number;
+    oldestWaitMs: number;
+  }>;
+}
 
 export async function runState(
   o: StateOptions,
@@ -67,17 +91,22 @@ export async function runState(
   const { fetcher, close } = await openSource(o);
   try {
     const bodies: Partial<Record<View, unknown>> = {};
-    for (const v of o.views) {
+    // From Redis, the EPP-only views are skipped among several (the default: all); one asked alone is an error.
+    const views = o.adminUrl || o.views.length === 1 ? o.views : o.views.filter((v) => !EPP_ONLY.includes(v));
+    for (const v of views) {
+      if (!o.adminUrl && EPP_ONLY.includes(v)) {
+        throw new Error(`${v} live in a running EPP: read them with --admin-url URL`);
+      }
       const path = v === 'decisions' ? `${ROUTE[v]}?limit=${o.limit}` : ROUTE[v];
       bodies[v] = await fetcher(path);
     }
     if (o.json) {
-      const one = o.views.length === 1 ? bodies[o.views[0]!] : bodies;
+      const one = views.length === 1 ? bodies[views[0]!] : bodies;
       out(JSON.stringify(one, null, 2) + '\n');
       return 0;
     }
     const parts: string[] = [];
-    for (const v of o.views) parts.push(render(v, bodies[v]));
+    for (const v of views) parts.push(render(v, bodies[v]));
     out(parts.join('\n'));
     return 0;
   } finally {
@@ -183,6 +212,16 @@ function render(v: View, body: unknown): string {
         }),
       );
     }
+    case 'objectives': {
+      const os = (body as { objectives: Array<{ name: string; priority: number }> }).objectives;
+      return section(
+        `InferenceObjectives (${os.length}; unknown or absent = priority 0, negative = sheddable)`,
+        ['NAME', 'PRIORITY'],
+        os.map((x) => [x.name, String(x.priority)]),
+      );
+    }
+    case 'queues':
+      return renderQueues(body as QueuesBody);
     case 'decisions': {
       const ds = (body as { decisions: DecisionRow[] }).decisions;
       return section(
@@ -202,6 +241,28 @@ function render(v: View, body: unknown): string {
       );
     }
   }
+}
+
+function renderQueues(q: QueuesBody): string {
+  if (!q.enabled)
+    return 'Flow-control queue (this replica)\n  (no flowControl section: requests are never queued)\n';
+  const bound = (n: number | undefined) => (n ? String(n) : 'unlimited');
+  const title =
+    `Flow-control queue (this replica): ${q.queued} queued, ${q.bytes} bytes; ` +
+    `TTL ${q.requestTtlMs} ms; max ${bound(q.maxRequests)} requests, ${bound(q.maxBytes)} bytes; ` +
+    `newcomers refused past ${q.waitTargetMs} ms of wait ahead${q.closing ? '; closing' : ''}`;
+  return section(
+    title,
+    ['PRIORITY', 'QUEUED', 'BYTES', 'MAX-REQUESTS', 'MAX-BYTES', 'OLDEST-WAIT'],
+    (q.bands ?? []).map((b) => [
+      String(b.priority),
+      String(b.length),
+      String(b.bytes),
+      String(b.maxRequests),
+      String(b.maxBytes),
+      b.length === 0 ? '-' : age(b.oldestWaitMs),
+    ]),
+  );
 }
 
 function fmt(n: number | null): string {

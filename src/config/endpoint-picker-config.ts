@@ -10,6 +10,7 @@ import { isSchedulingPlugin, type Plugin, type SaturationDetector } from '../sch
 import { compileProfile, ProfileError, type CompiledProfile } from '../scheduling/profile.js';
 import { ConfigError, fromZodError, joinPath, yamlPath } from './errors.js';
 import { saturationDetectorOf, saturationDetectorSection } from './saturation-detector.js';
+import { flowControlSettingsOf, type FlowControlSettings } from './flow-control.js';
 
 export const CONFIG_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
 
@@ -45,10 +46,11 @@ export const endpointPickerConfigSchema = z.strictObject({
     .min(1, 'expected at least one plugin'),
   schedulingProfiles: z.array(profileSpec, { error: 'expected a list of scheduling profiles' }).optional(),
   saturationDetector: saturationDetectorSection.optional(),
+  // Validated by src/config/flow-control.ts (its errors carry the YAML path).
+  flowControl: z.unknown().optional(),
   // GIE sections Hermes-router accepts but does not act on, so existing
   // configs keep loading.
   dataLayer: z.unknown().optional(),
-  flowControl: z.unknown().optional(),
   parser: z.unknown().optional(),
 });
 
@@ -63,6 +65,8 @@ export interface LoadedConfig {
   profile: CompiledProfile;
   /** Judges saturation for admission (GIE's saturationDetector; default utilization-detector). */
   saturationDetector: SaturationDetector;
+  /** The flowControl section: present = queueing on. */
+  flowControl?: FlowControlSettings;
   /** For a values file: every embedded config, validated. */
   embedded?: string[];
 }
@@ -246,7 +250,8 @@ export function compileConfig(
     throw new ConfigError(file, where, e.expected);
   }
   const saturationDetector = saturationDetectorOf(config.saturationDetector, byName, registry, file, at);
-  return { file, location, config, plugins, profile, saturationDetector };
+  const flowControl = flowControlSettingsOf(config.flowControl, file, at);
+  return { file, location, config, plugins, profile, saturationDetector, flowControl };
 }
 
 /** A one-line description of a loaded config, for check-config and start-up logs. */

@@ -24,6 +24,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint, EndpointSignals } from '../scheduling/types.js';
 import type { StateStore } from '../state/store.js';
 import { familyNeedle, scanFamily, type FamilyFold } from './prom-scan.js';
+import { loraFromMetrics } from './lora-info.js';
 
 export const VLLM_WAITING = 'vllm:num_requests_waiting';
 export const VLLM_RUNNING = 'vllm:num_requests_running';
@@ -60,6 +61,8 @@ export function signalsFromMetrics(page: Buffer | string, nowMs: number): Endpoi
   if (waiting !== undefined) s.waitingQueueSize = waiting;
   if (running !== undefined) s.runningRequests = running;
   if (kv !== undefined) s.kvCacheUsage = Math.min(1, Math.max(0, kv));
+  const lora = loraFromMetrics(buf);
+  if (lora) s.lora = lora;
   return s;
 }
 

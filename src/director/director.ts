@@ -26,6 +26,8 @@ export interface DirectorHooks {
   onIndexer?(outcome: IndexerOutcome): void;
   /** A state-store call failed; scheduling went on without it. */
   onStateError?(op: string, err: Error): void;
+  /** A pick's charges were released (capacity freed: flow control dispatches). */
+  onReleased?(): void;
 }
 
 export interface DirectorOptions {
@@ -59,6 +61,11 @@ export interface PickOptions {
    * SATURATED when the saturation detector judges the candidates >= 1.
    */
   sheddable?: boolean;
+  /**
+   * Judges the candidates before scheduling, on the same snapshot; throws to
+   * refuse (flow control holds the request while the pool is saturated).
+   */
+  admit?: (views: readonly EndpointView[]) => void;
 }
 
 /**
@@ -105,6 +112,7 @@ export function endpointViews(snap: StateSnapshot, nowMs: number, stalenessMs: n
       inFlight: snap.inFlight.get(e.id) ?? 0,
       pendingPrefillTokens: snap.pendingPrefillTokens.get(e.id) ?? 0,
       signalsAgeMs: age,
+      ...(fresh && s.lora ? { lora: s.lora } : {}),
     };
   }
   return out;
@@ -185,6 +193,7 @@ export class Director {
     if (opts?.sheddable && detector && detector.saturation(views) >= 1) {
       throw new SchedulingError('SATURATED', 'system saturated, sheddable request dropped');
     }
+    opts?.admit?.(views);
     let hitRates: HitRates | undefined;
     if (needs.indexer && indexerKey !== undefined) {
       hitRates = await this.hitRates(needs.indexer, req, views, snap.indexerAnswer, indexerKey);
@@ -251,7 +260,10 @@ export class Director {
     if (this.open.get(t.receipt.chargeId) === t) this.open.delete(t.receipt.chargeId);
     const p = this.guarded('release', () => this.store.release(t.receipt));
     this.releasing.add(p);
-    void p.then(() => this.releasing.delete(p));
+    void p.then(() => {
+      this.releasing.delete(p);
+      this.hooks.onReleased?.();
+    });
     return p;
   }
 

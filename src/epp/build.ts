@@ -40,6 +40,8 @@ import { ObjectiveTable, type InferenceModelRewrite } from '../flow/objectives.j
 import { chooseRewrite, rewritesByAge } from '../flow/model-rewrite.js';
 import { objectivesSource } from './objectives.js';
 import type { ObjectivesSource } from '../flow/objectives-file.js';
+import { FlowController } from '../flow/flow-controller.js';
+import { registerFlowMetrics } from '../observability/flow-metrics.js';
 
 export interface EppDeps {
   logger: Logger;
@@ -72,6 +74,8 @@ export interface Epp {
   readonly publisher: LeasedPublisher | undefined;
   /** InferenceObjectives in force (priority per objective name). */
   readonly objectives: ObjectiveTable;
+  /** The flowControl section's queue, when configured. */
+  readonly flow: FlowController | undefined;
   /** Empty when ready to serve. */
   notReadyReasons(): string[];
   start(): Promise<EppAddresses>;
@@ -136,6 +140,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     learnModelLabels: config.modelLabels === undefined,
   });
   const discoveredSet = new DiscoveredSet();
+  let flow: FlowController | undefined;
   const director = new Director({
     admitEndpoints: (shared) => discoveredSet.admit(shared),
     store,
@@ -150,8 +155,20 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         metrics.onStateError(op);
         logger.warn({ op, err: err.message }, 'state store call failed');
       },
+      // A response ended here: a queued request may go.
+      onReleased: () => flow?.kick(),
     },
   });
+  if (loaded.flowControl) {
+    flow = new FlowController({
+      settings: loaded.flowControl,
+      director,
+      saturation: (views) => loaded.saturationDetector.saturation(views),
+      // Other replicas' releases and fresh signals are seen at the scrape period.
+      pollMs: config.refreshMetricsIntervalMs,
+      hooks: registerFlowMetrics(metrics.registry, () => flow?.state()),
+    });
+  }
   const scraper = new MetricsScraper({
     store,
     logger,
@@ -169,6 +186,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
   let objectiveSource: ObjectivesSource | undefined;
   const service = new ExtProcService({
     priorityOf: (name) => objectives.priorityOf(name),
+    admission: flow,
     rewriteOf: (model) =>
       rewritesInOrder.length ? chooseRewrite(model, rewritesInOrder, Math.random) : undefined,
     director,
@@ -257,6 +275,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
     get objectives() {
       return objectives;
     },
+    flow,
     notReadyReasons,
 
     async start() {
@@ -279,6 +298,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
         const app = buildAdminApp({
           store,
           notReadyReasons,
+          flow: () => flow?.state(),
           objectives: () =>
             objectives.objectives.map((o) => ({ name: o.metadata.name, priority: o.spec.priority ?? 0 })),
           stalenessMs: config.metricsStalenessMs,
@@ -398,6 +418,9 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       stopping = true;
       updateHealth();
       let cut = 0;
+      // Queued requests are answered (429) first: their streams can then end and the drain finish.
+      const refused = flow?.close() ?? 0;
+      if (refused > 0) logger.info({ requests: refused }, 'queued requests refused at shutdown');
       if (grpcServer) cut = await drainServer(grpcServer, service, config.drainTimeoutMs);
       if (cut > 0) logger.warn({ streams: cut }, 'drain deadline reached; open streams were cut');
       service.stopRenewal();

@@ -12,7 +12,7 @@
 // on the body reply. A request without a body is routed at header time.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Director, PickTicket } from '../director/director.js';
+import type { Director, PickOptions, PickTicket } from '../director/director.js';
 import {
   PREFILL_HEADER,
   DECODE_HEADER,
@@ -65,6 +65,7 @@ import {
   type ResponseModelRestorer,
 } from '../flow/rewrite-body.js';
 import type { RewriteChoice } from '../flow/model-rewrite.js';
+import { FlowRejection, type FlowController } from '../flow/flow-controller.js';
 
 export interface StreamOptions {
   director: Director;
@@ -85,6 +86,8 @@ export interface StreamOptions {
   priorityOf?: (objective: string | undefined) => number;
   /** The InferenceModelRewrite rule's choice for a model, if one applies. */
   rewriteOf?: (model: string) => RewriteChoice | undefined;
+  /** The flowControl section's queue (src/flow): requests with a body pass through it. */
+  admission?: FlowController;
   /** `retry-after` (seconds) on a shed request's 429; default 1. */
   shedRetryAfterSeconds?: number;
   now?: () => number;
@@ -130,6 +133,8 @@ export class ProcessStream {
   private subset: SubsetHint | undefined;
   private log: Logger;
   private queue: Promise<void> = Promise.resolve();
+  /** Aborted when the gateway goes away: a request queued by flow control leaves the queue. */
+  private readonly goneSignal = new AbortController();
 
   constructor(
     private readonly sink: ReplySink,
@@ -150,7 +155,10 @@ export class ProcessStream {
   close(reason: 'end' | 'cancelled' | 'error'): void {
     if (this.closed) return;
     // Nothing more can be written to a cancelled or broken stream.
-    if (reason !== 'end') this.gone = true;
+    if (reason !== 'end') {
+      this.gone = true;
+      this.goneSignal.abort();
+    }
     this.queue = this.queue.then(() => {
       if (this.closed) return;
       this.closed = true;
@@ -310,7 +318,7 @@ export class ProcessStream {
     }
     const priority = this.opts.priorityOf?.(this.headers[OBJECTIVE_HEADER]) ?? 0;
     this.received(req.model, body.length, priority);
-    const result = await this.pick(req, priority < 0);
+    const result = await this.pick(req, priority < 0, { priority, bytes: body.length });
     if (!result) return;
     this.phase = 'routed';
     if (this.requestMode === 'FULL_DUPLEX_STREAMED') {
@@ -324,7 +332,11 @@ export class ProcessStream {
   }
 
   /** Runs the director; answers the error itself and returns undefined on failure. */
-  private async pick(req: LLMRequest, sheddable = false): Promise<SchedulingResult | undefined> {
+  private async pick(
+    req: LLMRequest,
+    sheddable = false,
+    flow?: { priority: number; bytes: number },
+  ): Promise<SchedulingResult | undefined> {
     const t0 = performance.now();
     try {
       const subset = this.subset;
@@ -334,10 +346,14 @@ export class ProcessStream {
           'subset hint restricts candidates',
         );
       }
-      const d = await this.opts.director.pick(req, {
+      const pickOpts: PickOptions = {
         candidates: subset ? (e) => inSubset(subset, e) : undefined,
         sheddable,
-      });
+      };
+      const admission = flow ? this.opts.admission : undefined;
+      const d = admission
+        ? await admission.pick(req, pickOpts, { ...flow!, signal: this.goneSignal.signal })
+        : await this.opts.director.pick(req, pickOpts);
       const secs = (performance.now() - t0) / 1000;
       this.opts.observer.scheduled?.(req.model, secs, d.result.primary.endpoint.id, d.result.profile, true);
       if (this.gone) {
@@ -362,8 +378,21 @@ export class ProcessStream {
       return d.result;
     } catch (e) {
       // A shed request was never scheduled: it is no scheduler failure.
-      if (!(e instanceof SchedulingError && e.code === 'SATURATED'))
+      if (!(e instanceof SchedulingError && e.code === 'SATURATED') && !(e instanceof FlowRejection))
         this.opts.observer.scheduled?.(req.model, (performance.now() - t0) / 1000, '', '', false);
+      if (e instanceof FlowRejection) {
+        // Queue full or shutting down (429), waited too long or client gone (503): GIE's outcomes.
+        this.fail(
+          e.status,
+          e.message,
+          e.status === 429 ? 'ResourceExhausted' : 'ServiceUnavailable',
+          undefined,
+          {
+            'retry-after': String(this.opts.shedRetryAfterSeconds ?? 1),
+          },
+        );
+        return undefined;
+      }
       if (e instanceof SchedulingError) {
         // GIE: no candidate at all is 503; a scheduler that filtered everyone out is 429.
         if (e.code === 'NO_CANDIDATES') this.fail(503, e.message, 'ServiceUnavailable');

@@ -30,6 +30,10 @@ export interface MockVllmConfig {
   kvEventsBufferSize: number;
   /** Address reported in kv_transfer_params.remote_host (defaults to host). */
   advertiseHost?: string;
+  /** LoRA adapters served besides the base model (vLLM --lora-modules): requests may name them. */
+  loraModules: string[];
+  /** vLLM --max-loras, reported as max_lora (not enforced: adapters are free to load here). */
+  maxLoras: number;
 }
 
 export const defaultMockVllmConfig: MockVllmConfig = {
@@ -50,4 +54,6 @@ export const defaultMockVllmConfig: MockVllmConfig = {
   kvEventsConnect: [],
   kvEventsEncoding: 'map',
   kvEventsBufferSize: 10_000,
+  loraModules: [],
+  maxLoras: 1,
 };

@@ -11,6 +11,8 @@ export interface EngineJob {
   tokens: ArrayLike<number>;
   promptTokens: number;
   maxTokens: number;
+  /** The LoRA adapter the request names (undefined: the base model). */
+  adapter?: string;
 }
 
 export interface Admission {
@@ -18,6 +20,7 @@ export interface Admission {
   /** Prompt tokens served from the prefix cache. */
   cachedTokens: number;
   queuedMs: number;
+  adapter?: string;
 }
 
 interface Waiter {
@@ -35,6 +38,8 @@ export class CapacityError extends Error {
 export class Engine {
   private readonly queue: Waiter[] = [];
   private runningCount = 0;
+  /** Running requests per LoRA adapter. */
+  private readonly runningAdapters = new Map<string, number>();
 
   constructor(
     readonly kv: KvBlockManager,
@@ -47,6 +52,13 @@ export class Engine {
 
   get waiting(): number {
     return this.queue.length;
+  }
+
+  /** LoRA adapters with running requests, and with waiting ones (vllm:lora_requests_info). */
+  loraAdapters(): { running: string[]; waiting: string[] } {
+    const waiting = new Set<string>();
+    for (const w of this.queue) if (w.job.adapter) waiting.add(w.job.adapter);
+    return { running: [...this.runningAdapters.keys()], waiting: [...waiting] };
   }
 
   /** Anonymous blocks a job needs besides its full prompt blocks: the partial last block and the output. */
@@ -96,7 +108,10 @@ export class Engine {
       if (!allocation) break;
       this.queue.shift();
       this.runningCount++;
+      const adapter = w.job.adapter;
+      if (adapter) this.runningAdapters.set(adapter, (this.runningAdapters.get(adapter) ?? 0) + 1);
       w.resolve({
+        adapter,
         allocation,
         cachedTokens: allocation.hitBlocks * this.kv.blockSize,
         queuedMs: performance.now() - w.enqueuedAt,
@@ -109,6 +124,11 @@ export class Engine {
     if (a.allocation.released) return;
     this.kv.release(a.allocation);
     this.runningCount--;
+    if (a.adapter) {
+      const n = (this.runningAdapters.get(a.adapter) ?? 1) - 1;
+      if (n > 0) this.runningAdapters.set(a.adapter, n);
+      else this.runningAdapters.delete(a.adapter);
+    }
     this.admit();
   }
 }

@@ -88,13 +88,30 @@ export class MockMetrics {
       },
       1,
     );
-    const lora = new Gauge({
+    // vLLM's shape: the adapters in labels, the value the time of the reading.
+    // Without --lora-modules: one empty series valued 0, as before.
+    new Gauge({
       name: 'vllm:lora_requests_info',
       help: 'Running stats on LoRA requests.',
       labelNames: ['running_lora_adapters', 'waiting_lora_adapters', 'max_lora'],
       registers: reg,
+      collect() {
+        this.reset();
+        if (cfg.loraModules.length === 0) {
+          this.set({ running_lora_adapters: '', waiting_lora_adapters: '', max_lora: '0' }, 0);
+          return;
+        }
+        const a = engine.loraAdapters();
+        this.set(
+          {
+            running_lora_adapters: a.running.join(','),
+            waiting_lora_adapters: a.waiting.join(','),
+            max_lora: String(cfg.maxLoras),
+          },
+          Date.now() / 1000,
+        );
+      },
     });
-    lora.set({ running_lora_adapters: '', waiting_lora_adapters: '', max_lora: '0' }, 0);
     const counter = (name: string, help: string) => new Counter({ name, help, labelNames, registers: reg });
     this.promptTokens = counter('vllm:prompt_tokens_total', 'Number of prefill tokens processed.');
     this.generationTokens = counter('vllm:generation_tokens_total', 'Number of generation tokens processed.');

@@ -161,6 +161,24 @@ export const mockVllmOptions = defineOptions({
     help: 'host named in kv_transfer_params and the topic (default --host)',
     schema: optionalString(),
   },
+  loraModules: {
+    flag: '--lora-modules <names>',
+    env: 'LORA_MODULES',
+    help: 'LoRA adapters served besides --model, name[=path],... (vllm:lora_requests_info is then reported)',
+    schema: optionalString().transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.split('=')[0]!.trim())
+        .filter(Boolean),
+    ),
+  },
+  maxLoras: {
+    flag: '--max-loras <n>',
+    env: 'MAX_LORAS',
+    help: 'adapters in one batch, reported as max_lora',
+    default: String(D.maxLoras),
+    schema: required(integer(1)),
+  },
   logLevel: logLevelOption(),
 });
 

@@ -106,7 +106,8 @@ export async function startMockVllm(cfg: MockVllmConfig, log: Logger): Promise<M
     const raw = await readBody(req);
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomBytes(8).toString('hex');
     const { request, body } = parseOpenAIRequest(path, raw, {}, requestId, true);
-    if (request.model !== cfg.model) {
+    const adapter = cfg.loraModules.includes(request.model) ? request.model : undefined;
+    if (request.model !== cfg.model && !adapter) {
       sendJson(res, 404, openAIErrorBody(404, `The model \`${request.model}\` does not exist.`, 'model'));
       return;
     }
@@ -126,7 +127,7 @@ export async function startMockVllm(cfg: MockVllmConfig, log: Logger): Promise<M
       if (admission) engine.finish(admission);
     });
     try {
-      admission = await engine.submit({ hashes, tokens, promptTokens, maxTokens }, ac.signal);
+      admission = await engine.submit({ hashes, tokens, promptTokens, maxTokens, adapter }, ac.signal);
     } catch (e) {
       if (e instanceof CapacityError) throw new RequestError(400, e.message);
       return; // aborted while waiting: the client is gone
@@ -148,7 +149,7 @@ export async function startMockVllm(cfg: MockVllmConfig, log: Logger): Promise<M
     const meta: ResponseMeta = {
       id: `${request.apiType === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`,
       created: Math.floor(Date.now() / 1000),
-      model: cfg.model,
+      model: request.model,
       apiType: request.apiType,
     };
     const kvParams =

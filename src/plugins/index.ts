@@ -19,6 +19,7 @@ import { singleProfileHandler } from './single-profile-handler.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
 import { concurrencyDetector } from './concurrency-detector.js';
 import { utilizationDetector } from './utilization-detector.js';
+import { loraAffinityScorer } from './lora-affinity-scorer.js';
 
 /** Every built-in plugin factory. */
 export const BUILTIN_PLUGINS: readonly AnyPluginFactory[] = [
@@ -41,6 +42,7 @@ export const BUILTIN_PLUGINS: readonly AnyPluginFactory[] = [
   singleProfileHandler,
   utilizationDetector,
   concurrencyDetector,
+  loraAffinityScorer,
 ];
 
 export function builtinRegistry(): PluginRegistry {

@@ -24,8 +24,17 @@ export interface EndpointSignals {
   runningRequests?: number;
   /** KV-cache occupancy 0..1 ("XPU cache usage" in the product docs). */
   kvCacheUsage?: number;
+  /** LoRA adapters (vllm:lora_requests_info), when the server reports them. */
+  lora?: LoraSignals;
   /** Epoch ms of the scrape that produced these values. */
   updatedAtMs: number;
+}
+
+/** vLLM's vllm:lora_requests_info: adapters with running / waiting requests, and how many fit at once. */
+export interface LoraSignals {
+  running: string[];
+  waiting: string[];
+  maxLora: number;
 }
 
 /**
@@ -47,6 +56,8 @@ export interface EndpointView {
   pendingPrefillTokens: number;
   /** Age of the signals in ms; undefined when never scraped. */
   signalsAgeMs: number | undefined;
+  /** LoRA adapters from fresh signals (undefined when unknown or stale). */
+  lora?: LoraSignals;
 }
 
 export type ApiType = 'chat' | 'completions';

@@ -380,11 +380,13 @@ function num(s: string | undefined): number | undefined {
 }
 
 export function encodeSignals(s: EndpointSignals): string {
-  return `${s.waitingQueueSize ?? ''},${s.runningRequests ?? ''},${s.kvCacheUsage ?? ''},${s.updatedAtMs}`;
+  const base = `${s.waitingQueueSize ?? ''},${s.runningRequests ?? ''},${s.kvCacheUsage ?? ''},${s.updatedAtMs}`;
+  // LoRA adapters ride as a fifth, URI-encoded field (no commas); older readers ignore it.
+  return s.lora ? `${base},${encodeURIComponent(JSON.stringify(s.lora))}` : base;
 }
 
 export function decodeSignals(raw: string): EndpointSignals {
-  const [w, r, kv, t] = raw.split(',');
+  const [w, r, kv, t, lora] = raw.split(',');
   const s: EndpointSignals = { updatedAtMs: Number(t) };
   const wq = num(w);
   if (wq !== undefined) s.waitingQueueSize = wq;
@@ -392,6 +394,17 @@ export function decodeSignals(raw: string): EndpointSignals {
   if (rr !== undefined) s.runningRequests = rr;
   const k = num(kv);
   if (k !== undefined) s.kvCacheUsage = k;
+  if (lora) {
+    try {
+      const v = JSON.parse(decodeURIComponent(lora)) as Record<string, unknown>;
+      const names = (x: unknown) => Array.isArray(x) && x.every((n) => typeof n === 'string');
+      if (names(v.running) && names(v.waiting) && typeof v.maxLora === 'number') {
+        s.lora = { running: v.running as string[], waiting: v.waiting as string[], maxLora: v.maxLora };
+      }
+    } catch {
+      // A corrupt field loses only the adapters.
+    }
+  }
   return s;
 }
 

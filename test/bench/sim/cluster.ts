@@ -11,13 +11,14 @@
 //  - PD: the prefill server computes the prompt, the KV moves to the chosen
 //    decode server (setup + per-token time), which then decodes.
 //  - When a request ends the Director releases its charges.
-import { Director, type PickTicket } from '../../../src/director/director.js';
+import { Director, type Decision, type PickTicket } from '../../../src/director/director.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import type { Endpoint, LLMRequest } from '../../../src/scheduling/types.js';
 import { BlockIndex } from './block-index.js';
 import { aggregatedEndpoints, pdEndpoints, type PdLayout } from './cluster-layout.js';
 import { Engine, type EngineHooks } from './engine.js';
 import { EventQueue } from './event-queue.js';
+import { flush, type SimFlow } from './flow-control.js';
 import { hitRatesFromIndex, InProcessIndexer } from './indexer-stub.js';
 import type { RouterParams, ServerParams } from './params.js';
 import { benchRegistry, loadPolicy, type OracleView, type PolicyDef } from './policies.js';
@@ -43,6 +44,8 @@ export interface RunInput {
   maxDrainS: number;
   /** Check engine invariants after every step (tests). */
   checkInvariants?: boolean;
+  /** Flow control between arrivals and the Director (sim/flow-control.ts). */
+  flow?: SimFlow;
 }
 
 export interface RunOutput {
@@ -105,7 +108,9 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
     now: nowMs,
     stalenessMs: router.stalenessS * 1000,
     leaseMs: 1e12, // nothing dies in the simulator; releases are explicit
+    hooks: { onReleased: () => input.flow?.kick() },
   });
+  input.flow?.attach(director, (v) => loaded.saturationDetector.saturation(v), q, router.scrapeIntervalS);
 
   // --- servers ---
   const hooks: EngineHooks = {
@@ -178,10 +183,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
 
   // --- arrivals ---
   for (const sr of run.requests) {
-    q.at(sr.arrivalS, async () => {
-      const t0 = performance.now();
-      const d = await director.pick(sr.req);
-      sr.decisionUs = (performance.now() - t0) * 1000;
+    const dispatch = (d: Decision) => {
       tickets.set(sr.id, d.ticket);
       const target = d.result.pd ? d.result.pd.prefill.endpoint.id : d.result.primary.endpoint.id;
       if (d.result.pd) {
@@ -196,6 +198,13 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
         sr.dispatchS = q.now;
         engine.submit(sr);
       });
+    };
+    q.at(sr.arrivalS, async () => {
+      if (input.flow) return input.flow.arrive(sr, q, dispatch, () => open--);
+      const t0 = performance.now();
+      const d = await director.pick(sr.req);
+      sr.decisionUs = (performance.now() - t0) * 1000;
+      dispatch(d);
     });
   }
 
@@ -206,6 +215,8 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
     if (!ev || ev.t > deadline) break;
     const r = ev.run();
     if (r) await r;
+    // Flow control: releases, and the dispatches they wake, happen at this virtual time.
+    if (input.flow) await flush();
     if (input.checkInvariants) for (const e of engines.values()) e.checkInvariants();
     if (open === 0) break;
   }

@@ -48,6 +48,8 @@ describe('signalsFromMetrics', () => {
       waitingQueueSize: 3,
       runningRequests: 7,
       kvCacheUsage: 0.42,
+      // The page's vllm:lora_requests_info (src/datalayer/lora-info.ts).
+      lora: { running: ['a', 'b'], waiting: [], maxLora: 4 },
       updatedAtMs: 5,
     });
   });

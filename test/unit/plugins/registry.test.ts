@@ -20,6 +20,7 @@ const EXPECTED = [
   'single-profile-handler',
   'utilization-detector',
   'concurrency-detector',
+  'lora-affinity-scorer',
 ];
 
 describe('builtin registry', () => {

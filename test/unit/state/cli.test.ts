@@ -60,7 +60,28 @@ beforeAll(async () => {
   await fill(redis);
   memory = new MemoryStateStore();
   await fill(memory);
-  const app = buildAdminApp({ store: memory, notReadyReasons: () => [], stalenessMs: 2_000 });
+  const app = buildAdminApp({
+    store: memory,
+    notReadyReasons: () => [],
+    stalenessMs: 2_000,
+    objectives: () => [
+      { name: 'batch', priority: -1 },
+      { name: 'chat', priority: 10 },
+    ],
+    flow: () => ({
+      queued: 3,
+      bytes: 300,
+      requestTtlMs: 4000,
+      maxRequests: 0,
+      maxBytes: 0,
+      waitTargetMs: 2000,
+      closing: false,
+      bands: [
+        { priority: 10, length: 1, bytes: 100, maxRequests: 5000, maxBytes: 1e9, oldestWaitMs: 250 },
+        { priority: 0, length: 2, bytes: 200, maxRequests: 50, maxBytes: 1e9, oldestWaitMs: 1500 },
+      ],
+    }),
+  });
   http = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise((r) => http.once('listening', r));
   adminUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
@@ -81,6 +102,20 @@ describe('hermes-router state', () => {
     expect(text).toMatch(/Loads \(pool event 1;/);
     expect(text).toMatch(/10\.0\.0\.1:8000\s+1\s+0\s+1234\.5\s+1/);
     expect(text).toMatch(/req-1\s+m\s+p\s+10\.0\.0\.1:8000/);
+  });
+
+  it("shows an EPP's objectives and flow-control queue from its admin API, and says Redis has neither", async () => {
+    const text = await capture(base({ adminUrl, views: ['objectives', 'queues'] }));
+    expect(text).toMatch(/InferenceObjectives \(2;/);
+    expect(text).toMatch(/chat\s+10/);
+    expect(text).toMatch(
+      /Flow-control queue \(this replica\): 3 queued, 300 bytes; TTL 4000 ms; max unlimited requests/,
+    );
+    expect(text).toMatch(/newcomers refused past 2000 ms of wait ahead/);
+    expect(text).toMatch(/\n\s+0\s+2\s+200\s+50\s+1000000000\s+1\.5s/);
+    await expect(runState(base({ redisUrl: server.url, pool, views: ['queues'] }))).rejects.toThrow(
+      /--admin-url/,
+    );
   });
 
   it('gives the same JSON from Redis and from an admin API', async () => {

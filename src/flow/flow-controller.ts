@@ -1,0 +1,397 @@
+// Flow control at the edge of the request path: the stream awaits pick()
+// instead of Director.pick. While the pool is not saturated a request goes
+// straight to the Director; when it is, a sheddable request (priority < 0)
+// is refused at once (GIE's legacy 429) and any other waits in the
+// BandQueue until capacity frees: a response ending here, another
+// replica's, or fresh scraped signals (polled). Saturation is judged on the
+// same snapshot the Director schedules from (every replica's charges and
+// the shared signals), through PickOptions.admit, so nothing here reads the
+// network itself and the scheduling core stays synchronous.
+//
+// A pick the gate let through is reserved until the Director has charged
+// it: the gate judges the snapshot plus this replica's reservations (spread
+// over the candidates), so a burst of concurrent requests cannot all pass on
+// one reading. Other replicas' picks are seen once charged (the window is one
+// snapshot read to commit). One dispatch at a time leaves the queue,
+// oldest of the highest band first: a head whose own candidates (subset
+// hint) stay saturated holds the rest.
+//
+// Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
+// GIE sheds them at 1), so what may not be shed finds short server queues.
+//
+// Outcomes (GIE's): dispatched; capacity reject 429 (a bound, the queue
+// ahead already waiting past half the TTL, or a wait predicted past a
+// quarter of it); TTL eviction 503; client gone 503 (never
+// written: nobody listens); shutdown 429. Every one carries retry-after.
+import type { Decision, PickOptions } from '../director/director.js';
+import type { EndpointView, LLMRequest } from '../scheduling/types.js';
+import { SchedulingError } from '../scheduling/types.js';
+import { BandQueue, type BandStats, type QueueItem } from './band-queue.js';
+import type { FlowControlSettings } from '../config/flow-control.js';
+import { withInTransit } from './in-transit.js';
+
+export type FlowRejectReason = 'capacity' | 'ttl' | 'cancelled' | 'shutdown';
+
+/** Answered by flow control instead of being scheduled. */
+export class FlowRejection extends Error {
+  constructor(
+    readonly status: 429 | 503,
+    readonly reason: FlowRejectReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FlowRejection';
+  }
+}
+
+/** Per-request facts flow control needs beside the LLMRequest. */
+export interface FlowRequest {
+  /** The InferenceObjective's priority (unknown = 0; < 0 sheddable). */
+  priority: number;
+  /** Body size, counted against maxBytes. */
+  bytes: number;
+  /** Aborted when the client (the gateway's stream) goes away. */
+  signal?: AbortSignal;
+}
+
+export interface FlowHooks {
+  queued?(priority: number): void;
+  /** Went to the Director after `waitMs` in the queue (0: the pool admitted it at once). */
+  dispatched?(priority: number, waitMs: number): void;
+  rejected?(priority: number, reason: FlowRejectReason, waitMs: number): void;
+}
+
+export interface Picker {
+  pick(req: LLMRequest, opts?: PickOptions): Promise<Decision>;
+}
+
+export interface FlowControllerOptions {
+  settings: FlowControlSettings;
+  director: Picker;
+  /** The saturation detector: >= 1 means saturated. */
+  saturation: (views: readonly EndpointView[]) => number;
+  /** How often a non-empty queue re-judges the pool (the scrape period). */
+  pollMs: number;
+  now?: () => number;
+  /** Runs `fn` after `ms`; returns its cancel (the simulator's virtual clock; default: an unref'd setTimeout). */
+  setTimer?: (ms: number, fn: () => void) => () => void;
+  hooks?: FlowHooks;
+  /** Sheddable requests are refused from this saturation on (default SHEDDABLE_SATURATION). */
+  sheddableSaturation?: number;
+}
+
+function realTimer(ms: number, fn: () => void): () => void {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
+}
+
+/** Thrown through Director.pick when the pool is saturated: the request is held, not failed. */
+class HeldBack extends Error {}
+
+/**
+ * A newcomer is refused (429) while the oldest request it would queue behind
+ * has already waited this share of the TTL: the queue's delay is at its
+ * target, and waiting on would likely end in a TTL eviction (503): the
+ * queue's own delay decides, as in CoDel.
+ */
+const WAIT_TARGET_SHARE = 0.5;
+/**
+ * Before the queue shows its delay, the recent dispatch rate predicts it: a
+ * newcomer whose predicted wait passes this share of the TTL is refused too.
+ * The rate counts every dispatch of the last second (at least one: a stuck
+ * pool is predicted slow) once a quarter second of history exists.
+ */
+const PREDICTED_WAIT_SHARE = 0.25;
+const RATE_WINDOW_MS = 1_000;
+const RATE_MIN_SPAN_MS = 250;
+/**
+ * While others wait or the pool is past this saturation, a sheddable request
+ * is refused: the servers' own queues stay short for what may not be shed
+ * (they serve FCFS, so an admitted batch request delays a later chat one).
+ */
+export const SHEDDABLE_SATURATION = 0.5;
+
+interface Waiter extends QueueItem {
+  readonly req: LLMRequest;
+  readonly opts: PickOptions | undefined;
+  resolve(d: Decision): void;
+  reject(e: Error): void;
+  readonly signal: AbortSignal | undefined;
+  cancelTtl?: () => void;
+  onAbort?: () => void;
+}
+
+export interface FlowState {
+  queued: number;
+  bytes: number;
+  requestTtlMs: number;
+  maxRequests: number;
+  maxBytes: number;
+  /** A newcomer is refused while the oldest request ahead of it has waited this long. */
+  waitTargetMs: number;
+  closing: boolean;
+  bands: BandStats[];
+}
+
+export class FlowController {
+  private readonly queue: BandQueue<Waiter>;
+  private readonly now: () => number;
+  private readonly hooks: FlowHooks;
+  /** Picks the gate let through that the Director has not charged yet. */
+  private reserved = 0;
+  private pumping = false;
+  private kickedWhilePumping = false;
+  private readonly setTimer: (ms: number, fn: () => void) => () => void;
+  private cancelPoll: (() => void) | undefined;
+  private closing = false;
+  /** Dispatches of the last RATE_WINDOW_MS, and the first one ever. */
+  private dispatchTimes: number[] = [];
+  private firstDispatchMs: number | undefined;
+
+  constructor(private readonly opts: FlowControllerOptions) {
+    this.queue = new BandQueue<Waiter>(opts.settings);
+    this.now = opts.now ?? Date.now;
+    this.hooks = opts.hooks ?? {};
+    this.setTimer = opts.setTimer ?? realTimer;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Admits, queues or refuses one request; resolves with the Director's decision. */
+  async pick(req: LLMRequest, opts: PickOptions | undefined, flow: FlowRequest): Promise<Decision> {
+    if (this.closing) throw shutdownRejection();
+    if (flow.signal?.aborted) throw cancelled();
+    const sheddable = flow.priority < 0;
+    if (this.queue.aheadOf(flow.priority) === 0) {
+      try {
+        const d = await this.dispatch(req, { ...opts, sheddable });
+        this.recordDispatch(this.now());
+        this.hooks.dispatched?.(flow.priority, 0);
+        return d;
+      } catch (e) {
+        if (!(e instanceof HeldBack)) throw e;
+      }
+    }
+    // Saturated (or others already wait ahead): GIE's legacy shedding for the sheddable.
+    if (sheddable) throw new SchedulingError('SATURATED', 'system saturated, sheddable request dropped');
+    return this.enqueue(req, opts, flow);
+  }
+
+  /** Wakes the queue: capacity may have freed (a response ended). */
+  kick(): void {
+    if (this.queue.length > 0) void this.pump();
+  }
+
+  /** Shutdown: refuses every queued request (429) and any newcomer; returns how many were queued. */
+  close(): number {
+    this.closing = true;
+    this.stopPoll();
+    const waiting = [...this.queue.items()];
+    for (const w of waiting) this.settle(w, shutdownRejection(), 'shutdown');
+    return waiting.length;
+  }
+
+  state(): FlowState {
+    const s = this.opts.settings;
+    return {
+      queued: this.queue.length,
+      bytes: this.queue.totalBytes,
+      requestTtlMs: s.requestTtlMs,
+      maxRequests: s.maxRequests,
+      maxBytes: s.maxBytes,
+      waitTargetMs: s.requestTtlMs * WAIT_TARGET_SHARE,
+      closing: this.closing,
+      bands: this.queue.stats(this.now()),
+    };
+  }
+
+  private enqueue(req: LLMRequest, opts: PickOptions | undefined, flow: FlowRequest): Promise<Decision> {
+    const nowMs = this.now();
+    const ttlMs = this.opts.settings.requestTtlMs;
+    const targetMs = ttlMs * WAIT_TARGET_SHARE;
+    const oldest = this.queue.oldestAtOrAbove(flow.priority);
+    if (oldest !== undefined && nowMs - oldest > targetMs) {
+      this.hooks.rejected?.(flow.priority, 'capacity', 0);
+      throw new FlowRejection(
+        429,
+        'capacity',
+        `flow control: requests ahead have waited ${Math.round(nowMs - oldest)} ms, past the ${Math.round(targetMs)} ms target`,
+      );
+    }
+    const rate = this.dispatchRate(nowMs);
+    const ahead = this.queue.aheadOf(flow.priority);
+    if (rate !== undefined && ((ahead + 1) / rate) * 1000 > ttlMs * PREDICTED_WAIT_SHARE) {
+      this.hooks.rejected?.(flow.priority, 'capacity', 0);
+      throw new FlowRejection(
+        429,
+        'capacity',
+        `flow control: ${ahead} requests queued ahead, about ${Math.round(((ahead + 1) / rate) * 1000)} ms of wait`,
+      );
+    }
+    return new Promise<Decision>((resolve, reject) => {
+      const w: Waiter = {
+        priority: flow.priority,
+        bytes: flow.bytes,
+        enqueuedAtMs: nowMs,
+        req,
+        opts: { ...opts, sheddable: false },
+        signal: flow.signal,
+        resolve,
+        reject,
+      };
+      const verdict = this.queue.enqueue(w);
+      if (verdict !== 'queued') {
+        this.hooks.rejected?.(flow.priority, 'capacity', 0);
+        const bound = verdict === 'band-full' ? `priority band ${flow.priority}` : 'queue';
+        reject(new FlowRejection(429, 'capacity', `flow control: ${bound} at capacity`));
+        return;
+      }
+      this.hooks.queued?.(flow.priority);
+      w.cancelTtl = this.setTimer(ttlMs, () =>
+        this.settle(
+          w,
+          new FlowRejection(503, 'ttl', `request timed out in queue: waited ${ttlMs} ms`),
+          'ttl',
+        ),
+      );
+      if (flow.signal) {
+        w.onAbort = () => this.settle(w, cancelled(), 'cancelled');
+        flow.signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.startPoll();
+      void this.pump();
+    });
+  }
+
+  /** Ends a queued request's wait with `e` (it leaves the queue; nothing was charged). */
+  private settle(w: Waiter, e: FlowRejection, reason: FlowRejectReason): void {
+    if (!this.queue.remove(w)) return;
+    this.detach(w);
+    this.hooks.rejected?.(w.priority, reason, this.now() - w.enqueuedAtMs);
+    w.reject(e);
+    this.afterRemoval();
+  }
+
+  private detach(w: Waiter): void {
+    w.cancelTtl?.();
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+  }
+
+  private afterRemoval(): void {
+    if (this.queue.length === 0) this.stopPoll();
+  }
+
+  /** Dispatches from the head while the pool admits; one pick at a time. */
+  private async pump(): Promise<void> {
+    if (this.pumping) {
+      this.kickedWhilePumping = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.kickedWhilePumping = false;
+        while (!this.closing) {
+          const w = this.queue.head();
+          if (!w) break;
+          let d: Decision;
+          try {
+            d = await this.dispatch(w.req, w.opts);
+          } catch (e) {
+            if (e instanceof HeldBack) break;
+            // The Director refused it (no candidates, filtered out): that is its answer.
+            if (this.queue.remove(w)) {
+              this.detach(w);
+              w.reject(e as Error);
+              this.afterRemoval();
+            }
+            continue;
+          }
+          if (!this.queue.remove(w)) {
+            // Expired or cancelled while its pick ran: undo the charge.
+            void d.ticket.release();
+            continue;
+          }
+          this.detach(w);
+          const nowMs = this.now();
+          this.recordDispatch(nowMs);
+          this.hooks.dispatched?.(w.priority, nowMs - w.enqueuedAtMs);
+          w.resolve(d);
+          this.afterRemoval();
+        }
+      } while (this.kickedWhilePumping && this.queue.length > 0 && !this.closing);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Director.pick behind the saturation gate; throws HeldBack when the pool is saturated. */
+  private async dispatch(req: LLMRequest, opts: PickOptions | undefined): Promise<Decision> {
+    let reserved = false;
+    const limit = opts?.sheddable ? (this.opts.sheddableSaturation ?? SHEDDABLE_SATURATION) : 1;
+    const admit = (views: readonly EndpointView[]) => {
+      if (this.opts.saturation(withInTransit(withReserved(views, this.reserved))) >= limit) {
+        throw new HeldBack('saturated');
+      }
+      this.reserved++;
+      reserved = true;
+    };
+    try {
+      return await this.opts.director.pick(req, { ...opts, admit });
+    } finally {
+      if (reserved) this.reserved--;
+    }
+  }
+
+  private recordDispatch(nowMs: number): void {
+    this.firstDispatchMs ??= nowMs;
+    const t = this.dispatchTimes;
+    t.push(nowMs);
+    let drop = 0;
+    while (drop < t.length && t[drop]! < nowMs - RATE_WINDOW_MS) drop++;
+    if (drop > 0) t.splice(0, drop);
+  }
+
+  /** Dispatches per second recently; undefined without enough history (see PREDICTED_WAIT_SHARE). */
+  private dispatchRate(nowMs: number): number | undefined {
+    if (this.firstDispatchMs === undefined) return undefined;
+    const span = Math.min(RATE_WINDOW_MS, nowMs - this.firstDispatchMs);
+    if (span < RATE_MIN_SPAN_MS) return undefined;
+    let n = 0;
+    for (let i = this.dispatchTimes.length - 1; i >= 0 && this.dispatchTimes[i]! >= nowMs - span; i--) n++;
+    // Nothing dispatched for a while: the pool frees slots slower than one per span.
+    return Math.max(n, 1) / (span / 1000);
+  }
+
+  private startPoll(): void {
+    if (this.cancelPoll || this.closing) return;
+    const tick = () => {
+      this.cancelPoll = this.setTimer(this.opts.pollMs, tick);
+      void this.pump();
+    };
+    this.cancelPoll = this.setTimer(this.opts.pollMs, tick);
+  }
+
+  private stopPoll(): void {
+    this.cancelPoll?.();
+    this.cancelPoll = undefined;
+  }
+}
+
+/** The views with `reserved` more requests in flight, spread evenly over the candidates. */
+function withReserved(views: readonly EndpointView[], reserved: number): readonly EndpointView[] {
+  if (reserved === 0 || views.length === 0) return views;
+  const each = reserved / views.length;
+  return views.map((v) => ({ ...v, inFlight: v.inFlight + each }));
+}
+
+function shutdownRejection(): FlowRejection {
+  return new FlowRejection(429, 'shutdown', 'endpoint picker shutting down; retry');
+}
+
+function cancelled(): FlowRejection {
+  return new FlowRejection(503, 'cancelled', 'client disconnected while queued');
+}

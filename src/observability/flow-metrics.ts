@@ -1,0 +1,66 @@
+// Flow-control metrics, per priority band: queue length (read from the
+// queue at scrape time), queue wait by outcome, dispatches and rejections
+// by reason. Priorities come from configured InferenceObjectives: bounded.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { FlowHooks, FlowState } from '../flow/flow-controller.js';
+
+const WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 30, 60];
+
+export function registerFlowMetrics(r: Registry, state: () => FlowState | undefined): FlowHooks {
+  new Gauge({
+    name: 'hermes_flow_queue_length',
+    help: 'Requests waiting in the flow-control queue, per priority band.',
+    labelNames: ['priority'],
+    registers: [r],
+    collect() {
+      this.reset();
+      for (const b of state()?.bands ?? []) this.set({ priority: String(b.priority) }, b.length);
+    },
+  });
+  new Gauge({
+    name: 'hermes_flow_queue_bytes',
+    help: 'Body bytes waiting in the flow-control queue, per priority band.',
+    labelNames: ['priority'],
+    registers: [r],
+    collect() {
+      this.reset();
+      for (const b of state()?.bands ?? []) this.set({ priority: String(b.priority) }, b.bytes);
+    },
+  });
+  const wait = new Histogram({
+    name: 'hermes_flow_queue_wait_seconds',
+    help: 'Time requests spent in the flow-control queue, per priority band and outcome.',
+    labelNames: ['priority', 'outcome'],
+    buckets: WAIT_BUCKETS,
+    registers: [r],
+  });
+  const dispatched = new Counter({
+    name: 'hermes_flow_dispatched_total',
+    help: 'Requests that left the flow-control queue for scheduling, per priority band.',
+    labelNames: ['priority'],
+    registers: [r],
+  });
+  const queued = new Counter({
+    name: 'hermes_flow_queued_total',
+    help: 'Requests that had to wait in the flow-control queue (pool saturated), per priority band.',
+    labelNames: ['priority'],
+    registers: [r],
+  });
+  const rejected = new Counter({
+    name: 'hermes_flow_rejected_total',
+    help: 'Requests flow control answered instead of scheduling, per priority band and reason (capacity and shutdown: 429; ttl and cancelled: 503).',
+    labelNames: ['priority', 'reason'],
+    registers: [r],
+  });
+  return {
+    queued: (p) => queued.inc({ priority: String(p) }),
+    dispatched: (p, waitMs) => {
+      dispatched.inc({ priority: String(p) });
+      wait.observe({ priority: String(p), outcome: 'dispatched' }, waitMs / 1000);
+    },
+    rejected: (p, reason, waitMs) => {
+      rejected.inc({ priority: String(p), reason });
+      if (reason !== 'capacity') wait.observe({ priority: String(p), outcome: reason }, waitMs / 1000);
+    },
+  };
+}
