@@ -15,6 +15,7 @@ import {
 } from '../../../src/gateway/extproc-client.js';
 import { endpointsYaml, startEpp, tempDir, type Epp } from '../../helpers/epp.js';
 import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
+import { stopAllSpawned } from '../../helpers/spawn.js';
 import { eventually } from '../../helpers/wait.js';
 
 const V = 'inference.networking.x-k8s.io/v1alpha2';
@@ -109,6 +110,8 @@ beforeAll(async () => {
 afterAll(async () => {
   const code = await epp?.stop();
   await Promise.all(servers.map((s) => s.close()));
+  // An EPP a failed test started (the SIGTERM one) must not outlive the file.
+  await stopAllSpawned();
   expect(code).toBe(0);
 });
 
