@@ -28,6 +28,12 @@ export interface DirectorHooks {
   onStateError?(op: string, err: Error): void;
   /** A pick's charges were released (capacity freed: flow control dispatches). */
   onReleased?(): void;
+  /**
+   * A pick's prefill-token charge was released at its first token: capacity
+   * for a detector that counts pending prefill tokens (concurrency-detector,
+   * tokens mode).
+   */
+  onPrefillReleased?(): void;
 }
 
 export interface DirectorOptions {
@@ -252,7 +258,9 @@ export class Director {
   /** @internal Ticket.firstToken. */
   releasePrefill(t: Ticket): void {
     if (!this.open.has(t.receipt.chargeId) || !hasPrefill(t.receipt.charges)) return;
-    void this.guarded('releasePrefill', () => this.store.releasePrefill(t.receipt));
+    void this.guarded('releasePrefill', () => this.store.releasePrefill(t.receipt)).then(() =>
+      this.hooks.onPrefillReleased?.(),
+    );
   }
 
   /** @internal Ticket.release. */

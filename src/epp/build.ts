@@ -157,6 +157,8 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       },
       // A response ended here: a queued request may go.
       onReleased: () => flow?.kick(),
+      // A first token freed prefill tokens (tokens-mode concurrency-detector).
+      onPrefillReleased: () => flow?.kick(),
     },
   });
   if (loaded.flowControl) {

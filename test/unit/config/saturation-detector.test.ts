@@ -28,6 +28,27 @@ describe('saturationDetector section', () => {
     expect(c.saturationDetector.saturation([view('a', { inFlight: 1 })])).toBe(0.5);
   });
 
+  it('v1.5: a concurrency-detector in tokens mode', () => {
+    const c = load(
+      `plugins:\n- type: random-picker\n- type: concurrency-detector\n  name: conc\n  parameters: {concurrencyMode: tokens, maxTokenConcurrency: 4000}\n${PROFILE}saturationDetector:\n  pluginRef: conc\n`,
+    );
+    // 1000 / 4000
+    expect(c.saturationDetector.saturation([view('a', { pendingPrefillTokens: 1000, inFlight: 9 })])).toBe(
+      0.25,
+    );
+  });
+
+  it('concurrency-detector parameter errors name the YAML path', () => {
+    const plugin = (params: string) =>
+      `plugins:\n- type: random-picker\n- type: concurrency-detector\n  parameters: ${params}\n${PROFILE}`;
+    expect(() => load(plugin('{concurrencyMode: hybrid}'))).toThrow(
+      'epp.yaml: plugins[1].parameters.concurrencyMode: expected concurrencyMode "requests" or "tokens"',
+    );
+    expect(() => load(plugin('{maxTokenConcurrency: -5}'))).toThrow(
+      'epp.yaml: plugins[1].parameters.maxTokenConcurrency: expected maxTokenConcurrency > 0',
+    );
+  });
+
   it('v1.2: the flat thresholds block', () => {
     const c = load(
       `plugins:\n- type: random-picker\n${PROFILE}saturationDetector:\n  queueDepthThreshold: 10\n  kvCacheUtilThreshold: 0.5\n  metricsStalenessThreshold: 150ms\n`,

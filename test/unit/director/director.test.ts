@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Director, endpointViews, indexerCacheKey } from '../../../src/director/director.js';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
@@ -60,6 +60,37 @@ describe('Director', () => {
     await d.ticket.release();
     expect((await store.readSnapshot({})).inFlight.get(ep(2).id)).toBeUndefined();
     expect((await store.recentDecisions(10))[0]?.endpoint).toBe(ep(2).id);
+  });
+
+  it('reports a first token after its prefill charge is released, and a release after the in-flight one', async () => {
+    const { store, profile } = await setup();
+    const seen: string[] = [];
+    // What the store holds when the hook runs: the charge is already gone.
+    const atHook: Array<ReturnType<StateStore['readSnapshot']>> = [];
+    const director = new Director({
+      store,
+      profile,
+      random: () => 0.5,
+      hooks: {
+        onPrefillReleased: () => {
+          seen.push('prefill');
+          atHook.push(store.readSnapshot({}));
+        },
+        onReleased: () => seen.push('released'),
+      },
+    });
+    const d = await director.pick(req());
+    const id = d.result.primary.endpoint.id;
+    // 8 prompt tokens, nothing cached: all are to be prefilled
+    expect((await store.readSnapshot({})).pendingPrefillTokens.get(id)).toBe(8);
+    d.ticket.firstToken();
+    d.ticket.firstToken(); // once per pick
+    await vi.waitFor(() => expect(seen).toEqual(['prefill']));
+    const snap = await atHook[0]!;
+    expect(snap.pendingPrefillTokens.get(id) ?? 0).toBe(0);
+    expect(snap.inFlight.get(id)).toBe(1);
+    await d.ticket.release();
+    await vi.waitFor(() => expect(seen).toEqual(['prefill', 'released']));
   });
 
   it('treats stale signals as unknown, not as zero load', async () => {

@@ -68,8 +68,67 @@ describe('concurrency-detector', () => {
     expect(ids(f.filter!(ctx(), endpoints(b)))).toEqual([b.endpoint.id]);
   });
 
-  it('refuses the token modes it does not implement', () => {
-    expect(() => build(concurrencyDetector, { concurrencyMode: 'tokens' })).toThrow(/tokens and hybrid/);
+  it('limits the filter at trunc(capacity x (1 + headroom)), as GIE does', () => {
+    // 100 x 1.015 = 101.5, truncated to 101: 101 in flight is at the limit.
+    const f = build(concurrencyDetector, { maxConcurrency: 100, headroom: 0.015 });
+    const a = view('a', { inFlight: 100 });
+    const b = view('b', { inFlight: 101 });
+    expect(ids(f.filter!(ctx(), endpoints(a, b)))).toEqual([a.endpoint.id]);
+  });
+
+  it('requests mode ignores pending prefill tokens', () => {
+    const d = build(concurrencyDetector, { maxConcurrency: 10 });
+    // 2 / (10 x 1) = 0.2, whatever the tokens
+    expect(d.saturation!([view('a', { inFlight: 2, pendingPrefillTokens: 5_000_000 })])).toBe(0.2);
+  });
+
+  it('tokens mode: pool saturation is pending prefill tokens over maxTokenConcurrency x endpoints', () => {
+    const d = build(concurrencyDetector, { concurrencyMode: 'tokens', maxTokenConcurrency: 1000 });
+    // (300 + 900) / (1000 x 2) = 0.6; the in-flight request counts do not enter
+    expect(
+      d.saturation!([
+        view('a', { pendingPrefillTokens: 300, inFlight: 50 }),
+        view('b', { pendingPrefillTokens: 900, inFlight: 50 }),
+      ]),
+    ).toBe(0.6);
+    // (0 + 2500) / 2000 = 1.25: over capacity
+    expect(
+      d.saturation!([view('a', { pendingPrefillTokens: 0 }), view('b', { pendingPrefillTokens: 2500 })]),
+    ).toBe(1.25);
+    expect(d.saturation!([])).toBe(1);
+    // GIE's default capacity, 1 000 000 tokens per endpoint: 250 000 / 1 000 000
+    const byDefault = build(concurrencyDetector, { concurrencyMode: 'tokens' });
+    expect(byDefault.saturation!([view('a', { pendingPrefillTokens: 250_000 })])).toBe(0.25);
+  });
+
+  it('tokens mode: filters endpoints at trunc(maxTokenConcurrency x (1 + headroom)) tokens, never all', () => {
+    // 1000 x 1.25 = 1250 tokens
+    const f = build(concurrencyDetector, {
+      concurrencyMode: 'tokens',
+      maxTokenConcurrency: 1000,
+      headroom: 0.25,
+    });
+    const a = view('a', { pendingPrefillTokens: 1249, inFlight: 500 });
+    const b = view('b', { pendingPrefillTokens: 1250 });
+    expect(ids(f.filter!(ctx(), endpoints(a, b)))).toEqual([a.endpoint.id]);
+    expect(ids(f.filter!(ctx(), endpoints(b)))).toEqual([b.endpoint.id]);
+    // 3 x 1.5 = 4.5, truncated to 4: 4 tokens is at the limit, 3 is under
+    const small = build(concurrencyDetector, {
+      concurrencyMode: 'tokens',
+      maxTokenConcurrency: 3,
+      headroom: 0.5,
+    });
+    const c3 = view('c3', { pendingPrefillTokens: 3 });
+    const c4 = view('c4', { pendingPrefillTokens: 4 });
+    expect(ids(small.filter!(ctx(), endpoints(c3, c4)))).toEqual([c3.endpoint.id]);
+  });
+
+  it('refuses modes GIE does not define and out-of-range capacities', () => {
+    expect(() => build(concurrencyDetector, { concurrencyMode: 'hybrid' })).toThrow(
+      /expected concurrencyMode .*requests.* or .*tokens/,
+    );
     expect(() => build(concurrencyDetector, { maxConcurrency: 0 })).toThrow(/maxConcurrency > 0/);
+    expect(() => build(concurrencyDetector, { maxTokenConcurrency: 0 })).toThrow(/maxTokenConcurrency > 0/);
+    expect(() => build(concurrencyDetector, { maxTokenConcurrency: 1.5 })).toThrow(/integer/);
   });
 });
