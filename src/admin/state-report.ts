@@ -2,6 +2,7 @@
 // scheduling state as readable tables (or --json), read straight from Redis
 // or from a running EPP's admin API. Both sources give the same JSON: the
 // Redis path serves it through the EPP's own admin routes, in process.
+import type { BandStats } from '../flow/band-queue.js';
 import { buildAdminApp } from './app.js';
 import { STATE_VIEWS } from './state-options.js';
 import { createRedisClient, RedisStateStore, redactUrl } from '../state/redis-store.js';
@@ -74,14 +75,7 @@ interface QueuesBody {
   maxBytes?: number;
   waitTargetMs?: number;
   closing?: boolean;
-  bands?: Array<{
-    priority: number;
-    length: number;
-    bytes: number;
-    maxRequests: number;
-    maxBytes: number;
-    oldestWaitMs: number;
-  }>;
+  bands?: BandStats[];
 }
 
 export async function runState(

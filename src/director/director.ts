@@ -118,7 +118,7 @@ export function endpointViews(snap: StateSnapshot, nowMs: number, stalenessMs: n
       inFlight: snap.inFlight.get(e.id) ?? 0,
       pendingPrefillTokens: snap.pendingPrefillTokens.get(e.id) ?? 0,
       signalsAgeMs: age,
-      ...(fresh && s.lora ? { lora: s.lora } : {}),
+      lora: fresh ? s.lora : undefined,
     };
   }
   return out;

@@ -5,17 +5,18 @@
 // so a burst between two scrapes cannot all be admitted on one stale
 // reading. Endpoints without signals are left as they are (unknown stays
 // unknown: the detector judges them).
+import { IN_FLIGHT_WAITING, waitingOf } from '../plugins/common.js';
 import type { EndpointView } from '../scheduling/types.js';
 
 export function withInTransit(views: readonly EndpointView[]): readonly EndpointView[] {
   let out: EndpointView[] | undefined;
   for (let i = 0; i < views.length; i++) {
     const v = views[i]!;
-    if (v.waitingQueueSize === undefined || v.runningRequests === undefined) continue;
-    const inTransit = v.inFlight - v.runningRequests - v.waitingQueueSize;
-    if (inTransit <= 0) continue;
+    // The same estimate the KV-aware scorers queue on (plugins/common.ts).
+    const waiting = waitingOf(v, IN_FLIGHT_WAITING);
+    if (waiting === undefined || waiting <= v.waitingQueueSize!) continue;
     out ??= views.slice();
-    out[i] = { ...v, waitingQueueSize: v.waitingQueueSize + inTransit };
+    out[i] = { ...v, waitingQueueSize: waiting };
   }
   return out ?? views;
 }

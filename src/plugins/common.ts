@@ -105,6 +105,9 @@ export interface WaitingSignal {
 /** The documented reading: scraped waiting, normalised by max(1, max waiting). */
 export const SCRAPED_WAITING: WaitingSignal = { fromInFlight: false, normFloor: 1 };
 
+/** Scraped waiting raised to the router's own estimate, max(waiting, inFlight - running). */
+export const IN_FLIGHT_WAITING: WaitingSignal = { fromInFlight: true, normFloor: 1 };
+
 /** Waiting queue of `v` as `ws` reads it; undefined when unknown (stale or never scraped). */
 export function waitingOf(v: EndpointView, ws: WaitingSignal): number | undefined {
   const q = v.waitingQueueSize;

@@ -39,7 +39,7 @@
 // queue = inFlight(e) / 2 * miss (half of what the router sent is taken as
 // still queued) and never counts as congested.
 import type { CycleContext, EndpointView } from '../scheduling/types.js';
-import { NEUTRAL, clamp01 } from './common.js';
+import { IN_FLIGHT_WAITING, NEUTRAL, SCRAPED_WAITING, clamp01, waitingOf } from './common.js';
 
 /** Exponent of the usage term. Measured in the routing simulator (docs/benchmarks.md). */
 export const USAGE_POWER = 1;
@@ -140,13 +140,7 @@ export function imbalanced(views: Iterable<EndpointView>, m: KvCostModel): boole
  * (PD prefill pods stay charged while decode runs); undefined when never scraped.
  */
 export function waitingEstimate(v: EndpointView, useInFlight = true): number | undefined {
-  const q = v.waitingQueueSize;
-  if (q === undefined || Number.isNaN(q)) return undefined;
-  if (!useInFlight) return q;
-  const r = v.runningRequests;
-  if (r === undefined || Number.isNaN(r)) return q;
-  const pending = v.inFlight - r;
-  return pending > q ? pending : q;
+  return waitingOf(v, useInFlight ? IN_FLIGHT_WAITING : SCRAPED_WAITING);
 }
 
 /** Usage as a fraction, neutral when unknown. */

@@ -7,7 +7,7 @@ import { renderChat } from './chat-template.js';
 import { estimateTokens } from './tokens.js';
 import { RequestError } from './errors.js';
 import { parseBoundedJson, parseJsonText } from './json-scan.js';
-import { scanOpenAIRequest } from './openai-scan.js';
+import { scanOpenAIRequest, type ScannedRequest } from './openai-scan.js';
 
 export { openAIErrorBody, RequestError } from './errors.js';
 
@@ -97,11 +97,8 @@ export function parseOpenAIRequest(
   return requestOf(path, doc, headers, requestId);
 }
 
-export interface ReadRequest {
-  request: LLMRequest;
-  /** The decoded JSON object, decoded on first call (only a body rewrite needs it). */
-  json(): Record<string, unknown>;
-}
+/** A request and its body decoded on demand (only a body rewrite needs the JSON). */
+export type ReadRequest = ScannedRequest;
 
 /**
  * parseOpenAIRequest for a body whose shape a BodyBuffer already checked

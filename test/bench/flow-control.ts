@@ -19,7 +19,7 @@ import { basename, extname } from 'node:path';
 import { flowControlSettingsOf } from '../../src/config/flow-control.js';
 import { poolUtilization, utilizationDetectorParameters } from '../../src/plugins/utilization-detector.js';
 import type { EndpointView } from '../../src/scheduling/types.js';
-import { knee } from './routing.js';
+import { cloneRequests, knee } from './routing.js';
 import { simulate } from './sim/cluster.js';
 import { SimFlow } from './sim/flow-control.js';
 import { DEFAULT_ROUTER } from './sim/params.js';
@@ -71,20 +71,6 @@ interface Point {
   highMeasured?: number;
   waitP90: number;
   preemptions: number;
-}
-
-function cloneRequests(rs: readonly SimRequest[]): SimRequest[] {
-  return rs.map((r) => ({
-    id: r.id,
-    arrivalS: r.arrivalS,
-    req: r.req,
-    promptTokens: r.promptTokens,
-    outputTokens: r.outputTokens,
-    hashes: r.hashes,
-    cacheHashes: r.cacheHashes,
-    measured: r.measured,
-    cls: r.cls,
-  }));
 }
 
 /** 20% priority 10, 80% priority -1, drawn once per request id (same for every run of a seed). */

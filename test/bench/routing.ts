@@ -64,7 +64,7 @@ const r3 = (v: number) => (Number.isFinite(v) ? Math.round(v * 1000) / 1000 : v)
 const r1 = (v: number) => (Number.isFinite(v) ? Math.round(v * 10) / 10 : v);
 
 /** Fresh copies of the generated requests (outcome fields are written by a run). */
-function cloneRequests(rs: readonly SimRequest[]): SimRequest[] {
+export function cloneRequests(rs: readonly SimRequest[]): SimRequest[] {
   return rs.map((r) => ({
     id: r.id,
     arrivalS: r.arrivalS,
