@@ -234,14 +234,17 @@ export class PrefixIndex {
     return out;
   }
 
-  /** Records `keys` on `endpointId` as its newest blocks, then evicts its oldest beyond `capacity`. */
+  /** Records `keys` on `endpointId` as its newest blocks (the first newest), then evicts its oldest beyond `capacity`. */
   record(endpointId: string, keys: ArrayLike<number>, capacity: number): void {
     const slot = this.slotFor(endpointId);
     const lru = this.lrus[slot]!;
     const w = this.words;
     const word = slot >>> 5;
     const bit = 1 << (slot & 31);
-    for (let i = 0; i < keys.length; i++) {
+    // Last block first, so the first ends newest: the LRU then evicts a
+    // prompt's tail before its head (as vLLM frees a finished request's
+    // blocks), and holder sets stay nested along a prompt.
+    for (let i = keys.length - 1; i >= 0; i--) {
       const key = keys[i]!;
       const n = lru.nodes.get(key);
       if (n !== EMPTY) {

@@ -2,8 +2,9 @@
 // semantics as MemoryStateStore (the contract suite runs on both); every
 // read-modify-write is one Lua script (src/state/lua/scripts.ts), sent as
 // EVALSHA by ioredis. Per request: readSnapshot = 1 round trip, commitPick =
-// 1 (plus the prefix record pipelined behind it, not awaited), release = 1.
+// 1 (plus the prefix record behind it, held to the next turn, not awaited), release = 1.
 // Keys live under `hermes:{<pool>}:` (docs/state.md).
+import type { Writable } from 'node:stream';
 import { withConnectCause, type RedisClient } from '../common/redis-connection.js';
 import type {
   BlockKeys,
@@ -126,6 +127,8 @@ export class RedisStateStore implements StateStore {
   private endpoints: Endpoint[] = [];
   /** Last error the client emitted: ioredis rejects connect() with only "Connection is closed.". */
   private lastClientError: Error | undefined;
+  /** The socket holdWrites() corked until the next event-loop turn, if any. */
+  private heldStream: Writable | undefined;
 
   constructor(
     client: RedisClient,
@@ -170,33 +173,34 @@ export class RedisStateStore implements StateStore {
 
   async ping(): Promise<void> {
     this.roundTrips++;
-    await this.client.ping();
+    await this.sent(this.client.ping());
   }
 
   async replaceEndpoints(endpoints: readonly Endpoint[]): Promise<void> {
     this.roundTrips++;
-    await this.client.hermesEndpoints(this.prefix, JSON.stringify(endpoints), ...endpoints.map((e) => e.id));
+    await this.sent(
+      this.client.hermesEndpoints(this.prefix, JSON.stringify(endpoints), ...endpoints.map((e) => e.id)),
+    );
   }
 
   async writeSignals(endpointId: string, s: EndpointSignals): Promise<void> {
     const key = this.prefix + 'sig';
     this.roundTrips++;
-    await this.client
-      .pipeline()
-      .hset(key, endpointId, encodeSignals(s))
-      .pexpire(key, this.signalsTtlMs)
-      .exec()
-      .then(pipelineErrors);
+    await this.sent(
+      this.client.pipeline().hset(key, endpointId, encodeSignals(s)).pexpire(key, this.signalsTtlMs).exec(),
+    ).then(pipelineErrors);
   }
 
   async readSnapshot(query: SnapshotQuery): Promise<StateSnapshot> {
     this.roundTrips++;
-    const r = await this.client.hermesSnapshot(
-      this.prefix,
-      this.endpointsVersion,
-      query.bucketLoads ? '1' : '0',
-      query.indexerCacheKey ?? '',
-      keysBlob(query.prefixHashes),
+    const r = await this.sent(
+      this.client.hermesSnapshot(
+        this.prefix,
+        this.endpointsVersion,
+        query.bucketLoads ? '1' : '0',
+        query.indexerCacheKey ?? '',
+        keysBlob(query.prefixHashes),
+      ),
     );
     const [version, endpointsJson, sig, inf, loads, event, px, ix, pft] = r;
     // The endpoint set changes rarely: it is only sent when its version moved.
@@ -241,13 +245,18 @@ export class RedisStateStore implements StateStore {
       this.decisionsLimit,
     ];
     this.roundTrips++;
+    const b = commit.charges.bucket;
+    const awaited = !this.commitWithoutWaiting || (b !== undefined && b.items.length > 0);
     const committed = this.client.hermesCommit(this.prefix, ...args);
-    // The prefix record goes right behind the commit on the same connection
-    // (so it is applied before any later call of this replica) and the pick
-    // does not wait for it: the answer needs only the commit's reply.
+    // A charge is never held: it leaves now (with any record held before it).
+    this.sendHeldWrites();
+    // The prefix record goes behind the commit on the same connection (so it
+    // is applied before any later call of this replica) and the pick does not
+    // wait for it: the answer needs only the commit's reply.
     const pr = commit.charges.prefixRecord;
     if (pr && pr.hashes.length > 0) {
       this.backgroundCommands++;
+      this.holdWrites();
       this.client
         .hermesRecord(
           this.prefix,
@@ -258,8 +267,7 @@ export class RedisStateStore implements StateStore {
         )
         .catch((e: Error) => this.onBackgroundError?.('prefixRecord', e));
     }
-    const b = commit.charges.bucket;
-    if (this.commitWithoutWaiting && !(b && b.items.length > 0)) {
+    if (!awaited) {
       // Nothing in the receipt depends on the reply: the pick goes on now.
       committed.then(
         (ev) => {
@@ -275,19 +283,54 @@ export class RedisStateStore implements StateStore {
   }
 
   /**
+   * Holds this connection's writes until the event loop's next turn: the
+   * caches a pick writes and nobody waits for (its prefix record, a fresh
+   * cache-indexer answer) then leave in one socket write after the pick's
+   * answer has gone out, shared by the picks of that turn, instead of a
+   * syscall and a Redis script each inside the pick. Charges are never held
+   * (the commit is written before): other replicas see them as soon as
+   * before. The next call that waits for a reply sends held writes at once,
+   * in its own write, and one socket keeps the order, so this replica always
+   * reads its own records. Cluster clients write per node and are left alone.
+   */
+  private holdWrites(): void {
+    if (this.heldStream) return;
+    const stream = (this.client as { stream?: Writable }).stream;
+    if (!stream || typeof stream.cork !== 'function' || this.client.status !== 'ready') return;
+    stream.cork();
+    this.heldStream = stream;
+    setImmediate(() => this.sendHeldWrites());
+  }
+
+  /** A command just issued, sent now with whatever is held before it. */
+  private sent<T>(reply: Promise<T>): Promise<T> {
+    this.sendHeldWrites();
+    return reply;
+  }
+
+  private sendHeldWrites(): void {
+    const stream = this.heldStream;
+    if (!stream) return;
+    this.heldStream = undefined;
+    stream.uncork();
+  }
+
+  /**
    * Resynchronisation after an outage: if the pick is still stored its lease
    * is renewed and its receipt event returned; otherwise `charges` are
    * charged now (no prefix record, no decision).
    */
   async restorePick(chargeId: string, charges: PickCharges, leaseMs: number): Promise<PickReceipt> {
     this.roundTrips++;
-    const chargedAtEvent = await this.client.hermesCommit(
-      this.prefix,
-      'restore',
-      chargeId,
-      String(leaseMs),
-      this.stateTtlMs,
-      ...chargeArgs(charges),
+    const chargedAtEvent = await this.sent(
+      this.client.hermesCommit(
+        this.prefix,
+        'restore',
+        chargeId,
+        String(leaseMs),
+        this.stateTtlMs,
+        ...chargeArgs(charges),
+      ),
     );
     return { chargeId, charges, chargedAtEvent };
   }
@@ -298,45 +341,48 @@ export class RedisStateStore implements StateStore {
     if (b && b.items.length > 0) args.push(...bucketArgs(b));
     else args.push('', '0');
     this.roundTrips++;
-    await this.client.hermesRelease(this.prefix, ...args);
+    await this.sent(this.client.hermesRelease(this.prefix, ...args));
   }
 
   async releasePrefill(receipt: PickReceipt): Promise<void> {
     const p = receipt.charges.prefillTokens;
     if (!p || p.length === 0) return;
     this.roundTrips++;
-    await this.client.hermesPrefillDone(this.prefix, receipt.chargeId);
+    await this.sent(this.client.hermesPrefillDone(this.prefix, receipt.chargeId));
   }
 
   async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
     if (chargeIds.length === 0) return;
     this.roundTrips++;
-    await this.client.hermesRenew(this.prefix, String(leaseMs), ...chargeIds);
+    await this.sent(this.client.hermesRenew(this.prefix, String(leaseMs), ...chargeIds));
   }
 
   async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     this.roundTrips++;
     return (
-      (await this.client.hermesLease(this.prefix, name, holder, String(Math.max(1, Math.round(ttlMs))))) === 1
+      (await this.sent(
+        this.client.hermesLease(this.prefix, name, holder, String(Math.max(1, Math.round(ttlMs)))),
+      )) === 1
     );
   }
 
   async putIndexerAnswer(key: string, answer: string, ttlMs: number): Promise<void> {
     this.roundTrips++;
+    this.holdWrites();
     await this.client.set(this.prefix + 'ix:' + key, answer, 'PX', Math.max(1, Math.round(ttlMs)));
   }
 
   async recentDecisions(limit: number): Promise<DecisionRecord[]> {
     if (limit <= 0) return [];
     this.roundTrips++;
-    const raw = await this.client.lrange(this.prefix + 'decisions', 0, limit - 1);
+    const raw = await this.sent(this.client.lrange(this.prefix + 'decisions', 0, limit - 1));
     return raw.map((r) => JSON.parse(r) as DecisionRecord);
   }
 
   async close(): Promise<void> {
     if (!this.ownsClient) return;
     try {
-      await this.client.quit();
+      await this.sent(this.client.quit());
     } catch {
       this.client.disconnect();
     }

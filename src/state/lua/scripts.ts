@@ -245,29 +245,38 @@ if ver ~= ARGV[1] then eps = redis.call('GET', P .. 'eps') or false end
 local loads = {}
 if ARGV[2] == '1' then loads = redis.call('HGETALL', P .. 'load') end
 local flat = {}
-local keys = blockKeys(ARGV[4])
-local nh = #keys
+local blob = ARGV[4]
+if #blob % 8 ~= 0 then error({err = 'ERR hermes state: block keys must be 8 bytes each'}) end
+local nh = #blob / 8
 if nh > 0 then
-  local sets = unpackCall('HMGET', P .. 'pxb', keys, 1)
-  -- alive: bitmap of the endpoints holding every block so far. It changes
-  -- only where the holder set does, so equal consecutive sets are skipped.
-  local alive, prev, done = nil, nil, {}
-  local i = 1
-  while i <= nh do
-    local v = sets[i]
-    if not v then break end
-    if v ~= prev then
-      local nxt = v
-      if alive then
-        nxt = andBits(alive, v)
-        if nxt ~= alive then eachMissing(alive, nxt, function(s) done[s] = i - 1 end) end
-      end
-      alive, prev = nxt, v
-      if nxt == '' then break end
-    end
-    i = i + 1
+  -- Holder sets are nested along a prompt: a record stamps a prompt's
+  -- leading blocks newest, so an endpoint's LRU gives up a prompt's tail
+  -- before its head, and whoever holds block j holds every block before it.
+  -- An endpoint's match is then the last block whose set still has its bit:
+  -- bisecting between blocks whose sets differ finds every such edge with
+  -- O(edges x log n) lookups instead of one per block.
+  local pxb = P .. 'pxb'
+  local function holdersAt(j)
+    return redis.call('HGET', pxb, string.sub(blob, 8 * j - 7, 8 * j)) or ''
   end
-  if alive then eachMissing(alive, '', function(s) done[s] = i - 1 end) end
+  local done = {}
+  local function edges(lo, vlo, hi, vhi)
+    if hi == lo + 1 then
+      eachMissing(vlo, vhi, function(s) done[s] = lo end)
+      return
+    end
+    local mid = math.floor((lo + hi) / 2)
+    local vm = holdersAt(mid)
+    if vm ~= vlo then edges(lo, vlo, mid, vm) end
+    if vm ~= vhi then edges(mid, vm, hi, vhi) end
+  end
+  local first = holdersAt(1)
+  if first ~= '' then
+    local last = first
+    if nh > 1 then last = holdersAt(nh) end
+    if last ~= first then edges(1, first, nh, last) end
+    eachMissing(last, '', function(s) done[s] = nh end)
+  end
   local slots, counts = {}, {}
   for s, m in pairs(done) do slots[#slots + 1] = '#' .. s; counts[#counts + 1] = m end
   if #slots > 0 then
@@ -406,9 +415,15 @@ end
 slot = tonumber(slot)
 local seq = redis.call('INCRBY', P .. 'pxseq', k) - k
 local zargs = {}
+-- The prompt's first block gets the newest stamp: the LRU evicts a
+-- prompt's tail first (as vLLM frees a finished request's blocks), which
+-- keeps holder sets nested along a prompt (the snapshot's match relies on it).
+-- (Pairs go last block first: a block a prompt repeats keeps its first,
+-- newest stamp, the one ZADD applies last.)
 for j = 1, k do
+  local at = k + 1 - j
   zargs[2 * j - 1] = seq + j
-  zargs[2 * j] = keys[j]
+  zargs[2 * j] = keys[at]
 end
 local _, added = unpackCall('ZADD', lru, zargs, 1)
 -- A block already in the endpoint's LRU already has its bit: the common

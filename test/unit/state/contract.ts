@@ -457,28 +457,35 @@ export function stateStoreContract(backend: ContractBackend): void {
           [b, 2],
         ]),
       );
-      // A's capacity is 4: adding h5, h6 evicts its oldest block, h1.
-      await rec(a, keys('h5', 'h6'), 3);
-      expect((await s!.readSnapshot(q)).prefixMatches).toEqual(new Map([[b, 2]]));
-      expect((await s!.readSnapshot({ prefixHashes: keys('h2', 'h3') })).prefixMatches).toEqual(
+      // A's capacity is 4. A record stamps its first block newest, so A's
+      // LRU is h3, h2, h1 (oldest first); recording the chain g1, g2 evicts
+      // h3, the tail of the older prompt, and keeps its head h1, h2.
+      await rec(a, keys('g1', 'g2'), 3);
+      expect((await s!.readSnapshot(q)).prefixMatches).toEqual(
         new Map([
           [a, 2],
-          [b, 1],
+          [b, 2],
         ]),
       );
-      // Touching h2 makes h3 the oldest: h7 evicts h3, not h2.
-      await rec(a, keys('h2'), 4);
-      await rec(a, keys('h7'), 5);
-      expect((await s!.readSnapshot({ prefixHashes: keys('h2', 'h3') })).prefixMatches).toEqual(
+      expect((await s!.readSnapshot({ prefixHashes: keys('g1', 'g2') })).prefixMatches).toEqual(
+        new Map([[a, 2]]),
+      );
+      // Re-sending h1, h2 makes them newer than g1, g2: the next chain evicts g2, then g1.
+      await rec(a, keys('h1', 'h2'), 4);
+      await rec(a, keys('k1'), 5);
+      expect((await s!.readSnapshot({ prefixHashes: keys('g1', 'g2') })).prefixMatches).toEqual(
+        new Map([[a, 1]]),
+      );
+      expect((await s!.readSnapshot(q)).prefixMatches).toEqual(
         new Map([
-          [a, 1],
-          [b, 1],
+          [a, 2],
+          [b, 2],
         ]),
       );
-      expect((await s!.readSnapshot({ prefixHashes: keys('h5', 'h6', 'h2', 'h7') })).prefixMatches).toEqual(
-        new Map([[a, 4]]),
-      );
-      expect((await s!.readSnapshot({ prefixHashes: keys('zz', 'h5') })).prefixMatches).toEqual(new Map());
+      await rec(a, keys('k2'), 6);
+      expect((await s!.readSnapshot({ prefixHashes: keys('g1', 'g2') })).prefixMatches).toEqual(new Map());
+      expect((await s!.readSnapshot({ prefixHashes: keys('k2') })).prefixMatches).toEqual(new Map([[a, 1]]));
+      expect((await s!.readSnapshot({ prefixHashes: keys('zz', 'h1') })).prefixMatches).toEqual(new Map());
     });
 
     it('matches long prompts (thousands of blocks) in full', async () => {
@@ -489,7 +496,11 @@ export function stateStoreContract(backend: ContractBackend): void {
       expect((await s!.readSnapshot({ prefixHashes: hashes })).prefixMatches).toEqual(
         new Map([[ep(1).id, 2_500]]),
       );
-      const half = [...hashes.slice(0, 1_300), ...keys('other'), ...hashes.slice(1_300)];
+      // A prompt that leaves the recorded one after 1,300 blocks (a new tail of 1,200).
+      const half = [
+        ...hashes.slice(0, 1_300),
+        ...keys(...Array.from({ length: 1_200 }, (_, i) => `other${i}`)),
+      ];
       expect((await s!.readSnapshot({ prefixHashes: half })).prefixMatches).toEqual(
         new Map([[ep(1).id, 1_300]]),
       );

@@ -31,7 +31,8 @@ class ReferenceIndex {
   record(id: string, keys: readonly number[], capacity: number): void {
     let lru = this.lru.get(id);
     if (!lru) this.lru.set(id, (lru = new Map()));
-    for (const k of keys) {
+    // Last block first: the prompt's first block ends newest.
+    for (const k of [...keys].reverse()) {
       lru.delete(k);
       lru.set(k, true);
       let h = this.index.get(k);
