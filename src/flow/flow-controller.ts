@@ -9,12 +9,17 @@
 // network itself and the scheduling core stays synchronous.
 //
 // A pick the gate let through is reserved until the Director has charged
-// it: the gate judges the snapshot plus this replica's reservations (spread
-// over the candidates), so a burst of concurrent requests cannot all pass on
-// one reading. Other replicas' picks are seen once charged (the window is one
-// snapshot read to commit). One dispatch at a time leaves the queue,
-// oldest of the highest band first: a head whose own candidates (subset
-// hint) stay saturated holds the rest.
+// it: the gate judges the snapshot plus the picks let through and not yet
+// charged, this replica's (counted here) and every other replica's (the
+// store's shared admission count, read and added to in the snapshot's own
+// atomic step), spread over the candidates. So a burst cannot all pass on
+// one reading, on one replica or on N: of two concurrent judgements the
+// later one sees the earlier's pick. When the shared store is unreachable
+// the count is this replica's alone (hooks.judgedLocally).
+//
+// One dispatch at a time leaves the queue, oldest of the highest band
+// first: a head whose own candidates (subset hint) stay saturated holds the
+// rest.
 //
 // Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
 // GIE sheds them at 1), so what may not be shed finds short server queues.
@@ -59,6 +64,8 @@ export interface FlowHooks {
   /** Went to the Director after `waitMs` in the queue (0: the pool admitted it at once). */
   dispatched?(priority: number, waitMs: number): void;
   rejected?(priority: number, reason: FlowRejectReason, waitMs: number): void;
+  /** A pick was judged without other replicas' admissions (the shared store unreachable). */
+  judgedLocally?(): void;
 }
 
 export interface Picker {
@@ -332,8 +339,10 @@ export class FlowController {
   private async dispatch(req: LLMRequest, opts: PickOptions | undefined): Promise<Decision> {
     let reserved = false;
     const limit = opts?.sheddable ? (this.opts.sheddableSaturation ?? SHEDDABLE_SATURATION) : 1;
-    const admit = (views: readonly EndpointView[]) => {
-      if (this.opts.saturation(withInTransit(withReserved(views, this.reserved))) >= limit) {
+    const admit = (views: readonly EndpointView[], elsewhere: number | undefined) => {
+      if (elsewhere === undefined) this.hooks.judgedLocally?.();
+      const pending = this.reserved + (elsewhere ?? 0);
+      if (this.opts.saturation(withInTransit(withReserved(views, pending))) >= limit) {
         throw new HeldBack('saturated');
       }
       this.reserved++;

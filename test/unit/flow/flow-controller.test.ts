@@ -50,8 +50,8 @@ afterEach(() => {
   for (const c of controllers.splice(0)) c.close();
 });
 
-async function setup(over: Partial<FlowControlSettings> = {}) {
-  const store = new MemoryStateStore();
+async function setup(over: Partial<FlowControlSettings> = {}, shared?: MemoryStateStore) {
+  const store = shared ?? new MemoryStateStore();
   await store.replaceEndpoints([ep]);
   const loaded = loadConfigText(CONFIG, 't.yaml', builtinRegistry());
   const director = new Director({
@@ -122,6 +122,31 @@ describe('FlowController', () => {
     flow.close();
     await settle();
     await burst.find((b) => b.d)!.d!.ticket.release();
+  });
+
+  it('two replicas on one store admit one pool worth together: the shared admission count', async () => {
+    const store = new MemoryStateStore();
+    const a = await setup({}, store);
+    const b = await setup({}, store);
+    // Interleaved, so each replica's snapshot is read before the other's pick is charged.
+    const burst = Array.from({ length: 10 }, (_, i) =>
+      track((i % 2 ? b : a).flow.pick(req(`r${i}`), undefined, { priority: 0, bytes: 1 })),
+    );
+    await settle();
+    expect(burst.filter((x) => x.d).length).toBe(1);
+    expect(a.flow.queued + b.flow.queued).toBe(9);
+    expect(await a.inFlight()).toBe(1);
+    // Each held-back pick withdrew its reservation: the freed slot is refilled once.
+    await burst.find((x) => x.d)!.d!.ticket.release();
+    a.flow.kick();
+    b.flow.kick();
+    await settle();
+    expect(burst.filter((x) => x.d).length).toBe(2);
+    expect(await a.inFlight()).toBe(1);
+    a.flow.close();
+    b.flow.close();
+    await settle();
+    for (const x of burst) await x.d?.ticket.release();
   });
 
   it('dispatches the higher band first, FCFS within a band', async () => {
