@@ -76,6 +76,8 @@ export interface PickOptions {
    * (undefined: the shared store was unreachable, the view is local).
    */
   admit?: (views: readonly EndpointView[], elsewhere: number | undefined) => void;
+  /** Judges the scheduled destination before it is charged; throws to refuse (as admit). */
+  admitTarget?: (primary: EndpointView) => void;
 }
 
 /** A reservation outlives its pick's snapshot-to-commit window only when its replica died. */
@@ -245,6 +247,7 @@ export class Director {
     const t0 = performance.now();
     const result = schedule(this.profile, ctx, views);
     const scheduleUs = (performance.now() - t0) * 1000;
+    opts?.admitTarget?.(result.primary);
     const receipt = await this.commit(chargeId, req, result, needs);
     const ticket = new Ticket(receipt, this);
     this.open.set(receipt.chargeId, ticket);

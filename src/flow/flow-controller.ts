@@ -22,11 +22,14 @@
 // rest.
 //
 // Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
-// GIE sheds them at 1), so what may not be shed finds short server queues.
+// GIE sheds them at 1), and only to a scheduled endpoint with nothing
+// waiting (roomFor), so what may not be shed never queues behind them
+// inside a server.
 //
 // Outcomes (GIE's): dispatched; capacity reject 429 (a bound, the queue
 // ahead already waiting past half the TTL, or a wait predicted past a
-// quarter of it); TTL eviction 503; client gone 503 (never
+// quarter of it; a queued request whose predicted wait passes its TTL);
+// TTL eviction 503; client gone 503 (never
 // written: nobody listens); shutdown 429. Every one carries retry-after.
 import type { Decision, PickOptions } from '../director/director.js';
 import type { EndpointView, LLMRequest } from '../scheduling/types.js';
@@ -301,6 +304,7 @@ export class FlowController {
     try {
       do {
         this.kickedWhilePumping = false;
+        this.refuseHopeless();
         while (!this.closing) {
           const w = this.queue.head();
           if (!w) break;
@@ -338,6 +342,7 @@ export class FlowController {
   /** Director.pick behind the saturation gate; throws HeldBack when the pool is saturated. */
   private async dispatch(req: LLMRequest, opts: PickOptions | undefined): Promise<Decision> {
     let reserved = false;
+    let pendingAtAdmit = 0;
     const limit = opts?.sheddable ? (this.opts.sheddableSaturation ?? SHEDDABLE_SATURATION) : 1;
     const admit = (views: readonly EndpointView[], elsewhere: number | undefined) => {
       if (elsewhere === undefined) this.hooks.judgedLocally?.();
@@ -345,13 +350,51 @@ export class FlowController {
       if (this.opts.saturation(withInTransit(withReserved(views, pending))) >= limit) {
         throw new HeldBack('saturated');
       }
+      pendingAtAdmit = pending;
       this.reserved++;
       reserved = true;
     };
+    // A sheddable request goes only where nothing waits (see roomFor).
+    const admitTarget = opts?.sheddable
+      ? (primary: EndpointView) => {
+          if (!roomFor(primary, pendingAtAdmit, this.opts.saturation, limit)) throw new HeldBack('saturated');
+        }
+      : undefined;
     try {
-      return await this.opts.director.pick(req, { ...opts, admit });
+      return await this.opts.director.pick(req, { ...opts, admit, admitTarget });
     } finally {
       if (reserved) this.reserved--;
+    }
+  }
+
+  /**
+   * A queued request that the recent dispatch rate says cannot leave the
+   * queue before its TTL is refused now (429) rather than evicted at the TTL
+   * (503): it has lost less time, and a refusal can go elsewhere. Its
+   * predicted wait is its place in the queue (everything ahead of it, higher
+   * bands included) over the rate; the TTL eviction stays for a prediction
+   * that fails (the rate jumps down after the check).
+   */
+  private refuseHopeless(): void {
+    const nowMs = this.now();
+    const rate = this.dispatchRate(nowMs);
+    if (rate === undefined || this.queue.length === 0) return;
+    const ttlMs = this.opts.settings.requestTtlMs;
+    let place = 0;
+    for (const w of [...this.queue.items()]) {
+      place++;
+      const predictedMs = (place / rate) * 1000;
+      if (nowMs - w.enqueuedAtMs + predictedMs <= ttlMs) continue;
+      place--;
+      this.settle(
+        w,
+        new FlowRejection(
+          429,
+          'capacity',
+          `flow control: ${place} requests ahead, about ${Math.round(predictedMs)} ms more of wait, past the ${ttlMs} ms TTL`,
+        ),
+        'capacity',
+      );
     }
   }
 
@@ -395,6 +438,25 @@ function withReserved(views: readonly EndpointView[], reserved: number): readonl
   if (reserved === 0 || views.length === 0) return views;
   const each = reserved / views.length;
   return views.map((v) => ({ ...v, inFlight: v.inFlight + each }));
+}
+
+/**
+ * Whether a sheddable request may go to `v`, the endpoint the scheduler
+ * chose for it (its cache affinity kept): the detector judges that endpoint
+ * on its own below `limit`, counting every pick let through and not yet
+ * charged (`pending`, any replica's) as if it landed there, and nothing may
+ * wait there (requests routed but not yet scraped count as waiting,
+ * in-transit.ts): the servers queue FCFS, and what may not be shed must not
+ * queue behind a sheddable request.
+ */
+function roomFor(
+  v: EndpointView,
+  pending: number,
+  saturation: (views: readonly EndpointView[]) => number,
+  limit: number,
+): boolean {
+  const one = withInTransit([pending > 0 ? { ...v, inFlight: v.inFlight + pending } : v]);
+  return saturation(one) < limit && (one[0]!.waitingQueueSize ?? 0) === 0;
 }
 
 function shutdownRejection(): FlowRejection {
