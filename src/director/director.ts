@@ -70,9 +70,18 @@ export interface PickOptions {
   /**
    * Judges the candidates before scheduling, on the same snapshot; throws to
    * refuse (flow control holds the request while the pool is saturated).
+   * With it the snapshot read also reserves the pick's place in the store's
+   * shared admission count (StateStore AdmissionQuery): `elsewhere` is how
+   * many picks other replicas let through and have not charged yet
+   * (undefined: the shared store was unreachable, the view is local).
    */
-  admit?: (views: readonly EndpointView[]) => void;
+  admit?: (views: readonly EndpointView[], elsewhere: number | undefined) => void;
+  /** Judges the scheduled destination before it is charged; throws to refuse (as admit). */
+  admitTarget?: (primary: EndpointView) => void;
 }
+
+/** A reservation outlives its pick's snapshot-to-commit window only when its replica died. */
+export const ADMISSION_TTL_MS = 2_000;
 
 /**
  * An open pick's charges, owned by the Director until released. Whoever
@@ -172,11 +181,32 @@ export class Director {
       ? promptHashes(req, needs.prefix.blockSizeTokens, needs.prefix.maxPrefixBlocksToMatch)
       : undefined;
     const indexerKey = needs.indexer ? indexerCacheKey(req) : undefined;
+    const chargeId = this.nextChargeId();
+    const admitting = opts?.admit !== undefined;
     const snap = await this.store.readSnapshot({
       prefixHashes,
       indexerCacheKey: indexerKey,
       bucketLoads: needs.bucketLoads,
+      admission: admitting ? { id: chargeId, owner: this.chargePrefix, ttlMs: ADMISSION_TTL_MS } : undefined,
     });
+    try {
+      return await this.scheduleOn(snap, req, opts, chargeId, prefixHashes, indexerKey);
+    } catch (e) {
+      // Not admitted or not scheduled: its reservation must not hold a place.
+      if (admitting) void this.guarded('cancelAdmission', () => this.store.cancelAdmission(chargeId));
+      throw e;
+    }
+  }
+
+  private async scheduleOn(
+    snap: StateSnapshot,
+    req: LLMRequest,
+    opts: PickOptions | undefined,
+    chargeId: string,
+    prefixHashes: Float64Array | undefined,
+    indexerKey: string | undefined,
+  ): Promise<Decision> {
+    const needs = this.needs;
     const nowMs = this.now();
     const admit = this.opts.admitEndpoints;
     // The shared list is a cache: only what this replica's discovery vouches for is scheduled.
@@ -199,7 +229,7 @@ export class Director {
     if (opts?.sheddable && detector && detector.saturation(views) >= 1) {
       throw new SchedulingError('SATURATED', 'system saturated, sheddable request dropped');
     }
-    opts?.admit?.(views);
+    opts?.admit?.(views, snap.admissionsElsewhere);
     let hitRates: HitRates | undefined;
     if (needs.indexer && indexerKey !== undefined) {
       hitRates = await this.hitRates(needs.indexer, req, views, snap.indexerAnswer, indexerKey);
@@ -217,7 +247,8 @@ export class Director {
     const t0 = performance.now();
     const result = schedule(this.profile, ctx, views);
     const scheduleUs = (performance.now() - t0) * 1000;
-    const receipt = await this.commit(req, result, needs);
+    opts?.admitTarget?.(result.primary);
+    const receipt = await this.commit(chargeId, req, result, needs);
     const ticket = new Ticket(receipt, this);
     this.open.set(receipt.chargeId, ticket);
     return { result, ticket, scheduleUs };
@@ -314,9 +345,14 @@ export class Director {
     return outcome.hitRates;
   }
 
-  private async commit(req: LLMRequest, result: SchedulingResult, needs: DataNeeds): Promise<PickReceipt> {
+  private async commit(
+    chargeId: string,
+    req: LLMRequest,
+    result: SchedulingResult,
+    needs: DataNeeds,
+  ): Promise<PickReceipt> {
     const commit = {
-      chargeId: this.nextChargeId(),
+      chargeId,
       charges: result.charges,
       leaseMs: this.leaseMs,
       prefixCapacityPerEndpoint: needs.prefix?.lruCapacityPerServer,

@@ -41,7 +41,7 @@ import { chooseRewrite, rewritesByAge } from '../flow/model-rewrite.js';
 import { objectivesSource } from './objectives.js';
 import type { ObjectivesSource } from '../flow/objectives-file.js';
 import { FlowController } from '../flow/flow-controller.js';
-import { registerFlowMetrics } from '../observability/flow-metrics.js';
+import { registerFlowMetrics, withLocalAdmissionLog } from '../observability/flow-metrics.js';
 
 export interface EppDeps {
   logger: Logger;
@@ -168,7 +168,10 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       saturation: (views) => loaded.saturationDetector.saturation(views),
       // Other replicas' releases and fresh signals are seen at the scrape period.
       pollMs: config.refreshMetricsIntervalMs,
-      hooks: registerFlowMetrics(metrics.registry, () => flow?.state()),
+      hooks: withLocalAdmissionLog(
+        registerFlowMetrics(metrics.registry, () => flow?.state()),
+        logger,
+      ),
     });
   }
   const scraper = new MetricsScraper({

@@ -9,19 +9,27 @@
 // network itself and the scheduling core stays synchronous.
 //
 // A pick the gate let through is reserved until the Director has charged
-// it: the gate judges the snapshot plus this replica's reservations (spread
-// over the candidates), so a burst of concurrent requests cannot all pass on
-// one reading. Other replicas' picks are seen once charged (the window is one
-// snapshot read to commit). One dispatch at a time leaves the queue,
-// oldest of the highest band first: a head whose own candidates (subset
-// hint) stay saturated holds the rest.
+// it: the gate judges the snapshot plus the picks let through and not yet
+// charged, this replica's (counted here) and every other replica's (the
+// store's shared admission count, read and added to in the snapshot's own
+// atomic step), spread over the candidates. So a burst cannot all pass on
+// one reading, on one replica or on N: of two concurrent judgements the
+// later one sees the earlier's pick. When the shared store is unreachable
+// the count is this replica's alone (hooks.judgedLocally).
+//
+// One dispatch at a time leaves the queue, oldest of the highest band
+// first: a head whose own candidates (subset hint) stay saturated holds the
+// rest.
 //
 // Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
-// GIE sheds them at 1), so what may not be shed finds short server queues.
+// GIE sheds them at 1), and only to a scheduled endpoint with nothing
+// waiting (roomFor), so what may not be shed never queues behind them
+// inside a server.
 //
 // Outcomes (GIE's): dispatched; capacity reject 429 (a bound, the queue
 // ahead already waiting past half the TTL, or a wait predicted past a
-// quarter of it); TTL eviction 503; client gone 503 (never
+// quarter of it; a queued request whose predicted wait passes its TTL);
+// TTL eviction 503; client gone 503 (never
 // written: nobody listens); shutdown 429. Every one carries retry-after.
 import type { Decision, PickOptions } from '../director/director.js';
 import type { EndpointView, LLMRequest } from '../scheduling/types.js';
@@ -59,6 +67,8 @@ export interface FlowHooks {
   /** Went to the Director after `waitMs` in the queue (0: the pool admitted it at once). */
   dispatched?(priority: number, waitMs: number): void;
   rejected?(priority: number, reason: FlowRejectReason, waitMs: number): void;
+  /** A pick was judged without other replicas' admissions (the shared store unreachable). */
+  judgedLocally?(): void;
 }
 
 export interface Picker {
@@ -294,6 +304,7 @@ export class FlowController {
     try {
       do {
         this.kickedWhilePumping = false;
+        this.refuseHopeless();
         while (!this.closing) {
           const w = this.queue.head();
           if (!w) break;
@@ -331,18 +342,59 @@ export class FlowController {
   /** Director.pick behind the saturation gate; throws HeldBack when the pool is saturated. */
   private async dispatch(req: LLMRequest, opts: PickOptions | undefined): Promise<Decision> {
     let reserved = false;
+    let pendingAtAdmit = 0;
     const limit = opts?.sheddable ? (this.opts.sheddableSaturation ?? SHEDDABLE_SATURATION) : 1;
-    const admit = (views: readonly EndpointView[]) => {
-      if (this.opts.saturation(withInTransit(withReserved(views, this.reserved))) >= limit) {
+    const admit = (views: readonly EndpointView[], elsewhere: number | undefined) => {
+      if (elsewhere === undefined) this.hooks.judgedLocally?.();
+      const pending = this.reserved + (elsewhere ?? 0);
+      if (this.opts.saturation(withInTransit(withReserved(views, pending))) >= limit) {
         throw new HeldBack('saturated');
       }
+      pendingAtAdmit = pending;
       this.reserved++;
       reserved = true;
     };
+    // A sheddable request goes only where nothing waits (see roomFor).
+    const admitTarget = opts?.sheddable
+      ? (primary: EndpointView) => {
+          if (!roomFor(primary, pendingAtAdmit, this.opts.saturation, limit)) throw new HeldBack('saturated');
+        }
+      : undefined;
     try {
-      return await this.opts.director.pick(req, { ...opts, admit });
+      return await this.opts.director.pick(req, { ...opts, admit, admitTarget });
     } finally {
       if (reserved) this.reserved--;
+    }
+  }
+
+  /**
+   * A queued request that the recent dispatch rate says cannot leave the
+   * queue before its TTL is refused now (429) rather than evicted at the TTL
+   * (503): it has lost less time, and a refusal can go elsewhere. Its
+   * predicted wait is its place in the queue (everything ahead of it, higher
+   * bands included) over the rate; the TTL eviction stays for a prediction
+   * that fails (the rate jumps down after the check).
+   */
+  private refuseHopeless(): void {
+    const nowMs = this.now();
+    const rate = this.dispatchRate(nowMs);
+    if (rate === undefined || this.queue.length === 0) return;
+    const ttlMs = this.opts.settings.requestTtlMs;
+    let place = 0;
+    for (const w of [...this.queue.items()]) {
+      place++;
+      const predictedMs = (place / rate) * 1000;
+      if (nowMs - w.enqueuedAtMs + predictedMs <= ttlMs) continue;
+      place--;
+      this.settle(
+        w,
+        new FlowRejection(
+          429,
+          'capacity',
+          `flow control: ${place} requests ahead, about ${Math.round(predictedMs)} ms more of wait, past the ${ttlMs} ms TTL`,
+        ),
+        'capacity',
+      );
     }
   }
 
@@ -386,6 +438,25 @@ function withReserved(views: readonly EndpointView[], reserved: number): readonl
   if (reserved === 0 || views.length === 0) return views;
   const each = reserved / views.length;
   return views.map((v) => ({ ...v, inFlight: v.inFlight + each }));
+}
+
+/**
+ * Whether a sheddable request may go to `v`, the endpoint the scheduler
+ * chose for it (its cache affinity kept): the detector judges that endpoint
+ * on its own below `limit`, counting every pick let through and not yet
+ * charged (`pending`, any replica's) as if it landed there, and nothing may
+ * wait there (requests routed but not yet scraped count as waiting,
+ * in-transit.ts): the servers queue FCFS, and what may not be shed must not
+ * queue behind a sheddable request.
+ */
+function roomFor(
+  v: EndpointView,
+  pending: number,
+  saturation: (views: readonly EndpointView[]) => number,
+  limit: number,
+): boolean {
+  const one = withInTransit([pending > 0 ? { ...v, inFlight: v.inFlight + pending } : v]);
+  return saturation(one) < limit && (one[0]!.waitingQueueSize ?? 0) === 0;
 }
 
 function shutdownRejection(): FlowRejection {

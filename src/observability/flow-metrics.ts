@@ -52,7 +52,13 @@ export function registerFlowMetrics(r: Registry, state: () => FlowState | undefi
     labelNames: ['priority', 'reason'],
     registers: [r],
   });
+  const local = new Counter({
+    name: 'hermes_flow_admission_local_total',
+    help: "Flow-control admissions judged on this replica's view alone (the shared store unreachable: other replicas' admissions unseen).",
+    registers: [r],
+  });
   return {
+    judgedLocally: () => local.inc(),
     queued: (p) => queued.inc({ priority: String(p) }),
     dispatched: (p, waitMs) => {
       dispatched.inc({ priority: String(p) });
@@ -61,6 +67,34 @@ export function registerFlowMetrics(r: Registry, state: () => FlowState | undefi
     rejected: (p, reason, waitMs) => {
       rejected.inc({ priority: String(p), reason });
       if (reason !== 'capacity') wait.observe({ priority: String(p), outcome: reason }, waitMs / 1000);
+    },
+  };
+}
+
+/** How often a replica judging admissions alone says so (it may last the whole outage). */
+const LOCAL_ADMISSION_LOG_MS = 10_000;
+
+/** Adds a warning, at most one per LOCAL_ADMISSION_LOG_MS, when admissions are judged on the local view. */
+export function withLocalAdmissionLog(
+  hooks: FlowHooks,
+  logger: { warn(fields: object, msg: string): void },
+  now: () => number = Date.now,
+): FlowHooks {
+  let count = 0;
+  let loggedAtMs = -Infinity;
+  return {
+    ...hooks,
+    judgedLocally: () => {
+      hooks.judgedLocally?.();
+      count++;
+      const t = now();
+      if (t - loggedAtMs < LOCAL_ADMISSION_LOG_MS) return;
+      loggedAtMs = t;
+      logger.warn(
+        { admissions: count },
+        'flow control judges admissions on this replica alone: shared state unreachable, other replicas unseen',
+      );
+      count = 0;
     },
   };
 }

@@ -2,6 +2,7 @@
 // semantics as the Redis store (leases, decay, TTLs), so the contract test
 // suite runs against both.
 import type { BucketLoadRecord, Endpoint, EndpointSignals } from '../scheduling/types.js';
+import { AdmissionLedger } from './admission.js';
 import { applyInFlight, applyPrefill, chargeLoad, releaseLoad } from './charges.js';
 import { PrefixIndex } from './prefix-index.js';
 import {
@@ -44,6 +45,7 @@ export class MemoryStateStore implements StateStore {
   private readonly indexerAnswers = new Map<string, { value: string; expiresAtMs: number }>();
   private readonly leases = new Map<string, { holder: string; expiresAtMs: number }>();
   private readonly decisions: DecisionRecord[] = [];
+  private readonly admissions = new AdmissionLedger();
   private readonly decisionsLimit: number;
   private readonly now: () => number;
 
@@ -84,6 +86,7 @@ export class MemoryStateStore implements StateStore {
       bucketLoads: query.bucketLoads ? cloneLoads(this.bucketLoads) : new Map(),
       poolEvent: this.poolEvent,
     };
+    if (query.admission) snap.admissionsElsewhere = this.admissions.reserve(query.admission, now);
     if (query.prefixHashes) snap.prefixMatches = this.prefixIndex.match(query.prefixHashes);
     if (query.indexerCacheKey) {
       const hit = this.indexerAnswers.get(query.indexerCacheKey);
@@ -97,6 +100,7 @@ export class MemoryStateStore implements StateStore {
     const now = this.now();
     const { charges } = commit;
     const expiresAtMs = now + commit.leaseMs;
+    this.admissions.remove(commit.chargeId);
     this.picks.set(commit.chargeId, { charges, expiresAtMs, prefillOpen: true });
     if (expiresAtMs < this.nextExpiryMs) this.nextExpiryMs = expiresAtMs;
     applyInFlight(this.inFlight, charges, 1);
@@ -148,6 +152,10 @@ export class MemoryStateStore implements StateStore {
     if (!open || !open.prefillOpen) return;
     open.prefillOpen = false;
     applyPrefill(this.pendingPrefill, open.charges, -1);
+  }
+
+  async cancelAdmission(id: string): Promise<void> {
+    this.admissions.remove(id);
   }
 
   async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {

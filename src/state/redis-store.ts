@@ -23,6 +23,7 @@ import {
   RENEW_LUA,
   SNAPSHOT_LUA,
 } from './lua/scripts.js';
+import { ADMISSION_RESERVE_LUA } from './lua/admission.js';
 import type {
   DecisionRecord,
   PickCommit,
@@ -65,6 +66,7 @@ interface ScriptCommands {
   hermesRenew(key: string, ...args: string[]): Promise<number>;
   hermesLease(key: string, ...args: string[]): Promise<number>;
   hermesEndpoints(key: string, ...args: string[]): Promise<number>;
+  hermesAdmit(key: string, ...args: string[]): Promise<number>;
 }
 
 type SnapshotReply = [
@@ -88,6 +90,7 @@ const SCRIPTS: Array<[keyof ScriptCommands, string]> = [
   ['hermesRenew', RENEW_LUA],
   ['hermesLease', LEASE_LUA],
   ['hermesEndpoints', ENDPOINTS_LUA],
+  ['hermesAdmit', ADMISSION_RESERVE_LUA],
 ];
 
 /** Registers the store's scripts on a client (idempotent). */
@@ -193,15 +196,20 @@ export class RedisStateStore implements StateStore {
 
   async readSnapshot(query: SnapshotQuery): Promise<StateSnapshot> {
     this.roundTrips++;
-    const r = await this.sent(
-      this.client.hermesSnapshot(
-        this.prefix,
-        this.endpointsVersion,
-        query.bucketLoads ? '1' : '0',
-        query.indexerCacheKey ?? '',
-        keysBlob(query.prefixHashes),
-      ),
+    // The admission reservation goes right before the snapshot on the same
+    // connection: one round trip carries both (neither waits for the other).
+    const a = query.admission;
+    const reserved = a ? this.client.hermesAdmit(this.prefix, a.id, a.owner, String(a.ttlMs)) : undefined;
+    const read = this.client.hermesSnapshot(
+      this.prefix,
+      this.endpointsVersion,
+      query.bucketLoads ? '1' : '0',
+      query.indexerCacheKey ?? '',
+      keysBlob(query.prefixHashes),
     );
+    this.sendHeldWrites();
+    // Both awaited together: a failed reservation must not leave the read's rejection unhandled.
+    const [r, elsewhere] = await Promise.all([read, reserved]);
     const [version, endpointsJson, sig, inf, loads, event, px, ix, pft] = r;
     // The endpoint set changes rarely: it is only sent when its version moved.
     if (version !== this.endpointsVersion) {
@@ -231,6 +239,7 @@ export class RedisStateStore implements StateStore {
       snap.prefixMatches = m;
     }
     if (ix !== null) snap.indexerAnswer = ix;
+    if (elsewhere !== undefined) snap.admissionsElsewhere = elsewhere;
     return snap;
   }
 
@@ -349,6 +358,11 @@ export class RedisStateStore implements StateStore {
     if (!p || p.length === 0) return;
     this.roundTrips++;
     await this.sent(this.client.hermesPrefillDone(this.prefix, receipt.chargeId));
+  }
+
+  async cancelAdmission(id: string): Promise<void> {
+    this.roundTrips++;
+    await this.sent(this.client.zrem(this.prefix + 'adm', id));
   }
 
   async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {

@@ -215,6 +215,12 @@ export class ResilientStateStore implements StateStore {
     p.prefillDoneSeq = Infinity;
   }
 
+  async cancelAdmission(id: string): Promise<void> {
+    await this.overlay.cancelAdmission(id);
+    // Degraded, the reservation (if Redis got it) lapses by its TTL.
+    if (!this.degraded) await this.tryPrimary('cancelAdmission', () => this.primary.cancelAdmission(id));
+  }
+
   async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
     const expiresAtMs = this.now() + leaseMs;
     for (const id of chargeIds) {

@@ -16,6 +16,26 @@ export interface SnapshotQuery {
   indexerCacheKey?: string;
   /** Also return PD bucket loads and the pool's event counter. */
   bucketLoads?: boolean;
+  /** Flow control's admission: reserve a place for this pick in the same step (admission.ts). */
+  admission?: AdmissionQuery;
+}
+
+/**
+ * One pick's place in the shared admission count. The store counts the
+ * reservations of other replicas not yet committed (or cancelled, or
+ * expired) and adds this one, as one atomic step: of two replicas reading
+ * at once, the later sees the earlier, so together they never judge the
+ * pool on a view that misses an admitted pick. The pick's commit turns the
+ * reservation into its charge in the same step; a pick that is not admitted
+ * cancels it (cancelAdmission).
+ */
+export interface AdmissionQuery {
+  /** The pick's charge id (its commit converts the reservation). */
+  id: string;
+  /** This replica's charge-id prefix (`<owner>.<n>`): its own reservations it counts itself. */
+  owner: string;
+  /** A reservation neither committed nor cancelled (its replica died) lapses after this. */
+  ttlMs: number;
 }
 
 export interface StateSnapshot {
@@ -32,6 +52,12 @@ export interface StateSnapshot {
   prefixMatches?: Map<string, number>;
   /** Cached cache-indexer answer (only when asked and present). */
   indexerAnswer?: string;
+  /**
+   * Admissions other replicas reserved and have not committed yet (only
+   * when asked; absent when the shared store could not be reached and the
+   * snapshot is this replica's local view).
+   */
+  admissionsElsewhere?: number;
 }
 
 export interface DecisionRecord {
@@ -113,6 +139,8 @@ export interface StateStore {
    * pick was released or its lease expired.
    */
   releasePrefill(receipt: PickReceipt): Promise<void>;
+  /** Withdraws an admission reservation whose pick was not committed (held back, failed). */
+  cancelAdmission(id: string): Promise<void>;
   /** Extends the in-flight leases of picks whose responses are still open. */
   renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void>;
 

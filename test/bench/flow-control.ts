@@ -1,5 +1,6 @@
-// `npm run bench -- flow-control [--quick] [--policy a,b] [--seed N] [--trace FILE] [--time-scale a,b,..]
-//   [--kv-threshold X] [--sheddable-saturation X] [--tag NAME]`
+// `npm run bench -- flow-control [--quick] [--policy a,b] [--seeds N,M,..] [--trace FILE] [--time-scale a,b,..]
+//   [--workloads shared-prefix,trace] [--kv-threshold X] [--queue-threshold N] [--sheddable-saturation X]
+//   [--tag NAME]`
 //
 // Flow control in the routing simulator (sim/flow-control.ts: the product's
 // FlowController on the virtual clock). For each policy and workload
@@ -59,6 +60,8 @@ interface Point {
   measured: number;
   served: number;
   refused429: number;
+  /** Of the 429s, those answered from the queue after a wait (a predicted wait past the TTL). */
+  refused429Queued: number;
   refused503: number;
   /** Dispatched but without a first token when the run was cut off. */
   censored: number;
@@ -114,6 +117,7 @@ async function runPoint(
   const high: number[] = [];
   const wait: number[] = [];
   let refused429 = 0;
+  let refused429Queued = 0;
   let refused503 = 0;
   let censored = 0;
   let highMeasured = 0;
@@ -122,8 +126,10 @@ async function runPoint(
     const isHigh = priorities?.get(r.id) === 10;
     if (isHigh) highMeasured++;
     if (o?.kind === 'refused') {
-      if (o.status === 429) refused429++;
-      else refused503++;
+      if (o.status === 429) {
+        refused429++;
+        if (o.waitS > 0) refused429Queued++;
+      } else refused503++;
       continue;
     }
     if (o?.kind === 'dispatched') wait.push(o.waitS);
@@ -156,6 +162,7 @@ async function runPoint(
     measured: measured.length,
     served: ttft.length,
     refused429,
+    refused429Queued,
     refused503,
     censored,
     ttftP90: r3(percentile(ttft, 90)),
@@ -169,9 +176,14 @@ async function runPoint(
 interface Verdicts {
   workload: string;
   policy: PolicyId;
+  seed: number;
   knee: number;
   peakTokS: number;
   lines: string[];
+  /** Per load factor (1.5, 2): tok/s over the peak, requests ending 503, served TTFT p90. */
+  atFactor: Array<{ factor: number; tokRatio: number; ended503: number; ttftP90: number }>;
+  /** Priority-10 TTFT p90 at 2x over its value at 0.5x (20/80 mix). */
+  highRatio: number;
 }
 
 async function runWorkload(
@@ -196,9 +208,9 @@ async function runWorkload(
     log(row(p));
   }
   const k = knee(base, sc.sloTtftS).value;
-  // A replay is one burst: its in-window tokens shrink with the window (x0.05: 6 s, less than
-  // one answer's decode), so its throughput is the whole run's.
-  const tokS = (p: Point) => (sc.trace ? p.runTokensPerS : p.outputTokensPerS);
+  // Output tokens inside the arrival window: the steady state (the long trace's window is
+  // 60 s at x0.05); the whole run's figure is dominated by the drain once arrivals stop.
+  const tokS = (p: Point) => p.outputTokensPerS;
   const peak = Math.max(...base.map(tokS));
   // Trace load is inversely proportional to the time scale.
   const ref = base[0]!;
@@ -211,6 +223,7 @@ async function runWorkload(
     return { gen, load: loadOf(x, gen) };
   };
   const lines: string[] = [];
+  const atFactor: Verdicts['atFactor'] = [];
   for (const f of [1.5, 2]) {
     const { gen, load } = at(f);
     const off = await runPoint(sc, pid, gen, seed, load, false, 'p0');
@@ -219,6 +232,7 @@ async function runWorkload(
     log(row(off));
     log(row(on));
     const all = on.served + on.refused429 + on.censored === on.measured && on.refused503 === 0;
+    atFactor.push({ factor: f, tokRatio: r3(tokS(on) / peak), ended503: on.refused503, ttftP90: on.ttftP90 });
     lines.push(
       `${f}x knee (${load.qps} qps): tok/s ${tokS(on)} = ${r3(tokS(on) / peak)} x peak ` +
         `(no flow control: ${tokS(off)}, TTFT p90 ${off.ttftP90} s); served ${on.served}, 429 ${on.refused429}, ` +
@@ -241,7 +255,17 @@ async function runWorkload(
       `(${r3(double.highTtftP90! / half.highTtftP90!)}x; served ${double.highServed} of ${double.highMeasured} at 2x) ` +
       `[<= 2x: ${double.highTtftP90! <= 2 * half.highTtftP90! ? 'met' : 'MISSED'}]`,
   );
-  return { workload: sc.workload, policy: pid, knee: r3(k), peakTokS: peak, lines };
+  const highRatio = r3(double.highTtftP90! / half.highTtftP90!);
+  return {
+    workload: sc.workload,
+    policy: pid,
+    seed,
+    knee: r3(k),
+    peakTokS: peak,
+    lines,
+    atFactor,
+    highRatio,
+  };
 }
 
 function row(p: Point): string {
@@ -251,6 +275,7 @@ function row(p: Point): string {
     `  ${p.workload} ${p.policy} ${p.flow ? 'flow' : 'none'} ${p.mix} qps ${load}: tok/s ${p.outputTokensPerS} ` +
     `(run ${p.runTokensPerS}) ` +
     `TTFT p50/p90 ${p.ttftP50}/${p.ttftP90} wait p90 ${p.waitP90} served ${p.served} 429 ${p.refused429} ` +
+    `(after queueing ${p.refused429Queued}) ` +
     `503 ${p.refused503} unfinished ${p.censored}/${p.measured}${high} preempt ${p.preemptions}`
   );
 }
@@ -260,13 +285,18 @@ export async function run(args: string[]): Promise<void> {
   const shed = arg(args, '--sheddable-saturation');
   if (shed !== undefined) sheddableSaturation = Number(shed);
   const kvThreshold = arg(args, '--kv-threshold');
-  if (kvThreshold !== undefined) {
-    const p = utilizationDetectorParameters.parse({ kvCacheUtilThreshold: Number(kvThreshold) });
+  const queueThreshold = arg(args, '--queue-threshold');
+  if (kvThreshold !== undefined || queueThreshold !== undefined) {
+    const p = utilizationDetectorParameters.parse({
+      ...(kvThreshold !== undefined ? { kvCacheUtilThreshold: Number(kvThreshold) } : {}),
+      ...(queueThreshold !== undefined ? { queueDepthThreshold: Number(queueThreshold) } : {}),
+    });
     saturation = (views) => poolUtilization(views, p);
   }
   const policies = (arg(args, '--policy') ?? 'gie-default').split(',') as PolicyId[];
-  const seed = Number(arg(args, '--seed') ?? 1000);
-  const tracePath = arg(args, '--trace') ?? 'test/bench/traces/agentic-chat.jsonl';
+  const seeds = (arg(args, '--seeds') ?? arg(args, '--seed') ?? '1000').split(',').map(Number);
+  const tracePath = arg(args, '--trace') ?? 'test/bench/traces/agentic-chat-long.jsonl';
+  const workloads = (arg(args, '--workloads') ?? 'shared-prefix,trace').split(',');
   const scales = (arg(args, '--time-scale') ?? '0.25,0.15,0.1,0.07,0.05').split(',').map(Number);
   const log = (s: string) => process.stdout.write(s + '\n');
   const sharedPrefix = SCENARIOS.find((s) => s.workload === 'shared-prefix')!;
@@ -279,26 +309,43 @@ export async function run(args: string[]): Promise<void> {
   );
   const points: Point[] = [];
   const verdicts: Verdicts[] = [];
-  for (const pid of policies) {
-    for (const sc of [sharedPrefix, trace]) {
-      const ladder = sc.trace ? sc.ladder : quick ? sc.quickLadder : sc.ladder;
-      const windowS = quick ? sc.quickWindowS : sc.windowS;
-      log(`${sc.workload} / ${pid}: ${sc.describe}`);
-      const v = await runWorkload(sc, pid, ladder, windowS, seed, log, points);
-      verdicts.push(v);
-      log(`  knee ${v.knee} qps, peak ${v.peakTokS} tok/s without flow control`);
-      for (const l of v.lines) log(`  ${l}`);
+  for (const seed of seeds) {
+    for (const pid of policies) {
+      for (const sc of [sharedPrefix, trace]) {
+        if (!workloads.includes(sc.trace ? 'trace' : sc.workload)) continue;
+        const ladder = sc.trace ? sc.ladder : quick ? sc.quickLadder : sc.ladder;
+        const windowS = quick ? sc.quickWindowS : sc.windowS;
+        log(`${sc.workload} / ${pid} / seed ${seed}: ${sc.describe}`);
+        const v = await runWorkload(sc, pid, ladder, windowS, seed, log, seed === seeds[0] ? points : []);
+        verdicts.push(v);
+        log(`  knee ${v.knee} qps, peak ${v.peakTokS} tok/s without flow control`);
+        for (const l of v.lines) log(`  ${l}`);
+      }
     }
+  }
+  // Across seeds: each target's figures, one per seed.
+  for (const key of [...new Set(verdicts.map((v) => `${v.workload} / ${v.policy}`))]) {
+    const vs = verdicts.filter((v) => `${v.workload} / ${v.policy}` === key);
+    const per = (f: (v: Verdicts) => number) => vs.map(f).join(' / ');
+    log(`${key}, seeds ${vs.map((v) => v.seed).join(' / ')}:`);
+    for (const factor of [1.5, 2]) {
+      const at = (v: Verdicts) => v.atFactor.find((a) => a.factor === factor)!;
+      log(
+        `  ${factor}x: tok/s x peak ${per((v) => at(v).tokRatio)}; 503 ${per((v) => at(v).ended503)}; ` +
+          `served TTFT p90 ${per((v) => at(v).ttftP90)} s`,
+      );
+    }
+    log(`  priority-10 TTFT p90 2x / 0.5x: ${per((v) => v.highRatio)}`);
   }
   mkdirSync('bench-results', { recursive: true });
   const tag = arg(args, '--tag');
   const out = (ext: string) => `bench-results/flow-control${tag ? `-${tag}` : ''}.${ext}`;
   writeFileSync(
     out('json'),
-    JSON.stringify({ seed, sheddableSaturation, kvThreshold, points, verdicts }, null, 2),
+    JSON.stringify({ seeds, sheddableSaturation, kvThreshold, queueThreshold, points, verdicts }, null, 2),
   );
   const md = verdicts.flatMap((v) => [
-    `### ${v.workload} / ${v.policy}: knee ${v.knee} qps, peak ${v.peakTokS} tok/s without flow control`,
+    `### ${v.workload} / ${v.policy} / seed ${v.seed}: knee ${v.knee} qps, peak ${v.peakTokS} tok/s without flow control`,
     '',
     ...v.lines.map((l) => `- ${l}`),
     '',
@@ -311,11 +358,7 @@ export async function run(args: string[]): Promise<void> {
         .sort((a, b) => a.qps - b.qps);
     const file = wl.replace(/[^a-z0-9]+/gi, '-');
     for (const [metric, label, f] of [
-      [
-        'tok',
-        'output tok/s',
-        (p: Point) => (p.timeScale !== undefined ? p.runTokensPerS : p.outputTokensPerS),
-      ],
+      ['tok', 'output tok/s (arrival window)', (p: Point) => p.outputTokensPerS],
       ['ttft', 'served TTFT p90 s', (p: Point) => p.ttftP90],
     ] as const) {
       writeFileSync(

@@ -33,7 +33,8 @@ const ENDPOINTS = 8;
 const HASHES = 32;
 
 export interface LatencyRow {
-  backend: 'memory' | 'redis';
+  /** 'redis+admission': each read also reserves flow control's admission place (StateStore AdmissionQuery). */
+  backend: 'memory' | 'redis' | 'redis+admission';
   decisions: number;
   roundTripsPerDecision: number | null;
   p50Us: number;
@@ -141,8 +142,10 @@ export async function latency(
   const first: number[] = [];
   const rel: number[] = [];
   const rtStart = store instanceof RedisStateStore ? store.roundTrips : 0;
+  const admission = backend === 'redis+admission';
   for (let i = 0; i < warm + n; i++) {
     const r = request(i, backend);
+    if (admission) r.query.admission = { id: r.commit.chargeId, owner: 'bench', ttlMs: 2_000 };
     const t0 = performance.now();
     await store.readSnapshot(r.query);
     const t1 = performance.now();
@@ -319,6 +322,7 @@ export async function run(args: string[]): Promise<void> {
     const redis = new RedisStateStore(createRedisClient(server.url), { pool: 'bench-latency' });
     await redis.connect();
     rows.push(await latency(redis, 'redis', n));
+    rows.push(await latency(redis, 'redis+admission', n));
     await redis.close();
     tp = [await throughput(server.url, 1, seconds, 16), await throughput(server.url, 3, seconds, 16)];
     if (!args.includes('--no-decisions'))

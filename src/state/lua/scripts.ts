@@ -30,6 +30,7 @@
 //   ix:<key>       STRING  cached cache-indexer answer (TTL)
 //   lease:<name>   STRING  holder of a background-work lease (TTL)
 //   decisions      LIST    recent decisions, newest first (bounded)
+//   adm            ZSET    flow control's admission reservations (lua/admission.ts)
 
 const COMMON = `
 local P = KEYS[1]
@@ -371,6 +372,8 @@ if np > 0 then
 end
 redis.call('HSET', P .. 'picks', rid, event .. '\\n' .. table.concat(ids, '\\n'))
 redis.call('ZADD', P .. 'leases', now + leaseMs, rid)
+-- Flow control's reservation of this pick (lua/admission.ts) becomes its charge in this same step.
+redis.call('ZREM', P .. 'adm', rid)
 -- Leases are uniform per EPP, so refreshing to lease + margin never cuts a live pick short.
 for _, k in ipairs({'inf', 'picks', 'leases', 'pft', 'pfp'}) do redis.call('PEXPIRE', P .. k, leaseMs + stateTtl) end
 if mode == 'restore' then return event end

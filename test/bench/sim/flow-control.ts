@@ -25,7 +25,7 @@ export interface FlowSpec {
 
 export type FlowOutcome =
   | { kind: 'dispatched'; priority: number; waitS: number }
-  | { kind: 'refused'; priority: number; status: number; reason: string };
+  | { kind: 'refused'; priority: number; status: number; reason: string; waitS: number };
 
 /** Lets every pending promise of the in-memory store settle at the current virtual time. */
 export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -91,7 +91,7 @@ export class SimFlow {
               ? 429
               : 500;
         const reason = e instanceof FlowRejection ? e.reason : (e as Error).message;
-        this.outcomes.set(sr.id, { kind: 'refused', priority, status, reason });
+        this.outcomes.set(sr.id, { kind: 'refused', priority, status, reason, waitS: q.now - sr.arrivalS });
         dropped();
       },
     );

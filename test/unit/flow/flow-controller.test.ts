@@ -50,8 +50,14 @@ afterEach(() => {
   for (const c of controllers.splice(0)) c.close();
 });
 
-async function setup(over: Partial<FlowControlSettings> = {}) {
-  const store = new MemoryStateStore();
+interface Clock {
+  now: () => number;
+  setTimer: (ms: number, fn: () => void) => () => void;
+  pollMs: number;
+}
+
+async function setup(over: Partial<FlowControlSettings> = {}, shared?: MemoryStateStore, clock?: Clock) {
+  const store = shared ?? new MemoryStateStore();
   await store.replaceEndpoints([ep]);
   const loaded = loadConfigText(CONFIG, 't.yaml', builtinRegistry());
   const director = new Director({
@@ -67,6 +73,7 @@ async function setup(over: Partial<FlowControlSettings> = {}) {
     director,
     saturation: (v) => loaded.saturationDetector.saturation(v),
     pollMs: 60_000, // dispatch here is driven by releases only
+    ...clock,
     hooks: {
       dispatched: (p, w) => events.push(['dispatched', p, w > 0 ? 1 : 0]),
       rejected: (p, r) => events.push(['rejected', p, r]),
@@ -122,6 +129,31 @@ describe('FlowController', () => {
     flow.close();
     await settle();
     await burst.find((b) => b.d)!.d!.ticket.release();
+  });
+
+  it('two replicas on one store admit one pool worth together: the shared admission count', async () => {
+    const store = new MemoryStateStore();
+    const a = await setup({}, store);
+    const b = await setup({}, store);
+    // Interleaved, so each replica's snapshot is read before the other's pick is charged.
+    const burst = Array.from({ length: 10 }, (_, i) =>
+      track((i % 2 ? b : a).flow.pick(req(`r${i}`), undefined, { priority: 0, bytes: 1 })),
+    );
+    await settle();
+    expect(burst.filter((x) => x.d).length).toBe(1);
+    expect(a.flow.queued + b.flow.queued).toBe(9);
+    expect(await a.inFlight()).toBe(1);
+    // Each held-back pick withdrew its reservation: the freed slot is refilled once.
+    await burst.find((x) => x.d)!.d!.ticket.release();
+    a.flow.kick();
+    b.flow.kick();
+    await settle();
+    expect(burst.filter((x) => x.d).length).toBe(2);
+    expect(await a.inFlight()).toBe(1);
+    a.flow.close();
+    b.flow.close();
+    await settle();
+    for (const x of burst) await x.d?.ticket.release();
   });
 
   it('dispatches the higher band first, FCFS within a band', async () => {
@@ -192,6 +224,47 @@ describe('FlowController', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(45);
     expect(err).toMatchObject({ status: 503, reason: 'ttl' });
     expect((err as Error).message).toContain('request timed out in queue');
+    expect(flow.queued).toBe(0);
+    await run.ticket.release();
+  });
+
+  it('refuses a queued request with 429 once the dispatch rate predicts it past its TTL (no 503)', async () => {
+    // A virtual clock: timers fire only when the test advances it.
+    let t = 0;
+    const timers: Array<{ at: number; fn: () => void; live: boolean }> = [];
+    const clock: Clock = {
+      now: () => t,
+      pollMs: 100,
+      setTimer: (ms, fn) => {
+        const timer = { at: t + ms, fn, live: true };
+        timers.push(timer);
+        return () => (timer.live = false);
+      },
+    };
+    const advance = async (to: number) => {
+      for (;;) {
+        const next = timers.filter((x) => x.live && x.at <= to).sort((a, b) => a.at - b.at)[0];
+        if (!next) break;
+        next.live = false;
+        t = next.at;
+        next.fn();
+        await settle();
+      }
+      t = to;
+    };
+    const { flow } = await setup({ requestTtlMs: 1_000 }, undefined, clock);
+    const run = await flow.pick(req('run'), undefined, { priority: 0, bytes: 1 });
+    // Queued at once: a dispatch history under 250 ms predicts nothing.
+    const waiting = track(flow.pick(req('waiting'), undefined, { priority: 0, bytes: 1 }));
+    await settle();
+    expect(flow.queued).toBe(1);
+    // At 500 ms: one dispatch in 0.5 s, 2/s, so 500 ms more: 1000, not past the TTL.
+    await advance(500);
+    expect(flow.queued).toBe(1);
+    // At 600 ms: 1 in 0.6 s predicts 600 ms more, 1200 > 1000: refused now, not evicted at 1000.
+    await advance(600);
+    expect(waiting.e).toMatchObject({ status: 429, reason: 'capacity' });
+    expect((waiting.e as Error).message).toContain('past the 1000 ms TTL');
     expect(flow.queued).toBe(0);
     await run.ticket.release();
   });

@@ -528,6 +528,33 @@ export function stateStoreContract(backend: ContractBackend): void {
       expect(await s1!.tryAcquireLease('scrape/10.0.0.1:8000', 'replica-a', 300)).toBe(false);
     });
 
+    it("admission: counts other owners' reservations and adds its own in one step; commit and cancel withdraw", async () => {
+      const [a, b] = await open(2);
+      await a!.replaceEndpoints([ep(1)]);
+      const adm = (id: string, owner: string, ttlMs = 60_000) => ({ admission: { id, owner, ttlMs } });
+      // Each answer counts what was reserved before it by other owners.
+      expect((await a!.readSnapshot(adm('ra.1', 'ra'))).admissionsElsewhere).toBe(0);
+      expect((await b!.readSnapshot(adm('rb.1', 'rb'))).admissionsElsewhere).toBe(1);
+      expect((await a!.readSnapshot(adm('ra.2', 'ra'))).admissionsElsewhere).toBe(1);
+      expect((await b!.readSnapshot(adm('rb.2', 'rb'))).admissionsElsewhere).toBe(2);
+      // Without the query nothing is reserved or counted.
+      expect((await a!.readSnapshot({})).admissionsElsewhere).toBeUndefined();
+      // ra.1 is charged (its reservation becomes the in-flight charge), ra.2 withdrawn.
+      await a!.commitPick(commit('ra.1', { inFlight: [ep(1).id] }));
+      await a!.cancelAdmission('ra.2');
+      const snap = await b!.readSnapshot(adm('rb.3', 'rb'));
+      expect(snap.admissionsElsewhere).toBe(0);
+      expect(snap.inFlight.get(ep(1).id)).toBe(1);
+      expect((await a!.readSnapshot(adm('ra.3', 'ra'))).admissionsElsewhere).toBe(3);
+      // A reservation nobody commits or cancels (its replica died) lapses.
+      await b!.cancelAdmission('rb.1');
+      await b!.cancelAdmission('rb.2');
+      await b!.cancelAdmission('rb.3');
+      await b!.readSnapshot(adm('rb.4', 'rb', 50));
+      await sleep(150);
+      expect((await a!.readSnapshot(adm('ra.4', 'ra'))).admissionsElsewhere).toBe(0);
+    });
+
     it('keeps a bounded list of recent decisions, newest first', async () => {
       const [s] = await open(1, { decisionsLimit: 5 });
       await s!.replaceEndpoints([ep(1)]);

@@ -63,6 +63,10 @@ describe('degraded mode', () => {
     expect(snap.endpoints.map((e) => e.id)).toEqual([e1, e2]);
     expect(snap.signals.get(e1)?.waitingQueueSize).toBe(4);
     expect(Object.fromEntries(snap.inFlight)).toEqual({ [e1]: 2, [e2]: 1 });
+    // Flow control's shared admission count is unknown: the snapshot says so (local view).
+    const adm = await a.readSnapshot({ admission: { id: 'x.1', owner: 'x', ttlMs: 1_000 } });
+    expect(adm.admissionsElsewhere).toBeUndefined();
+    await a.cancelAdmission('x.1');
     const during = await a.commitPick(commit('a3', bucket(e2, 70)));
     await a.release(beforeDone); // cannot reach Redis: replayed on resync
     const local = await a.readSnapshot({ bucketLoads: true });
