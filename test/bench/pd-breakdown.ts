@@ -85,6 +85,33 @@ export function stepStartingAt(log: readonly number[], t: number): number {
   return i >= 0 && Math.abs(log[2 * i]! - t) <= 1e-9 ? log[2 * i + 1]! - log[2 * i]! : 0;
 }
 
+/** When the KV of a prompt of `promptTokens` tokens arriving at t reaches a decode pod (prefill pod `prefillLog`). */
+export function kvArrival(
+  p: ServerParams,
+  prefillLog: readonly number[],
+  promptTokens: number,
+  t: number,
+): number {
+  const prefilled = joinAt(prefillLog, t) + p.stepOverheadS + promptTokens / p.prefillTokensPerS;
+  return prefilled + p.kvTransferSetupS + promptTokens * p.kvTransferPerTokenS;
+}
+
+/** First token on decode pod `decodeLog` of a sequence whose KV arrives at `kvAt`. */
+export function firstTokenAt(
+  p: ServerParams,
+  decodeLog: readonly number[],
+  promptTokens: number,
+  kvAt: number,
+): number {
+  const join = joinAt(decodeLog, kvAt);
+  const minStep =
+    p.stepOverheadS +
+    p.decodeBaseS +
+    p.decodePerSeqS +
+    (p.decodeKvS * Math.ceil(promptTokens / p.blockSize)) / p.kvBlocks;
+  return join + Math.max(minStep, stepStartingAt(decodeLog, join));
+}
+
 /**
  * Lowest first-token time (absolute, seconds) of a prompt of `promptTokens`
  * tokens arriving at t on the pod pair (prefill log, decode log), as the
@@ -97,42 +124,53 @@ export function pairBound(
   promptTokens: number,
   t: number,
 ): number {
-  const prefilled = joinAt(prefillLog, t) + p.stepOverheadS + promptTokens / p.prefillTokensPerS;
-  const kvArrives = prefilled + p.kvTransferSetupS + promptTokens * p.kvTransferPerTokenS;
-  const join = joinAt(decodeLog, kvArrives);
-  const minStep =
-    p.stepOverheadS +
-    p.decodeBaseS +
-    p.decodePerSeqS +
-    (p.decodeKvS * Math.ceil(promptTokens / p.blockSize)) / p.kvBlocks;
-  return join + Math.max(minStep, stepStartingAt(decodeLog, join));
+  return firstTokenAt(p, decodeLog, promptTokens, kvArrival(p, prefillLog, promptTokens, t));
 }
 
-/** Per request, the lowest TTFT over same-group pod pairs and over any pair. */
+/** Length of the step running at t (started before, ends after), 0 when idle. */
+export function runningStepS(log: readonly number[], t: number): number {
+  const i = stepBefore(log, t);
+  return i >= 0 && log[2 * i + 1]! > t ? log[2 * i + 1]! - log[2 * i]! : 0;
+}
+
+/**
+ * Per request, the lowest TTFT over same-group pod pairs and over any pair,
+ * and the lowest over same-group prefill pods when the decode pod is the
+ * one whose running step is shortest at the KV's arrival (idle first): a
+ * choice that needs no step phase, which no router sees.
+ */
 function lowerBounds(
   rs: readonly SimRequest[],
   engines: readonly Engine[],
   group: ReadonlyMap<string, string>,
   p: ServerParams,
-): { sameGroup: number[]; anyPair: number[] } {
+): { sameGroup: number[]; anyPair: number[]; shortestStep: number[] } {
   const prefill = engines.filter((e) => e.role === 'prefill');
   const decode = engines.filter((e) => e.role === 'decode');
   const sameGroup: number[] = [];
   const anyPair: number[] = [];
+  const shortestStep: number[] = [];
   for (const r of rs) {
     let same = Infinity;
     let any = Infinity;
+    let blind = Infinity;
     for (const pe of prefill) {
+      const kvAt = kvArrival(p, pe.stepLog!, r.promptTokens, r.arrivalS);
+      let pick: Engine | undefined;
       for (const de of decode) {
-        const t = pairBound(p, pe.stepLog!, de.stepLog!, r.promptTokens, r.arrivalS) - r.arrivalS;
+        const t = firstTokenAt(p, de.stepLog!, r.promptTokens, kvAt) - r.arrivalS;
         if (t < any) any = t;
-        if (group.get(pe.id) === group.get(de.id) && t < same) same = t;
+        if (group.get(pe.id) !== group.get(de.id)) continue;
+        if (t < same) same = t;
+        if (!pick || runningStepS(de.stepLog!, kvAt) < runningStepS(pick.stepLog!, kvAt)) pick = de;
       }
+      if (pick) blind = Math.min(blind, firstTokenAt(p, pick.stepLog!, r.promptTokens, kvAt) - r.arrivalS);
     }
     sameGroup.push(same);
     anyPair.push(any);
+    shortestStep.push(blind);
   }
-  return { sameGroup, anyPair };
+  return { sameGroup, anyPair, shortestStep };
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -182,7 +220,7 @@ export async function run(args: string[]): Promise<void> {
         if (bound) {
           const b = lowerBounds(short, out.engines, group, p);
           console.log(
-            `  lowest short TTFT any pod choice gives (others fixed), ms p50/p90: same group ${p5090(b.sameGroup)}, any pair ${p5090(b.anyPair)}`,
+            `  lowest short TTFT any pod choice gives (others fixed), ms p50/p90: same group ${p5090(b.sameGroup)}, any pair ${p5090(b.anyPair)}; decode pod with the shortest running step ${p5090(b.shortestStep)}`,
           );
         }
         console.log(

@@ -2,7 +2,7 @@
 // request, by hand on recorded step logs (test/bench/pd-breakdown.ts), and
 // the engine's step log it reads.
 import { describe, expect, it } from 'vitest';
-import { joinAt, pairBound, stepStartingAt } from '../../bench/pd-breakdown.js';
+import { joinAt, pairBound, runningStepS, stepStartingAt } from '../../bench/pd-breakdown.js';
 import { Engine, type EngineHooks } from '../../bench/sim/engine.js';
 import { EventQueue } from '../../bench/sim/event-queue.js';
 import { B8_H100 } from '../../bench/sim/params.js';
@@ -22,6 +22,8 @@ describe('pd-breakdown lower bound', () => {
     expect(joinAt([], 3)).toBe(3);
     expect(stepStartingAt(log, 1.2)).toBeCloseTo(0.1, 12);
     expect(stepStartingAt(log, 1.1)).toBe(0);
+    expect(runningStepS(log, 1.25)).toBeCloseTo(0.1, 12);
+    expect(runningStepS(log, 1.1)).toBe(0); // idle between steps
   });
 
   it('idle pods: one prefill step, the transfer, one minimal decode step', () => {
