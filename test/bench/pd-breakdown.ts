@@ -137,7 +137,8 @@ export function runningStepS(log: readonly number[], t: number): number {
  * Per request, the lowest TTFT over same-group pod pairs and over any pair,
  * and the lowest over same-group prefill pods when the decode pod is the
  * one whose running step is shortest at the KV's arrival (idle first): a
- * choice that needs no step phase, which no router sees.
+ * choice that needs no step phase (which no router sees), only each decode
+ * pod's exact state at that instant.
  */
 function lowerBounds(
   rs: readonly SimRequest[],
