@@ -26,10 +26,24 @@
 //   bucket: a prompt of P tokens on a pod of the short share delays
 //   prompts of at most bucketSeperateLength tokens by P tokens of work; a
 //   short prompt on a long pod costs the flat beta.
-// Decode pod d (no head-of-line blocking between lengths; it holds KV):
-//   kv(d)       = (L[d][short] + L[d][long]) / cap(d), mean = mean kv over the
-//                 candidate decode pods (0 makes the term 0)
+// Decode pod d (no head-of-line blocking between lengths; a sequence joins
+// at the end of the running step, and each step reads the KV in use):
+//   busy(d)     = 0 if d's scraped running count and the router's in-flight
+//                 count are both 0, else 1
+//   kv(d)       = busy(d) + kvCacheUsage(d)    when every candidate decode
+//                 pod has both scraped signals; else the decayed charges
+//                 (L[d][short] + L[d][long]) / cap(d) for all of them
+//   mean        = mean kv over the candidate decode pods (0 makes the term 0)
 //   cost(d)     = alpha * kv(d) / mean
+//   (usage is a share of the pod's own cache, so cap(d) enters only the
+//   fallback)
+//   An idle pod starts the sequence at once; on a busy one it waits for the
+//   running step, which is longer the more KV it reads (vLLM's decode step
+//   grows with the KV in use). The decayed charges remember long prompts
+//   whose sequences have ended (at 4 QPS the charges' half-life is tens of
+//   seconds, a sequence decodes for ~3 s): by them short requests' p90 TTFT
+//   was 0.036 s at 4 QPS on long-short-mix, by idle-then-usage 0.034 s
+//   (docs/benchmarks.md, issue 12).
 //   cost(g)     = min_p cost(prefill p) + min_d cost(decode d)   (ties at random)
 //   score(g)    = 1 - cost(g) / max over candidate groups of cost (all 0 -> 1)
 // Why: round two balanced by pending / mean pending, so a 300-token prompt
@@ -48,7 +62,7 @@
 import { z } from 'zod';
 import { decayed } from '../state/charges.js';
 import type { BucketCharge, CycleContext, EndpointView, PdChoice } from '../scheduling/types.js';
-import { minCostRandom, podsOf, stringParam, weightParam } from './common.js';
+import { clamp01, minCostRandom, podsOf, stringParam, weightParam } from './common.js';
 import { costsToScores } from './kv-cost.js';
 import { definePlugin } from './plugin.js';
 
@@ -177,10 +191,17 @@ export const scorerPdBucket = definePlugin({
       }
       return out;
     };
-    /** Decode cost table: the KV each pod holds (its decayed bucket load per capacity) over the mean. */
+    /**
+     * Decode cost table over the mean: idle first, then the least KV in use
+     * (scraped), or the decayed bucket loads per capacity while some pod's
+     * scrape is missing (see the top comment).
+     */
     const decodeCosts = (ctx: CycleContext, pods: readonly EndpointView[]): Map<string, number> => {
       const ls = pods.map((v) => podLoad(ctx, v));
-      const ws = ls.map((x) => (x.short + x.long) / x.cap);
+      const scraped = pods.every((v) => v.kvCacheUsage !== undefined && v.runningRequests !== undefined);
+      const ws = scraped
+        ? pods.map((v) => (v.runningRequests === 0 && v.inFlight === 0 ? 0 : 1) + clamp01(v.kvCacheUsage!))
+        : ls.map((x) => (x.short + x.long) / x.cap);
       let sum = 0;
       for (const w of ws) sum += w;
       const mean = ls.length > 0 ? sum / ls.length : 0;

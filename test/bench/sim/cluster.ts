@@ -46,6 +46,8 @@ export interface RunInput {
   checkInvariants?: boolean;
   /** Flow control between arrivals and the Director (sim/flow-control.ts). */
   flow?: SimFlow;
+  /** Record every engine's step times (Engine.stepLog; pd-breakdown --bound). */
+  recordSteps?: boolean;
 }
 
 export interface RunOutput {
@@ -163,6 +165,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
     for (const e of endpoints) engines.set(e.id, new Engine(e.id, 'agg', cluster.server, q, hooks));
   }
 
+  if (input.recordSteps) for (const e of engines.values()) e.stepLog = [];
   await store.replaceEndpoints(endpoints);
   const indexerDelayS = director.needs.indexer ? router.indexerLatencyS : 0;
 

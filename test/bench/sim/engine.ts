@@ -70,6 +70,11 @@ export class Engine {
   steps = 0;
   promptTokensSeen = 0;
   hitTokensSeen = 0;
+  /**
+   * When set (bench analysis only), every step appends its start and end
+   * time, seconds: [start0, end0, start1, end1, ...], in order.
+   */
+  stepLog: number[] | undefined;
 
   constructor(
     readonly id: string,
@@ -298,6 +303,7 @@ export class Engine {
     this.busy = true;
     this.steps++;
     this.busyTimeS += dt;
+    if (this.stepLog) this.stepLog.push(this.q.now, this.q.now + dt);
     this.q.after(dt, () => this.endStep());
   }
 

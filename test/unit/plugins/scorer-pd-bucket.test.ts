@@ -91,12 +91,13 @@ describe('scorer-pd-bucket', () => {
 
   it('computes prefill and decode costs by hand: slowdown inside the share, separation scaled by length outside', () => {
     // g: p0 short-devoted, p1 and p2 long-devoted; h: one empty prefill pod and one decode pod.
+    // Decode pods never scraped: they balance by the decayed charges.
     const g = pdGroup(
       'g',
       [{ pendingPrefillTokens: 100 }, { pendingPrefillTokens: 500 }, { pendingPrefillTokens: 300 }],
-      [{}, {}],
+      [{ unknown: true }, { unknown: true }],
     );
-    const h = pdGroup('h', [{ pendingPrefillTokens: 2000 }], [{}]);
+    const h = pdGroup('h', [{ pendingPrefillTokens: 2000 }], [{ unknown: true }]);
     const [p0, p1, p2] = g.prefill as [EndpointView, EndpointView, EndpointView];
     const [d0, d1] = g.decode as [EndpointView, EndpointView];
     const bucketLoads = loads([
@@ -197,8 +198,8 @@ describe('scorer-pd-bucket', () => {
     expect(p.score!(ctx({ promptTokens: 10 }), [asCandidate(t)]).pdChoices![0]!.prefill).toBe(t.prefill[0]);
   });
 
-  it('decays stored loads lazily to the pool event on read (decode balance)', () => {
-    const g = pdGroup('g', [{}], [{}, {}]);
+  it('decays stored loads lazily to the pool event on read (decode balance while a decode pod is unscraped)', () => {
+    const g = pdGroup('g', [{}], [{}, { unknown: true }]);
     const [a, b] = g.decode as [EndpointView, EndpointView];
     // a: 1000 tokens 10 events ago; b: 100 tokens now. d = 0.5: a is 1000/1024 now.
     const bucketLoads = loads([
@@ -214,6 +215,30 @@ describe('scorer-pd-bucket', () => {
     expect(
       q.score!(ctx({ promptTokens: 10, bucketLoads, poolEvent: 10 }), [asCandidate(g)]).pdChoices![0]!.decode,
     ).toBe(b);
+  });
+
+  it('sends decode to an idle pod first, then to the least KV in use, when every decode pod is scraped', () => {
+    // d0 idle at usage 0.3; d1 runs 2 at 0.05; d2 runs none but has 1 in flight (busy) at 0.
+    // kv = 0.3, 1.05, 1.0: d0 wins although it reads the most KV, and the charges (d0 the
+    // heaviest) play no part.
+    const g = pdGroup('g', [{}], [{ usage: 0.3 }, { running: 2, usage: 0.05 }, { inFlight: 1 }]);
+    const [d0, d1, d2] = g.decode as [EndpointView, EndpointView, EndpointView];
+    const bucketLoads = loads([[d0, { long: 9000 }]]);
+    const out = build(factory).score!(ctx({ promptTokens: 10, bucketLoads }), [asCandidate(g)]);
+    expect(out.pdChoices![0]!.decode).toBe(d0);
+    // Only busy pods: the least KV in use (d2 at 0 < d1 at 0.05).
+    const busy = pdGroup('b', [{}], [{ running: 2, usage: 0.05 }, { inFlight: 1 }]);
+    expect(build(factory).score!(ctx({ promptTokens: 10 }), [asCandidate(busy)]).pdChoices![0]!.decode).toBe(
+      busy.decode[1],
+    );
+    // Against a group whose only decode pod is busy at 0.05: the mean is over both groups'
+    // decode pods, (0.3 + 1.05 + 1.0 + 1.05) / 4 = 0.85; prefill costs 0; g = 0.3 / 0.85,
+    // h = 1.05 / 0.85: scores 1 - 0.3 / 1.05 and 0.
+    const h = pdGroup('h', [{}], [{ running: 1, usage: 0.05 }]);
+    const two = build(factory).score!(ctx({ promptTokens: 10 }), [asCandidate(g), asCandidate(h)]);
+    expect(two.scores[0]).toBeCloseTo(1 - 0.3 / 1.05, 8);
+    expect(two.scores[1]).toBe(0);
+    expect([d1, d2]).not.toContain(two.pdChoices![0]!.decode);
   });
 
   it('compares groups by their best prefill plus best decode cost, scored against the costliest group', () => {
