@@ -46,6 +46,8 @@ export interface RunInput {
   checkInvariants?: boolean;
   /** Flow control between arrivals and the Director (sim/flow-control.ts). */
   flow?: SimFlow;
+  /** Diagnostics: called every `everyS` virtual seconds with the engines (routing-probe). */
+  probe?: { everyS: number; sample(t: number, engines: readonly Engine[]): void };
 }
 
 export interface RunOutput {
@@ -180,6 +182,15 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
     if (open > 0) q.after(router.scrapeIntervalS, scrape);
   };
   q.at(0, scrape);
+  const probe = input.probe;
+  if (probe) {
+    const all = [...engines.values()];
+    const tick = () => {
+      probe.sample(q.now, all);
+      if (open > 0) q.after(probe.everyS, tick);
+    };
+    q.at(0, tick);
+  }
 
   // --- arrivals ---
   for (const sr of run.requests) {

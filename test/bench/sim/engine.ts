@@ -70,6 +70,9 @@ export class Engine {
   steps = 0;
   promptTokensSeen = 0;
   hitTokensSeen = 0;
+  /** Prompt tokens prefilled (recomputation after a preemption included), and output tokens sampled. */
+  prefilledTokens = 0;
+  generatedTokens = 0;
 
   constructor(
     readonly id: string,
@@ -297,6 +300,7 @@ export class Engine {
       (decoding > 0 ? p.decodeBaseS + p.decodeKvS * this.kvUsage + p.decodePerSeqS * decoding : 0);
     this.busy = true;
     this.steps++;
+    this.prefilledTokens += prefillTokens;
     this.busyTimeS += dt;
     this.q.after(dt, () => this.endStep());
   }
@@ -342,6 +346,7 @@ export class Engine {
       if (this.role === 'prefill') this.hooks.prefilled(s, t);
       else this.hooks.finished(s, t);
     }
+    this.generatedTokens += produced;
     if (produced > 0) this.hooks.tokens(produced, t);
     if (this.stored.length > 0 || this.removed.length > 0) {
       this.hooks.kvEvents(this, this.stored, this.removed, t);
