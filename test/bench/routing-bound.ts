@@ -40,7 +40,7 @@ interface Bounds {
   /** Fluid schedule (a), and the largest pool KV share it used. */
   kvCeiling: number;
   kvPeak: number;
-  /** Fluid schedule (b). */
+  /** Fluid schedule (b), not a bound. */
   estimate: number;
 }
 
@@ -90,7 +90,7 @@ export function windowBounds(
   );
   const stamp = new Uint32Array(ids.size);
   let slice = 0;
-  let w3 = earlyTokens + firstTokens;
+  let w3 = earlyTokens;
   let w4 = earlyTokens;
   let kvPeak = 0;
   const gen4 = new Float64Array(rs.length);
@@ -195,16 +195,16 @@ export async function run(args: string[]): Promise<void> {
     const vs = (v: number) => (target ? ` (${(v / target).toFixed(2)}x the target ${target})` : '');
     console.log(`  seed ${seed}:`);
     console.log(
-      `    1. per-request cap                       ${Math.round(b.perRequest)} tok/s${vs(b.perRequest)}`,
+      `    bound 1, per request:                    ${Math.round(b.perRequest)} tok/s${vs(b.perRequest)}`,
     );
     console.log(
-      `    2. decode ceiling (arrivals, max-num-seqs) ${Math.round(b.decodeCeiling)} tok/s${vs(b.decodeCeiling)}`,
+      `    bound 2, + arrivals and max-num-seqs:    ${Math.round(b.decodeCeiling)} tok/s${vs(b.decodeCeiling)}`,
     );
     console.log(
-      `    3. + KV capacity (peak KV use ${b.kvPeak.toFixed(2)})       ${Math.round(b.kvCeiling)} tok/s${vs(b.kvCeiling)}`,
+      `    fluid (a), + KV capacity (peak use ${b.kvPeak.toFixed(2)}): ${Math.round(b.kvCeiling)} tok/s${vs(b.kvCeiling)}`,
     );
     console.log(
-      `    estimate, not a bound (KV time + prefill)  ${Math.round(b.estimate)} tok/s${vs(b.estimate)}`,
+      `    fluid (b), + KV step time and prefill:   ${Math.round(b.estimate)} tok/s${vs(b.estimate)}`,
     );
   }
 }

@@ -2,11 +2,13 @@
 // Per-server diagnostics of one aggregated workload (docs/benchmarks.md,
 // issue 12 round four): for each load, seed and policy, a time series of
 // every server's requests in flight (waiting + running), waiting, KV usage
-// and preemptions, then a per-server summary at the end of the run
-// (requests routed, distinct group prefixes routed there, preemptions,
-// prefill tokens computed and how many of them were recomputed after a
-// preemption, output tokens). Same seeds as `routing`, so the figures
-// explain its rows.
+// and preemptions, then per server: requests routed, distinct group
+// prefixes (first prompt block) routed there, in flight at the window's
+// end, preemptions, first-admission prefix-cache misses, re-prefilled
+// tokens (prefilled beyond those misses: preemption recompute), output
+// inside the window and TTFT p90. --copies logs every request sent to a
+// server that did not yet hold its group; --summary prints one line per
+// run. Same seeds as `routing`, so the figures explain its rows.
 import { simulate } from './sim/cluster.js';
 import type { Engine } from './sim/engine.js';
 import { summarise } from './sim/metrics.js';
@@ -50,7 +52,7 @@ export async function run(args: string[]): Promise<void> {
       for (const pid of policies) {
         const run = { ...gen, requests: cloneRequests(gen.requests) };
         const series: string[] = [];
-        // Fine-grained state for the copy log: [t, waiting..., inFlight...] every 50 ms.
+        // Fine-grained state for the copy log: [t, waiting..., KV usage...] every 50 ms.
         const fine: number[][] = [];
         let nextPrint = -Infinity;
         const genAtStart = new Map<string, number>();
