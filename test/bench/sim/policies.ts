@@ -295,6 +295,14 @@ export const COST_VARIANTS = {
   'kv-r4-cp10u2': { ...R3_KV_COST, copyPrice: 10, copyUsagePower: 2 },
   'kv-r4-cp20u2': { ...R3_KV_COST, copyPrice: 20, copyUsagePower: 2 },
   'kv-r4-cp30u3': { ...R3_KV_COST, copyPrice: 30, copyUsagePower: 3 },
+  'kv-r4-cp30u3-qmax-ch': {
+    ...R3_KV_COST,
+    copyPrice: 30,
+    copyUsagePower: 3,
+    queueFrom: 'max',
+    chargeExpectedHit: true,
+  },
+  'kv-r4-cp30u3-qmax': { ...R3_KV_COST, copyPrice: 30, copyUsagePower: 3, queueFrom: 'max' },
   'kv-r4-cp30u3b': { ...R3_KV_COST, copyPrice: 30, copyUsagePower: 3, copyPriceThroughBound: true },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
