@@ -35,6 +35,17 @@
 // copied once its first holder queues (hot-prefix knee 80.5 -> 84.6 QPS), a
 // server that drew too many shared-prefix groups sheds some before its KV
 // cache saturates (knee 32.7 -> 41.0 QPS), 3 seeds (docs/benchmarks.md).
+// Copy price (round four of issue 12): the part of the prompt the best
+// candidate holds (after the bound) and e does not costs more on e,
+//   copy(e) = 30 * usage(e)^3 * (bestHit - hit(e)) * P     added to miss(e)
+// A copy pins a second instance of a prefix for as long as its requests keep
+// coming, in a cache that is filling: near nothing on an idle server (0.24 x
+// the tokens at 20% usage: a busy holder's prefix is still copied to an idle
+// one), 3.75 x at 50%, 15 x at 80%. It stops the copies that spread
+// shared-prefix-cold's overload over every server (cold knee 32.2 -> 34.3
+// QPS, tok/s at 60 QPS 20,943 -> 22,531, trace TTFT p90 at x0.1 0.816 ->
+// 0.656 s; 3 seeds, docs/benchmarks.md round four). A holder past the bound
+// sets no price (its hit is 0 there), so the bound still copies hot prefixes.
 // Unknown signals: usage counts its neutral 0.5; an unknown scrape leaves
 // queue = inFlight(e) / 2 * miss (half of what the router sent is taken as
 // still queued) and never counts as congested.
@@ -47,6 +58,9 @@ export const USAGE_POWER = 1;
 export const AFFINITY_RELATIVE_BOUND = 0.15;
 /** ... + this many requests (so small counts at low load never trip it). */
 export const AFFINITY_BOUND_SLACK = 8;
+/** Copy price: COPY_PRICE x usage^COPY_USAGE_POWER per token copied (round four of issue 12). */
+export const COPY_PRICE = 30;
+export const COPY_USAGE_POWER = 3;
 
 export interface KvCostWeights {
   miss: number;
@@ -61,6 +75,15 @@ export interface KvCostModel {
   queueAtFullLength: boolean;
   /** Extra cost of a miss per missed token (holding another copy of a prefix). */
   duplication: number;
+  /**
+   * Copy price: the part of the prompt another candidate holds and this one
+   * does not costs copyPrice * usage^copyUsagePower more per token (0 = off):
+   * a copy that lands on a filling cache costs more.
+   */
+  copyPrice: number;
+  copyUsagePower: number;
+  /** The copy price counts a holder's hit even when the affinity bound took it away for this pick. */
+  copyPriceThroughBound: boolean;
   /**
    * Where queue(e) comes from: 'waiting' (requests waiting x tokens each),
    * 'pending' (the router's outstanding prefill tokens), 'max' (the larger).
@@ -95,6 +118,9 @@ export const DEFAULT_KV_COST: KvCostModel = {
   usagePower: USAGE_POWER,
   queueAtFullLength: false,
   duplication: 0,
+  copyPrice: COPY_PRICE,
+  copyUsagePower: COPY_USAGE_POWER,
+  copyPriceThroughBound: false,
   queueFrom: 'waiting',
   usageOnMiss: false,
   imbalanceGuard: 0,
@@ -155,6 +181,7 @@ export function kvCostTerms(
   p: number,
   hit: number,
   m: KvCostModel = DEFAULT_KV_COST,
+  bestHit = hit,
 ): { miss: number; usage: number; queue: number } {
   const miss = (1 - hit) * p;
   let queue = 0;
@@ -165,21 +192,31 @@ export function kvCostTerms(
   }
   if (m.queueFrom !== 'waiting' && v.pendingPrefillTokens > queue) queue = v.pendingPrefillTokens;
   return {
-    miss: miss * (1 + m.duplication),
+    miss: miss * (1 + m.duplication) + copyCost(v, p, hit, bestHit, m),
     usage: Math.pow(usageOf(v), m.usagePower) * (m.usageOnMiss ? miss : p),
     queue,
   };
 }
 
-/** Weighted cost of `v` in tokens. */
+/**
+ * Price of copying onto `v` the part of the prompt the best candidate holds
+ * and `v` does not, (bestHit - hit) * P, scaled by copyPrice * usage(v)^copyUsagePower.
+ */
+export function copyCost(v: EndpointView, p: number, hit: number, bestHit: number, m: KvCostModel): number {
+  if (!(m.copyPrice > 0) || !(bestHit > hit)) return 0;
+  return m.copyPrice * Math.pow(usageOf(v), m.copyUsagePower) * (bestHit - hit) * p;
+}
+
+/** Weighted cost of `v` in tokens; `bestHit` = the highest hit among the candidates (copy price). */
 export function kvCost(
   w: KvCostWeights,
   v: EndpointView,
   p: number,
   hit: number,
   m: KvCostModel = DEFAULT_KV_COST,
+  bestHit = hit,
 ): number {
-  const t = kvCostTerms(v, p, hit, m);
+  const t = kvCostTerms(v, p, hit, m, bestHit);
   return w.miss * t.miss + w.usage * t.usage + w.wait * t.queue;
 }
 

@@ -1,6 +1,6 @@
 // scorer-aggregate-kv-cache-aware (aggregated serving). Cost of endpoint e
 // for a prompt of P tokens, in tokens of prefill work (src/plugins/kv-cost.ts):
-//   cost(e) = kvCacheHitNotRateWeight * (1 - hit(e)) * P        KV miss
+//   cost(e) = kvCacheHitNotRateWeight * ((1 - hit(e)) * P + copy(e))   KV miss
 //           + xpuCacheUsageWeight     * kvCacheUsage(e) * P      KV-cache usage
 //           + waitingRequestWeight    * waiting(e) * (1 - hit(e)) * P   waiting requests
 //   waiting(e) = max(scraped waiting, inFlight(e) - scraped running)
@@ -8,6 +8,10 @@
 //   bounded affinity: hit(e) counts 0 for this pick when e is congested
 //   (scraped waiting >= 1) and inFlight(e) > 1.15 * mean inFlight + 8
 //   (kv-cost.ts: a relative SGLang-style bound, round three of issue 12).
+//   copy(e) = 30 * kvCacheUsage(e)^3 * (bestHit - hit(e)) * P, bestHit = the
+//   highest hit(c) among the candidates after the bound: copying a prefix
+//   another endpoint holds costs more the fuller e's cache is (kv-cost.ts,
+//   round four of issue 12).
 // hit(e): the cache-indexer's hit rate 0..1 for e (0 for every endpoint when
 // the indexer failed, timed out or is circuit-broken: the term is then the
 // same everywhere and drops out). Because a miss and a queue are in the same
@@ -147,12 +151,22 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
           const balanceOnly = imbalanced(views, model);
           const bound = affinityBound(views, model);
           const costs = new Float64Array(n);
+          const hits = new Float64Array(n);
+          let bestHit = 0;
           for (let i = 0; i < n; i++) {
             const c = candidates[i]!;
             if (c.kind !== 'endpoint') continue;
             const v = c.endpoint;
-            const hit = balanceOnly || pastBound(v, bound, model) ? 0 : expectedHit(ctx, v, history);
-            costs[i] = kvCost(weights, v, prompt, hit, model);
+            const raw = balanceOnly ? 0 : expectedHit(ctx, v, history);
+            const hit = pastBound(v, bound, model) ? 0 : raw;
+            hits[i] = hit;
+            const held = model.copyPriceThroughBound ? raw : hit;
+            if (held > bestHit) bestHit = held;
+          }
+          for (let i = 0; i < n; i++) {
+            const c = candidates[i]!;
+            if (c.kind === 'endpoint')
+              costs[i] = kvCost(weights, c.endpoint, prompt, hits[i]!, model, bestHit);
           }
           const scores = costsToScores(costs);
           for (let i = 0; i < n; i++) if (candidates[i]!.kind !== 'endpoint') scores[i] = NEUTRAL;

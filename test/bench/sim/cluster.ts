@@ -48,6 +48,8 @@ export interface RunInput {
   flow?: SimFlow;
   /** Record every engine's step times (Engine.stepLog; pd-breakdown --bound). */
   recordSteps?: boolean;
+  /** Diagnostics: called every `everyS` virtual seconds with the engines (routing-probe). */
+  probe?: { everyS: number; sample(t: number, engines: readonly Engine[]): void };
 }
 
 export interface RunOutput {
@@ -183,6 +185,15 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
     if (open > 0) q.after(router.scrapeIntervalS, scrape);
   };
   q.at(0, scrape);
+  const probe = input.probe;
+  if (probe) {
+    const all = [...engines.values()];
+    const tick = () => {
+      probe.sample(q.now, all);
+      if (open > 0) q.after(probe.everyS, tick);
+    };
+    q.at(0, tick);
+  }
 
   // --- arrivals ---
   for (const sr of run.requests) {

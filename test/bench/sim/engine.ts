@@ -75,6 +75,9 @@ export class Engine {
    * time, seconds: [start0, end0, start1, end1, ...], in order.
    */
   stepLog: number[] | undefined;
+  /** Prompt tokens prefilled (recomputation after a preemption included), and output tokens sampled. */
+  prefilledTokens = 0;
+  generatedTokens = 0;
 
   constructor(
     readonly id: string,
@@ -302,6 +305,7 @@ export class Engine {
       (decoding > 0 ? p.decodeBaseS + p.decodeKvS * this.kvUsage + p.decodePerSeqS * decoding : 0);
     this.busy = true;
     this.steps++;
+    this.prefilledTokens += prefillTokens;
     this.busyTimeS += dt;
     if (this.stepLog) this.stepLog.push(this.q.now, this.q.now + dt);
     this.q.after(dt, () => this.endStep());
@@ -348,6 +352,7 @@ export class Engine {
       if (this.role === 'prefill') this.hooks.prefilled(s, t);
       else this.hooks.finished(s, t);
     }
+    this.generatedTokens += produced;
     if (produced > 0) this.hooks.tokens(produced, t);
     if (this.stored.length > 0 || this.removed.length > 0) {
       this.hooks.kvEvents(this, this.stored, this.removed, t);

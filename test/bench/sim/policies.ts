@@ -70,7 +70,23 @@ export type PolicyId =
  * is defined against it, so each keeps the meaning it was measured with
  * (docs/benchmarks.md) when the product default moves.
  */
-const R2_KV_COST: KvCostModel = { ...DEFAULT_KV_COST, relativeBound: 0, boundSlack: 0, boundGate: 'none' };
+const R2_KV_COST: KvCostModel = {
+  ...DEFAULT_KV_COST,
+  relativeBound: 0,
+  boundSlack: 0,
+  boundGate: 'none',
+  copyPrice: 0,
+  copyUsagePower: 0,
+  copyPriceThroughBound: false,
+};
+
+/** Round three's default (the affinity bound, no copy price); the round-four variants are defined against it. */
+const R3_KV_COST: KvCostModel = {
+  ...DEFAULT_KV_COST,
+  copyPrice: 0,
+  copyUsagePower: 0,
+  copyPriceThroughBound: false,
+};
 
 /** Alternatives to the product's KV cost model, measured in docs/benchmarks.md. */
 export const COST_VARIANTS = {
@@ -262,6 +278,32 @@ export const COST_VARIANTS = {
     queueFrom: 'pending',
     chargeExpectedHit: true,
   },
+  // Round three's default (affinity bound, no copy price), kept to show round four's change.
+  'kv-cost-r3': R3_KV_COST,
+  // Round four (shared-prefix-cold): round three's model with copies priced higher.
+  'kv-r4-um': { ...R3_KV_COST, usageOnMiss: true },
+  'kv-r4-um-dup05': { ...R3_KV_COST, usageOnMiss: true, duplication: 0.5 },
+  'kv-r4-um-dup1': { ...R3_KV_COST, usageOnMiss: true, duplication: 1 },
+  'kv-r4-dup3': { ...R3_KV_COST, duplication: 3 },
+  'kv-r4-dup10': { ...R3_KV_COST, duplication: 10 },
+  'kv-r4-cp10u4': { ...R3_KV_COST, copyPrice: 10, copyUsagePower: 4 },
+  'kv-r4-cp10u8': { ...R3_KV_COST, copyPrice: 10, copyUsagePower: 8 },
+  'kv-r4-cp3u2': { ...R3_KV_COST, copyPrice: 3, copyUsagePower: 2 },
+  'kv-r4-cp3u1': { ...R3_KV_COST, copyPrice: 3, copyUsagePower: 1 },
+  'kv-r4-cp6u1': { ...R3_KV_COST, copyPrice: 6, copyUsagePower: 1 },
+  'kv-r4-cp10u1': { ...R3_KV_COST, copyPrice: 10, copyUsagePower: 1 },
+  'kv-r4-cp10u2': { ...R3_KV_COST, copyPrice: 10, copyUsagePower: 2 },
+  'kv-r4-cp20u2': { ...R3_KV_COST, copyPrice: 20, copyUsagePower: 2 },
+  'kv-r4-cp30u3': { ...R3_KV_COST, copyPrice: 30, copyUsagePower: 3 },
+  'kv-r4-cp30u3-qmax-ch': {
+    ...R3_KV_COST,
+    copyPrice: 30,
+    copyUsagePower: 3,
+    queueFrom: 'max',
+    chargeExpectedHit: true,
+  },
+  'kv-r4-cp30u3-qmax': { ...R3_KV_COST, copyPrice: 30, copyUsagePower: 3, queueFrom: 'max' },
+  'kv-r4-cp30u3b': { ...R3_KV_COST, copyPrice: 30, copyUsagePower: 3, copyPriceThroughBound: true },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_KV_COST,
   affinityBound,
+  copyCost,
   costsToScores,
   imbalanced,
   kvCost,
@@ -40,6 +41,24 @@ describe('kv-cost', () => {
     // The product's model reads the waiting queue, not the outstanding prefill tokens.
     expect(kvCostTerms(v, 1000, 0.5).queue).toBe(1000);
     expect(kvCost(W, view('b', { pendingPrefillTokens: 1e6 }), 10, 0)).toBe(10);
+  });
+
+  it('prices a prefix copy by the target KV usage (hand-computed)', () => {
+    const m = { ...DEFAULT_KV_COST, copyPrice: 30, copyUsagePower: 3 };
+    // Another candidate holds 80% of a 1000-token prompt, this one 20%, usage 0.5:
+    // 30 x 0.5^3 x (0.8 - 0.2) x 1000 = 30 x 0.125 x 600 = 2250 tokens.
+    const v = view('a', { usage: 0.5 });
+    expect(copyCost(v, 1000, 0.2, 0.8, m)).toBeCloseTo(2250, 9);
+    // Added to the miss term (then weighed by the miss weight): 800 + 2250.
+    expect(kvCostTerms(v, 1000, 0.2, m, 0.8).miss).toBeCloseTo(3050, 9);
+    expect(kvCost({ miss: 2, usage: 0, wait: 0 }, v, 1000, 0.2, m, 0.8)).toBeCloseTo(6100, 9);
+    // Nothing for the best holder itself, nothing without a holder, nothing on an empty cache.
+    expect(copyCost(v, 1000, 0.8, 0.8, m)).toBe(0);
+    expect(copyCost(v, 1000, 0, 0, m)).toBe(0);
+    expect(copyCost(view('b', { usage: 0 }), 1000, 0, 0.8, m)).toBe(0);
+    // Unknown usage counts its neutral 0.5; price 0 turns the term off.
+    expect(copyCost(view('c', { unknown: true }), 1000, 0.2, 0.8, m)).toBeCloseTo(2250, 9);
+    expect(copyCost(v, 1000, 0.2, 0.8, { ...m, copyPrice: 0 })).toBe(0);
   });
 
   it('guards on in-flight imbalance only when asked', () => {

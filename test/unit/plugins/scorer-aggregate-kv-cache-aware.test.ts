@@ -34,13 +34,14 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     const b = view('b', { waiting: 4, usage: 0.5, inFlight: 9, running: 3 });
     const c = view('c', { waiting: 0, usage: 0 });
     const cx = ctx({ promptTokens: 1000, hitRates: { [a.endpoint.id]: 0.8, [c.endpoint.id]: 0.5 } });
+    // Best hit 0.8 (a): a copy onto b or c costs 30 * usage^3 * (0.8 - hit) * 1000 more.
     // a: miss 200 + usage .5*1000 + waiting 2 * 200 = 1100
-    // b: miss 1000 + 500 + max(4, 9 - 3) = 6 waiting * 1000 = 7500
-    // c: miss 500 + 0 + 0 = 500
+    // b: miss 1000 + copy 30 * .125 * .8 * 1000 = 3000, + 500 + max(4, 9 - 3) = 6 waiting * 1000 = 10500
+    // c: miss 500 + copy 0 (empty cache) + 0 + 0 = 500
     const s = scoresOf(build(factory, { routingHistory: false }), cx, endpoints(a, b, c));
-    expect(s[0]).toBeCloseTo(1 - 1100 / 7500, 12);
+    expect(s[0]).toBeCloseTo(1 - 1100 / 10500, 12);
     expect(s[1]).toBeCloseTo(0, 12);
-    expect(s[2]).toBeCloseTo(1 - 500 / 7500, 12);
+    expect(s[2]).toBeCloseTo(1 - 500 / 10500, 12);
   });
 
   it('keeps a busy prefix holder until its queue outweighs what a move would recompute', () => {
@@ -60,6 +61,30 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     expect(best(0)).toBe('holder');
     expect(best(4)).toBe('holder');
     expect(best(6)).toBe('idle');
+  });
+
+  it('prices a copy of the holder prefix by the target KV usage (hand-computed)', () => {
+    // P = 7200, holder hit 6000/7200 with 6 requests waiting; the other endpoint is idle.
+    // holder: 1200 * (1 + 6) + usage 0.5 * 7200 = 8400 + 3600 = 12000.
+    // idle at usage u: 7200 + u * 7200 + 30 * u^3 * 6000.
+    const pick = (usage: number) => {
+      const holder = view('h', { waiting: 6, usage: 0.5 });
+      const other = view('o', { usage });
+      const s = scoresOf(
+        build(factory, { routingHistory: false }),
+        ctx({ promptTokens: 7200, hitRates: { [holder.endpoint.id]: 6000 / 7200 } }),
+        endpoints(holder, other),
+      );
+      return s;
+    };
+    // u = 0.2: 7200 + 1440 + 30 * 0.008 * 6000 = 10080 < 12000: the prefix is copied.
+    const low = pick(0.2);
+    expect(low[0]).toBeCloseTo(0, 12);
+    expect(low[1]).toBeCloseTo(1 - 10080 / 12000, 12);
+    // u = 0.5: 7200 + 3600 + 30 * 0.125 * 6000 = 33300 > 12000: the holder keeps it.
+    const half = pick(0.5);
+    expect(half[0]).toBeCloseTo(1 - 12000 / 33300, 12);
+    expect(half[1]).toBeCloseTo(0, 12);
   });
 
   it('ignores the prefix hit of a congested holder past the relative affinity bound (hand-computed)', () => {
@@ -97,9 +122,10 @@ describe('scorer-aggregate-kv-cache-aware', () => {
       waitingRequestWeight: 0.5,
       routingHistory: false,
     });
-    // a: 2*20 + 0 + 0.5*2*20 = 60; b: 2*100 + 0 + 0.5*4*100 = 400
+    // a: 2*20 + 0 + 0.5*2*20 = 60
+    // b: 2*(100 + copy 30 * .5^3 * .8 * 100 = 300) + 0 + 0.5*4*100 = 1000 (the copy is part of the miss term)
     const s = scoresOf(p, cx, endpoints(a, b));
-    expect(s[0]).toBeCloseTo(1 - 60 / 400, 12);
+    expect(s[0]).toBeCloseTo(1 - 60 / 1000, 12);
     expect(s[1]).toBeCloseTo(0, 12);
   });
 
