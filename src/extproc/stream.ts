@@ -318,7 +318,7 @@ export class ProcessStream {
     }
     const priority = this.opts.priorityOf?.(this.headers[OBJECTIVE_HEADER]) ?? 0;
     this.received(req.model, body.length, priority);
-    const result = await this.pick(req, priority < 0, { priority, bytes: body.length });
+    const result = await this.pick(req, priority < 0, { priority, bytes: body.length, rewritten: mutated });
     if (!result) return;
     this.phase = 'routed';
     if (this.requestMode === 'FULL_DUPLEX_STREAMED') {
@@ -335,7 +335,7 @@ export class ProcessStream {
   private async pick(
     req: LLMRequest,
     sheddable = false,
-    flow?: { priority: number; bytes: number },
+    flow?: { priority: number; bytes: number; rewritten: boolean },
   ): Promise<SchedulingResult | undefined> {
     const t0 = performance.now();
     try {

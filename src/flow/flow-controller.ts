@@ -60,9 +60,13 @@ export interface FlowRequest {
   bytes: number;
   /** Aborted when the client (the gateway's stream) goes away. */
   signal?: AbortSignal;
+  /** Its model was rewritten (InferenceModelRewrite or the rewrite header): counted per band. */
+  rewritten?: boolean;
 }
 
 export interface FlowHooks {
+  /** A request of this band arrived with its model rewritten. */
+  rewritten?(priority: number): void;
   queued?(priority: number): void;
   /** Went to the Director after `waitMs` in the queue (0: the pool admitted it at once). */
   dispatched?(priority: number, waitMs: number): void;
@@ -172,6 +176,7 @@ export class FlowController {
 
   /** Admits, queues or refuses one request; resolves with the Director's decision. */
   async pick(req: LLMRequest, opts: PickOptions | undefined, flow: FlowRequest): Promise<Decision> {
+    if (flow.rewritten) this.hooks.rewritten?.(flow.priority);
     if (this.closing) throw shutdownRejection();
     if (flow.signal?.aborted) throw cancelled();
     const sheddable = flow.priority < 0;

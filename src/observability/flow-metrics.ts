@@ -1,6 +1,6 @@
 // Flow-control metrics, per priority band: queue length (read from the
-// queue at scrape time), queue wait by outcome, dispatches and rejections
-// by reason. Priorities come from configured InferenceObjectives: bounded.
+// queue at scrape time), queue wait by outcome, dispatches, rejections by
+// reason, rewritten models. Priorities come from configured InferenceObjectives: bounded.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { FlowHooks, FlowState } from '../flow/flow-controller.js';
 
@@ -52,6 +52,12 @@ export function registerFlowMetrics(r: Registry, state: () => FlowState | undefi
     labelNames: ['priority', 'reason'],
     registers: [r],
   });
+  const rewritten = new Counter({
+    name: 'hermes_flow_rewritten_total',
+    help: 'Requests whose model was rewritten (InferenceModelRewrite or x-gateway-model-name-rewrite), per priority band.',
+    labelNames: ['priority'],
+    registers: [r],
+  });
   const local = new Counter({
     name: 'hermes_flow_admission_local_total',
     help: "Flow-control admissions judged on this replica's view alone (the shared store unreachable: other replicas' admissions unseen).",
@@ -59,6 +65,7 @@ export function registerFlowMetrics(r: Registry, state: () => FlowState | undefi
   });
   return {
     judgedLocally: () => local.inc(),
+    rewritten: (p) => rewritten.inc({ priority: String(p) }),
     queued: (p) => queued.inc({ priority: String(p) }),
     dispatched: (p, waitMs) => {
       dispatched.inc({ priority: String(p) });

@@ -9,12 +9,14 @@
 //     TTFT p90 <= the workload's SLO) and the peak output tok/s;
 //  2. at 1.5x and 2x the knee, the same arrivals (same seed) run with and
 //     without flow control (default settings: an empty flowControl section,
-//     so the 4 s TTL, a wait predicted past 2 s refused with 429), every
-//     request priority 0: output tok/s vs the peak, outcomes, served TTFT
-//     p90 (queue wait included);
+//     so the 4 s TTL, a wait predicted past 1 s refused with 429), every
+//     request priority 0: output tok/s inside the arrival window vs the
+//     peak, outcomes, served TTFT p90 (queue wait included);
 //  3. a 20/80 mix of priority 10 / priority -1 at 0.5x and 2x the knee, with
-//     flow control: the priority-10 TTFT p90 at both loads.
-// Writes bench-results/flow-control.json, flow-control.md and SVG plots.
+//     flow control: the priority-10 TTFT p90 at both loads (on a trace also
+//     with the mix drawn per application).
+// --seeds runs it all per seed and prints each target's figure per seed.
+// Writes bench-results/flow-control.json, flow-control.md and SVG plots (first seed).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { flowControlSettingsOf } from '../../src/config/flow-control.js';
@@ -53,7 +55,8 @@ interface Point {
   /** Traces: the time scale that offers it. */
   timeScale?: number;
   flow: boolean;
-  mix: 'p0' | '20/80';
+  /** '20/80-app': the 20/80 mix by application (a trace's system prompt), not by request. */
+  mix: 'p0' | '20/80' | '20/80-app';
   outputTokensPerS: number;
   /** Output tokens of every finished request / (last finish - first arrival): the replay's whole run. */
   runTokensPerS: number;
@@ -84,6 +87,33 @@ function mixPriorities(rs: readonly SimRequest[], seed: number): Map<number, num
   return out;
 }
 
+/**
+ * The same mix by application: an objective is the client application's, so
+ * every request on one system prompt (a trace's first block) has one
+ * priority; applications in a seeded order are priority 10 while they keep
+ * the share <= 25% of the requests (the rest -1). A session's turns then
+ * share a priority, so a refused sheddable turn never leaves a priority-10
+ * turn of the same conversation without its cached context.
+ */
+function mixPrioritiesByApp(rs: readonly SimRequest[], seed: number): Map<number, number> {
+  const rng = new Rng(seed ^ 0xa99);
+  const apps = new Map<string, number>();
+  for (const r of rs) apps.set(r.hashes[0] ?? '', (apps.get(r.hashes[0] ?? '') ?? 0) + 1);
+  const order = [...apps.keys()].map((k) => ({ k, u: rng.next() })).sort((a, b) => a.u - b.u);
+  const high = new Set<string>();
+  let n = 0;
+  for (const { k } of order) {
+    const c = apps.get(k)!;
+    if (n + c <= 0.25 * rs.length) {
+      high.add(k);
+      n += c;
+    }
+  }
+  const out = new Map<number, number>();
+  for (const r of rs) out.set(r.id, high.has(r.hashes[0] ?? '') ? 10 : -1);
+  return out;
+}
+
 async function runPoint(
   sc: Scenario,
   pid: PolicyId,
@@ -94,7 +124,12 @@ async function runPoint(
   mix: Point['mix'],
 ): Promise<Point> {
   const def = policy(pid);
-  const priorities = mix === '20/80' ? mixPriorities(gen.requests, seed) : undefined;
+  const priorities =
+    mix === '20/80'
+      ? mixPriorities(gen.requests, seed)
+      : mix === '20/80-app'
+        ? mixPrioritiesByApp(gen.requests, seed)
+        : undefined;
   const sim = flow
     ? new SimFlow({
         settings: SETTINGS,
@@ -184,6 +219,8 @@ interface Verdicts {
   atFactor: Array<{ factor: number; tokRatio: number; ended503: number; ttftP90: number }>;
   /** Priority-10 TTFT p90 at 2x over its value at 0.5x (20/80 mix). */
   highRatio: number;
+  /** The same with the mix by application (traces). */
+  highRatioByApp?: number;
 }
 
 async function runWorkload(
@@ -256,6 +293,24 @@ async function runWorkload(
       `[<= 2x: ${double.highTtftP90! <= 2 * half.highTtftP90! ? 'met' : 'MISSED'}]`,
   );
   const highRatio = r3(double.highTtftP90! / half.highTtftP90!);
+  let highRatioByApp: number | undefined;
+  if (sc.trace) {
+    const byApp: Point[] = [];
+    for (const f of [0.5, 2]) {
+      const { gen, load } = at(f);
+      const p = await runPoint(sc, pid, gen, seed, load, true, '20/80-app');
+      byApp.push(p);
+      points.push(p);
+      log(row(p));
+    }
+    const [h, d] = byApp as [Point, Point];
+    highRatioByApp = r3(d.highTtftP90! / h.highTtftP90!);
+    lines.push(
+      `20/80 by application (${r3(d.highMeasured! / d.measured)} of requests priority 10): priority-10 TTFT p90 ` +
+        `${h.highTtftP90} s at 0.5x, ${d.highTtftP90} s at 2x (${highRatioByApp}x; served ${d.highServed} of ` +
+        `${d.highMeasured} at 2x) [<= 2x: ${d.highTtftP90! <= 2 * h.highTtftP90! ? 'met' : 'MISSED'}]`,
+    );
+  }
   return {
     workload: sc.workload,
     policy: pid,
@@ -265,6 +320,7 @@ async function runWorkload(
     lines,
     atFactor,
     highRatio,
+    highRatioByApp,
   };
 }
 
@@ -336,6 +392,8 @@ export async function run(args: string[]): Promise<void> {
       );
     }
     log(`  priority-10 TTFT p90 2x / 0.5x: ${per((v) => v.highRatio)}`);
+    if (vs[0]!.highRatioByApp !== undefined)
+      log(`  the same, mix by application: ${per((v) => v.highRatioByApp ?? NaN)}`);
   }
   mkdirSync('bench-results', { recursive: true });
   const tag = arg(args, '--tag');

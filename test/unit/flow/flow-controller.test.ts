@@ -75,6 +75,7 @@ async function setup(over: Partial<FlowControlSettings> = {}, shared?: MemorySta
     pollMs: 60_000, // dispatch here is driven by releases only
     ...clock,
     hooks: {
+      rewritten: (p) => events.push(['rewritten', p, 1]),
       dispatched: (p, w) => events.push(['dispatched', p, w > 0 ? 1 : 0]),
       rejected: (p, r) => events.push(['rejected', p, r]),
     },
@@ -154,6 +155,18 @@ describe('FlowController', () => {
     b.flow.close();
     await settle();
     for (const x of burst) await x.d?.ticket.release();
+  });
+
+  it('counts rewritten requests per band, whatever their outcome', async () => {
+    const { flow, events } = await setup();
+    const run = await flow.pick(req('a'), undefined, { priority: 10, bytes: 1, rewritten: true });
+    await flow.pick(req('b'), undefined, { priority: -1, bytes: 1, rewritten: true }).catch(() => undefined);
+    await flow.pick(req('c'), undefined, { priority: -1, bytes: 1 }).catch(() => undefined);
+    expect(events.filter((e) => e[0] === 'rewritten')).toEqual([
+      ['rewritten', 10, 1],
+      ['rewritten', -1, 1],
+    ]);
+    await run.ticket.release();
   });
 
   it('dispatches the higher band first, FCFS within a band', async () => {
