@@ -1,0 +1,73 @@
+// The EPP's hand-written serializer for streamed body chunks must give the
+// stock codec's bytes for every message, and hand anything else to it.
+import { describe, expect, test } from 'vitest';
+import type { ProcessingResponse } from '../../../src/extproc/messages.js';
+import { processCodec } from '../../../src/extproc/proto.js';
+import { routedHeadersReply, streamedBodyReplies } from '../../../src/extproc/replies.js';
+import { setHeader } from '../../../src/extproc/messages.js';
+
+const codec = processCodec();
+const same = (m: ProcessingResponse) =>
+  expect(codec.encodeResponse(m).toString('hex')).toBe(codec.stockEncodeResponse(m).toString('hex'));
+
+describe('reply serializer', () => {
+  test('streamed body chunks of every length class encode as the stock codec does', () => {
+    // Lengths around each varint boundary of the body and of the enclosing messages.
+    for (const n of [
+      0, 1, 100, 117, 118, 127, 128, 16_370, 16_383, 16_384, 62_000, 65_536, 2_097_140, 2_097_152,
+    ])
+      for (const eos of [true, false])
+        for (const phase of ['request_body', 'response_body'] as const) {
+          const body = Buffer.alloc(n, n % 251);
+          for (const m of streamedBodyReplies(phase, body, eos)) same(m);
+        }
+  });
+
+  test('end_of_stream absent, body absent, a Uint8Array body', () => {
+    same({
+      request_body: { response: { body_mutation: { streamed_response: { body: Buffer.from('ab') } } } },
+    });
+    same({ response_body: { response: { body_mutation: { streamed_response: { end_of_stream: true } } } } });
+    same({ response_body: { response: { body_mutation: { streamed_response: {} } } } });
+    same({
+      request_body: {
+        response: { body_mutation: { streamed_response: { body: new Uint8Array([1, 2, 3]) as Buffer } } },
+      },
+    });
+  });
+
+  test('any other shape goes to the stock codec unchanged', () => {
+    const chunk = { body: Buffer.from('xy'), end_of_stream: true };
+    const others: ProcessingResponse[] = [
+      routedHeadersReply({
+        setHeaders: [setHeader('x-gateway-destination-endpoint', '1.2.3.4:80')],
+        removeHeaders: [],
+        metadata: { 'envoy.lb': { 'x-gateway-destination-endpoint': '1.2.3.4:80' } },
+      }),
+      { request_body: { response: {} } },
+      { request_body: { response: { body_mutation: { body: Buffer.from('z') } } } },
+      { request_body: { response: { body_mutation: { streamed_response: chunk } } }, request_drain: true },
+      {
+        request_body: {
+          response: { body_mutation: { streamed_response: chunk }, clear_route_cache: true },
+        },
+      },
+      {
+        request_body: {
+          response: {
+            body_mutation: { streamed_response: { ...chunk, end_of_stream_without_message: true } },
+          },
+        },
+      },
+      { response_trailers: {} },
+    ];
+    for (const m of others) same(m);
+  });
+
+  test('the bytes returned are the message itself, decodable after the next encode', () => {
+    const a = codec.encodeResponse(streamedBodyReplies('request_body', Buffer.from('first'), false)[0]!);
+    codec.encodeResponse(streamedBodyReplies('request_body', Buffer.from('second'), true)[0]!);
+    const back = codec.decodeResponse(a) as ProcessingResponse;
+    expect(back.request_body?.response?.body_mutation?.streamed_response?.body?.toString()).toBe('first');
+  });
+});
