@@ -5,6 +5,7 @@ import type { ProcessingResponse } from '../../../src/extproc/messages.js';
 import { processCodec } from '../../../src/extproc/proto.js';
 import { routedHeadersReply, streamedBodyReplies } from '../../../src/extproc/replies.js';
 import { setHeader } from '../../../src/extproc/messages.js';
+import { replySerializer } from '../../../src/extproc/reply-encoder.js';
 
 const codec = processCodec();
 const same = (m: ProcessingResponse) =>
@@ -36,6 +37,36 @@ describe('reply serializer', () => {
     });
   });
 
+  test('routed header replies encode as the stock codec does', () => {
+    const dest = '10.0.0.1:8000,10.0.0.2:8000';
+    const variants = [
+      { setHeaders: [], removeHeaders: [], metadata: {} },
+      {
+        setHeaders: [
+          setHeader('x-gateway-destination-endpoint', dest),
+          setHeader('content-length', '220000'),
+          setHeader('x-request-id', 'é-'.repeat(100)),
+        ],
+        removeHeaders: ['x-openfuyao-prefill-pod-address-port', 'x-decode'],
+        metadata: { 'envoy.lb': { 'x-gateway-destination-endpoint': dest } },
+      },
+      {
+        setHeaders: [
+          {
+            header: { key: 'k', raw_value: Buffer.alloc(300, 0x41) },
+            append_action: 'APPEND_IF_EXISTS_OR_ADD' as const,
+          },
+        ],
+        removeHeaders: [],
+        metadata: { a: { x: '1', y: '' }, 'b.ns': {} },
+      },
+    ];
+    for (const v of variants) same(routedHeadersReply(v));
+    same({ request_headers: { response: { clear_route_cache: false } } });
+    same({ request_headers: { response: { header_mutation: {} } }, dynamic_metadata: {} });
+    same({ request_headers: { response: {} }, dynamic_metadata: { fields: { n: { structValue: {} } } } });
+  });
+
   test('any other shape goes to the stock codec unchanged', () => {
     const chunk = { body: Buffer.from('xy'), end_of_stream: true };
     const others: ProcessingResponse[] = [
@@ -60,8 +91,36 @@ describe('reply serializer', () => {
         },
       },
       { response_trailers: {} },
+      {
+        request_headers: {
+          response: { header_mutation: { set_headers: [{ header: { key: 'k', value: 'v' } }] } },
+        },
+      },
+      { request_headers: { response: { status: 'CONTINUE_AND_REPLACE' } } },
+      routedHeadersReply({ setHeaders: [], removeHeaders: [], metadata: { ns: { n: 3, b: true, s: 'x' } } }),
+      routedHeadersReply({ setHeaders: [], removeHeaders: [], metadata: { ns: { deep: { x: 'y' } } } }),
+      { response_headers: { response: { header_mutation: { remove_headers: ['content-length'] } } } },
     ];
     for (const m of others) same(m);
+  });
+
+  test("the hand-written paths are the ones taken for the EPP's routed and body replies", () => {
+    let stockCalls = 0;
+    const serialize = replySerializer((m) => {
+      stockCalls++;
+      return codec.stockEncodeResponse(m);
+    });
+    serialize(streamedBodyReplies('request_body', Buffer.from('ab'), true)[0]!);
+    serialize(
+      routedHeadersReply({
+        setHeaders: [setHeader('x-gateway-destination-endpoint', '1.2.3.4:80')],
+        removeHeaders: ['x-decode'],
+        metadata: { 'envoy.lb': { 'x-gateway-destination-endpoint': '1.2.3.4:80' } },
+      }),
+    );
+    expect(stockCalls).toBe(0);
+    serialize({ response_headers: { response: {} } });
+    expect(stockCalls).toBe(1);
   });
 
   test('the bytes returned are the message itself, decodable after the next encode', () => {
