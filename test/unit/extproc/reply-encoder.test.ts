@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import type { ProcessingResponse } from '../../../src/extproc/messages.js';
 import { processCodec } from '../../../src/extproc/proto.js';
-import { routedHeadersReply, streamedBodyReplies } from '../../../src/extproc/replies.js';
+import { routedHeadersReply, streamedBodyReplies, type RoutingReply } from '../../../src/extproc/replies.js';
 import { setHeader } from '../../../src/extproc/messages.js';
 import { replySerializer } from '../../../src/extproc/reply-encoder.js';
 
@@ -39,7 +39,7 @@ describe('reply serializer', () => {
 
   test('routed header replies encode as the stock codec does', () => {
     const dest = '10.0.0.1:8000,10.0.0.2:8000';
-    const variants = [
+    const variants: RoutingReply[] = [
       { setHeaders: [], removeHeaders: [], metadata: {} },
       {
         setHeaders: [
