@@ -52,8 +52,9 @@ let cachedEppDefinition: grpc.ServiceDefinition | undefined;
 
 /**
  * The service definition the EPP serves: the stock one with the EPP's reply
- * serializer (reply-encoder.ts: streamed body chunks written by hand into a
- * reused buffer, which grpc-js copies at once). Same bytes on the wire.
+ * serializer (reply-encoder.ts: streamed body chunks and the routed header
+ * reply written by hand into a reused buffer, which grpc-js copies at once).
+ * Same bytes on the wire.
  */
 export function eppServiceDefinition(): grpc.ServiceDefinition {
   if (!cachedEppDefinition) {

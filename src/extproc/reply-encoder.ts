@@ -12,7 +12,10 @@
 // stock buffer was one more off-heap allocation per chunk, and off-heap bytes
 // are what drives V8's full collections at these body sizes (a 51 MB heap
 // marked every few hundred requests). The scratch buffer is safe to reuse
-// because grpc-js copies it before serialize's caller returns.
+// because grpc-js copies it before serialize's caller returns (1.14:
+// serializeMessage, response compression unsupported). A grpc-js that kept
+// the returned buffer would send corrupted bodies: the 220 KB FULL_DUPLEX
+// integration test compares every byte that comes back.
 // The routing decision's header reply (header mutation, clear_route_cache,
 // envoy.lb metadata of strings) is the other message of every request and
 // is written by hand too: protobufjs's fromObject + encode of its headers and
