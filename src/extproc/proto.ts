@@ -8,7 +8,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { ProcessingResponse } from './messages.js';
 import { replySerializer } from './reply-encoder.js';
 
 import { EXT_PROC_SERVICE } from '../common/wire-headers.js';
@@ -64,7 +63,7 @@ export function eppServiceDefinition(): grpc.ServiceDefinition {
       ...stock,
       Process: {
         ...process,
-        responseSerialize: replySerializer(process.responseSerialize as (m: ProcessingResponse) => Buffer),
+        responseSerialize: replySerializer(process.responseSerialize as (m: object) => Buffer),
       },
     };
   }

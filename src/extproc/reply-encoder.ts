@@ -24,9 +24,17 @@
 // shapes, goes through the stock codec. The bytes are the stock codec's, byte
 // for byte (test/unit/extproc/reply-encoder.test.ts checks both on the same
 // messages).
-import type { ProcessingResponse } from './messages.js';
+// The messages are ProcessingResponse (messages.ts) as proto-loader takes
+// them; only the fields read here are typed, so that this module imports
+// nothing from the ones that load it (proto.ts).
+interface ProcessingResponse {
+  request_headers?: object;
+  request_body?: object;
+  response_body?: object;
+  dynamic_metadata?: object;
+}
 
-type Serialize = (msg: ProcessingResponse) => Buffer;
+type Serialize = (msg: object) => Buffer;
 
 /** The scratch buffer grows to the largest body reply, up to this; larger ones get their own. */
 const SCRATCH_MAX_BYTES = 1024 * 1024;
@@ -310,7 +318,8 @@ function encodeRoutedHeaders(r: RoutedHeaders): Buffer {
 
 /** The EPP's reply serializer: streamed body chunks by hand, everything else by `stock`. */
 export function replySerializer(stock: Serialize): Serialize {
-  return (msg) => {
+  return (message) => {
+    const msg = message as ProcessingResponse;
     const s = streamedBody(msg);
     if (!s) {
       const routed = routedHeaders(msg);
