@@ -10,8 +10,11 @@
 // collected.
 //
 // Size classes are powers of two from 64 KiB to 4 MiB; each class keeps at
-// most what fits in RETAINED_BYTES_PER_CLASS. Bodies above the largest class
-// get their own buffer, as before.
+// most what fits in RETAINED_BYTES_PER_CLASS, so the pool holds at most
+// 7 x 8 MiB = 56 MiB, and only what peak traffic once needed at the same
+// time (a body is held from the end of its arrival until its replies are
+// written, not for the whole request). Bodies above the largest class get
+// their own buffer, as before.
 
 const MIN_CLASS_BYTES = 64 * 1024;
 const MAX_CLASS_BYTES = 4 * 1024 * 1024;
