@@ -2,15 +2,14 @@
 // Kubernetes when discovery is (--pool-name), else nothing (every request
 // priority 0).
 import type { Logger } from 'pino';
-import { KubernetesObjectivesSource } from '../discovery/k8s-objectives.js';
 import { ObjectivesFileSource, type ObjectivesSource } from '../flow/objectives-file.js';
 import type { EppConfig } from './options.js';
 
-export function objectivesSource(
+export async function objectivesSource(
   config: EppConfig,
   logger: Logger,
   opts: { kubernetes: boolean },
-): ObjectivesSource | undefined {
+): Promise<ObjectivesSource | undefined> {
   if (config.objectivesFile) {
     return new ObjectivesFileSource(config.objectivesFile, {
       // With a pool named, objects for other pools are left out, as GIE's reconciler does.
@@ -20,6 +19,8 @@ export function objectivesSource(
     });
   }
   if (opts.kubernetes && config.poolName && config.poolNamespace) {
+    // Loaded only here: the Kubernetes client is ~27 MB of heap (see build.ts endpointSource).
+    const { KubernetesObjectivesSource } = await import('../discovery/k8s-objectives.js');
     return new KubernetesObjectivesSource({
       poolName: config.poolName,
       poolNamespace: config.poolNamespace,

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { replySerializer } from './reply-encoder.js';
 
 import { EXT_PROC_SERVICE } from '../common/wire-headers.js';
 
@@ -46,6 +47,29 @@ export function extProcServiceDefinition(): grpc.ServiceDefinition {
   return extProcPackageDefinition()[EXT_PROC_SERVICE] as grpc.ServiceDefinition;
 }
 
+let cachedEppDefinition: grpc.ServiceDefinition | undefined;
+
+/**
+ * The service definition the EPP serves: the stock one with the EPP's reply
+ * serializer (reply-encoder.ts: streamed body chunks and the routed header
+ * reply written by hand into a reused buffer, which grpc-js copies at once).
+ * Same bytes on the wire.
+ */
+export function eppServiceDefinition(): grpc.ServiceDefinition {
+  if (!cachedEppDefinition) {
+    const stock = extProcServiceDefinition();
+    const process = stock.Process!;
+    cachedEppDefinition = {
+      ...stock,
+      Process: {
+        ...process,
+        responseSerialize: replySerializer(process.responseSerialize as (m: object) => Buffer),
+      },
+    };
+  }
+  return cachedEppDefinition;
+}
+
 /** A generated client constructor for ExternalProcessor. */
 export function extProcClientConstructor(): grpc.ServiceClientConstructor {
   const pkg = grpc.loadPackageDefinition(extProcPackageDefinition()) as unknown as {
@@ -54,18 +78,25 @@ export function extProcClientConstructor(): grpc.ServiceClientConstructor {
   return pkg.envoy.service.ext_proc.v3.ExternalProcessor;
 }
 
-/** The wire codec grpc-js uses for the Process stream (for tests and tools). */
+/**
+ * The wire codec grpc-js uses for the EPP's Process stream (for tests and
+ * tools). encodeResponse is the EPP's serializer, copied out of its reused
+ * buffer (grpc-js copies it itself); stockEncodeResponse is proto-loader's.
+ */
 export function processCodec(): {
   encodeRequest(msg: object): Buffer;
   decodeRequest(buf: Buffer): unknown;
   encodeResponse(msg: object): Buffer;
+  stockEncodeResponse(msg: object): Buffer;
   decodeResponse(buf: Buffer): unknown;
 } {
-  const method = extProcServiceDefinition().Process!;
+  const method = eppServiceDefinition().Process!;
+  const stock = extProcServiceDefinition().Process!;
   return {
     encodeRequest: (m) => method.requestSerialize(m),
     decodeRequest: (b) => method.requestDeserialize(b),
-    encodeResponse: (m) => method.responseSerialize(m),
+    encodeResponse: (m) => Buffer.from(method.responseSerialize(m)),
+    stockEncodeResponse: (m) => stock.responseSerialize(m),
     decodeResponse: (b) => method.responseDeserialize(b),
   };
 }

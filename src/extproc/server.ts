@@ -4,7 +4,7 @@
 // the leases of open picks and releases what a drain cut).
 import * as grpc from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
-import { extProcServiceDefinition } from './proto.js';
+import { eppServiceDefinition } from './proto.js';
 import { ProcessStream, type StreamOptions } from './stream.js';
 
 export interface ExtProcServiceOptions extends StreamOptions {
@@ -51,7 +51,7 @@ export class ExtProcService {
   }
 
   addTo(server: grpc.Server): void {
-    server.addService(extProcServiceDefinition(), {
+    server.addService(eppServiceDefinition(), {
       Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => this.process(call),
     });
   }
@@ -67,7 +67,7 @@ export class ExtProcService {
     };
     const stream = new ProcessStream(
       {
-        write: (m) => call.write(m),
+        write: (m, written) => (written ? call.write(m, written) : call.write(m)),
         end: () => {
           call.end();
           done();

@@ -95,7 +95,12 @@ export interface StreamOptions {
 
 /** Where a stream writes its replies (a grpc ServerDuplexStream in production). */
 export interface ReplySink {
-  write(msg: ProcessingResponse): void;
+  /**
+   * `written`, when given, is called once the message has been serialized or
+   * will never be (grpc-js: the write's callback, error or not); a sink may
+   * also never call it.
+   */
+  write(msg: ProcessingResponse, written?: () => void): void;
   end(): void;
 }
 
@@ -177,9 +182,12 @@ export class ProcessStream {
     return this.queue;
   }
 
-  private send(msg: ProcessingResponse): void {
-    if (this.closed || this.gone || this.observeOnly) return;
-    this.sink.write(msg);
+  private send(msg: ProcessingResponse, written?: () => void): void {
+    if (this.closed || this.gone || this.observeOnly) {
+      written?.();
+      return;
+    }
+    this.sink.write(msg, written);
   }
 
   private async handle(msg: ProcessingRequest): Promise<void> {
@@ -288,16 +296,34 @@ export class ProcessStream {
   private async routeWithBody(eos: boolean): Promise<void> {
     let body: Buffer;
     let read: ReadRequest;
+    const received = this.body ?? requestBodyBuffer(0);
+    this.body = undefined;
     try {
       // Read only now, so a multi-byte character split across chunks is whole.
-      body = (this.body ?? requestBodyBuffer(0)).finish();
-      this.body = undefined;
+      body = received.finish();
       read = readOpenAIRequest(this.requestPath(), body, this.headers, this.requestId);
     } catch (e) {
+      received.release();
       if (e instanceof RequestError)
         return this.fail(e.status, e.message, e.status === 413 ? 'PayloadTooLarge' : 'BadRequest', e.param);
       throw e;
     }
+    // A pooled body goes back once nothing reads it: after the pick, and after
+    // the last reply carrying it has been serialized. An exception on the way
+    // leaves it to the garbage collector, which is always safe.
+    const releaseBody = () => {
+      read.detach();
+      received.release();
+    };
+    await this.routeRead(body, read, eos, releaseBody);
+  }
+
+  private async routeRead(
+    body: Buffer,
+    read: ReadRequest,
+    eos: boolean,
+    releaseBody: () => void,
+  ): Promise<void> {
     const req = read.request;
     this.streamRequested = req.stream;
     // GIE: the rewrite header names the target, then InferenceModelRewrite rules may replace it.
@@ -319,15 +345,19 @@ export class ProcessStream {
     const priority = this.opts.priorityOf?.(this.headers[OBJECTIVE_HEADER]) ?? 0;
     this.received(req.model, body.length, priority);
     const result = await this.pick(req, priority < 0, { priority, bytes: body.length, rewritten: mutated });
-    if (!result) return;
+    if (!result) return releaseBody();
     this.phase = 'routed';
     if (this.requestMode === 'FULL_DUPLEX_STREAMED') {
       this.send(routedHeadersReply(this.routing(result, body.length)));
-      for (const m of streamedBodyReplies('request_body', body, eos)) this.send(m);
+      const replies = streamedBodyReplies('request_body', body, eos);
+      const last = replies.length - 1;
+      for (let i = 0; i < last; i++) this.send(replies[i]!);
+      this.send(replies[last]!, releaseBody);
     } else {
       // Body unchanged unless the model was rewritten: Content-Length stays as sent otherwise.
       if (mutated) this.send(routedBodyReply(this.routing(result, body.length), body));
       else this.send(routedBodyReply(this.routing(result, undefined)));
+      releaseBody();
     }
   }
 

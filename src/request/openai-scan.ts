@@ -510,6 +510,28 @@ const ROLE_OPEN = Buffer.from('<|');
 const ROLE_CLOSE = Buffer.from('|>\n');
 const NEWLINE = Buffer.from('\n');
 
+/**
+ * The body the scan's ranges point into. A pooled body is given back to its
+ * pool after routing (stream.ts); reading it after that would read another
+ * request's bytes, so it fails loudly instead.
+ */
+class BodyRef {
+  private b: Buffer | undefined;
+
+  constructor(b: Buffer) {
+    this.b = b;
+  }
+
+  get bytes(): Buffer {
+    if (!this.b) throw new Error('request body read after it was released');
+    return this.b;
+  }
+
+  detach(): void {
+    this.b = undefined;
+  }
+}
+
 /** A piece of a rendered prompt: a JSON string of the body, or template text. */
 type Piece = Str | Buffer;
 
@@ -518,7 +540,7 @@ class RenderedPrompt implements PromptUtf8 {
   private rendered: PromptBytes | undefined;
 
   constructor(
-    private readonly body: Buffer,
+    private readonly body: BodyRef,
     private readonly pieces: Piece[],
     readonly length: number,
   ) {}
@@ -527,12 +549,13 @@ class RenderedPrompt implements PromptUtf8 {
     const want = Math.min(Math.max(0, maxBytes), this.length);
     if (this.rendered && this.rendered.bytes.length >= want)
       return want === this.rendered.bytes.length ? this.rendered : sealedView(this.rendered, want);
+    const body = this.body.bytes;
     const out = promptBuffer(want);
     let o = 0;
     for (const p of this.pieces) {
       if (o >= want) break;
       if (Buffer.isBuffer(p)) o += p.copy(out, o, 0, Math.min(p.length, want - o));
-      else o = writeText(this.body, p, out, o, want);
+      else o = writeText(body, p, out, o, want);
     }
     this.rendered = sealPrompt(out, o);
     return this.rendered;
@@ -547,7 +570,7 @@ function sealedView(r: PromptBytes, length: number): PromptBytes {
 }
 
 /** renderChat (chat-template.ts) as pieces: `<|role|>\ncontent\n` per message, then `<|assistant|>\n`. */
-function chatPrompt(b: Buffer, messages: MessageRanges[]): RenderedPrompt {
+function chatPrompt(b: BodyRef, messages: MessageRanges[]): RenderedPrompt {
   const pieces: Piece[] = [];
   let length = CHAT_END.length;
   for (const m of messages) {
@@ -563,7 +586,7 @@ function chatPrompt(b: Buffer, messages: MessageRanges[]): RenderedPrompt {
   return new RenderedPrompt(b, pieces, length);
 }
 
-function joinedPrompt(b: Buffer, strings: Str[]): RenderedPrompt {
+function joinedPrompt(b: BodyRef, strings: Str[]): RenderedPrompt {
   let length = 0;
   for (const p of strings) length += p.length;
   return new RenderedPrompt(b, strings, length);
@@ -596,7 +619,7 @@ class ScannedLLMRequest implements LLMRequest {
     public model: string,
     readonly apiType: ApiType,
     readonly headers: Readonly<Record<string, string>>,
-    private readonly body: Buffer,
+    private readonly body: BodyRef,
     readonly promptUtf8: PromptUtf8 | undefined,
     private messageRanges: MessageRanges[] | undefined,
     private readonly messagesSpan: { start: number; end: number } | undefined,
@@ -606,7 +629,7 @@ class ScannedLLMRequest implements LLMRequest {
   get messagesJson(): (() => Uint8Array) | undefined {
     const span = this.messagesSpan;
     if (!span || !this.messageRanges) return undefined;
-    return () => this.body.subarray(span.start, span.end);
+    return () => this.body.bytes.subarray(span.start, span.end);
   }
 
   get promptText(): string {
@@ -624,7 +647,7 @@ class ScannedLLMRequest implements LLMRequest {
 
   get messages(): ChatMessage[] | undefined {
     if (this.messageRanges && !this.decodedMessages)
-      this.decodedMessages = messagesOf(this.body, this.messageRanges);
+      this.decodedMessages = messagesOf(this.body.bytes, this.messageRanges);
     return this.decodedMessages;
   }
 
@@ -644,6 +667,11 @@ export interface ScannedRequest {
   request: LLMRequest;
   /** The body decoded in full, for the rare request whose body must be rewritten. */
   json(): Record<string, unknown>;
+  /**
+   * The body is about to be given back to its pool: from now on, a part of
+   * the request not decoded yet throws instead of reading it.
+   */
+  detach(): void;
 }
 
 /**
@@ -672,11 +700,12 @@ export function scanOpenAIRequest(
   if (model.length > modelCharLimit) return undefined;
   let prompt: PromptUtf8 | undefined;
   let messageRanges: MessageRanges[] | undefined;
+  const ref = new BodyRef(body);
   if (apiType === 'chat') {
     if (!found.messages) return undefined;
     messageRanges = found.messages;
-    prompt = chatPrompt(body, messageRanges);
-  } else if (found.prompt) prompt = joinedPrompt(body, found.prompt);
+    prompt = chatPrompt(ref, messageRanges);
+  } else if (found.prompt) prompt = joinedPrompt(ref, found.prompt);
   else if (!found.tokenIds) return undefined;
 
   const request = new ScannedLLMRequest(
@@ -684,7 +713,7 @@ export function scanOpenAIRequest(
     model,
     apiType,
     headers,
-    body,
+    ref,
     prompt,
     messageRanges,
     found.messagesSpan,
@@ -695,6 +724,7 @@ export function scanOpenAIRequest(
   let json: Record<string, unknown> | undefined;
   return {
     request,
-    json: () => (json ??= JSON.parse(body.toString('utf8')) as Record<string, unknown>),
+    json: () => (json ??= JSON.parse(ref.bytes.toString('utf8')) as Record<string, unknown>),
+    detach: () => ref.detach(),
   };
 }

@@ -115,7 +115,8 @@ export function readOpenAIRequest(
   const fast = scanOpenAIRequest(apiTypeOfPath(path), body, headers, requestId, MAX_MODEL_CHARS);
   if (fast) return fast;
   const { request, body: obj } = parseOpenAIRequest(path, body, headers, requestId, true);
-  return { request, json: () => obj };
+  // Decoded in full: nothing refers to the body any more.
+  return { request, json: () => obj, detach: () => undefined };
 }
 
 function requestOf(

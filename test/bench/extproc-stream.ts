@@ -13,7 +13,7 @@
 import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../src/config/endpoint-picker-config.js';
 import { Director } from '../../src/director/director.js';
 import { toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../src/extproc/messages.js';
-import { processCodec } from '../../src/extproc/proto.js';
+import { eppServiceDefinition, processCodec } from '../../src/extproc/proto.js';
 import { ProcessStream } from '../../src/extproc/stream.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { builtinRegistry } from '../../src/plugins/index.js';
@@ -87,6 +87,7 @@ export async function run(args: string[]): Promise<void> {
   const sizes = (arg('--sizes') ?? '2048,32768,220000,1000000').split(',').map(Number);
   const seconds = Number(arg('--seconds') ?? 2);
   const codec = processCodec();
+  const serialize = eppServiceDefinition().Process!.responseSerialize as (m: ProcessingResponse) => Buffer;
   const d = await director();
   const opts = {
     director: d,
@@ -109,18 +110,36 @@ export async function run(args: string[]): Promise<void> {
     let replies: ProcessingResponse[] = [];
     const one = async (k: number) => {
       const out: ProcessingResponse[] = [];
-      const s = new ProcessStream({ write: (m) => out.push(m), end: () => undefined }, opts);
+      const written: Array<(() => void) | undefined> = [];
+      const s = new ProcessStream(
+        {
+          write: (m, w) => {
+            out.push(m);
+            written.push(w);
+          },
+          end: () => undefined,
+        },
+        opts,
+      );
       for (const bytes of exchanges[k % exchanges.length]!)
         s.receive(codec.decodeRequest(bytes) as ProcessingRequest);
       await s.settled();
-      for (const r of out) codec.encodeResponse(r);
+      // As grpc-js does: serialize (into the serializer's reused buffer), copy into the framed message, then call back.
+      for (let i = 0; i < out.length; i++) {
+        const bytes = serialize(out[i]!);
+        Buffer.allocUnsafe(bytes.length + 5).set(bytes, 5);
+        written[i]?.();
+      }
       s.close('end');
       await s.settled();
       replies = out;
     };
     const codecOnly = (k: number) => {
       for (const bytes of exchanges[k % exchanges.length]!) codec.decodeRequest(bytes);
-      for (const r of replies) codec.encodeResponse(r);
+      for (const r of replies) {
+        const bytes = serialize(r);
+        Buffer.allocUnsafe(bytes.length + 5).set(bytes, 5);
+      }
     };
     // Warm-up, then timed loops of about `seconds` each.
     for (let k = 0; k < 200; k++) await one(k);

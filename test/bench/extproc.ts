@@ -1,6 +1,6 @@
 // `npm run bench -- extproc [--duration 1.5] [--sizes 2048,220000] [--conc 1,64]
 //    [--no-floor] [--no-pin] [--no-upstream] [--cpu-prof DIR] [--node-flags '...']
-//    [--in-process] [--profile FILE]`
+//    [--in-process] [--profile FILE] [--floor-epp-codec]`
 //
 // Drives the real ext_proc gRPC path the way Envoy does: N concurrent
 // Process streams over one HTTP/2 connection, each a whole exchange —
@@ -25,6 +25,8 @@
 // "EPP / floor" is what routing costs over the protocol itself. Both servers
 // are pinned to core 1 and the load generator to core 0 (taskset) unless
 // --no-pin; the load average is printed per cell (the machine is shared).
+// --floor-epp-codec gives the floor the EPP's hand-written reply serializer
+// (by default it uses proto-loader's, as any grpc-js server would).
 // The EPP runs as its own process (`hermes-router epp`, default profile
 // GIE's queue + kv-cache + prefix scorers over 8 fake vLLM /metrics servers),
 // so the load generator does not share its event loop; `--in-process`
@@ -47,6 +49,8 @@ const BODY_SIZES = [2_048, 32_768, 220_000, 1_000_000];
 const CONCURRENCY = [1, 16, 64, 150];
 const CHUNK = 16 * 1024;
 const UPSTREAM_MS = 50;
+/** Wait after the servers are ready before measuring anything. */
+const SETTLE_MS = 3_000;
 
 export interface ExtProcRow {
   bodyBytes: number;
@@ -325,10 +329,14 @@ export async function startBenchEpp(
 }
 
 /** The protocol-floor server (test/bench/floor/extproc-floor.ts) as its own process. */
-export async function startBenchFloor(root = ROOT, spawnOpts: SpawnOptions = {}): Promise<BenchEpp> {
+export async function startBenchFloor(
+  root = ROOT,
+  spawnOpts: SpawnOptions = {},
+  floorArgs: string[] = [],
+): Promise<BenchEpp> {
   const grpcPort = await freePort();
   const [cmd, argv] = nodeCommand(
-    [join(root, 'dist/test/bench/floor/extproc-floor.js'), '--port', String(grpcPort)],
+    [join(root, 'dist/test/bench/floor/extproc-floor.js'), '--port', String(grpcPort), ...floorArgs],
     spawnOpts,
   );
   const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -467,14 +475,19 @@ export async function run(args: string[]): Promise<void> {
     grpcPort = benchEpp.grpcPort;
     proc = benchEpp.proc;
   }
+  const floorCodec = args.includes('--floor-epp-codec') ? 'epp' : 'stock';
   if (withFloor)
-    floor = await startBenchFloor(ROOT, {
-      ...serverSpawn,
-      nodeArgs: [
-        ...nodeFlags,
-        ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'floor')] : []),
-      ],
-    });
+    floor = await startBenchFloor(
+      ROOT,
+      {
+        ...serverSpawn,
+        nodeArgs: [
+          ...nodeFlags,
+          ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'floor')] : []),
+        ],
+      },
+      floorCodec === 'epp' ? ['--epp-codec'] : [],
+    );
 
   const client = new ExtProcClient({ target: `127.0.0.1:${grpcPort}`, deadlineMs: 30_000 });
   const floorClient = floor
@@ -486,11 +499,15 @@ export async function run(args: string[]): Promise<void> {
   const comparisons: FloorComparison[] = [];
   process.stdout.write(
     `load generator ${pinned ? 'pinned to cpu 0, EPP and floor to cpu 1' : 'not pinned'}; ` +
-      `load average ${loadavg()
+      `floor codec ${floorCodec}; load average ${loadavg()
         .map((x) => x.toFixed(2))
         .join(' ')}\n`,
   );
   // Background CPU of the idle EPP (scraping 8 endpoints every 50 ms) and floor (none expected).
+  // Measured once start-up has settled: the first seconds after ready cost 2-3x the steady
+  // 30-45 ms/s (JIT, first scrapes), which inflated the idle figure of a faster-starting build
+  // and left that work to its first cells.
+  if (proc) await new Promise((r) => setTimeout(r, SETTLE_MS));
   const idleCpuMsPerSec = await idleCpu(proc?.pid);
   const floorIdle = await idleCpu(floor?.proc.pid);
   if (idleCpuMsPerSec !== undefined)
@@ -562,6 +579,7 @@ export async function run(args: string[]): Promise<void> {
     mode: inProcess ? 'in-process' : 'epp process',
     pinned,
     requestBodyMode: 'FULL_DUPLEX_STREAMED',
+    floorCodec,
     chunkBytes: CHUNK,
     durationSecPerCell: durationMs / 1000,
     profile: arg('--profile') ?? 'GIE default (queue 2, kv-cache 2, prefix 3, max-score-picker)',

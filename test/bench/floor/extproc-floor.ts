@@ -8,10 +8,14 @@
 // parsing, no scheduling, no metrics. The EPP's cost above this is what
 // routing costs; this process's cost is what any ext_proc server would pay.
 //
-//   node dist/test/bench/floor/extproc-floor.js --port N
+// With --epp-codec it serializes its replies with the EPP's own serializer
+// (src/extproc/reply-encoder.ts) instead of proto-loader's: the floor of a
+// server as tuned as the EPP on the wire.
+//
+//   node dist/test/bench/floor/extproc-floor.js --port N [--epp-codec]
 // prints "listening <port>" once bound.
 import * as grpc from '@grpc/grpc-js';
-import { extProcServiceDefinition } from '../../../src/extproc/proto.js';
+import { eppServiceDefinition, extProcServiceDefinition } from '../../../src/extproc/proto.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../../src/extproc/messages.js';
 import { setHeader, toStruct } from '../../../src/extproc/messages.js';
 import { BODY_CHUNK_BYTES } from '../../../src/extproc/replies.js';
@@ -114,7 +118,10 @@ function main(): void {
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
   });
-  server.addService(extProcServiceDefinition(), { Process: onProcess });
+  const definition = process.argv.includes('--epp-codec')
+    ? eppServiceDefinition()
+    : extProcServiceDefinition();
+  server.addService(definition, { Process: onProcess });
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
     if (err) {
       process.stderr.write(`extproc-floor: ${err.message}\n`);

@@ -12,6 +12,7 @@ import { ProcessStream, type StreamOptions } from '../../../src/extproc/stream.j
 import { silentLogger } from '../../../src/observability/logger.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { requestBodyPool } from '../../../src/request/body-pool.js';
 
 async function setup(overrides: Partial<StreamOptions> = {}) {
   const store = new MemoryStateStore();
@@ -140,4 +141,68 @@ describe('ProcessStream', () => {
     expect(done.inFlight.get(ep) ?? 0).toBe(0);
     expect(done.pendingPrefillTokens.get(ep) ?? 0).toBe(0);
   });
+});
+
+describe('ProcessStream: a pooled request body', () => {
+  test('goes back to the pool only when the last body reply has been written, intact until then', async () => {
+    const prompt = 'p'.repeat(12_000);
+    const text = Buffer.from(JSON.stringify({ model: 'm', prompt }));
+    const pieces = [text.subarray(0, 6000), text.subarray(6000)]; // both borrowed: joined in a pooled buffer
+    const { out, send, written } = await setupWithCallbacks();
+    const retained = requestBodyPool.retained;
+    await send(hdrs(), body2(pieces[0]!, false), body2(pieces[1]!, true));
+    const chunks = out.filter((m) => m.request_body);
+    expect(chunks).toHaveLength(1);
+    // Not released yet: the reply still carries the pooled bytes.
+    const lent = requestBodyPool.retained;
+    expect(lent).toBe(Math.max(0, retained - 1));
+    expect(
+      Buffer.from(chunks[0]!.request_body!.response!.body_mutation!.streamed_response!.body!).equals(text),
+    ).toBe(true);
+    for (const w of written.slice(0, -1)) w?.();
+    expect(requestBodyPool.retained).toBe(lent);
+    written.at(-1)!();
+    expect(requestBodyPool.retained).toBe(lent + 1);
+  });
+});
+
+async function setupWithCallbacks() {
+  const store = new MemoryStateStore();
+  await store.replaceEndpoints([
+    { id: '10.0.0.1:8000', name: 'a', address: '10.0.0.1', port: 8000, labels: {} },
+  ]);
+  const director = new Director({
+    store,
+    profile: loadConfigText(DEFAULT_CONFIG_TEXT, 't', builtinRegistry()).profile,
+  });
+  const out: ProcessingResponse[] = [];
+  const written: Array<(() => void) | undefined> = [];
+  const s = new ProcessStream(
+    {
+      write: (m, w) => {
+        out.push(m);
+        written.push(w);
+      },
+      end: () => undefined,
+    },
+    {
+      director,
+      logger: silentLogger(),
+      destinationHeader: 'x-gateway-destination-endpoint',
+      metadataNamespace: 'envoy.lb',
+      maxBodyBytes: 1 << 20,
+      defaultRequestBodyMode: 'FULL_DUPLEX_STREAMED',
+      defaultResponseBodyMode: 'FULL_DUPLEX_STREAMED',
+      observer: {},
+    },
+  );
+  const send = async (...msgs: ProcessingRequest[]) => {
+    for (const m of msgs) s.receive(m);
+    await s.settled();
+  };
+  return { out, send, written };
+}
+
+const body2 = (b: Buffer, eos: boolean): ProcessingRequest => ({
+  request_body: { body: b, end_of_stream: eos },
 });

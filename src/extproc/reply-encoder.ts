@@ -1,0 +1,360 @@
+// The EPP's serializer for the ProcessingResponse messages it writes. Most
+// replies of a request are body chunks streamed back (FULL_DUPLEX_STREAMED:
+// a 220 KB body is four 62,000-byte chunks, the response one per upstream
+// chunk), and their shape is fixed:
+//   ProcessingResponse.request_body (3) | response_body (4)
+//     BodyResponse.response (1) -> CommonResponse.body_mutation (3)
+//     -> BodyMutation.streamed_response (3) -> StreamedBodyResponse{body (1), end_of_stream (2)}
+// Those are written here by hand, straight into one reused buffer. The stock
+// codec (proto-loader) runs fromObject, then encode into a fresh buffer the
+// size of the chunk; grpc-js then copies whatever serialize returns into its
+// own framed buffer at once (server-interceptors serializeMessage), so the
+// stock buffer was one more off-heap allocation per chunk, and off-heap bytes
+// are what drives V8's full collections at these body sizes (a 51 MB heap
+// marked every few hundred requests). The scratch buffer is safe to reuse
+// because grpc-js copies it before serialize's caller returns (1.14:
+// serializeMessage, response compression unsupported). A grpc-js that kept
+// the returned buffer would send corrupted bodies: the 220 KB FULL_DUPLEX
+// integration test compares every byte that comes back.
+// The routing decision's header reply (header mutation, clear_route_cache,
+// envoy.lb metadata of strings) is the other message of every request and
+// is written by hand too: protobufjs's fromObject + encode of its headers and
+// Struct was a fifth of the EPP's own work per 2 KB request.
+// Every other reply, and any reply with a field more or less than those
+// shapes, goes through the stock codec. The bytes are the stock codec's, byte
+// for byte (test/unit/extproc/reply-encoder.test.ts checks both on the same
+// messages).
+// The messages are ProcessingResponse (messages.ts) as proto-loader takes
+// them; only the fields read here are typed, so that this module imports
+// nothing from the ones that load it (proto.ts).
+interface ProcessingResponse {
+  request_headers?: object;
+  request_body?: object;
+  response_body?: object;
+  dynamic_metadata?: object;
+}
+
+type Serialize = (msg: object) => Buffer;
+
+/** The scratch buffer grows to the largest body reply, up to this; larger ones get their own. */
+const SCRATCH_MAX_BYTES = 1024 * 1024;
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** True when `obj` has no set field but `key` (fields the stock codec would skip, null/undefined, do not count). */
+function onlyField(obj: object, key: string): boolean {
+  const o = obj as Record<string, unknown>;
+  for (const k in o) if (k !== key && o[k] !== undefined && o[k] !== null) return false;
+  return o[key] !== undefined && o[key] !== null && typeof o[key] === 'object';
+}
+
+function varintBytes(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+function writeVarint(out: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[at++] = n;
+  return at;
+}
+
+/** A streamed body chunk reply's phase field tag, body and end-of-stream, or undefined for any other message. */
+function streamedBody(
+  msg: ProcessingResponse,
+): { tag: number; body: Uint8Array | undefined; eos: boolean | undefined } | undefined {
+  let tag: number;
+  let phase: object;
+  if (msg.request_body) {
+    if (!onlyField(msg, 'request_body')) return undefined;
+    tag = 0x1a;
+    phase = msg.request_body;
+  } else if (msg.response_body) {
+    if (!onlyField(msg, 'response_body')) return undefined;
+    tag = 0x22;
+    phase = msg.response_body;
+  } else return undefined;
+  if (!onlyField(phase, 'response')) return undefined;
+  const common = (phase as { response: object }).response;
+  if (!onlyField(common, 'body_mutation')) return undefined;
+  const mutation = (common as { body_mutation: object }).body_mutation;
+  if (!onlyField(mutation, 'streamed_response')) return undefined;
+  const s = (mutation as { streamed_response: Record<string, unknown> }).streamed_response;
+  let body: Uint8Array | undefined;
+  let eos: boolean | undefined;
+  for (const k in s) {
+    const v = s[k];
+    if (v === undefined || v === null) continue;
+    if (k === 'body' && v instanceof Uint8Array) body = v;
+    else if (k === 'end_of_stream' && typeof v === 'boolean') eos = v;
+    else return undefined; // another field, or a form the stock codec converts (base64 string, truthy value)
+  }
+  return { tag, body, eos };
+}
+
+const APPEND_ACTIONS: Readonly<Record<string, number>> = {
+  APPEND_IF_EXISTS_OR_ADD: 0,
+  ADD_IF_ABSENT: 1,
+  OVERWRITE_IF_EXISTS_OR_ADD: 2,
+  OVERWRITE_IF_EXISTS: 3,
+};
+
+/** A length-delimited field's size: tag + length + body. */
+const delimited = (n: number) => 1 + varintBytes(n) + n;
+
+interface SetHeader {
+  key: string;
+  keyBytes: number;
+  raw: Uint8Array;
+  /** HeaderAppendAction number, -1 when unset. */
+  action: number;
+  /** HeaderValue's size. */
+  valueSize: number;
+  /** HeaderValueOption's size. */
+  size: number;
+}
+
+interface MetadataField {
+  key: string;
+  keyBytes: number;
+  value: string;
+  valueBytes: number;
+  /** Value{string_value}'s size. */
+  valueSize: number;
+  /** The map entry's size. */
+  size: number;
+}
+
+interface MetadataNamespace {
+  key: string;
+  keyBytes: number;
+  fields: MetadataField[];
+  /** Struct's size. */
+  structSize: number;
+  /** Value{struct_value}'s size. */
+  valueSize: number;
+  size: number;
+}
+
+/** The pieces of a routed headers reply (replies.ts routedHeadersReply), or undefined for any other shape. */
+interface RoutedHeaders {
+  setHeaders: SetHeader[];
+  removeHeaders: Array<{ key: string; bytes: number }>;
+  /** header_mutation present, and its size. */
+  mutation: boolean;
+  mutationSize: number;
+  clearRouteCache: boolean | undefined;
+  commonSize: number;
+  metadata: MetadataNamespace[] | undefined;
+  metadataSize: number;
+}
+
+/** Own keys of `o` whose value the stock codec would write, all among `allowed`. */
+function onlyFields(o: Record<string, unknown>, allowed: readonly string[]): boolean {
+  for (const k in o) if (o[k] !== undefined && o[k] !== null && !allowed.includes(k)) return false;
+  return true;
+}
+
+function routedHeaders(msg: ProcessingResponse): RoutedHeaders | undefined {
+  const top = msg as Record<string, unknown>;
+  if (!msg.request_headers || !onlyFields(top, ['request_headers', 'dynamic_metadata'])) return undefined;
+  const phase = msg.request_headers as Record<string, unknown>;
+  if (!onlyField(phase, 'response')) return undefined;
+  const common = phase.response as Record<string, unknown>;
+  if (!onlyFields(common, ['header_mutation', 'clear_route_cache'])) return undefined;
+  const crc = common.clear_route_cache;
+  if (crc !== undefined && crc !== null && typeof crc !== 'boolean') return undefined;
+  const out: RoutedHeaders = {
+    setHeaders: [],
+    removeHeaders: [],
+    mutation: false,
+    mutationSize: 0,
+    clearRouteCache: typeof crc === 'boolean' ? crc : undefined,
+    commonSize: 0,
+    metadata: undefined,
+    metadataSize: 0,
+  };
+  const hm = common.header_mutation as Record<string, unknown> | undefined | null;
+  if (hm !== undefined && hm !== null) {
+    if (typeof hm !== 'object' || !onlyFields(hm, ['set_headers', 'remove_headers'])) return undefined;
+    out.mutation = true;
+    const set = hm.set_headers;
+    if (set !== undefined && set !== null) {
+      if (!Array.isArray(set)) return undefined;
+      for (const o of set as Array<Record<string, unknown>>) {
+        if (typeof o !== 'object' || o === null || !onlyFields(o, ['header', 'append_action']))
+          return undefined;
+        const h = o.header as Record<string, unknown> | undefined;
+        if (!h || typeof h !== 'object' || !onlyFields(h, ['key', 'raw_value'])) return undefined;
+        if (typeof h.key !== 'string' || !(h.raw_value instanceof Uint8Array)) return undefined;
+        const a = o.append_action;
+        let action = -1;
+        if (typeof a === 'string') {
+          const n = APPEND_ACTIONS[a];
+          if (n === undefined) return undefined;
+          action = n;
+        } else if (a !== undefined && a !== null) return undefined;
+        const keyBytes = Buffer.byteLength(h.key);
+        const valueSize = delimited(keyBytes) + delimited(h.raw_value.length);
+        const size = delimited(valueSize) + (action >= 0 ? 2 : 0);
+        out.setHeaders.push({ key: h.key, keyBytes, raw: h.raw_value, action, valueSize, size });
+        out.mutationSize += delimited(size);
+      }
+    }
+    const remove = hm.remove_headers;
+    if (remove !== undefined && remove !== null) {
+      if (!Array.isArray(remove)) return undefined;
+      for (const k of remove as unknown[]) {
+        if (typeof k !== 'string') return undefined;
+        const bytes = Buffer.byteLength(k);
+        out.removeHeaders.push({ key: k, bytes });
+        out.mutationSize += delimited(bytes);
+      }
+    }
+  }
+  out.commonSize =
+    (out.mutation ? delimited(out.mutationSize) : 0) + (out.clearRouteCache !== undefined ? 2 : 0);
+  const md = msg.dynamic_metadata as Record<string, unknown> | undefined | null;
+  if (md !== undefined && md !== null) {
+    // Struct{fields: namespace -> Value{struct_value: Struct{fields: key -> Value{string_value}}}} only.
+    if (typeof md !== 'object' || !onlyFields(md, ['fields'])) return undefined;
+    const fields = (md.fields ?? {}) as Record<string, Record<string, unknown>>;
+    if (typeof fields !== 'object') return undefined;
+    out.metadata = [];
+    for (const ns of Object.keys(fields)) {
+      const v = fields[ns]!;
+      if (typeof v !== 'object' || v === null || !onlyFields(v, ['structValue'])) return undefined;
+      const st = v.structValue as Record<string, unknown> | undefined;
+      if (!st || typeof st !== 'object' || !onlyFields(st, ['fields'])) return undefined;
+      const inner = (st.fields ?? {}) as Record<string, Record<string, unknown>>;
+      if (typeof inner !== 'object') return undefined;
+      const list: MetadataField[] = [];
+      let structSize = 0;
+      for (const key of Object.keys(inner)) {
+        const iv = inner[key]!;
+        if (typeof iv !== 'object' || iv === null || !onlyFields(iv, ['stringValue'])) return undefined;
+        if (typeof iv.stringValue !== 'string') return undefined;
+        const keyBytes = Buffer.byteLength(key);
+        const valueBytes = Buffer.byteLength(iv.stringValue);
+        const valueSize = delimited(valueBytes);
+        const size = delimited(keyBytes) + delimited(valueSize);
+        list.push({ key, keyBytes, value: iv.stringValue, valueBytes, valueSize, size });
+        structSize += delimited(size);
+      }
+      const keyBytes = Buffer.byteLength(ns);
+      const valueSize = delimited(structSize);
+      const size = delimited(keyBytes) + delimited(valueSize);
+      out.metadata.push({ key: ns, keyBytes, fields: list, structSize, valueSize, size });
+      out.metadataSize += delimited(size);
+    }
+  }
+  return out;
+}
+
+class Out {
+  o = 0;
+  constructor(readonly b: Buffer) {}
+
+  tagLen(tag: number, n: number): void {
+    this.b[this.o++] = tag;
+    this.o = writeVarint(this.b, this.o, n);
+  }
+
+  str(tag: number, s: string, bytes: number): void {
+    this.tagLen(tag, bytes);
+    this.o += this.b.write(s, this.o, bytes, 'utf8');
+  }
+
+  raw(tag: number, v: Uint8Array): void {
+    this.tagLen(tag, v.length);
+    this.b.set(v, this.o);
+    this.o += v.length;
+  }
+
+  varintField(tag: number, v: number): void {
+    this.b[this.o++] = tag;
+    this.o = writeVarint(this.b, this.o, v);
+  }
+}
+
+function encodeRoutedHeaders(r: RoutedHeaders): Buffer {
+  const phaseSize = delimited(r.commonSize);
+  const total = delimited(phaseSize) + (r.metadata ? delimited(r.metadataSize) : 0);
+  if (scratch.length < total)
+    scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX_BYTES, Math.max(total, 4096)));
+  const w = new Out(total <= scratch.length ? scratch : Buffer.allocUnsafe(total));
+  w.tagLen(0x0a, phaseSize); // ProcessingResponse.request_headers (1)
+  w.tagLen(0x0a, r.commonSize); // HeadersResponse.response (1)
+  if (r.mutation) {
+    w.tagLen(0x12, r.mutationSize); // CommonResponse.header_mutation (2)
+    for (const h of r.setHeaders) {
+      w.tagLen(0x0a, h.size); // HeaderMutation.set_headers (1)
+      w.tagLen(0x0a, h.valueSize); // HeaderValueOption.header (1)
+      w.str(0x0a, h.key, h.keyBytes); // HeaderValue.key (1)
+      w.raw(0x1a, h.raw); // HeaderValue.raw_value (3)
+      if (h.action >= 0) w.varintField(0x18, h.action); // HeaderValueOption.append_action (3)
+    }
+    for (const k of r.removeHeaders) w.str(0x12, k.key, k.bytes); // HeaderMutation.remove_headers (2)
+  }
+  if (r.clearRouteCache !== undefined) w.varintField(0x28, r.clearRouteCache ? 1 : 0); // clear_route_cache (5)
+  if (r.metadata) {
+    w.tagLen(0x42, r.metadataSize); // ProcessingResponse.dynamic_metadata (8): Struct
+    for (const ns of r.metadata) {
+      w.tagLen(0x0a, ns.size); // Struct.fields (1) entry
+      w.str(0x0a, ns.key, ns.keyBytes); // entry key (1)
+      w.tagLen(0x12, ns.valueSize); // entry value (2): Value
+      w.tagLen(0x2a, ns.structSize); // Value.struct_value (5)
+      for (const f of ns.fields) {
+        w.tagLen(0x0a, f.size);
+        w.str(0x0a, f.key, f.keyBytes);
+        w.tagLen(0x12, f.valueSize);
+        w.str(0x1a, f.value, f.valueBytes); // Value.string_value (3)
+      }
+    }
+  }
+  return w.b.subarray(0, w.o);
+}
+
+/** The EPP's reply serializer: streamed body chunks by hand, everything else by `stock`. */
+export function replySerializer(stock: Serialize): Serialize {
+  return (message) => {
+    const msg = message as ProcessingResponse;
+    const s = streamedBody(msg);
+    if (!s) {
+      const routed = routedHeaders(msg);
+      return routed ? encodeRoutedHeaders(routed) : stock(msg);
+    }
+    const bodyLen = s.body ? s.body.length : 0;
+    const inner = (s.body ? 1 + varintBytes(bodyLen) + bodyLen : 0) + (s.eos !== undefined ? 2 : 0);
+    const mutation = 1 + varintBytes(inner) + inner;
+    const common = 1 + varintBytes(mutation) + mutation;
+    const phase = 1 + varintBytes(common) + common;
+    const total = 1 + varintBytes(phase) + phase;
+    let out: Buffer;
+    if (total <= SCRATCH_MAX_BYTES) {
+      if (scratch.length < total) scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX_BYTES, total * 2));
+      out = scratch;
+    } else out = Buffer.allocUnsafe(total);
+    let o = 0;
+    out[o++] = s.tag;
+    o = writeVarint(out, o, phase);
+    out[o++] = 0x0a; // BodyResponse.response (1)
+    o = writeVarint(out, o, common);
+    out[o++] = 0x1a; // CommonResponse.body_mutation (3)
+    o = writeVarint(out, o, mutation);
+    out[o++] = 0x1a; // BodyMutation.streamed_response (3)
+    o = writeVarint(out, o, inner);
+    if (s.body) {
+      out[o++] = 0x0a; // StreamedBodyResponse.body (1)
+      o = writeVarint(out, o, bodyLen);
+      out.set(s.body, o);
+      o += bodyLen;
+    }
+    if (s.eos !== undefined) {
+      out[o++] = 0x10; // StreamedBodyResponse.end_of_stream (2)
+      out[o++] = s.eos ? 1 : 0;
+    }
+    return out.subarray(0, o);
+  };
+}

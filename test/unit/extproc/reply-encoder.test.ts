@@ -1,0 +1,132 @@
+// The EPP's hand-written serializer for streamed body chunks must give the
+// stock codec's bytes for every message, and hand anything else to it.
+import { describe, expect, test } from 'vitest';
+import type { ProcessingResponse } from '../../../src/extproc/messages.js';
+import { processCodec } from '../../../src/extproc/proto.js';
+import { routedHeadersReply, streamedBodyReplies, type RoutingReply } from '../../../src/extproc/replies.js';
+import { setHeader } from '../../../src/extproc/messages.js';
+import { replySerializer } from '../../../src/extproc/reply-encoder.js';
+
+const codec = processCodec();
+const same = (m: ProcessingResponse) =>
+  expect(codec.encodeResponse(m).toString('hex')).toBe(codec.stockEncodeResponse(m).toString('hex'));
+
+describe('reply serializer', () => {
+  test('streamed body chunks of every length class encode as the stock codec does', () => {
+    // Lengths around each varint boundary of the body and of the enclosing messages.
+    for (const n of [
+      0, 1, 100, 117, 118, 127, 128, 16_370, 16_383, 16_384, 62_000, 65_536, 2_097_140, 2_097_152,
+    ])
+      for (const eos of [true, false])
+        for (const phase of ['request_body', 'response_body'] as const) {
+          const body = Buffer.alloc(n, n % 251);
+          for (const m of streamedBodyReplies(phase, body, eos)) same(m);
+        }
+  });
+
+  test('end_of_stream absent, body absent, a Uint8Array body', () => {
+    same({
+      request_body: { response: { body_mutation: { streamed_response: { body: Buffer.from('ab') } } } },
+    });
+    same({ response_body: { response: { body_mutation: { streamed_response: { end_of_stream: true } } } } });
+    same({ response_body: { response: { body_mutation: { streamed_response: {} } } } });
+    same({
+      request_body: {
+        response: { body_mutation: { streamed_response: { body: new Uint8Array([1, 2, 3]) as Buffer } } },
+      },
+    });
+  });
+
+  test('routed header replies encode as the stock codec does', () => {
+    const dest = '10.0.0.1:8000,10.0.0.2:8000';
+    const variants: RoutingReply[] = [
+      { setHeaders: [], removeHeaders: [], metadata: {} },
+      {
+        setHeaders: [
+          setHeader('x-gateway-destination-endpoint', dest),
+          setHeader('content-length', '220000'),
+          setHeader('x-request-id', 'é-'.repeat(100)),
+        ],
+        removeHeaders: ['x-openfuyao-prefill-pod-address-port', 'x-decode'],
+        metadata: { 'envoy.lb': { 'x-gateway-destination-endpoint': dest } },
+      },
+      {
+        setHeaders: [
+          {
+            header: { key: 'k', raw_value: Buffer.alloc(300, 0x41) },
+            append_action: 'APPEND_IF_EXISTS_OR_ADD' as const,
+          },
+        ],
+        removeHeaders: [],
+        metadata: { a: { x: '1', y: '' }, 'b.ns': {} },
+      },
+    ];
+    for (const v of variants) same(routedHeadersReply(v));
+    same({ request_headers: { response: { clear_route_cache: false } } });
+    same({ request_headers: { response: { header_mutation: {} } }, dynamic_metadata: {} });
+    same({ request_headers: { response: {} }, dynamic_metadata: { fields: { n: { structValue: {} } } } });
+  });
+
+  test('any other shape goes to the stock codec unchanged', () => {
+    const chunk = { body: Buffer.from('xy'), end_of_stream: true };
+    const others: ProcessingResponse[] = [
+      routedHeadersReply({
+        setHeaders: [setHeader('x-gateway-destination-endpoint', '1.2.3.4:80')],
+        removeHeaders: [],
+        metadata: { 'envoy.lb': { 'x-gateway-destination-endpoint': '1.2.3.4:80' } },
+      }),
+      { request_body: { response: {} } },
+      { request_body: { response: { body_mutation: { body: Buffer.from('z') } } } },
+      { request_body: { response: { body_mutation: { streamed_response: chunk } } }, request_drain: true },
+      {
+        request_body: {
+          response: { body_mutation: { streamed_response: chunk }, clear_route_cache: true },
+        },
+      },
+      {
+        request_body: {
+          response: {
+            body_mutation: { streamed_response: { ...chunk, end_of_stream_without_message: true } },
+          },
+        },
+      },
+      { response_trailers: {} },
+      {
+        request_headers: {
+          response: { header_mutation: { set_headers: [{ header: { key: 'k', value: 'v' } }] } },
+        },
+      },
+      { request_headers: { response: { status: 'CONTINUE_AND_REPLACE' } } },
+      routedHeadersReply({ setHeaders: [], removeHeaders: [], metadata: { ns: { n: 3, b: true, s: 'x' } } }),
+      routedHeadersReply({ setHeaders: [], removeHeaders: [], metadata: { ns: { deep: { x: 'y' } } } }),
+      { response_headers: { response: { header_mutation: { remove_headers: ['content-length'] } } } },
+    ];
+    for (const m of others) same(m);
+  });
+
+  test("the hand-written paths are the ones taken for the EPP's routed and body replies", () => {
+    let stockCalls = 0;
+    const serialize = replySerializer((m) => {
+      stockCalls++;
+      return codec.stockEncodeResponse(m);
+    });
+    serialize(streamedBodyReplies('request_body', Buffer.from('ab'), true)[0]!);
+    serialize(
+      routedHeadersReply({
+        setHeaders: [setHeader('x-gateway-destination-endpoint', '1.2.3.4:80')],
+        removeHeaders: ['x-decode'],
+        metadata: { 'envoy.lb': { 'x-gateway-destination-endpoint': '1.2.3.4:80' } },
+      }),
+    );
+    expect(stockCalls).toBe(0);
+    serialize({ response_headers: { response: {} } });
+    expect(stockCalls).toBe(1);
+  });
+
+  test('the bytes returned are the message itself, decodable after the next encode', () => {
+    const a = codec.encodeResponse(streamedBodyReplies('request_body', Buffer.from('first'), false)[0]!);
+    codec.encodeResponse(streamedBodyReplies('request_body', Buffer.from('second'), true)[0]!);
+    const back = codec.decodeResponse(a) as ProcessingResponse;
+    expect(back.request_body?.response?.body_mutation?.streamed_response?.body?.toString()).toBe('first');
+  });
+});
