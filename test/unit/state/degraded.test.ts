@@ -124,6 +124,9 @@ describe('degraded mode', () => {
     });
     await a.replaceEndpoints([ep(1), ep(2)]);
     const fromB = await b.commitPick(commit('b1', pf(e1, 1000)));
+    // B's commit is not awaited (commitWithoutWaiting), and Redis serves two
+    // connections in no fixed order: B's next reply proves it was applied.
+    await b.readSnapshot({});
     const firstBefore = await a.commitPick(commit('a1', pf(e1, 200)));
     const doneBefore = await a.commitPick(commit('a2', pf(e2, 30)));
     expect(Object.fromEntries((await a.readSnapshot({})).pendingPrefillTokens)).toEqual({
