@@ -35,6 +35,14 @@ export interface ExactState {
 }
 
 /**
+ * Which signals are exact: all of them, only the hits (the views keep the
+ * scrape), or only the load signals (the indexer's hits and routing history
+ * kept). The two partial ones are diagnostics: they split oracle-informed's
+ * difference from hermes-kv-aware between the two kinds of signal.
+ */
+export type InformedSignals = 'all' | 'hits' | 'load';
+
+/**
  * The product scorer's inputs with the signals replaced by `states` (one per
  * candidate, same order; undefined = a candidate the simulator does not
  * serve, left as the router sees it). PD group candidates are left as they are.
@@ -43,7 +51,10 @@ export function informedInputs(
   ctx: CycleContext,
   candidates: readonly Candidate[],
   states: readonly (ExactState | undefined)[],
+  which: InformedSignals = 'all',
 ): { ctx: CycleContext; candidates: Candidate[] } {
+  const exactHits = which !== 'load';
+  const exactLoad = which !== 'hits';
   const p = ctx.request.promptTokens;
   const hitRates = new Map<string, number>();
   const out: Candidate[] = [];
@@ -55,6 +66,10 @@ export function informedInputs(
       continue;
     }
     hitRates.set(c.endpoint.endpoint.id, p > 0 ? Math.min(1, s.cachedTokens / p) : 0);
+    if (!exactLoad) {
+      out.push(c);
+      continue;
+    }
     const endpoint: EndpointView = {
       ...c.endpoint,
       waitingQueueSize: s.waiting,
@@ -66,7 +81,7 @@ export function informedInputs(
     out.push({ ...c, endpoint });
   }
   return {
-    ctx: { ...ctx, data: { ...ctx.data, hitRates, prefixMatches: undefined } },
+    ctx: exactHits ? { ...ctx, data: { ...ctx.data, hitRates, prefixMatches: undefined } } : ctx,
     candidates: out,
   };
 }

@@ -35,6 +35,8 @@ export type PolicyId =
   | 'oracle'
   | 'oracle-r2'
   | 'oracle-informed'
+  | 'oracle-informed-hits'
+  | 'oracle-informed-load'
   // Calibration and sensitivity variants.
   | 'precise-3-2-2'
   | 'hermes-pd-bucket-sep1024'
@@ -409,6 +411,19 @@ export const POLICIES: readonly PolicyDef[] = [
       'scorer-aggregate-kv-cache-aware (product cost model, default weights) fed exact engine state: cached prefix per server, waiting/running/KV usage now (sim/oracle-informed.ts)',
   },
   {
+    id: 'oracle-informed-hits',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-oracle-informed-scorer\n  parameters: {informed: hits}\n- type: picker-min-random\n`,
+    describe: 'oracle-informed with only the hits exact (scraped waiting/running/usage as hermes-kv-aware)',
+  },
+  {
+    id: 'oracle-informed-load',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-oracle-informed-scorer\n  parameters: {informed: load}\n- type: picker-min-random\n`,
+    describe:
+      'oracle-informed with only waiting/running/usage exact (indexer hits + routing history as hermes-kv-aware)',
+  },
+  {
     // The calibration's "exact prefix" class: llm-d's precise profile weights
     // (prefix 3, kv 2, queue 2) expressed with the product's own scorer.
     id: 'precise-3-2-2',
@@ -583,6 +598,8 @@ export const POLICIES: readonly PolicyDef[] = [
 export const KV_AWARE_TUNING: PolicyId[] = [
   'oracle-r2',
   'oracle-informed',
+  'oracle-informed-hits',
+  'oracle-informed-load',
   'kv-no-history',
   'kv-history-256',
   'kv-history-64-0.25',
@@ -676,22 +693,32 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
       },
     }),
   });
-  // The product scorer's parameters (documented defaults); routing history off,
-  // no indexer call: the exact index replaces both (sim/oracle-informed.ts).
+  // The product scorer's parameters (documented defaults) plus which signals
+  // become exact (sim/oracle-informed.ts): 'all' and 'hits' turn routing
+  // history and the indexer call off (the exact index replaces both); 'load'
+  // keeps the router's hits, so its indexer call and history too.
   const informedScorer = definePlugin({
     type: 'bench-oracle-informed-scorer',
-    parameters: scorerAggregateKvCacheAware.parameters,
-    create: (name, p) => {
-      const inner = scorerAggregateKvCacheAware.create(name, { ...p, routingHistory: false });
+    parameters: scorerAggregateKvCacheAware.parameters.extend({
+      informed: z.enum(['all', 'hits', 'load']).default('all'),
+    }),
+    create: (name, { informed, ...p }) => {
+      const routerHits = informed === 'load';
+      const inner = scorerAggregateKvCacheAware.create(
+        name,
+        routerHits ? p : { ...p, routingHistory: false },
+      );
       return {
         type: 'bench-oracle-informed-scorer',
         name,
+        ...(routerHits ? { dataNeeds: inner.dataNeeds, charges: inner.charges } : {}),
         score: (ctx, candidates) => {
           if (!oracle) throw new Error('bench-oracle-informed-scorer needs the simulator');
           const exact = informedInputs(
             ctx,
             candidates,
             oracle.exact(candidates.map(endpointIdOf), ctx.request),
+            informed,
           );
           return inner.score!(exact.ctx, exact.candidates);
         },

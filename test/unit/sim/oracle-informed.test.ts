@@ -113,6 +113,30 @@ describe('oracle-informed: exact state in place of the router signals', () => {
     expect(cx.data.hitRates!.get(vb.endpoint.id)).toBe(1);
   });
 
+  it("splits the substitution: 'hits' keeps the scraped views, 'load' keeps the router's hits and history", () => {
+    const [a, b] = twoEngines();
+    const sr = mk(3, ['a', 'b', 'c']);
+    const va = view('A', { waiting: 7, usage: 0.9, inFlight: 3 });
+    const vb = view('B', { waiting: 2, usage: 0.5, inFlight: 1 });
+    const cx = ctx({
+      promptTokens: sr.promptTokens,
+      hitRates: { [vb.endpoint.id]: 1 },
+      prefixMatches: new Map([[vb.endpoint.id, 3]]),
+      prefixBlockTokens: 64,
+    });
+    const states = [exactOf(a, sr), exactOf(b, sr)];
+    const hits = informedInputs(cx, endpoints(va, vb), states, 'hits');
+    expect(hits.ctx.data.hitRates!.get(va.endpoint.id)).toBeCloseTo(128 / 202, 12);
+    expect(hits.ctx.data.prefixMatches).toBeUndefined();
+    expect(hits.candidates.map((c) => (c.kind === 'endpoint' ? c.endpoint : undefined))).toEqual([va, vb]);
+    const load = informedInputs(cx, endpoints(va, vb), states, 'load');
+    expect(load.ctx).toBe(cx);
+    expect(load.candidates[0]).toMatchObject({
+      endpoint: { waitingQueueSize: 0, kvCacheUsage: 0, inFlight: 3 },
+    });
+    expect(load.candidates[1]).toMatchObject({ endpoint: { waitingQueueSize: 0, kvCacheUsage: 5 / 40 } });
+  });
+
   it('counts blocks a queued request is about to compute as held (the engine index, not the indexer)', () => {
     const q = new EventQueue();
     const e = new Engine('A', 'agg', TINY, q, HOOKS);
@@ -150,6 +174,11 @@ describe('oracle-informed: exact state in place of the router signals', () => {
     const informed = build(factory!);
     // No indexer call and no routing-history hashing: the exact index replaces both.
     expect(informed.dataNeeds).toBeUndefined();
+    // With the router's hits ('load') it asks the indexer and keeps routing history, as hermes-kv-aware.
+    const loadOnly = build(factory!, { informed: 'load' });
+    expect(loadOnly.dataNeeds?.indexer).toBeDefined();
+    expect(loadOnly.dataNeeds?.prefix).toBeDefined();
+    expect(loadOnly.charges).toBeDefined();
     const cx = ctx({ promptTokens: sr.promptTokens, hitRates: { [vb.endpoint.id]: 1 } });
     const got = scoresOf(informed, cx, endpoints(va, vb));
     // By hand, P = 202: A holds 128 (hit 128/202), idle, empty cache: cost = miss 74.
