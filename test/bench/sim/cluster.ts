@@ -96,6 +96,20 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
         sr,
       );
     },
+    exact: (endpointIds: readonly string[], req: LLMRequest) => {
+      const sr = byRequestId.get(req.requestId);
+      return endpointIds.map((id) => {
+        const e = engines.get(id);
+        if (!e) return undefined;
+        return {
+          cachedTokens: sr ? e.cachedPrefixTokens(sr.hashes) : 0,
+          waiting: e.waiting.length,
+          running: e.running.length,
+          kvUsage: e.kvUsage,
+          pendingPrefillTokens: e.pendingPrefillTokens(),
+        };
+      });
+    },
   };
   const loaded = loadPolicy(input.policy, benchRegistry(oracle));
   const store = new MemoryStateStore({ now: nowMs });

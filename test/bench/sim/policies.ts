@@ -10,9 +10,13 @@ import { builtinRegistry, type PluginRegistry } from '../../../src/plugins/index
 import { definePlugin } from '../../../src/plugins/plugin.js';
 import type { Candidate, LLMRequest } from '../../../src/scheduling/types.js';
 import { DEFAULT_KV_COST, type KvCostModel } from '../../../src/plugins/kv-cost.js';
-import { aggregateKvCacheAwareScorer } from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
+import {
+  aggregateKvCacheAwareScorer,
+  scorerAggregateKvCacheAware,
+} from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
 import { loadExampleProfile, loadProfileText } from './configs.js';
 import type { OracleKind } from './oracle.js';
+import { informedInputs, type ExactState } from './oracle-informed.js';
 import { scorerAggregateKvCacheAwareV0 } from './v0/scorer-aggregate-kv-cache-aware-v0.js';
 import { scorerPdBucketR2 } from './v0/scorer-pd-bucket-r2.js';
 import { scorerPdBucketV0 } from './v0/scorer-pd-bucket-v0.js';
@@ -30,6 +34,9 @@ export type PolicyId =
   | 'random-pd-bucket'
   | 'oracle'
   | 'oracle-r2'
+  | 'oracle-informed'
+  | 'oracle-informed-hits'
+  | 'oracle-informed-load'
   // Calibration and sensitivity variants.
   | 'precise-3-2-2'
   | 'hermes-pd-bucket-sep1024'
@@ -397,6 +404,26 @@ export const POLICIES: readonly PolicyDef[] = [
       'the round-two oracle: predicted TTFT + 4 x the uncached prefill time (fixed duplication price)',
   },
   {
+    id: 'oracle-informed',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-oracle-informed-scorer\n- type: picker-min-random\n`,
+    describe:
+      'scorer-aggregate-kv-cache-aware (product cost model, default weights) fed exact engine state: cached prefix per server, waiting/running/KV usage now (sim/oracle-informed.ts)',
+  },
+  {
+    id: 'oracle-informed-hits',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-oracle-informed-scorer\n  parameters: {informed: hits}\n- type: picker-min-random\n`,
+    describe: 'oracle-informed with only the hits exact (scraped waiting/running/usage as hermes-kv-aware)',
+  },
+  {
+    id: 'oracle-informed-load',
+    mode: 'agg',
+    configText: `${HEADER}plugins:\n- type: bench-oracle-informed-scorer\n  parameters: {informed: load}\n- type: picker-min-random\n`,
+    describe:
+      'oracle-informed with only waiting/running/usage exact (indexer hits + routing history as hermes-kv-aware)',
+  },
+  {
     // The calibration's "exact prefix" class: llm-d's precise profile weights
     // (prefix 3, kv 2, queue 2) expressed with the product's own scorer.
     id: 'precise-3-2-2',
@@ -570,6 +597,9 @@ export const POLICIES: readonly PolicyDef[] = [
 /** The aggregated tuning variants, runnable on every aggregated workload with --policy. */
 export const KV_AWARE_TUNING: PolicyId[] = [
   'oracle-r2',
+  'oracle-informed',
+  'oracle-informed-hits',
+  'oracle-informed-load',
   'kv-no-history',
   'kv-history-256',
   'kv-history-64-0.25',
@@ -599,6 +629,8 @@ export function policy(id: PolicyId): PolicyDef {
 export interface OracleView {
   /** The oracle's cost (seconds, lower is better) of sending `req` to each endpoint; Infinity when unknown. */
   costs(endpointIds: readonly string[], req: LLMRequest): Float64Array;
+  /** Each endpoint's exact state now (undefined for one the simulator does not serve). */
+  exact(endpointIds: readonly string[], req: LLMRequest): (ExactState | undefined)[];
 }
 
 /** Min-max normalised "lower is better" values to scores (all equal -> 1). */
@@ -661,6 +693,38 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
       },
     }),
   });
+  // The product scorer's parameters (documented defaults) plus which signals
+  // become exact (sim/oracle-informed.ts): 'all' and 'hits' turn routing
+  // history and the indexer call off (the exact index replaces both); 'load'
+  // keeps the router's hits, so its indexer call and history too.
+  const informedScorer = definePlugin({
+    type: 'bench-oracle-informed-scorer',
+    parameters: scorerAggregateKvCacheAware.parameters.extend({
+      informed: z.enum(['all', 'hits', 'load']).default('all'),
+    }),
+    create: (name, { informed, ...p }) => {
+      const routerHits = informed === 'load';
+      const inner = scorerAggregateKvCacheAware.create(
+        name,
+        routerHits ? p : { ...p, routingHistory: false },
+      );
+      return {
+        type: 'bench-oracle-informed-scorer',
+        name,
+        ...(routerHits ? { dataNeeds: inner.dataNeeds, charges: inner.charges } : {}),
+        score: (ctx, candidates) => {
+          if (!oracle) throw new Error('bench-oracle-informed-scorer needs the simulator');
+          const exact = informedInputs(
+            ctx,
+            candidates,
+            oracle.exact(candidates.map(endpointIdOf), ctx.request),
+            informed,
+          );
+          return inner.score!(exact.ctx, exact.candidates);
+        },
+      };
+    },
+  });
   let reg = builtinRegistry();
   for (const [id, m] of Object.entries(COST_VARIANTS))
     reg = reg.register(aggregateKvCacheAwareScorer(`bench-${id}`, m));
@@ -668,6 +732,7 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
     .register(roundRobin)
     .register(leastInflight)
     .register(oracleScorer)
+    .register(informedScorer)
     .register(scorerAggregateKvCacheAwareV0)
     .register(scorerPdBucketV0)
     .register(scorerPdBucketR2)
