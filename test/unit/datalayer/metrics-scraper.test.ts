@@ -113,7 +113,7 @@ describe('MetricsScraper polling', () => {
     const s = scraper(store, 10, errors, 10_000);
     s.setEndpoints([bad.ep]);
     s.start();
-    for (let i = 0; i < 100 && errors.length < 5; i++) await sleep(10);
+    for (let i = 0; i < 500 && errors.length < 5; i++) await sleep(10);
     expect(errors.length).toBeGreaterThanOrEqual(5);
     for (const e of errors) expect(e).toMatch(/ HTTP 503 from /);
     expect(s.stats.errors).toBe(errors.length);
