@@ -2,51 +2,14 @@
 // inputs with the router's signals replaced by the engines' exact state, by
 // hand on two tiny engines, and the registered bench scorer end to end.
 import { describe, expect, it } from 'vitest';
-import { Engine, type EngineHooks } from '../../bench/sim/engine.js';
+import { Engine } from '../../bench/sim/engine.js';
 import { EventQueue } from '../../bench/sim/event-queue.js';
 import { informedInputs, type ExactState } from '../../bench/sim/oracle-informed.js';
-import { Q32_H100X2, type ServerParams } from '../../bench/sim/params.js';
 import { benchRegistry, type OracleView } from '../../bench/sim/policies.js';
 import type { SimRequest } from '../../bench/sim/workload-types.js';
 import { scorerAggregateKvCacheAware } from '../../../src/plugins/scorer-aggregate-kv-cache-aware.js';
 import { build, ctx, endpoints, scoresOf, view } from '../plugins/fixtures.js';
-
-const TINY: ServerParams = {
-  ...Q32_H100X2,
-  name: 'tiny',
-  kvBlocks: 40,
-  maxNumSeqs: 8,
-  maxBatchedTokens: 512,
-};
-
-function mk(id: number, hashes: string[], extraTokens = 10, outputTokens = 2): SimRequest {
-  const promptTokens = hashes.length * 64 + extraTokens;
-  return {
-    id,
-    arrivalS: 0,
-    req: {
-      requestId: `r${id}`,
-      model: 'm',
-      apiType: 'chat',
-      promptText: '',
-      promptTokens,
-      stream: true,
-      headers: {},
-    },
-    promptTokens,
-    outputTokens,
-    hashes,
-    measured: true,
-  };
-}
-
-const HOOKS: EngineHooks = {
-  firstToken: () => {},
-  finished: () => {},
-  prefilled: () => {},
-  kvEvents: () => {},
-  tokens: () => {},
-};
+import { NO_HOOKS as HOOKS, simRequest as mk, TINY, twoEngines } from './fixtures.js';
 
 /** The exact state the simulator hands oracle-informed (cluster.ts does the same). */
 function exactOf(e: Engine, sr: SimRequest): ExactState {
@@ -57,18 +20,6 @@ function exactOf(e: Engine, sr: SimRequest): ExactState {
     kvUsage: e.kvUsage,
     pendingPrefillTokens: e.pendingPrefillTokens(),
   };
-}
-
-/** A holds blocks a, b (cached, unreferenced; usage 0); B decodes one 5-block sequence (usage 5/40). */
-function twoEngines(): [Engine, Engine] {
-  const q = new EventQueue();
-  const a = new Engine('A', 'agg', TINY, q, HOOKS);
-  const b = new Engine('B', 'agg', TINY, q, HOOKS);
-  a.submit(mk(1, ['a', 'b']));
-  for (let ev = q.pop(); ev; ev = q.pop()) void ev.run();
-  b.submit(mk(2, ['z1', 'z2', 'z3', 'z4'], 10, 1000));
-  for (let i = 0; i < 3; i++) void q.pop()!.run();
-  return [a, b];
 }
 
 describe('oracle-informed: exact state in place of the router signals', () => {

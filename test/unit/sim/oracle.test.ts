@@ -1,59 +1,9 @@
 // The benchmark oracle's cost, by hand on two tiny engines (test/bench/sim/oracle.ts).
 import { describe, expect, it } from 'vitest';
-import { Engine, type EngineHooks } from '../../bench/sim/engine.js';
-import { EventQueue } from '../../bench/sim/event-queue.js';
 import { OracleModel } from '../../bench/sim/oracle.js';
-import { Q32_H100X2, type ServerParams } from '../../bench/sim/params.js';
-import type { SimRequest } from '../../bench/sim/workload-types.js';
+import { simRequest as mk, TINY, twoEngines } from './fixtures.js';
 
-const TINY: ServerParams = {
-  ...Q32_H100X2,
-  name: 'tiny',
-  kvBlocks: 40,
-  maxNumSeqs: 8,
-  maxBatchedTokens: 512,
-};
 const R = TINY.prefillTokensPerS;
-
-function mk(id: number, hashes: string[], extraTokens = 10, outputTokens = 2): SimRequest {
-  const promptTokens = hashes.length * 64 + extraTokens;
-  return {
-    id,
-    arrivalS: 0,
-    req: {
-      requestId: `r${id}`,
-      model: 'm',
-      apiType: 'chat',
-      promptText: '',
-      promptTokens,
-      stream: true,
-      headers: {},
-    },
-    promptTokens,
-    outputTokens,
-    hashes,
-    measured: true,
-  };
-}
-
-/** A holds blocks a, b (cached, unreferenced); B decodes one 5-block sequence (KV usage 5/40). */
-function twoEngines(): [Engine, Engine] {
-  const q = new EventQueue();
-  const hooks: EngineHooks = {
-    firstToken: () => {},
-    finished: () => {},
-    prefilled: () => {},
-    kvEvents: () => {},
-    tokens: () => {},
-  };
-  const a = new Engine('A', 'agg', TINY, q, hooks);
-  const b = new Engine('B', 'agg', TINY, q, hooks);
-  a.submit(mk(1, ['a', 'b']));
-  for (let ev = q.pop(); ev; ev = q.pop()) void ev.run();
-  b.submit(mk(2, ['z1', 'z2', 'z3', 'z4'], 10, 1000));
-  for (let i = 0; i < 3; i++) void q.pop()!.run();
-  return [a, b];
-}
 
 describe('routing oracle (amortised)', () => {
   it('prices a copy its traffic does not need at 1 + 32 x usage per copied token, a needed one shared by its later requests', () => {

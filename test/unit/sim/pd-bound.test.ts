@@ -3,10 +3,10 @@
 // the engine's step log it reads.
 import { describe, expect, it } from 'vitest';
 import { joinAt, pairBound, runningStepS, stepStartingAt } from '../../bench/pd-breakdown.js';
-import { Engine, type EngineHooks } from '../../bench/sim/engine.js';
+import { Engine } from '../../bench/sim/engine.js';
 import { EventQueue } from '../../bench/sim/event-queue.js';
 import { B8_H100 } from '../../bench/sim/params.js';
-import type { SimRequest } from '../../bench/sim/workload-types.js';
+import { NO_HOOKS, simRequest } from './fixtures.js';
 
 const p = B8_H100;
 // Smallest decode step of a 400-token prompt (7 blocks of 64) on an idle pod.
@@ -44,32 +44,9 @@ describe('pd-breakdown lower bound', () => {
 
   it('the engine records each step as start, end pairs that add up to its busy time', () => {
     const q = new EventQueue();
-    const hooks: EngineHooks = {
-      firstToken: () => {},
-      finished: () => {},
-      prefilled: () => {},
-      kvEvents: () => {},
-      tokens: () => {},
-    };
-    const e = new Engine('A', 'agg', p, q, hooks);
+    const e = new Engine('A', 'agg', p, q, NO_HOOKS);
     e.stepLog = [];
-    const sr = {
-      id: 1,
-      arrivalS: 0,
-      req: {
-        requestId: 'r1',
-        model: 'm',
-        apiType: 'chat',
-        promptText: '',
-        promptTokens: 100,
-        stream: true,
-        headers: {},
-      },
-      promptTokens: 100,
-      outputTokens: 3,
-      hashes: ['a'],
-      measured: true,
-    } as SimRequest;
+    const sr = simRequest(1, ['a'], 36, 3); // 100 prompt tokens
     e.submit(sr);
     for (let ev = q.pop(); ev; ev = q.pop()) void ev.run();
     // Prefill step (samples token 1), then two decode steps.

@@ -6,19 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { simulate, type ClusterSpec } from '../../bench/sim/cluster.js';
 import { Engine, type EngineHooks } from '../../bench/sim/engine.js';
 import { EventQueue } from '../../bench/sim/event-queue.js';
-import { DEFAULT_ROUTER, Q32_H100X2, type ServerParams } from '../../bench/sim/params.js';
+import { DEFAULT_ROUTER } from '../../bench/sim/params.js';
 import { policy, type PolicyId } from '../../bench/sim/policies.js';
 import { sharedPrefix, longShortMix, type GeneratedRun } from '../../bench/sim/workloads.js';
 import type { SimRequest } from '../../bench/sim/workload-types.js';
+import { NO_HOOKS, simRequest, TINY } from './fixtures.js';
 
-/** A small server: 40 blocks of 64 tokens, 8 sequences, 512-token steps. */
-const TINY: ServerParams = {
-  ...Q32_H100X2,
-  name: 'tiny',
-  kvBlocks: 40,
-  maxNumSeqs: 8,
-  maxBatchedTokens: 512,
-};
 const SHAPE = {
   groups: 4,
   promptsPerGroup: 3,
@@ -87,31 +80,9 @@ describe('routing simulator', () => {
   it('reuses a cached prefix and evicts least recently used blocks', () => {
     const q = new EventQueue();
     const finished: SimRequest[] = [];
-    const hooks: EngineHooks = {
-      firstToken: () => {},
-      finished: (s) => finished.push(s.sr),
-      prefilled: () => {},
-      kvEvents: () => {},
-      tokens: () => {},
-    };
+    const hooks: EngineHooks = { ...NO_HOOKS, finished: (s) => finished.push(s.sr) };
     const e = new Engine('e', 'agg', { ...TINY, kvBlocks: 6 }, q, hooks);
-    const mk = (id: number, hashes: string[]): SimRequest => ({
-      id,
-      arrivalS: 0,
-      req: {
-        requestId: `r${id}`,
-        model: 'm',
-        apiType: 'chat',
-        promptText: '',
-        promptTokens: hashes.length * 64 + 10,
-        stream: true,
-        headers: {},
-      },
-      promptTokens: hashes.length * 64 + 10,
-      outputTokens: 2,
-      hashes,
-      measured: true,
-    });
+    const mk = (id: number, hashes: string[]) => simRequest(id, hashes);
     const drain = () => {
       for (let ev = q.pop(); ev; ev = q.pop()) void ev.run();
     };
