@@ -12,14 +12,9 @@ import { endpointsYaml, startEpp, tempDir, type Epp } from '../../helpers/epp.js
 import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
 import { spawnFn } from '../../helpers/spawn.js';
 import { eventually } from '../../helpers/wait.js';
+import { inferenceObjective } from '../../helpers/objects.js';
 
-const V = 'inference.networking.x-k8s.io/v1alpha2';
-const objective = (name: string, priority?: number) => ({
-  apiVersion: V,
-  kind: 'InferenceObjective',
-  metadata: { name },
-  spec: { ...(priority === undefined ? {} : { priority }), poolRef: { name: 'pool' } },
-});
+const objective = (name: string, priority?: number) => inferenceObjective(name, priority);
 
 let servers: FakeModel[] = [];
 let epp: Epp;

@@ -8,30 +8,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ExtProcExchange, RequestVerdict } from '../../../src/gateway/extproc-client.js';
 import { endpointsYaml, startEpp, tempDir, type Epp } from '../../helpers/epp.js';
 import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
+import { concurrencyDetectorConfig, inferenceObjective } from '../../helpers/objects.js';
 import { eventually } from '../../helpers/wait.js';
 
-const V = 'inference.networking.x-k8s.io/v1alpha2';
-const objective = (name: string, priority: number) => ({
-  apiVersion: V,
-  kind: 'InferenceObjective',
-  metadata: { name },
-  spec: { priority, poolRef: { name: 'pool' } },
-});
+const objective = (name: string, priority: number) => inferenceObjective(name, priority);
 
 // 2 endpoints x 10 tokens: one 400-character prompt (~100 tokens) saturates the
 // pool in tokens mode, while in requests mode 1 request of 2 x 100 would not.
-const config = `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: concurrency-detector
-  parameters: { concurrencyMode: tokens, maxTokenConcurrency: 10 }
-- type: picker-min-random
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: picker-min-random
-saturationDetector: { pluginRef: concurrency-detector }
-`;
+const config = concurrencyDetectorConfig('{ concurrencyMode: tokens, maxTokenConcurrency: 10 }');
 
 let servers: FakeModel[] = [];
 let epp: Epp;

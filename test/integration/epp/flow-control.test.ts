@@ -16,30 +16,13 @@ import {
 import { endpointsYaml, startEpp, tempDir, type Epp } from '../../helpers/epp.js';
 import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
 import { stopAllSpawned } from '../../helpers/spawn.js';
+import { concurrencyDetectorConfig, inferenceObjective } from '../../helpers/objects.js';
 import { eventually } from '../../helpers/wait.js';
 
-const V = 'inference.networking.x-k8s.io/v1alpha2';
-const objective = (name: string, priority: number) => ({
-  apiVersion: V,
-  kind: 'InferenceObjective',
-  metadata: { name },
-  spec: { priority, poolRef: { name: 'pool' } },
-});
+const objective = (name: string, priority: number) => inferenceObjective(name, priority);
 
-const flowConfig = (flowControl: string) => `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: concurrency-detector
-  parameters: { maxConcurrency: 2 }
-- type: picker-min-random
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: picker-min-random
-saturationDetector: { pluginRef: concurrency-detector }
-flowControl:
-${flowControl}
-`;
+const flowConfig = (flowControl: string) =>
+  concurrencyDetectorConfig('{ maxConcurrency: 2 }', `flowControl:\n${flowControl}\n`);
 
 interface Sent {
   objective: string;

@@ -14,25 +14,16 @@ import { endpointsYaml, startEpp, tempDir, type Epp } from '../../helpers/epp.js
 import { fakeModel, type FakeModel } from '../../helpers/fake-model-server.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { eventually } from '../../helpers/wait.js';
+import { concurrencyDetectorConfig } from '../../helpers/objects.js';
 
 const MAX_CONCURRENCY = 4;
 const ENDPOINTS = 2;
 const POOL_CAPACITY = MAX_CONCURRENCY * ENDPOINTS;
 
-const CONFIG = `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: concurrency-detector
-  parameters: { maxConcurrency: ${MAX_CONCURRENCY} }
-- type: picker-min-random
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: picker-min-random
-saturationDetector: { pluginRef: concurrency-detector }
-flowControl:
-  defaultRequestTTL: 1h
-`;
+const CONFIG = concurrencyDetectorConfig(
+  `{ maxConcurrency: ${MAX_CONCURRENCY} }`,
+  'flowControl:\n  defaultRequestTTL: 1h\n',
+);
 
 interface Sent {
   replica: number;

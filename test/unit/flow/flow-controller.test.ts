@@ -11,19 +11,9 @@ import { builtinRegistry } from '../../../src/plugins/index.js';
 import type { Endpoint, EndpointView, LLMRequest } from '../../../src/scheduling/types.js';
 import { SchedulingError } from '../../../src/scheduling/types.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { concurrencyDetectorConfig } from '../../helpers/objects.js';
 
-const CONFIG = `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: concurrency-detector
-  parameters: { maxConcurrency: 1 }
-- type: picker-min-random
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: picker-min-random
-saturationDetector: { pluginRef: concurrency-detector }
-`;
+const CONFIG = concurrencyDetectorConfig('{ maxConcurrency: 1 }');
 
 const ep: Endpoint = { id: '10.0.0.1:8000', name: 'pod-1', address: '10.0.0.1', port: 8000, labels: {} };
 const req = (id: string): LLMRequest => ({

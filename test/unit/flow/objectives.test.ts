@@ -7,20 +7,12 @@ import { ConfigError } from '../../../src/config/errors.js';
 import { objectiveTableOf } from '../../../src/flow/objectives.js';
 import { ObjectivesFileSource, readObjectivesFile } from '../../../src/flow/objectives-file.js';
 import type { ObjectiveTable } from '../../../src/flow/objectives.js';
+import { inferenceObjective } from '../../helpers/objects.js';
 
 const V = 'inference.networking.x-k8s.io/v1alpha2';
 
-function objective(name: string, priority?: number, pool = 'pool-a', group?: string): unknown {
-  return {
-    apiVersion: V,
-    kind: 'InferenceObjective',
-    metadata: { name },
-    spec: {
-      ...(priority === undefined ? {} : { priority }),
-      poolRef: { name: pool, ...(group ? { group } : {}) },
-    },
-  };
-}
+const objective = (name: string, priority?: number, pool = 'pool-a', group?: string) =>
+  inferenceObjective(name, priority, pool, group);
 
 const rewrite = {
   apiVersion: V,
