@@ -101,7 +101,7 @@ describe('flow control across replicas (shared Redis)', () => {
       async () =>
         admittedNow().length + (await queued()) === sent.length &&
         (await replicas[0]!.inFlight()) === POOL_CAPACITY,
-      10_000,
+      30_000,
       'every request admitted or queued, the pool full',
     );
     const admitted = admittedNow();
