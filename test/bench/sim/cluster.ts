@@ -29,6 +29,7 @@ import { benchRegistry, loadPolicy, type OracleView, type PolicyDef } from './po
 import { OracleModel } from './oracle.js';
 import { Rng } from './rng.js';
 import { StepClocks } from './step-clock.js';
+import { explores, LandingFit } from './landing-fit.js';
 import { BLOCK_TOKENS, type GeneratedRun } from './workloads.js';
 import type { SimRequest } from './workload-types.js';
 
@@ -98,8 +99,12 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
   for (const sr of run.requests) byRequestId.set(sr.req.requestId, sr);
   const oracleModel = new OracleModel(input.policy.oracle ?? 'amortised', () => q.now);
   const stepClocks = new StepClocks();
+  const landingFit = new LandingFit();
+  /** Per streamed PD request: the router's pick time (ms) and prefill work ahead of it (tokens). */
+  const picked = new Map<number, { atMs: number; x: number }>();
   const oracle: OracleView = {
     stepClocks: (ms) => stepClocks.view(ms),
+    landingFit: () => landingFit,
     costs: (endpointIds: readonly string[], req: LLMRequest) => {
       const sr = byRequestId.get(req.requestId);
       if (!sr) return new Float64Array(endpointIds.length).fill(Infinity);
@@ -187,9 +192,21 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
       if (engine.role !== 'decode') return;
       const streamed = seqs.filter((s) => s.sr.req.stream);
       if (streamed.length === 0) return;
+      const firsts = streamed.filter((s) => s.generated === 1);
       const at = t + lag.fixedS + lag.jitterS * lagRng.next();
       q.at(at, () => {
         const ms = at * 1000;
+        // A first chunk: its step began at the pod's previous boundary seen
+        // (when that is about one period back: the pod was busy), so the
+        // KV landed before it (LandingFit).
+        const c = stepClocks.view(ms).get(engine.id);
+        for (const s of firsts) {
+          const pk = picked.get(s.sr.id);
+          picked.delete(s.sr.id);
+          if (!pk || !explores(s.sr.req.requestId)) continue;
+          if (!c || c.periodMs === undefined || ms - c.lastMs > 1.5 * c.periodMs) continue;
+          landingFit.add(pk.x, c.lastMs - c.periodMs / 2 - pk.atMs);
+        }
         let prev: number | undefined;
         for (const s of streamed) {
           const p = lastChunk.get(s.sr.id);
@@ -253,6 +270,10 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
       if (d.result.pd) {
         decodeOf.set(sr.id, d.result.pd.decode.endpoint.id);
         sr.decodeServer = d.result.pd.decode.endpoint.id;
+        if (sr.req.stream) {
+          const x = sr.promptTokens + d.result.pd.prefill.pendingPrefillTokens;
+          picked.set(sr.id, { atMs: nowMs(), x });
+        }
       }
       sr.server = target;
       oracleModel.picked(target, sr);

@@ -10,7 +10,8 @@
 //                 pod p: now + overhead + (pending(p) + P) / rate + transfer
 //                 (the simulated server's own constants: the best case of
 //                 any prediction) + the chunk lag's mean (the clocks are
-//                 seen that late)
+//                 seen that late); or, `learned`, now + the router's own
+//                 fit of c0 + c1 * (P + pending(p)) (sim/landing-fit.ts)
 //   w(d)        = first boundary of d's clock at or after land(g) minus
 //                 land(g) (the clock extrapolated by whole periods)
 //   delay(d)    = w(d) + T(d) + T(d) * (P(miss) - P(catch the previous)),
@@ -39,6 +40,7 @@ import {
   type PodLoad,
 } from '../../../src/plugins/scorer-pd-bucket.js';
 import type { ServerParams } from './params.js';
+import type { LandingFit } from './landing-fit.js';
 import type { StepClock } from './step-clock.js';
 
 /** How many decode steps ahead a landing may lie for the step phase to count. */
@@ -72,6 +74,10 @@ export interface PdStepOptions {
   /** Half-width of the landing error, ms (0: none priced). */
   errMs: number;
   crossIdle: boolean;
+  /** Landing from the router's own fit (sim/landing-fit.ts) instead of the server constants. */
+  learned?: () => LandingFit | undefined;
+  /** Requests decided phase-blind (the product's decode rule) so that they feed the fit without bias. */
+  explore?: (requestId: string) => boolean;
 }
 
 export function pdStepScorer(o: PdStepOptions) {
@@ -126,20 +132,28 @@ export function pdStepScorer(o: PdStepOptions) {
         return out;
       };
       const s = o.server;
-      const landingMs = (ctx: CycleContext, prefill: EndpointView, tokens: number) =>
-        ctx.data.nowMs +
-        1000 *
-          (s.stepOverheadS +
-            (prefill.pendingPrefillTokens + tokens) / s.prefillTokensPerS +
-            s.kvTransferSetupS +
-            tokens * s.kvTransferPerTokenS) +
-        o.lagMs;
+      const landingMs = (ctx: CycleContext, prefill: EndpointView, tokens: number): number | undefined => {
+        if (o.learned) {
+          const y = o.learned()?.predict(tokens + prefill.pendingPrefillTokens);
+          return y === undefined ? undefined : ctx.data.nowMs + y + o.lagMs;
+        }
+        return (
+          ctx.data.nowMs +
+          1000 *
+            (s.stepOverheadS +
+              (prefill.pendingPrefillTokens + tokens) / s.prefillTokensPerS +
+              s.kvTransferSetupS +
+              tokens * s.kvTransferPerTokenS) +
+          o.lagMs
+        );
+      };
       const phaseCosts = (
         ctx: CycleContext,
         candidates: readonly Candidate[],
         bestP: ReadonlyArray<{ item: EndpointView } | undefined>,
         tokens: number,
       ): Map<string, number> | undefined => {
+        if (o.explore?.(ctx.request.requestId)) return undefined;
         const clocks = o.clocks(ctx.data.nowMs);
         const pods: EndpointView[] = [];
         const delays: Array<number | undefined> = [];
@@ -151,6 +165,7 @@ export function pdStepScorer(o: PdStepOptions) {
           const c = candidates[i]!;
           if (c.kind !== 'group') continue;
           const land = landingMs(ctx, bestP[i]!.item, tokens);
+          if (land === undefined) return undefined;
           ahead = Math.min(ahead, land - ctx.data.nowMs);
           for (const v of c.group.decode) {
             const clock = clocks.get(v.endpoint.id);

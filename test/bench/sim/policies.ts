@@ -24,6 +24,7 @@ import { scorerPdKvCacheAwareV0 } from './v0/scorer-pd-kv-cache-aware-v0.js';
 import { B8_H100 } from './params.js';
 import { pdStepScorer } from './pd-step-scorer.js';
 import type { StepClock } from './step-clock.js';
+import { explores, type LandingFit } from './landing-fit.js';
 
 export type PolicyId =
   | 'random'
@@ -68,6 +69,7 @@ export type PolicyId =
   | 'pd-bucket-x'
   | 'pd-step-e-lag0.5'
   | 'pd-step-e-lag2.5'
+  | 'pd-step-learn'
   | 'hermes-pd-kv-aware-v0'
   | 'kv-history'
   | 'kv-w-1-1-0.25'
@@ -566,6 +568,13 @@ export const POLICIES: readonly PolicyDef[] = [
       'pd-step-e with the chunk lag taken as 2.5 ms (1 ms over the simulated mean): landing-model bias',
   },
   {
+    id: 'pd-step-learn',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-step-learn\n- type: pd-header-handler\n`,
+    describe:
+      "pd-step-e with the landing learned from the router's own observations (sim/landing-fit.ts): no server constants, no lag known",
+  },
+  {
     id: 'pd-bucket-x',
     mode: 'pd',
     configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-x\n- type: pd-header-handler\n`,
@@ -691,6 +700,8 @@ export interface OracleView {
   exact(endpointIds: readonly string[], req: LLMRequest): (ExactState | undefined)[];
   /** Not the oracle: the decode step clocks a router sees in streamed chunks (sim/step-clock.ts). */
   stepClocks?(nowMs: number): ReadonlyMap<string, StepClock>;
+  /** Not the oracle: the router's landing fit from its own observations (sim/landing-fit.ts). */
+  landingFit?(): LandingFit;
 }
 
 /** Min-max normalised "lower is better" values to scores (all equal -> 1). */
@@ -786,7 +797,7 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
     },
   });
   // Step-phase variants: the 8B-H100 constants (long-short-mix's servers), the sim's mean chunk lag.
-  const pdStep = (type: string, errMs: number, crossIdle: boolean, lagMs = 1.5) =>
+  const pdStep = (type: string, errMs: number, crossIdle: boolean, lagMs = 1.5, learned = false) =>
     pdStepScorer({
       type,
       server: B8_H100,
@@ -794,6 +805,8 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
       lagMs,
       errMs,
       crossIdle,
+      learned: learned ? () => oracle?.landingFit?.() : undefined,
+      explore: learned ? explores : undefined,
     });
   let reg = builtinRegistry();
   for (const [id, m] of Object.entries(COST_VARIANTS))
@@ -812,6 +825,7 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
     .register(pdStep('bench-scorer-pd-step-xe', 0.5, true))
     .register(pdStep('bench-scorer-pd-step-e-lag0.5', 0.5, false, 0.5))
     .register(pdStep('bench-scorer-pd-step-e-lag2.5', 0.5, false, 2.5))
+    .register(pdStep('bench-scorer-pd-step-learn', 1, false, 0, true))
     .register(
       pdStepScorer({
         type: 'bench-scorer-pd-bucket-x',

@@ -202,6 +202,7 @@ export const SCENARIOS: readonly Scenario[] = [
       'pd-bucket-x',
       'pd-step-e-lag0.5',
       'pd-step-e-lag2.5',
+      'pd-step-learn',
     ],
     ladder: [4, 8, 12, 16, 20, 24],
     quickLadder: [8, 16, 24],

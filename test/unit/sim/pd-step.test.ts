@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { stepDelayMs } from '../../bench/sim/pd-step-scorer.js';
 import { StepClocks } from '../../bench/sim/step-clock.js';
+import { explores, LandingFit, MIN_SAMPLES } from '../../bench/sim/landing-fit.js';
 
 describe('StepClocks', () => {
   it('takes the boundary from the first chunk of a step and the period from one stream', () => {
@@ -48,5 +49,38 @@ describe('stepDelayMs', () => {
     expect(stepDelayMs(clock, 115, 1)).toBeCloseTo(15, 12);
     // The error never counts for more than half a period: a = min(8, 5) = 5, w = 0 -> P(miss) 1/2.
     expect(stepDelayMs(clock, 120, 8)).toBeCloseTo(15, 12);
+  });
+});
+
+describe('LandingFit', () => {
+  it('fits y = c0 + c1 x once it has enough samples, and ignores long prefills', () => {
+    const f = new LandingFit();
+    // y = 6 + 0.03 x exactly: x = 100, 200, ...
+    for (let i = 1; i < MIN_SAMPLES; i++) f.add(100 * i, 6 + 3 * i);
+    expect(f.predict(300)).toBeUndefined();
+    f.add(100 * MIN_SAMPLES, 6 + 3 * MIN_SAMPLES);
+    expect(f.predict(300)).toBeCloseTo(15, 9);
+    expect(f.predict(0)).toBeCloseTo(6, 9);
+    f.add(20_000, 0); // x > MAX_X: not a sample
+    expect(f.predict(300)).toBeCloseTo(15, 9);
+  });
+
+  it('weights recent samples more: a shift moves the fit toward the new line', () => {
+    const f = new LandingFit();
+    for (let i = 0; i < 50; i++) f.add(100 + (i % 5) * 100, 10);
+    expect(f.predict(300)).toBeCloseTo(10, 9);
+    for (let i = 0; i < 50; i++) f.add(100 + (i % 5) * 100, 12);
+    // Weights 0.99^k: the newer 50 carry 1 / (1 + 0.99^50) = 0.622 of the mass -> 10 + 2 x 0.622.
+    expect(f.predict(300)).toBeCloseTo(10 + 2 / (1 + 0.99 ** 50), 2);
+  });
+
+  it('samples every fourth simulated request', () => {
+    expect(['req-0', 'req-1', 'req-4', 'req-7', 'req-8'].map(explores)).toEqual([
+      true,
+      false,
+      true,
+      false,
+      true,
+    ]);
   });
 });
