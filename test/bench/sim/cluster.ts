@@ -11,6 +11,10 @@
 //  - PD: the prefill server computes the prompt, the KV moves to the chosen
 //    decode server (setup + per-token time), which then decodes.
 //  - When a request ends the Director releases its charges.
+//  - Streamed responses: each decode step's tokens reach the router as SSE
+//    chunks after a forwarding lag (stepClockLag); a StepClocks
+//    (sim/step-clock.ts) records them, as a router's ext_proc response path
+//    could, for the bench-only step-phase scorers (sim/pd-step-scorer.ts).
 import { Director, type Decision, type PickTicket } from '../../../src/director/director.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import type { Endpoint, LLMRequest } from '../../../src/scheduling/types.js';
@@ -24,6 +28,8 @@ import type { RouterParams, ServerParams } from './params.js';
 import { benchRegistry, loadPolicy, type OracleView, type PolicyDef } from './policies.js';
 import { OracleModel } from './oracle.js';
 import { Rng } from './rng.js';
+import { StepClocks } from './step-clock.js';
+import { explores, LandingFit } from './landing-fit.js';
 import { BLOCK_TOKENS, type GeneratedRun } from './workloads.js';
 import type { SimRequest } from './workload-types.js';
 
@@ -48,6 +54,11 @@ export interface RunInput {
   flow?: SimFlow;
   /** Record every engine's step times (Engine.stepLog; pd-breakdown --bound). */
   recordSteps?: boolean;
+  /**
+   * Forwarding lag of a streamed chunk from its step's end to the router:
+   * fixed + uniform(0, jitter) seconds per step (default 1 ms + up to 1 ms).
+   */
+  stepClockLag?: { fixedS: number; jitterS: number };
   /** Diagnostics: called every `everyS` virtual seconds with the engines (routing-probe). */
   probe?: { everyS: number; sample(t: number, engines: readonly Engine[]): void };
 }
@@ -87,7 +98,13 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
   const byRequestId = new Map<string, SimRequest>();
   for (const sr of run.requests) byRequestId.set(sr.req.requestId, sr);
   const oracleModel = new OracleModel(input.policy.oracle ?? 'amortised', () => q.now);
+  const stepClocks = new StepClocks();
+  const landingFit = new LandingFit();
+  /** Per streamed PD request: the router's pick time (ms) and prefill work ahead of it (tokens). */
+  const picked = new Map<number, { atMs: number; x: number }>();
   const oracle: OracleView = {
+    stepClocks: (ms) => stepClocks.view(ms),
+    landingFit: () => landingFit,
     costs: (endpointIds: readonly string[], req: LLMRequest) => {
       const sr = byRequestId.get(req.requestId);
       if (!sr) return new Float64Array(endpointIds.length).fill(Infinity);
@@ -165,6 +182,42 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
       if (t >= run.windowStartS && t < run.windowEndS) windowTokens += n;
     },
   };
+  if (input.policy.mode === 'pd') {
+    // One observation per decode step with a streamed sequence: its chunks
+    // leave together, the earliest to arrive marks the boundary.
+    const lag = input.stepClockLag ?? { fixedS: 0.001, jitterS: 0.001 };
+    const lagRng = new Rng(input.seed ^ 0x57ec);
+    const lastChunk = new Map<number, number>();
+    hooks.sampled = (engine, seqs, t) => {
+      if (engine.role !== 'decode') return;
+      const streamed = seqs.filter((s) => s.sr.req.stream);
+      if (streamed.length === 0) return;
+      const firsts = streamed.filter((s) => s.generated === 1);
+      const at = t + lag.fixedS + lag.jitterS * lagRng.next();
+      q.at(at, () => {
+        const ms = at * 1000;
+        // A first chunk: its step began at the pod's previous boundary seen
+        // (when that is about one period back: the pod was busy), so the
+        // KV landed before it (LandingFit).
+        const c = stepClocks.view(ms).get(engine.id);
+        for (const s of firsts) {
+          const pk = picked.get(s.sr.id);
+          picked.delete(s.sr.id);
+          if (!pk || !explores(s.sr.req.requestId)) continue;
+          if (!c || c.periodMs === undefined || ms - c.lastMs > 1.5 * c.periodMs) continue;
+          landingFit.add(pk.x, c.lastMs - c.periodMs / 2 - pk.atMs);
+        }
+        let prev: number | undefined;
+        for (const s of streamed) {
+          const p = lastChunk.get(s.sr.id);
+          if (p !== undefined && (prev === undefined || p > prev)) prev = p;
+          if (s.generated >= s.sr.outputTokens) lastChunk.delete(s.sr.id);
+          else lastChunk.set(s.sr.id, ms);
+        }
+        stepClocks.observe(engine.id, ms, prev);
+      });
+    };
+  }
 
   const decodeOf = new Map<number, string>();
   if (input.policy.mode === 'pd') {
@@ -217,6 +270,10 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
       if (d.result.pd) {
         decodeOf.set(sr.id, d.result.pd.decode.endpoint.id);
         sr.decodeServer = d.result.pd.decode.endpoint.id;
+        if (sr.req.stream) {
+          const x = sr.promptTokens + d.result.pd.prefill.pendingPrefillTokens;
+          picked.set(sr.id, { atMs: nowMs(), x });
+        }
       }
       sr.server = target;
       oracleModel.picked(target, sr);

@@ -50,6 +50,8 @@ export interface EngineHooks {
   kvEvents(engine: Engine, stored: string[], removed: string[], t: number): void;
   /** Output tokens produced by a step ending at t. */
   tokens(n: number, t: number): void;
+  /** The sequences that sampled a token in the step ending at t (step-clock observation). */
+  sampled?(engine: Engine, seqs: readonly Seq[], t: number): void;
 }
 
 export class Engine {
@@ -316,6 +318,7 @@ export class Engine {
     const bs = this.p.blockSize;
     let produced = 0;
     const done: Seq[] = [];
+    const sampled: Seq[] | undefined = this.hooks.sampled ? [] : undefined;
     for (const s of this.running) {
       const c = s.chunk;
       if (c === 0) continue;
@@ -333,11 +336,13 @@ export class Engine {
         // The step that completes the prompt samples the next token.
         s.generated++;
         produced++;
+        sampled?.push(s);
         if (s.generated === 1) this.hooks.firstToken(s, t);
       } else {
         s.computed++;
         s.generated++;
         produced++;
+        sampled?.push(s);
         if (s.generated === 1) this.hooks.firstToken(s, t);
       }
       if (s.generated >= s.sr.outputTokens) done.push(s);
@@ -354,6 +359,7 @@ export class Engine {
     }
     this.generatedTokens += produced;
     if (produced > 0) this.hooks.tokens(produced, t);
+    if (sampled && sampled.length > 0) this.hooks.sampled!(this, sampled, t);
     if (this.stored.length > 0 || this.removed.length > 0) {
       this.hooks.kvEvents(this, this.stored, this.removed, t);
       this.stored = [];

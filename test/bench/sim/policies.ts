@@ -21,6 +21,10 @@ import { scorerAggregateKvCacheAwareV0 } from './v0/scorer-aggregate-kv-cache-aw
 import { scorerPdBucketR2 } from './v0/scorer-pd-bucket-r2.js';
 import { scorerPdBucketV0 } from './v0/scorer-pd-bucket-v0.js';
 import { scorerPdKvCacheAwareV0 } from './v0/scorer-pd-kv-cache-aware-v0.js';
+import { B8_H100 } from './params.js';
+import { pdStepScorer } from './pd-step-scorer.js';
+import type { StepClock } from './step-clock.js';
+import { explores, type LandingFit } from './landing-fit.js';
 
 export type PolicyId =
   | 'random'
@@ -57,6 +61,15 @@ export type PolicyId =
   | 'hermes-pd-bucket-v0'
   // scorer-pd-bucket after round two of issue 12 (before round three).
   | 'hermes-pd-bucket-r2'
+  // scorer-pd-bucket choosing short requests' decode pods by step phase, landing time from the sim's constants.
+  | 'pd-step'
+  | 'pd-step-e'
+  | 'pd-step-x'
+  | 'pd-step-xe'
+  | 'pd-bucket-x'
+  | 'pd-step-e-lag0.5'
+  | 'pd-step-e-lag2.5'
+  | 'pd-step-learn'
   | 'hermes-pd-kv-aware-v0'
   | 'kv-history'
   | 'kv-w-1-1-0.25'
@@ -515,6 +528,60 @@ export const POLICIES: readonly PolicyDef[] = [
       'the PLUGINS.md pd-bucket formula before issue 12 (load / max load + bucket share), product defaults',
   },
   {
+    id: 'pd-step',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-step\n- type: pd-header-handler\n`,
+    describe:
+      "epp-pd-bucket, decode pod by step phase (sim/pd-step-scorer.ts): the one whose clock's next boundary follows the predicted KV landing soonest",
+  },
+  {
+    id: 'pd-step-e',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-step-e\n- type: pd-header-handler\n`,
+    describe: 'pd-step, the landing error (+-0.5 ms, the chunk jitter) priced as an expected missed step',
+  },
+  {
+    id: 'pd-step-x',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-step-x\n- type: pd-header-handler\n`,
+    describe:
+      'pd-step, and a short prompt may use a prefill pod of the long share with nothing pending at no separation price',
+  },
+  {
+    id: 'pd-step-xe',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-step-xe\n- type: pd-header-handler\n`,
+    describe: 'pd-step-x with the landing error priced as in pd-step-e',
+  },
+  {
+    id: 'pd-step-e-lag0.5',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-step-e-lag0.5\n- type: pd-header-handler\n`,
+    describe:
+      'pd-step-e with the chunk lag taken as 0.5 ms (1 ms short of the simulated mean): landing-model bias',
+  },
+  {
+    id: 'pd-step-e-lag2.5',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-step-e-lag2.5\n- type: pd-header-handler\n`,
+    describe:
+      'pd-step-e with the chunk lag taken as 2.5 ms (1 ms over the simulated mean): landing-model bias',
+  },
+  {
+    id: 'pd-step-learn',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-step-learn\n- type: pd-header-handler\n`,
+    describe:
+      "pd-step-e with the landing learned from the router's own observations (sim/landing-fit.ts): no server constants, no lag known",
+  },
+  {
+    id: 'pd-bucket-x',
+    mode: 'pd',
+    configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-x\n- type: pd-header-handler\n`,
+    describe:
+      "epp-pd-bucket's decode rule (no step clocks), and a short prompt may use a prefill pod of the long share with nothing pending at no separation price",
+  },
+  {
     id: 'hermes-pd-bucket-r2',
     mode: 'pd',
     configText: `${HEADER}plugins:\n- type: filter-by-pd-label\n- type: bench-scorer-pd-bucket-r2\n- type: pd-header-handler\n`,
@@ -631,6 +698,10 @@ export interface OracleView {
   costs(endpointIds: readonly string[], req: LLMRequest): Float64Array;
   /** Each endpoint's exact state now (undefined for one the simulator does not serve). */
   exact(endpointIds: readonly string[], req: LLMRequest): (ExactState | undefined)[];
+  /** Not the oracle: the decode step clocks a router sees in streamed chunks (sim/step-clock.ts). */
+  stepClocks?(nowMs: number): ReadonlyMap<string, StepClock>;
+  /** Not the oracle: the router's landing fit from its own observations (sim/landing-fit.ts). */
+  landingFit?(): LandingFit;
 }
 
 /** Min-max normalised "lower is better" values to scores (all equal -> 1). */
@@ -725,6 +796,18 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
       };
     },
   });
+  // Step-phase variants: the 8B-H100 constants (long-short-mix's servers), the sim's mean chunk lag.
+  const pdStep = (type: string, errMs: number, crossIdle: boolean, lagMs = 1.5, learned = false) =>
+    pdStepScorer({
+      type,
+      server: B8_H100,
+      clocks: (now) => oracle?.stepClocks?.(now) ?? new Map(),
+      lagMs,
+      errMs,
+      crossIdle,
+      learned: learned ? () => oracle?.landingFit?.() : undefined,
+      explore: learned ? explores : undefined,
+    });
   let reg = builtinRegistry();
   for (const [id, m] of Object.entries(COST_VARIANTS))
     reg = reg.register(aggregateKvCacheAwareScorer(`bench-${id}`, m));
@@ -736,6 +819,23 @@ export function benchRegistry(oracle: OracleView | undefined): PluginRegistry {
     .register(scorerAggregateKvCacheAwareV0)
     .register(scorerPdBucketV0)
     .register(scorerPdBucketR2)
+    .register(pdStep('bench-scorer-pd-step', 0, false))
+    .register(pdStep('bench-scorer-pd-step-e', 0.5, false))
+    .register(pdStep('bench-scorer-pd-step-x', 0, true))
+    .register(pdStep('bench-scorer-pd-step-xe', 0.5, true))
+    .register(pdStep('bench-scorer-pd-step-e-lag0.5', 0.5, false, 0.5))
+    .register(pdStep('bench-scorer-pd-step-e-lag2.5', 0.5, false, 2.5))
+    .register(pdStep('bench-scorer-pd-step-learn', 1, false, 0, true))
+    .register(
+      pdStepScorer({
+        type: 'bench-scorer-pd-bucket-x',
+        server: B8_H100,
+        clocks: () => new Map(),
+        lagMs: 0,
+        errMs: 0,
+        crossIdle: true,
+      }),
+    )
     .register(scorerPdKvCacheAwareV0);
 }
 
