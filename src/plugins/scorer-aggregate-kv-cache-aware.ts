@@ -7,7 +7,9 @@
 //   score(e)   = 1 - cost(e) / max_c cost(c)   (all 0 -> 1)
 //   bounded affinity: hit(e) counts 0 for this pick when e is congested
 //   (scraped waiting >= 1) and inFlight(e) > 1.15 * mean inFlight + 8
-//   (kv-cost.ts: a relative SGLang-style bound, round three of issue 12).
+//   (kv-cost.ts: a relative SGLang-style bound, round three of issue 12),
+//   unless kvCacheUsage(e) >= 0.8 (a full holder keeps its prefixes: moving
+//   them only spreads the preemption; round five).
 //   copy(e) = 30 * kvCacheUsage(e)^3 * (bestHit - hit(e)) * P, bestHit = the
 //   highest hit(c) among the candidates after the bound: copying a prefix
 //   another endpoint holds costs more the fuller e's cache is (kv-cost.ts,

@@ -5,6 +5,7 @@ import {
   affinityBound,
   copyCost,
   costsToScores,
+  hasRoom,
   imbalanced,
   kvCost,
   kvCostTerms,
@@ -69,7 +70,13 @@ describe('kv-cost', () => {
   });
 
   it('bounds affinity relative to the mean in-flight count, for congested endpoints only (hand-computed)', () => {
-    const m = { ...DEFAULT_KV_COST, relativeBound: 0.15, boundSlack: 8, boundGate: 'scraped' as const };
+    const m = {
+      ...DEFAULT_KV_COST,
+      relativeBound: 0.15,
+      boundSlack: 8,
+      boundGate: 'scraped' as const,
+      boundSpareFullUsage: 0,
+    };
     // mean (10 + 30) / 2 = 20 -> bound 1.15 * 20 + 8 = 31 requests.
     const vs = [view('a', { inFlight: 10 }), view('b', { inFlight: 30 })];
     expect(affinityBound(vs, m)).toBeCloseTo(31, 12);
@@ -86,6 +93,29 @@ describe('kv-cost', () => {
     expect(pastBound(view('c', { inFlight: 32, usage: 0.95 }), 31, { ...m, boundGate: 'usage' })).toBe(true);
     expect(pastBound(view('c', { inFlight: 32, usage: 0.5 }), 31, { ...m, boundGate: 'usage' })).toBe(false);
     expect(pastBound(view('c', { inFlight: 32 }), 31, { ...m, boundGate: 'none' })).toBe(true);
+  });
+
+  it('spares holders at high KV usage, and fires only while a candidate has room, when asked (hand-computed)', () => {
+    const m = DEFAULT_KV_COST;
+    // The product spares a holder whose usage is >= 0.8 (BOUND_SPARE_USAGE).
+    expect(m.boundSpareFullUsage).toBe(0.8);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.79 }), 31, m)).toBe(true);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.8 }), 31, m)).toBe(false);
+    // Unknown usage counts its neutral 0.5: not spared.
+    expect(pastBound(view('c', { inFlight: 32, unknown: true }), 31, { ...m, boundGate: 'none' })).toBe(true);
+    expect(
+      pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.9 }), 31, { ...m, boundSpareFullUsage: 0 }),
+    ).toBe(true);
+    // boundRoomUsage 0.8 (bench): the bound is 31 while some candidate has nothing waiting and usage < 0.8.
+    const r = { ...m, boundRoomUsage: 0.8 };
+    const full = view('a', { inFlight: 10, waiting: 2, usage: 0.5 });
+    expect(hasRoom(view('b', { inFlight: 30, usage: 0.79 }), 0.8)).toBe(true);
+    expect(hasRoom(view('b', { inFlight: 30, usage: 0.8 }), 0.8)).toBe(false);
+    expect(hasRoom(full, 0.8)).toBe(false);
+    expect(hasRoom(view('b', { unknown: true }), 0.8)).toBe(false);
+    expect(affinityBound([full, view('b', { inFlight: 30, usage: 0.79 })], r)).toBeCloseTo(31, 12);
+    expect(affinityBound([full, view('b', { inFlight: 30, usage: 0.85 })], r)).toBe(Infinity);
+    expect(affinityBound([full, view('b', { inFlight: 30, usage: 0.85 })], m)).toBeCloseTo(31, 12);
   });
 
   it('turns costs into scores against the dearest candidate', () => {

@@ -112,6 +112,31 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     expect(congested[2]).toBeCloseTo(1 - 7200 / 21600, 12);
   });
 
+  it('spares a holder whose KV cache is at least 80% full from the affinity bound (hand-computed)', () => {
+    // P = 7200, holder hit 6000/7200, in flight 40 against 10 + 10: past the bound (31), one request waits.
+    const pick = (holderUsage: number) => {
+      const holder = view('h', { inFlight: 40, running: 38, waiting: 1, usage: holderUsage });
+      const i1 = view('i1', { inFlight: 10, running: 10, usage: 0.5 });
+      const i2 = view('i2', { inFlight: 10, running: 10, usage: 0.5 });
+      return scoresOf(
+        build(factory, { routingHistory: false }),
+        ctx({ promptTokens: 7200, hitRates: { [holder.endpoint.id]: 6000 / 7200 } }),
+        endpoints(holder, i1, i2),
+      );
+    };
+    // Usage 0.5: the bound fires, the holder counts hit 0 and sets no copy price.
+    // holder: 7200 + 0.5 * 7200 + waiting max(1, 40 - 38) = 2 * 7200 = 25200; idle: 7200 + 3600 = 10800.
+    const shed = pick(0.5);
+    expect(shed[0]).toBeCloseTo(0, 12);
+    expect(shed[1]).toBeCloseTo(1 - 10800 / 25200, 12);
+    // Usage 0.85: spared, it keeps its hit and the others pay the copy price.
+    // holder: 1200 + 0.85 * 7200 + 2 * 1200 = 9720;
+    // idle: 7200 + 30 * 0.5^3 * 6000 = 22500 (copy) + 3600 = 33300.
+    const spared = pick(0.85);
+    expect(spared[0]).toBeCloseTo(1 - 9720 / 33300, 12);
+    expect(spared[1]).toBeCloseTo(0, 12);
+  });
+
   it('applies the weights to each term', () => {
     const a = view('a', { waiting: 2, usage: 0.2 });
     const b = view('b', { waiting: 4, usage: 0.5 });
