@@ -133,6 +133,8 @@ export interface KvCostModel {
    * another server into that regime.
    */
   boundSpareFullUsage: number;
+  /** ... but not once its usage reaches this (bench; 0 = spared however full it is). */
+  boundSpareUpTo: number;
 }
 
 export const DEFAULT_KV_COST: KvCostModel = {
@@ -151,12 +153,16 @@ export const DEFAULT_KV_COST: KvCostModel = {
   chargeExpectedHit: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: BOUND_SPARE_USAGE,
+  boundSpareUpTo: 0,
 };
 
 /** True when `v` is past the affinity bound (and congested as the model's gate asks). */
 export function pastBound(v: EndpointView, bound: number, m: KvCostModel): boolean {
   if (!(v.inFlight > bound)) return false;
-  if (m.boundSpareFullUsage > 0 && usageOf(v) >= m.boundSpareFullUsage) return false;
+  if (m.boundSpareFullUsage > 0) {
+    const u = usageOf(v);
+    if (u >= m.boundSpareFullUsage && !(m.boundSpareUpTo > 0 && u >= m.boundSpareUpTo)) return false;
+  }
   if (m.boundGate === 'waiting') return (waitingEstimate(v) ?? 0) >= 1;
   if (m.boundGate === 'usage') return usageOf(v) >= 0.9;
   if (m.boundGate === 'scraped') return (v.waitingQueueSize ?? 0) >= 1;

@@ -339,6 +339,13 @@ export const COST_VARIANTS = {
   'kv-r5-sp7': { ...R4_KV_COST, boundSpareFullUsage: 0.7 },
   'kv-r5-sp9': { ...R4_KV_COST, boundSpareFullUsage: 0.9 },
   'kv-r5-room8-sp8': { ...R4_KV_COST, boundRoomUsage: 0.8, boundSpareFullUsage: 0.8 },
+  'kv-r5-sp8to1': { ...R4_KV_COST, boundSpareFullUsage: 0.8, boundSpareUpTo: 1 },
+  'kv-r5-sp8to98-room9': {
+    ...R4_KV_COST,
+    boundSpareFullUsage: 0.8,
+    boundSpareUpTo: 0.98,
+    boundRoomUsage: 0.9,
+  },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 

@@ -106,6 +106,11 @@ describe('kv-cost', () => {
     expect(
       pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.9 }), 31, { ...m, boundSpareFullUsage: 0 }),
     ).toBe(true);
+    // boundSpareUpTo 0.98 (bench): spared only while usage is in [0.8, 0.98).
+    const band = { ...m, boundSpareUpTo: 0.98 };
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.97 }), 31, band)).toBe(false);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.98 }), 31, band)).toBe(true);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 1 }), 31, m)).toBe(false);
     // boundRoomUsage 0.8 (bench): the bound is 31 while some candidate has nothing waiting and usage < 0.8.
     const r = { ...m, boundRoomUsage: 0.8 };
     const full = view('a', { inFlight: 10, waiting: 2, usage: 0.5 });
