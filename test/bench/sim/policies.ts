@@ -335,6 +335,7 @@ export const COST_VARIANTS = {
   'kv-r5-nobound': { ...R4_KV_COST, relativeBound: 0 },
   'kv-r5-nobound-cp1000': { ...R4_KV_COST, relativeBound: 0, copyPrice: 1000 },
   'kv-r5-sp8': { ...R4_KV_COST, boundSpareFullUsage: 0.8 },
+  'kv-r5-sp8-cp1000': { ...R4_KV_COST, boundSpareFullUsage: 0.8, copyPrice: 1000 },
   'kv-r5-sp8-cp100u4': { ...R4_KV_COST, boundSpareFullUsage: 0.8, copyPrice: 100, copyUsagePower: 4 },
   'kv-r5-sp7': { ...R4_KV_COST, boundSpareFullUsage: 0.7 },
   'kv-r5-sp9': { ...R4_KV_COST, boundSpareFullUsage: 0.9 },
