@@ -27,6 +27,7 @@
 // only while it is not both congested and overloaded against the others,
 //   bound      = 1.15 * mean over candidates of inFlight(c) + 8 requests
 //   hit(e) := 0 for this pick when inFlight(e) > bound and scraped waiting(e) >= 1
+//             and usage(e) < 0.8
 // (SGLang's cache-aware router bounds the load imbalance; this bound is
 // relative, as an absolute 32-request guard ruined shared-prefix, and it
 // applies only where requests already wait, so an idle cluster keeps every
@@ -35,6 +36,12 @@
 // copied once its first holder queues (hot-prefix knee 80.5 -> 84.6 QPS), a
 // server that drew too many shared-prefix groups sheds some before its KV
 // cache saturates (knee 32.7 -> 41.0 QPS), 3 seeds (docs/benchmarks.md).
+// A holder whose cache is >= 80% full is spared (round five of issue 12): it
+// is about to preempt, under that load the others fill at the same pace, and
+// moving its requests copies its prefixes into them and only puts one more
+// server into the preempting regime (shared-prefix tok/s at 60 QPS 24,626 ->
+// 25,062, gie-default 25,316; knee 40.9 -> 40.0 QPS; 3 seeds,
+// docs/benchmarks.md round five).
 // Copy price (round four of issue 12): the part of the prompt the best
 // candidate holds (after the bound) and e does not costs more on e,
 //   copy(e) = 30 * usage(e)^3 * (bestHit - hit(e)) * P     added to miss(e)
@@ -61,6 +68,13 @@ export const AFFINITY_BOUND_SLACK = 8;
 /** Copy price: COPY_PRICE x usage^COPY_USAGE_POWER per token copied (round four of issue 12). */
 export const COPY_PRICE = 30;
 export const COPY_USAGE_POWER = 3;
+/**
+ * Round five of issue 12 measured sparing a holder whose KV usage is at least
+ * this from the affinity bound (bench variant kv-r5-sp8): +1.8% shared-prefix
+ * tok/s at 60 QPS for a lower, less robust knee (40.9 -> 40.0 QPS), so the
+ * product leaves it off (boundSpareFullUsage 0).
+ */
+export const BOUND_SPARE_USAGE = 0.8;
 
 export interface KvCostWeights {
   miss: number;
@@ -112,6 +126,20 @@ export interface KvCostModel {
    * scheduler's indexer-only estimate.
    */
   chargeExpectedHit: boolean;
+  /**
+   * The affinity bound fires only while some candidate has room: no scraped
+   * waiting request and KV usage below this fraction (0 = always fires).
+   * Past that the pool is saturated, and moving a prefix only adds a copy.
+   */
+  boundRoomUsage: number;
+  /**
+   * The affinity bound spares a holder whose KV usage is at least this
+   * (0 = off): it is already preempting, and moving its requests only puts
+   * another server into that regime.
+   */
+  boundSpareFullUsage: number;
+  /** ... but not once its usage reaches this (bench; 0 = spared however full it is). */
+  boundSpareUpTo: number;
 }
 
 export const DEFAULT_KV_COST: KvCostModel = {
@@ -128,11 +156,18 @@ export const DEFAULT_KV_COST: KvCostModel = {
   boundSlack: AFFINITY_BOUND_SLACK,
   boundGate: 'scraped',
   chargeExpectedHit: false,
+  boundRoomUsage: 0,
+  boundSpareFullUsage: 0,
+  boundSpareUpTo: 0,
 };
 
 /** True when `v` is past the affinity bound (and congested as the model's gate asks). */
 export function pastBound(v: EndpointView, bound: number, m: KvCostModel): boolean {
   if (!(v.inFlight > bound)) return false;
+  if (m.boundSpareFullUsage > 0) {
+    const u = usageOf(v);
+    if (u >= m.boundSpareFullUsage && !(m.boundSpareUpTo > 0 && u >= m.boundSpareUpTo)) return false;
+  }
   if (m.boundGate === 'waiting') return (waitingEstimate(v) ?? 0) >= 1;
   if (m.boundGate === 'usage') return usageOf(v) >= 0.9;
   if (m.boundGate === 'scraped') return (v.waitingQueueSize ?? 0) >= 1;
@@ -143,9 +178,17 @@ export function pastBound(v: EndpointView, bound: number, m: KvCostModel): boole
 /** In-flight count above which a candidate's prefix hit is ignored (Infinity = no bound). */
 export function affinityBound(views: readonly EndpointView[], m: KvCostModel): number {
   if (!(m.relativeBound > 0) || views.length < 2) return Infinity;
+  if (m.boundRoomUsage > 0 && !views.some((v) => hasRoom(v, m.boundRoomUsage))) return Infinity;
   let sum = 0;
   for (const v of views) sum += v.inFlight;
   return (1 + m.relativeBound) * (sum / views.length) + m.boundSlack;
+}
+
+/** True when `v` is known to take a request without queueing it: nothing waits (scraped) and usage < `usage`. */
+export function hasRoom(v: EndpointView, usage: number): boolean {
+  const w = v.waitingQueueSize;
+  const u = v.kvCacheUsage;
+  return w !== undefined && w === 0 && u !== undefined && u < usage;
 }
 
 /** True when `views` are imbalanced past the model's guard (see KvCostModel.imbalanceGuard). */

@@ -98,6 +98,8 @@ const R2_KV_COST: KvCostModel = {
   copyPrice: 0,
   copyUsagePower: 0,
   copyPriceThroughBound: false,
+  boundRoomUsage: 0,
+  boundSpareFullUsage: 0,
 };
 
 /** Round three's default (the affinity bound, no copy price); the round-four variants are defined against it. */
@@ -106,6 +108,17 @@ const R3_KV_COST: KvCostModel = {
   copyPrice: 0,
   copyUsagePower: 0,
   copyPriceThroughBound: false,
+  boundRoomUsage: 0,
+  boundSpareFullUsage: 0,
+};
+
+/** Round four's default (affinity bound + copy price); the round-five variants are defined against it. */
+const R4_KV_COST: KvCostModel = {
+  ...R3_KV_COST,
+  copyPrice: 30,
+  copyUsagePower: 3,
+  boundRoomUsage: 0,
+  boundSpareFullUsage: 0,
 };
 
 /** Alternatives to the product's KV cost model, measured in docs/benchmarks.md. */
@@ -324,6 +337,29 @@ export const COST_VARIANTS = {
   },
   'kv-r4-cp30u3-qmax': { ...R3_KV_COST, copyPrice: 30, copyUsagePower: 3, queueFrom: 'max' },
   'kv-r4-cp30u3b': { ...R3_KV_COST, copyPrice: 30, copyUsagePower: 3, copyPriceThroughBound: true },
+  // Round four's default (affinity bound + copy price), kept to show round five's change.
+  'kv-cost-r4': R4_KV_COST,
+  // Round five (top load): the bound fires only while some candidate has room.
+  'kv-r5-room9': { ...R4_KV_COST, boundRoomUsage: 0.9 },
+  'kv-r5-room95': { ...R4_KV_COST, boundRoomUsage: 0.95 },
+  'kv-r5-room8': { ...R4_KV_COST, boundRoomUsage: 0.8 },
+  'kv-r5-room7': { ...R4_KV_COST, boundRoomUsage: 0.7 },
+  'kv-r5-room6': { ...R4_KV_COST, boundRoomUsage: 0.6 },
+  'kv-r5-nobound': { ...R4_KV_COST, relativeBound: 0 },
+  'kv-r5-nobound-cp1000': { ...R4_KV_COST, relativeBound: 0, copyPrice: 1000 },
+  'kv-r5-sp8': { ...R4_KV_COST, boundSpareFullUsage: 0.8 },
+  'kv-r5-sp8-cp1000': { ...R4_KV_COST, boundSpareFullUsage: 0.8, copyPrice: 1000 },
+  'kv-r5-sp8-cp100u4': { ...R4_KV_COST, boundSpareFullUsage: 0.8, copyPrice: 100, copyUsagePower: 4 },
+  'kv-r5-sp7': { ...R4_KV_COST, boundSpareFullUsage: 0.7 },
+  'kv-r5-sp9': { ...R4_KV_COST, boundSpareFullUsage: 0.9 },
+  'kv-r5-room8-sp8': { ...R4_KV_COST, boundRoomUsage: 0.8, boundSpareFullUsage: 0.8 },
+  'kv-r5-sp8to1': { ...R4_KV_COST, boundSpareFullUsage: 0.8, boundSpareUpTo: 1 },
+  'kv-r5-sp8to98-room9': {
+    ...R4_KV_COST,
+    boundSpareFullUsage: 0.8,
+    boundSpareUpTo: 0.98,
+    boundRoomUsage: 0.9,
+  },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 

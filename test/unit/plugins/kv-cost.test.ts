@@ -2,9 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_KV_COST,
+  BOUND_SPARE_USAGE,
   affinityBound,
   copyCost,
   costsToScores,
+  hasRoom,
   imbalanced,
   kvCost,
   kvCostTerms,
@@ -69,7 +71,13 @@ describe('kv-cost', () => {
   });
 
   it('bounds affinity relative to the mean in-flight count, for congested endpoints only (hand-computed)', () => {
-    const m = { ...DEFAULT_KV_COST, relativeBound: 0.15, boundSlack: 8, boundGate: 'scraped' as const };
+    const m = {
+      ...DEFAULT_KV_COST,
+      relativeBound: 0.15,
+      boundSlack: 8,
+      boundGate: 'scraped' as const,
+      boundSpareFullUsage: 0,
+    };
     // mean (10 + 30) / 2 = 20 -> bound 1.15 * 20 + 8 = 31 requests.
     const vs = [view('a', { inFlight: 10 }), view('b', { inFlight: 30 })];
     expect(affinityBound(vs, m)).toBeCloseTo(31, 12);
@@ -86,6 +94,36 @@ describe('kv-cost', () => {
     expect(pastBound(view('c', { inFlight: 32, usage: 0.95 }), 31, { ...m, boundGate: 'usage' })).toBe(true);
     expect(pastBound(view('c', { inFlight: 32, usage: 0.5 }), 31, { ...m, boundGate: 'usage' })).toBe(false);
     expect(pastBound(view('c', { inFlight: 32 }), 31, { ...m, boundGate: 'none' })).toBe(true);
+  });
+
+  it('spares holders at high KV usage, and fires only while a candidate has room, when asked (hand-computed)', () => {
+    // The product leaves the spare rule off; bench variant kv-r5-sp8 spares a holder at usage >= 0.8.
+    expect(DEFAULT_KV_COST.boundSpareFullUsage).toBe(0);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.9 }), 31, DEFAULT_KV_COST)).toBe(true);
+    const m = { ...DEFAULT_KV_COST, boundSpareFullUsage: BOUND_SPARE_USAGE };
+    expect(BOUND_SPARE_USAGE).toBe(0.8);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.79 }), 31, m)).toBe(true);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.8 }), 31, m)).toBe(false);
+    // Unknown usage counts its neutral 0.5: not spared.
+    expect(pastBound(view('c', { inFlight: 32, unknown: true }), 31, { ...m, boundGate: 'none' })).toBe(true);
+    expect(
+      pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.9 }), 31, { ...m, boundSpareFullUsage: 0 }),
+    ).toBe(true);
+    // boundSpareUpTo 0.98 (bench): spared only while usage is in [0.8, 0.98).
+    const band = { ...m, boundSpareUpTo: 0.98 };
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.97 }), 31, band)).toBe(false);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 0.98 }), 31, band)).toBe(true);
+    expect(pastBound(view('c', { inFlight: 32, waiting: 1, usage: 1 }), 31, m)).toBe(false);
+    // boundRoomUsage 0.8 (bench): the bound is 31 while some candidate has nothing waiting and usage < 0.8.
+    const r = { ...m, boundRoomUsage: 0.8 };
+    const full = view('a', { inFlight: 10, waiting: 2, usage: 0.5 });
+    expect(hasRoom(view('b', { inFlight: 30, usage: 0.79 }), 0.8)).toBe(true);
+    expect(hasRoom(view('b', { inFlight: 30, usage: 0.8 }), 0.8)).toBe(false);
+    expect(hasRoom(full, 0.8)).toBe(false);
+    expect(hasRoom(view('b', { unknown: true }), 0.8)).toBe(false);
+    expect(affinityBound([full, view('b', { inFlight: 30, usage: 0.79 })], r)).toBeCloseTo(31, 12);
+    expect(affinityBound([full, view('b', { inFlight: 30, usage: 0.85 })], r)).toBe(Infinity);
+    expect(affinityBound([full, view('b', { inFlight: 30, usage: 0.85 })], m)).toBeCloseTo(31, 12);
   });
 
   it('turns costs into scores against the dearest candidate', () => {

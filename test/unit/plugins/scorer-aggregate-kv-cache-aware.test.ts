@@ -112,6 +112,29 @@ describe('scorer-aggregate-kv-cache-aware', () => {
     expect(congested[2]).toBeCloseTo(1 - 7200 / 21600, 12);
   });
 
+  it('sheds a congested holder past the bound however full its cache is (the spare rule is bench-only, hand-computed)', () => {
+    // P = 7200, holder hit 6000/7200, in flight 40 against 10 + 10: past the bound (31), one request waits.
+    const pick = (holderUsage: number) => {
+      const holder = view('h', { inFlight: 40, running: 38, waiting: 1, usage: holderUsage });
+      const i1 = view('i1', { inFlight: 10, running: 10, usage: 0.5 });
+      const i2 = view('i2', { inFlight: 10, running: 10, usage: 0.5 });
+      return scoresOf(
+        build(factory, { routingHistory: false }),
+        ctx({ promptTokens: 7200, hitRates: { [holder.endpoint.id]: 6000 / 7200 } }),
+        endpoints(holder, i1, i2),
+      );
+    };
+    // The bound fires, the holder counts hit 0 and sets no copy price; idle: 7200 + 0.5 * 7200 = 10800.
+    // Usage 0.5, holder: 7200 + 0.5 * 7200 + waiting max(1, 40 - 38) * 7200 = 25200.
+    const half = pick(0.5);
+    expect(half[0]).toBeCloseTo(0, 12);
+    expect(half[1]).toBeCloseTo(1 - 10800 / 25200, 12);
+    // Usage 0.85 (kv-r5-sp8 would spare it): 7200 + 0.85 * 7200 + 2 * 7200 = 27720.
+    const full = pick(0.85);
+    expect(full[0]).toBeCloseTo(0, 12);
+    expect(full[1]).toBeCloseTo(1 - 10800 / 27720, 12);
+  });
+
   it('applies the weights to each term', () => {
     const a = view('a', { waiting: 2, usage: 0.2 });
     const b = view('b', { waiting: 4, usage: 0.5 });
