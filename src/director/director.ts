@@ -76,8 +76,12 @@ export interface PickOptions {
    * (undefined: the shared store was unreachable, the view is local).
    */
   admit?: (views: readonly EndpointView[], elsewhere: number | undefined) => void;
-  /** Judges the scheduled destination before it is charged; throws to refuse (as admit). */
-  admitTarget?: (primary: EndpointView) => void;
+  /**
+   * Judges the scheduled destination before it is charged; throws to refuse
+   * (as admit). `cachedShare`: the share of the prompt expected cached there
+   * (cachedShareOf), undefined when the profile measures none.
+   */
+  admitTarget?: (primary: EndpointView, cachedShare: number | undefined) => void;
 }
 
 /** A reservation outlives its pick's snapshot-to-commit window only when its replica died. */
@@ -247,7 +251,7 @@ export class Director {
     const t0 = performance.now();
     const result = schedule(this.profile, ctx, views);
     const scheduleUs = (performance.now() - t0) * 1000;
-    opts?.admitTarget?.(result.primary);
+    opts?.admitTarget?.(result.primary, cachedShareOf(data, result.primary.endpoint.id));
     const receipt = await this.commit(chargeId, req, result, needs);
     const ticket = new Ticket(receipt, this);
     this.open.set(receipt.chargeId, ticket);
@@ -398,6 +402,20 @@ class Ticket implements PickTicket {
     this.released ??= this.director.releaseTicket(this);
     return this.released;
   }
+}
+
+/**
+ * Share of the prompt expected cached on `endpointId`: the cache-indexer's
+ * hit rate when known, else the approximate prefix match over the blocks
+ * hashed (at most maxPrefixBlocksToMatch: the head of a long prompt stands
+ * for it), undefined when the profile measures neither.
+ */
+export function cachedShareOf(d: CycleData, endpointId: string): number | undefined {
+  const hit = d.hitRates?.get(endpointId);
+  if (hit !== undefined) return hit;
+  const n = d.prefixHashes?.length ?? 0;
+  if (n === 0 || !d.prefixMatches) return undefined;
+  return Math.min(n, d.prefixMatches.get(endpointId) ?? 0) / n;
 }
 
 /** Cache key of a cache-indexer answer: the model plus a hash of the whole prompt. */

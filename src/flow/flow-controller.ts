@@ -18,8 +18,11 @@
 // the count is this replica's alone (hooks.judgedLocally).
 //
 // One dispatch at a time leaves the queue, oldest of the highest band
-// first: a head whose own candidates (subset hint) stay saturated holds the
-// rest.
+// first. While the pool is saturated, a warm request (its prompt mostly
+// cached on its scheduled endpoint, whose own queue has room:
+// warm-admission.ts) goes anyway: a newcomer ahead of those waiting, and in
+// the queue behind a head that is held (up to WARM_SCAN held-back tries a
+// pass; a waiter found cold is not tried again until it is the head).
 //
 // Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
 // GIE sheds them at 1), and only to a scheduled endpoint with nothing
@@ -37,6 +40,7 @@ import { SchedulingError } from '../scheduling/types.js';
 import { BandQueue, type BandStats, type QueueItem } from './band-queue.js';
 import type { FlowControlSettings } from '../config/flow-control.js';
 import { withInTransit } from './in-transit.js';
+import { isWarm, queueHasRoom } from './warm-admission.js';
 
 export type FlowRejectReason = 'capacity' | 'ttl' | 'cancelled' | 'shutdown';
 
@@ -101,7 +105,29 @@ function realTimer(ms: number, fn: () => void): () => void {
 }
 
 /** Thrown through Director.pick when the pool is saturated: the request is held, not failed. */
-class HeldBack extends Error {}
+class HeldBack extends Error {
+  constructor(
+    message: string,
+    /** Judged cold on its scheduled endpoint (warm-admission.ts): not worth trying out of turn. */
+    readonly cold = false,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * How a pick is judged: 'turn' (nobody of its priority or higher waits, or
+ * it heads the queue): GIE's pool gate, then warm admission; 'warm': out of
+ * turn, warm admission only.
+ */
+type Turn = 'turn' | 'warm';
+
+/**
+ * Behind a held head, at most this many waiters are tried (and held back) in
+ * one pass: each try is a snapshot read, and a pass runs at every release
+ * and poll.
+ */
+const WARM_SCAN = 16;
 
 /**
  * A newcomer is refused (429) while the oldest request it would queue behind
@@ -127,6 +153,8 @@ const RATE_MIN_SPAN_MS = 250;
 export const SHEDDABLE_SATURATION = 0.5;
 
 interface Waiter extends QueueItem {
+  /** Its last judgement found it cold: tried again only as the head. */
+  cold?: boolean;
   readonly req: LLMRequest;
   readonly opts: PickOptions | undefined;
   resolve(d: Decision): void;
@@ -180,10 +208,13 @@ export class FlowController {
     if (this.closing) throw shutdownRejection();
     if (flow.signal?.aborted) throw cancelled();
     const sheddable = flow.priority < 0;
-    if (this.queue.aheadOf(flow.priority) === 0) {
+    const inTurn = this.queue.aheadOf(flow.priority) === 0;
+    // Out of turn only a warm request that may not be shed is tried.
+    if (inTurn || !sheddable) {
       try {
-        const d = await this.dispatch(req, { ...opts, sheddable });
-        this.recordDispatch(this.now());
+        const d = await this.dispatch(req, { ...opts, sheddable }, inTurn ? 'turn' : 'warm');
+        // The dispatch rate predicts the queue's waits: out-of-turn dispatches do not move it.
+        if (inTurn) this.recordDispatch(this.now());
         this.hooks.dispatched?.(flow.priority, 0);
         return d;
       } catch (e) {
@@ -310,14 +341,22 @@ export class FlowController {
       do {
         this.kickedWhilePumping = false;
         this.refuseHopeless();
+        // The head is tried in turn; once it is held, the warm ones behind it out of turn.
+        let held: Waiter | undefined;
+        let tries = 0;
         while (!this.closing) {
-          const w = this.queue.head();
+          const w = held === undefined ? this.queue.head() : this.nextWarm(held);
           if (!w) break;
           let d: Decision;
           try {
-            d = await this.dispatch(w.req, w.opts);
+            d = await this.dispatch(w.req, w.opts, held === undefined ? 'turn' : 'warm');
           } catch (e) {
-            if (e instanceof HeldBack) break;
+            if (e instanceof HeldBack) {
+              w.cold = e.cold;
+              held = w;
+              if (++tries > WARM_SCAN) break;
+              continue;
+            }
             // The Director refused it (no candidates, filtered out): that is its answer.
             if (this.queue.remove(w)) {
               this.detach(w);
@@ -333,7 +372,7 @@ export class FlowController {
           }
           this.detach(w);
           const nowMs = this.now();
-          this.recordDispatch(nowMs);
+          if (held === undefined) this.recordDispatch(nowMs);
           this.hooks.dispatched?.(w.priority, nowMs - w.enqueuedAtMs);
           w.resolve(d);
           this.afterRemoval();
@@ -344,27 +383,53 @@ export class FlowController {
     }
   }
 
-  /** Director.pick behind the saturation gate; throws HeldBack when the pool is saturated. */
-  private async dispatch(req: LLMRequest, opts: PickOptions | undefined): Promise<Decision> {
+  /** The first waiter after `after` not known cold, in dispatch order. */
+  private nextWarm(after: Waiter): Waiter | undefined {
+    let seen = false;
+    for (const w of this.queue.items()) {
+      if (seen && !w.cold) return w;
+      if (w === after) seen = true;
+    }
+    return undefined;
+  }
+
+  /**
+   * Director.pick behind the saturation gate; throws HeldBack when the pool
+   * is saturated and the request is not admitted out of it (warm admission,
+   * or a sheddable request's own rule).
+   */
+  private async dispatch(
+    req: LLMRequest,
+    opts: PickOptions | undefined,
+    turn: Turn = 'turn',
+  ): Promise<Decision> {
     let reserved = false;
     let pendingAtAdmit = 0;
-    const limit = opts?.sheddable ? (this.opts.sheddableSaturation ?? SHEDDABLE_SATURATION) : 1;
+    let poolFull = false;
+    const sheddable = opts?.sheddable === true;
+    const limit = sheddable ? (this.opts.sheddableSaturation ?? SHEDDABLE_SATURATION) : 1;
     const admit = (views: readonly EndpointView[], elsewhere: number | undefined) => {
       if (elsewhere === undefined) this.hooks.judgedLocally?.();
       const pending = this.reserved + (elsewhere ?? 0);
-      if (this.opts.saturation(withInTransit(withReserved(views, pending))) >= limit) {
-        throw new HeldBack('saturated');
+      if (turn === 'warm' || this.opts.saturation(withInTransit(withReserved(views, pending))) >= limit) {
+        // A sheddable request is never admitted past the pool; another may be, warm (admitTarget).
+        if (sheddable) throw new HeldBack('saturated');
+        poolFull = true;
       }
       pendingAtAdmit = pending;
       this.reserved++;
       reserved = true;
     };
-    // A sheddable request goes only where nothing waits (see roomFor).
-    const admitTarget = opts?.sheddable
-      ? (primary: EndpointView) => {
-          if (!roomFor(primary, pendingAtAdmit, this.opts.saturation, limit)) throw new HeldBack('saturated');
-        }
-      : undefined;
+    const admitTarget = (primary: EndpointView, cachedShare: number | undefined) => {
+      if (sheddable) {
+        // A sheddable request goes only where nothing waits (see roomFor).
+        if (!roomFor(primary, pendingAtAdmit, this.opts.saturation, limit)) throw new HeldBack('saturated');
+        return;
+      }
+      if (!poolFull) return;
+      if (!isWarm(cachedShare)) throw new HeldBack('saturated', true);
+      if (!queueHasRoom(primary, pendingAtAdmit, this.opts.saturation)) throw new HeldBack('saturated');
+    };
     try {
       return await this.opts.director.pick(req, { ...opts, admit, admitTarget });
     } finally {

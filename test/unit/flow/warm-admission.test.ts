@@ -1,0 +1,219 @@
+// Warm admission: a request mostly cached on its scheduled endpoint passes a
+// saturated pool while that endpoint's own queue has room (hand-computed
+// values with GIE's utilization-detector defaults: queueDepthThreshold 5,
+// kvCacheUtilThreshold 0.8).
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
+import { cachedShareOf, Director, type Decision } from '../../../src/director/director.js';
+import { FlowController } from '../../../src/flow/flow-controller.js';
+import { isWarm, queueHasRoom, WARM_SHARE } from '../../../src/flow/warm-admission.js';
+import { builtinRegistry } from '../../../src/plugins/index.js';
+import { poolUtilization, utilizationDetectorParameters } from '../../../src/plugins/utilization-detector.js';
+import type { CycleData, Endpoint, EndpointView, LLMRequest } from '../../../src/scheduling/types.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
+
+const GIE = utilizationDetectorParameters.parse({});
+const detector = (views: readonly EndpointView[]) => poolUtilization(views, GIE);
+
+const ep: Endpoint = { id: '10.0.0.1:8000', name: 'pod-1', address: '10.0.0.1', port: 8000, labels: {} };
+const view = (over: Partial<EndpointView>): EndpointView => ({
+  endpoint: ep,
+  waitingQueueSize: 0,
+  runningRequests: 10,
+  kvCacheUsage: 0.5,
+  inFlight: 10,
+  pendingPrefillTokens: 0,
+  signalsAgeMs: 10,
+  ...over,
+});
+
+describe('isWarm', () => {
+  it('is warm from half the prompt cached', () => {
+    expect(WARM_SHARE).toBe(0.5);
+    expect(isWarm(0.5)).toBe(true);
+    expect(isWarm(0.49)).toBe(false);
+    expect(isWarm(undefined)).toBe(false);
+  });
+});
+
+describe('queueHasRoom', () => {
+  it('judges the queue alone: KV usage 0.95 is left out (the pool would read 0.95 / 0.8 = 1.19)', () => {
+    const v = view({ waitingQueueSize: 4, kvCacheUsage: 0.95 });
+    expect(detector([v])).toBeCloseTo(1.1875, 6);
+    // waiting 4 / 5 = 0.8 < 1
+    expect(queueHasRoom(v, 0, detector)).toBe(true);
+  });
+
+  it('counts in-transit and uncharged picks as waiting', () => {
+    // inFlight 13 - running 10 = 3 routed and not yet scraped: waiting' = max(2, 3) = 3 -> 0.6
+    expect(queueHasRoom(view({ waitingQueueSize: 2, inFlight: 13 }), 0, detector)).toBe(true);
+    // + 2 uncharged picks: 15 - 10 = 5 -> 5 / 5 = 1, full
+    expect(queueHasRoom(view({ waitingQueueSize: 2, inFlight: 13 }), 2, detector)).toBe(false);
+    expect(queueHasRoom(view({ waitingQueueSize: 5 }), 0, detector)).toBe(false);
+  });
+
+  it('stale signals stay full', () => {
+    expect(queueHasRoom(view({ waitingQueueSize: undefined, kvCacheUsage: undefined }), 0, detector)).toBe(
+      false,
+    );
+    expect(queueHasRoom(view({ signalsAgeMs: 5_000 }), 0, detector)).toBe(false);
+  });
+});
+
+describe('cachedShareOf', () => {
+  const data = (over: Partial<CycleData>): CycleData => ({
+    nowMs: 0,
+    bucketLoads: new Map(),
+    poolEvent: 0,
+    hitRates: undefined,
+    prefixMatches: undefined,
+    prefixHashes: undefined,
+    ...over,
+  });
+  it("is the indexer's hit rate, else the matched share of the hashed blocks", () => {
+    expect(cachedShareOf(data({ hitRates: new Map([[ep.id, 0.7]]) }), ep.id)).toBe(0.7);
+    const hashes = new Float64Array(8);
+    // 6 of 8 blocks matched: 0.75
+    expect(cachedShareOf(data({ prefixHashes: hashes, prefixMatches: new Map([[ep.id, 6]]) }), ep.id)).toBe(
+      0.75,
+    );
+    expect(cachedShareOf(data({ prefixHashes: hashes, prefixMatches: new Map() }), ep.id)).toBe(0);
+    expect(cachedShareOf(data({}), ep.id)).toBeUndefined();
+  });
+});
+
+// A profile with GIE's approximate prefix cache (16-token blocks, 4 characters a
+// token: 64 characters a block) and GIE's utilization detector.
+const CONFIG = `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: prefix-cache-scorer
+- type: max-score-picker
+- type: utilization-detector
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+  - pluginRef: max-score-picker
+saturationDetector: { pluginRef: utilization-detector }
+`;
+
+const prompt = (head: string, blocks: number) => head.repeat(64 * blocks).slice(0, 64 * blocks);
+const req = (id: string, text: string): LLMRequest => ({
+  requestId: id,
+  model: 'm',
+  apiType: 'completions',
+  promptText: text,
+  promptTokens: text.length / 4,
+  stream: false,
+  headers: {},
+});
+
+const controllers: FlowController[] = [];
+afterEach(() => {
+  for (const c of controllers.splice(0)) c.close();
+});
+
+async function setup() {
+  const store = new MemoryStateStore();
+  await store.replaceEndpoints([ep]);
+  const loaded = loadConfigText(CONFIG, 't.yaml', builtinRegistry());
+  const director = new Director({
+    store,
+    profile: loaded.profile,
+    saturationDetector: loaded.saturationDetector,
+  });
+  const flow = new FlowController({
+    settings: {
+      maxRequests: 0,
+      maxBytes: 0,
+      requestTtlMs: 10_000,
+      bands: new Map(),
+      defaultBand: { maxRequests: 100, maxBytes: 1e9 },
+    },
+    director,
+    saturation: (v) => loaded.saturationDetector.saturation(v),
+    pollMs: 60_000,
+  });
+  controllers.push(flow);
+  const signals = (waiting: number, running: number, kv: number) =>
+    store.writeSignals(ep.id, {
+      waitingQueueSize: waiting,
+      runningRequests: running,
+      kvCacheUsage: kv,
+      updatedAtMs: Date.now(),
+    });
+  return { flow, signals };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+function track(p: Promise<Decision>) {
+  const out: { d?: Decision; e?: unknown } = {};
+  p.then(
+    (d) => (out.d = d),
+    (e: unknown) => (out.e = e),
+  );
+  return out;
+}
+
+describe('FlowController: warm admission', () => {
+  it('dispatches a warm request past a saturated pool, holds a cold one, refuses a warm sheddable one', async () => {
+    const { flow, signals } = await setup();
+    await signals(0, 0, 0.1);
+    // Unsaturated: 10 blocks of conversation A are recorded on the endpoint.
+    const a = prompt('a', 10);
+    const first = await flow.pick(req('a1', a), undefined, { priority: 0, bytes: 1 });
+    await first.ticket.release();
+    // KV 0.9 / 0.8 = 1.125: saturated; running 1 = in flight 1, nothing in transit.
+    await signals(0, 1, 0.9);
+    // A's next turn: 10 of 12 blocks cached (0.83): warm, its queue 0 / 5: dispatched.
+    const warm = await flow.pick(req('a2', a + prompt('x', 2)), undefined, { priority: 0, bytes: 1 });
+    expect(warm.result.primary.endpoint.id).toBe(ep.id);
+    // A cold conversation waits for the pool.
+    const cold = track(flow.pick(req('b1', prompt('b', 12)), undefined, { priority: 0, bytes: 1 }));
+    await settle();
+    expect(cold.d).toBeUndefined();
+    expect(flow.queued).toBe(1);
+    // A warm request arriving behind it goes ahead of it.
+    const overtaking = await flow.pick(req('a3', a + prompt('y', 2)), undefined, { priority: 0, bytes: 1 });
+    expect(overtaking.result.primary.endpoint.id).toBe(ep.id);
+    expect(flow.queued).toBe(1);
+    // Warm but sheddable: refused (GIE's legacy shedding).
+    await expect(
+      flow.pick(req('a4', a + prompt('z', 2)), undefined, { priority: -1, bytes: 1 }),
+    ).rejects.toMatchObject({ code: 'SATURATED' });
+    // Its queue full (waiting 5 / 5): a warm request waits too.
+    await signals(5, 3, 0.9);
+    const full = track(flow.pick(req('a5', a + prompt('w', 2)), undefined, { priority: 0, bytes: 1 }));
+    await settle();
+    expect(full.d).toBeUndefined();
+    expect(flow.queued).toBe(2);
+    // Room again (KV 0.1, queue 0): both leave, the cold one first (FCFS).
+    await signals(0, 3, 0.1);
+    flow.kick();
+    await settle();
+    expect(cold.d).toBeDefined();
+    expect(full.d).toBeDefined();
+    expect(flow.queued).toBe(0);
+  });
+
+  it('behind a held cold head, a queued warm request leaves when its queue has room', async () => {
+    const { flow, signals } = await setup();
+    await signals(0, 0, 0.1);
+    const a = prompt('a', 10);
+    await (await flow.pick(req('a1', a), undefined, { priority: 0, bytes: 1 })).ticket.release();
+    // Saturated with a full queue: everything waits.
+    await signals(5, 0, 0.9);
+    const cold = track(flow.pick(req('b1', prompt('b', 12)), undefined, { priority: 0, bytes: 1 }));
+    const warm = track(flow.pick(req('a2', a + prompt('x', 2)), undefined, { priority: 0, bytes: 1 }));
+    await settle();
+    expect(flow.queued).toBe(2);
+    // The queue drains but KV stays at 0.9: the pool is still saturated, the cold head held.
+    await signals(0, 0, 0.9);
+    flow.kick();
+    await settle();
+    expect(warm.d).toBeDefined();
+    expect(cold.d).toBeUndefined();
+    expect(flow.queued).toBe(1);
+  });
+});
