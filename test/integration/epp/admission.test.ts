@@ -92,7 +92,11 @@ describe('legacy admission (saturationDetector + InferenceObjective priority)', 
       5_000,
       'fresh signals',
     );
-    await eventually(async () => (await send('batch')).kind === 'continue', 5_000, 'a sheddable request routed');
+    await eventually(
+      async () => (await send('batch')).kind === 'continue',
+      5_000,
+      'a sheddable request routed',
+    );
   });
 
   test('a saturated pool sheds a flood of priority -1 with 429 while priority 0, 10 and unknown are all routed', async () => {
