@@ -86,7 +86,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
   // --- router ---
   const byRequestId = new Map<string, SimRequest>();
   for (const sr of run.requests) byRequestId.set(sr.req.requestId, sr);
-  const oracleModel = new OracleModel(input.policy.oracle ?? 'amortised', () => q.now);
+  const oracleModel = new OracleModel(input.policy.oracle ?? 'r5', () => q.now);
   const oracle: OracleView = {
     costs: (endpointIds: readonly string[], req: LLMRequest) => {
       const sr = byRequestId.get(req.requestId);
