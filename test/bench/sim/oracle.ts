@@ -9,7 +9,7 @@
 //   cached(e) = leading prompt tokens e holds or is about to compute (<= P - 1)
 //   best      = max over candidates of cached; dup(e) = best - cached(e)
 //   cost(e)   = ttft(e)                      r's exact TTFT on e (below)
-//             + (copy(e) + 2 * usage(e) * P + placement(e)) / e's prefill rate
+//             + (copy(e) + usage(e) * P + placement(e)) / e's prefill rate
 //   ttft(e)   = Engine.predictTtftS(P - cached(e)): e's own step planning
 //               (running first, FCFS admission in the token budget and
 //               max-num-seqs, sequences leaving as their output ends)
@@ -28,10 +28,10 @@
 //               1.15 x the mean load (waiting + running) + 8 requests (the
 //               product's bounded-load affinity, here on exact counts)
 //   need, mix, uses, placement: as round four (below).
-//   2 * usage: the replay does not see KV capacity (admission stalls,
-//               preemption), so filling a cache is priced twice round
-//               four's usage term (1 x: shared-prefix-cold knee 34.0, 2 x:
-//               34.3 QPS; 3 seeds).
+//   usage(e) * P: as round four. The replay does not see KV capacity
+//               (admission stalls, preemption); pricing usage 2 x moved
+//               shared-prefix-cold's knee from 34.0 to 34.3 QPS but
+//               shared-prefix's from 41 to 34.6 (3 seeds, docs/benchmarks.md).
 // Why the bound gate (round five, docs/benchmarks.md): with the exact TTFT
 // alone an idle server beats a holder still prefilling the prefix, so at
 // the start of hot-prefix both 10k-token prefixes were copied onto the same
@@ -83,8 +83,6 @@ export type OracleKind = 'r5' | 'amortised' | 'r2';
 const RATE_TAU_S = 5;
 /** Price of a copy of a prefix whose traffic does not need it, in prefills of the copied tokens. */
 const DUPLICATION = 32;
-/** Round five's usage term: this x usage x P (the TTFT replay does not see KV capacity). */
-const R5_USAGE = 2;
 /** Round five's gate: a copy is open when need >= this ... */
 const NEED_OPEN = 1.5;
 /** ... once the rate window holds this many requests per server (the share of the first few is noise) ... */
@@ -162,8 +160,7 @@ export class OracleModel {
       if (this.kind === 'r5') {
         // ttft(e) already holds the copied tokens' prefill once.
         const extra = copy.open ? copyTokens - dup : DUPLICATION * (1 + e.kvUsage) * dup;
-        const usage = R5_USAGE * e.kvUsage * P;
-        out[i] = e.predictTtftS(miss) + (extra + usage + placement) / p.prefillTokensPerS;
+        out[i] = e.predictTtftS(miss) + (extra + e.kvUsage * P + placement) / p.prefillTokensPerS;
         continue;
       }
       const tokens = P - best + copyTokens + e.kvUsage * P + e.waiting.length * miss + placement;

@@ -65,10 +65,10 @@ describe('routing oracle (round five)', () => {
     const m = new OracleModel('r5', () => 0);
     // P = 202; A holds 128 (idle), B none. need = 0 and A has nobody waiting: the copy is closed.
     // A: one step of 74 tokens. B: the step in progress, then decode + 202 prefill in one step,
-    // + (32 * 1.125 * 128 + 2 * 0.125 * 202) tokens.
+    // + (32 * 1.125 * 128 + 0.125 * 202) tokens.
     const c = m.costs([a, b], mk(3, ['a', 'b', 'c']));
     expect(c[0]).toBeCloseTo(TINY.stepOverheadS + 74 / R, 12);
-    expect(c[1]).toBeCloseTo(2 * decodeStep(5 / 40, 1) + (202 + 32 * 1.125 * 128 + 50.5) / R, 12);
+    expect(c[1]).toBeCloseTo(2 * decodeStep(5 / 40, 1) + (202 + 32 * 1.125 * 128 + 25.25) / R, 12);
   });
 
   it('opens a copy when every holder waits and is loaded past 1.15 x the mean + 8', () => {
