@@ -97,7 +97,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
   // --- router ---
   const byRequestId = new Map<string, SimRequest>();
   for (const sr of run.requests) byRequestId.set(sr.req.requestId, sr);
-  const oracleModel = new OracleModel(input.policy.oracle ?? 'amortised', () => q.now);
+  const oracleModel = new OracleModel(input.policy.oracle ?? 'r5', () => q.now);
   const stepClocks = new StepClocks();
   const landingFit = new LandingFit();
   /** Per streamed PD request: the router's pick time (ms) and prefill work ahead of it (tokens). */

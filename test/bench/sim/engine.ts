@@ -64,6 +64,8 @@ export class Engine {
   readonly waiting: Seq[] = [];
   readonly running: Seq[] = [];
   private busy = false;
+  /** Virtual time the step in progress ends (valid while busy; the oracle's TTFT prediction). */
+  private stepEndS = 0;
   private stored: string[] = [];
   private removed: string[] = [];
   // Counters.
@@ -124,6 +126,83 @@ export class Engine {
     for (const s of this.waiting) n += s.target - s.computed;
     for (const s of this.running) if (s.computed < s.target) n += s.target - s.computed;
     return n;
+  }
+
+  /**
+   * The oracle's exact TTFT, seconds from now, of a new request whose
+   * `uncached` prompt tokens are still to compute here, if it joined the
+   * back of the queue now and nothing else arrived: the engine's own
+   * step planning (running sequences first, then FCFS admission within the
+   * token budget and max-num-seqs, sequences leaving when their output is
+   * done) replayed on token counts. Not modelled: KV capacity (admission
+   * stalls, preemption) and the usage growth of the decode step, so it is
+   * a lower bound when the cache is full. Waiting requests prefill what the
+   * cache does not hold now. Capped at `maxSteps` steps (Infinity past it).
+   */
+  predictTtftS(uncached: number, maxSteps = 4000): number {
+    const p = this.p;
+    let t = this.busy ? Math.max(0, this.stepEndS - this.q.now) : 0;
+    // pre = prompt tokens still to compute after the step in progress; out = outputs still to sample.
+    const run: { pre: number; out: number }[] = [];
+    for (const s of this.running) {
+      const pre = Math.max(0, s.target - s.computed - s.chunk);
+      const sampled = s.generated + (s.chunk > 0 && s.computed + s.chunk >= s.target ? 1 : 0);
+      const out = s.sr.outputTokens - sampled;
+      if (out > 0 || pre > 0) run.push({ pre, out: Math.max(1, out) });
+    }
+    const queue: { pre: number; out: number; me: boolean }[] = [];
+    for (const s of this.waiting) {
+      let hit = 0;
+      if (s.computed === 0) {
+        const hashes = s.sr.hashes;
+        const maxBlocks = Math.floor((s.target - 1) / p.blockSize);
+        while (hit < hashes.length && hit < maxBlocks && this.cache.has(hashes[hit]!)) hit++;
+      }
+      const pre = Math.max(1, s.target - Math.max(s.computed, hit * p.blockSize));
+      queue.push({ pre, out: Math.max(1, s.sr.outputTokens - s.generated), me: false });
+    }
+    const me = { pre: Math.max(1, uncached), out: 1, me: true };
+    queue.push(me);
+    const active: { pre: number; out: number; me?: boolean; chunk?: number }[] = run;
+    let qi = 0;
+    for (let step = 0; step < maxSteps; step++) {
+      let budget = p.maxBatchedTokens;
+      let prefill = 0;
+      let decoding = 0;
+      for (const a of active) {
+        a.chunk = 0;
+        if (budget <= 0) continue;
+        a.chunk = a.pre > 0 ? Math.min(a.pre, budget) : 1;
+        budget -= a.chunk;
+        if (a.pre > 0) prefill += a.chunk;
+        else decoding++;
+      }
+      while (qi < queue.length && active.length < p.maxNumSeqs && budget > 0) {
+        const a = { ...queue[qi++]!, chunk: 0 };
+        a.chunk = Math.min(a.pre, budget);
+        budget -= a.chunk;
+        prefill += a.chunk;
+        active.push(a);
+      }
+      t +=
+        p.stepOverheadS +
+        prefill / p.prefillTokensPerS +
+        (decoding > 0 ? p.decodeBaseS + p.decodeKvS * this.kvUsage + p.decodePerSeqS * decoding : 0);
+      let w = 0;
+      for (const a of active) {
+        const c = a.chunk ?? 0;
+        if (a.pre > 0) {
+          a.pre -= c;
+          if (a.pre === 0) {
+            if (a.me) return t;
+            a.out--;
+          }
+        } else if (c > 0) a.out--;
+        if (a.out > 0 || a.pre > 0) active[w++] = a;
+      }
+      active.length = w;
+    }
+    return Infinity;
   }
 
   /** A new request (agg/prefill) or a sequence whose KV was transferred (decode). */
@@ -306,6 +385,7 @@ export class Engine {
       prefillTokens / p.prefillTokensPerS +
       (decoding > 0 ? p.decodeBaseS + p.decodeKvS * this.kvUsage + p.decodePerSeqS * decoding : 0);
     this.busy = true;
+    this.stepEndS = this.q.now + dt;
     this.steps++;
     this.prefilledTokens += prefillTokens;
     this.busyTimeS += dt;

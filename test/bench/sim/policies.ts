@@ -38,6 +38,7 @@ export type PolicyId =
   | 'random-pd-bucket'
   | 'oracle'
   | 'oracle-r2'
+  | 'oracle-r4'
   | 'oracle-informed'
   | 'oracle-informed-hits'
   | 'oracle-informed-load'
@@ -374,7 +375,7 @@ export interface PolicyDef {
   example?: string;
   configText?: string;
   describe: string;
-  /** The oracle's cost model (bench-oracle-scorer only; default amortised). */
+  /** The oracle's cost model (bench-oracle-scorer only; default r5). */
   oracle?: OracleKind;
 }
 
@@ -442,7 +443,15 @@ export const POLICIES: readonly PolicyDef[] = [
     mode: 'agg',
     configText: `${HEADER}plugins:\n- type: bench-oracle-scorer\n- type: picker-min-random\n`,
     describe:
-      'bench-oracle-scorer (sim/oracle.ts): exact engine state (zero delay), cost in tokens with an amortised prefix-copy price',
+      "bench-oracle-scorer (sim/oracle.ts): exact engine state (zero delay), the request's exact TTFT (engine step replay) + an amortised prefix-copy price gated by need and bounded load",
+  },
+  {
+    id: 'oracle-r4',
+    mode: 'agg',
+    oracle: 'amortised',
+    configText: `${HEADER}plugins:\n- type: bench-oracle-scorer\n- type: picker-min-random\n`,
+    describe:
+      'the round-four oracle: exact engine state, cost in tokens (queue proxy) with an amortised prefix-copy price',
   },
   {
     id: 'oracle-r2',
@@ -700,6 +709,7 @@ export const POLICIES: readonly PolicyDef[] = [
 /** The aggregated tuning variants, runnable on every aggregated workload with --policy. */
 export const KV_AWARE_TUNING: PolicyId[] = [
   'oracle-r2',
+  'oracle-r4',
   'oracle-informed',
   'oracle-informed-hits',
   'oracle-informed-load',

@@ -1,6 +1,7 @@
 // The benchmark oracle's cost, by hand on two tiny engines (test/bench/sim/oracle.ts).
 import { describe, expect, it } from 'vitest';
-import { OracleModel } from '../../bench/sim/oracle.js';
+import type { Engine } from '../../bench/sim/engine.js';
+import { holdersPastBound, OracleModel } from '../../bench/sim/oracle.js';
 import { simRequest as mk, TINY, twoEngines } from './fixtures.js';
 
 const R = TINY.prefillTokensPerS;
@@ -38,5 +39,50 @@ describe('routing oracle (amortised)', () => {
     expect(c[0]).toBeCloseTo(222 / R, 12);
     expect(c[1]).toBeCloseTo(83.25 / R, 12);
     expect(c[2]).toBe(Infinity);
+  });
+});
+
+// Step time of TINY with `decoding` sequences at KV usage `u` (no prefill).
+const decodeStep = (u: number, decoding: number) =>
+  TINY.stepOverheadS + TINY.decodeBaseS + TINY.decodeKvS * u + TINY.decodePerSeqS * decoding;
+
+describe('Engine.predictTtftS (the round-five oracle replays the step planning)', () => {
+  it('an idle server computes the prompt in budget-sized steps: 600 tokens = 512 + 88, two overheads', () => {
+    const [a] = twoEngines();
+    expect(a.predictTtftS(600)).toBeCloseTo(2 * TINY.stepOverheadS + 600 / R, 12);
+  });
+
+  it('a busy server finishes the step in progress, then shares each step with its decode', () => {
+    // B's fourth step (one decode, usage 5/40) is in progress. Then: decode 1 + prefill 511, decode 1 + prefill 89.
+    const [, b] = twoEngines();
+    expect(b.predictTtftS(600)).toBeCloseTo(3 * decodeStep(5 / 40, 1) + 600 / R, 12);
+  });
+});
+
+describe('routing oracle (round five)', () => {
+  it('costs the exact TTFT plus the closed copy price 32 x (1 + usage) per copied token', () => {
+    const [a, b] = twoEngines();
+    const m = new OracleModel('r5', () => 0);
+    // P = 202; A holds 128 (idle), B none. need = 0 and A has nobody waiting: the copy is closed.
+    // A: one step of 74 tokens. B: the step in progress, then decode + 202 prefill in one step,
+    // + (32 * 1.125 * 128 + 0.125 * 202) tokens.
+    const c = m.costs([a, b], mk(3, ['a', 'b', 'c']));
+    expect(c[0]).toBeCloseTo(TINY.stepOverheadS + 74 / R, 12);
+    expect(c[1]).toBeCloseTo(2 * decodeStep(5 / 40, 1) + (202 + 32 * 1.125 * 128 + 25.25) / R, 12);
+  });
+
+  it('opens a copy when every holder waits and is loaded past 1.15 x the mean + 8', () => {
+    const fake = (waiting: number, running: number) =>
+      ({ waiting: { length: waiting }, running: { length: running } }) as unknown as Engine;
+    const cached = Float64Array.from([128, 0, 0]);
+    // Holder 2 + 14 = 16 of 18 in all: mean 6, bound 1.15 * 6 + 8 = 14.9 < 16.
+    expect(holdersPastBound([fake(2, 14), fake(0, 1), fake(0, 1)], cached, 128)).toBe(true);
+    // 1 + 12 = 13 of 15: bound 13.75.
+    expect(holdersPastBound([fake(1, 12), fake(0, 1), fake(0, 1)], cached, 128)).toBe(false);
+    // Loaded but nobody waits: not congested.
+    expect(holdersPastBound([fake(0, 16), fake(0, 1), fake(0, 1)], cached, 128)).toBe(false);
+    // Two holders: the less loaded one decides.
+    const two = Float64Array.from([128, 128, 0]);
+    expect(holdersPastBound([fake(2, 14), fake(0, 1), fake(0, 1)], two, 128)).toBe(false);
   });
 });
