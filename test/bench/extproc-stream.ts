@@ -1,11 +1,12 @@
-// `npm run bench -- extproc-stream [--sizes 2048,220000] [--seconds 2]`
+// `npm run bench -- extproc-stream [--sizes 2048,220000] [--seconds 2] [--metrics]`
 //
 // The EPP's own CPU per ext_proc exchange, without gRPC, HTTP/2 or other
 // processes: the ProcessingRequest messages Envoy sends for one exchange
 // (FULL_DUPLEX_STREAMED, 16 KiB body chunks, as the extproc benchmark sends)
 // are decoded from protobuf bytes with the service's own codec (as grpc-js
 // does), fed to a ProcessStream over the GIE default profile (8 endpoints,
-// in-memory store, no scraping, no metrics observer), and every reply is
+// in-memory store, no scraping; with --metrics the EPP's Prometheus
+// observer, else none), and every reply is
 // encoded back to bytes. The same messages decoded and the same replies
 // encoded without the stream give the codec's share. One process, CPU from
 // process.cpuUsage, so the figure is this process's work alone even on a
@@ -16,6 +17,7 @@ import { toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '..
 import { eppServiceDefinition, processCodec } from '../../src/extproc/proto.js';
 import { ProcessStream } from '../../src/extproc/stream.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { EppMetrics } from '../../src/observability/metrics.js';
 import { builtinRegistry } from '../../src/plugins/index.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { chatBody, chunks } from './extproc.js';
@@ -57,8 +59,7 @@ function exchangeMessages(body: Buffer): Buffer[] {
   return msgs.map((m) => codec.encodeRequest(m));
 }
 
-async function director(): Promise<Director> {
-  const store = new MemoryStateStore();
+async function director(store: MemoryStateStore): Promise<Director> {
   await store.replaceEndpoints(
     Array.from({ length: 8 }, (_, i) => ({
       id: `10.0.0.${i + 1}:8000`,
@@ -88,7 +89,11 @@ export async function run(args: string[]): Promise<void> {
   const seconds = Number(arg('--seconds') ?? 2);
   const codec = processCodec();
   const serialize = eppServiceDefinition().Process!.responseSerialize as (m: ProcessingResponse) => Buffer;
-  const d = await director();
+  const store = new MemoryStateStore();
+  const d = await director(store);
+  const observer = args.includes('--metrics')
+    ? new EppMetrics({ poolName: 'bench', store, stalenessMs: 1000 }).observer()
+    : {};
   const opts = {
     director: d,
     logger: silentLogger(),
@@ -97,7 +102,7 @@ export async function run(args: string[]): Promise<void> {
     maxBodyBytes: 16 * 1024 * 1024,
     defaultRequestBodyMode: 'FULL_DUPLEX_STREAMED' as const,
     defaultResponseBodyMode: 'FULL_DUPLEX_STREAMED' as const,
-    observer: {},
+    observer,
   };
   process.stdout.write(
     '| body | exchanges | stream + codec us/req | codec alone us/req | EPP logic us/req |\n',
