@@ -17,16 +17,51 @@
 // read here exactly as the stock decoder reads it, or by the stock decoder
 // itself, errors included (test/unit/extproc/request-decoder.test.ts
 // compares both on generated and mutated messages).
-import type {
-  BodySendMode,
-  HeaderValue,
-  HttpBody,
-  HttpHeaders,
-  HttpTrailers,
-  ProcessingRequest,
-  ProtocolConfiguration,
-  RequestKind,
-} from './messages.js';
+// The messages are ProcessingRequest (messages.ts) as proto-loader gives
+// them; the shapes are restated here so that this module imports nothing
+// from the ones that load it (proto.ts, through messages.ts).
+type BodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED' | 'GRPC';
+type RequestKind =
+  | 'request_headers'
+  | 'response_headers'
+  | 'request_body'
+  | 'response_body'
+  | 'request_trailers'
+  | 'response_trailers';
+interface HeaderValue {
+  key: string;
+  value?: string;
+  raw_value?: Buffer;
+}
+interface HttpHeaders {
+  headers?: { headers?: HeaderValue[] };
+  end_of_stream?: boolean;
+}
+interface HttpBody {
+  body?: Buffer;
+  end_of_stream?: boolean;
+  end_of_stream_without_message?: boolean;
+  grpc_message_compressed?: boolean;
+}
+interface HttpTrailers {
+  trailers?: { headers?: HeaderValue[] };
+}
+interface ProtocolConfiguration {
+  request_body_mode?: BodySendMode;
+  response_body_mode?: BodySendMode;
+  send_body_without_waiting_for_header_response?: boolean;
+}
+interface ProcessingRequest {
+  request?: RequestKind;
+  request_headers?: HttpHeaders;
+  response_headers?: HttpHeaders;
+  request_body?: HttpBody;
+  response_body?: HttpBody;
+  request_trailers?: HttpTrailers;
+  response_trailers?: HttpTrailers;
+  observability_mode?: boolean;
+  protocol_config?: ProtocolConfiguration;
+}
 
 type Deserialize = (buf: Buffer) => unknown;
 
