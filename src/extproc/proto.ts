@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { replySerializer } from './reply-encoder.js';
+import { requestDeserializer } from './request-decoder.js';
 
 import { EXT_PROC_SERVICE } from '../common/wire-headers.js';
 
@@ -52,8 +53,10 @@ let cachedEppDefinition: grpc.ServiceDefinition | undefined;
 /**
  * The service definition the EPP serves: the stock one with the EPP's reply
  * serializer (reply-encoder.ts: streamed body chunks and the routed header
- * reply written by hand into a reused buffer, which grpc-js copies at once).
- * Same bytes on the wire.
+ * reply written by hand into a reused buffer, which grpc-js copies at once)
+ * and request deserializer (request-decoder.ts: the gateway's usual messages
+ * read by hand into the objects the stock decoder gives). Same bytes on the
+ * wire, same objects.
  */
 export function eppServiceDefinition(): grpc.ServiceDefinition {
   if (!cachedEppDefinition) {
@@ -63,6 +66,7 @@ export function eppServiceDefinition(): grpc.ServiceDefinition {
       ...stock,
       Process: {
         ...process,
+        requestDeserialize: requestDeserializer(process.requestDeserialize),
         responseSerialize: replySerializer(process.responseSerialize as (m: object) => Buffer),
       },
     };
@@ -82,10 +86,12 @@ export function extProcClientConstructor(): grpc.ServiceClientConstructor {
  * The wire codec grpc-js uses for the EPP's Process stream (for tests and
  * tools). encodeResponse is the EPP's serializer, copied out of its reused
  * buffer (grpc-js copies it itself); stockEncodeResponse is proto-loader's.
+ * decodeRequest is the EPP's deserializer, stockDecodeRequest proto-loader's.
  */
 export function processCodec(): {
   encodeRequest(msg: object): Buffer;
   decodeRequest(buf: Buffer): unknown;
+  stockDecodeRequest(buf: Buffer): unknown;
   encodeResponse(msg: object): Buffer;
   stockEncodeResponse(msg: object): Buffer;
   decodeResponse(buf: Buffer): unknown;
@@ -95,6 +101,7 @@ export function processCodec(): {
   return {
     encodeRequest: (m) => method.requestSerialize(m),
     decodeRequest: (b) => method.requestDeserialize(b),
+    stockDecodeRequest: (b) => stock.requestDeserialize(b),
     encodeResponse: (m) => Buffer.from(method.responseSerialize(m)),
     stockEncodeResponse: (m) => stock.responseSerialize(m),
     decodeResponse: (b) => method.responseDeserialize(b),

@@ -84,10 +84,12 @@ export function streamedBodyReplies(
   do {
     const end = Math.min(off + BODY_CHUNK_BYTES, body.length);
     const last = end >= body.length;
+    // A body of one chunk goes as it is (no view of it to allocate).
+    const chunk = off === 0 && last ? body : body.subarray(off, end);
     out.push({
       [phase]: {
         response: {
-          body_mutation: { streamed_response: { body: body.subarray(off, end), end_of_stream: last && eos } },
+          body_mutation: { streamed_response: { body: chunk, end_of_stream: last && eos } },
         },
       },
     });

@@ -111,6 +111,9 @@ function untrustedHeaders(destinationHeader: string): string[] {
 
 type Phase = 'request-headers' | 'request-body' | 'routed' | 'response' | 'done';
 
+/** What handling a message returns: the pick's promise when it started one, else undefined. */
+type Step = Promise<void> | undefined;
+
 export class ProcessStream {
   private phase: Phase = 'request-headers';
   private requestMode: BodySendMode;
@@ -137,7 +140,10 @@ export class ProcessStream {
   /** The gateway's subset hint, from the first request-phase message carrying one. */
   private subset: SubsetHint | undefined;
   private log: Logger;
-  private queue: Promise<void> = Promise.resolve();
+  /** True while a message's async step (the pick) runs; later messages wait in `backlog`. */
+  private waiting = false;
+  private pending: Promise<void> = Promise.resolve();
+  private readonly backlog: Array<ProcessingRequest | (() => void)> = [];
   /** Aborted when the gateway goes away: a request queued by flow control leaves the queue. */
   private readonly goneSignal = new AbortController();
 
@@ -151,9 +157,16 @@ export class ProcessStream {
     opts.observer.streamOpened?.();
   }
 
-  /** Messages are handled strictly in arrival order, even across the async pick. */
+  /**
+   * Messages are handled strictly in arrival order, even across the async
+   * pick. A message is handled at once, synchronously, unless an earlier one
+   * is still waiting for its pick; then it waits in `backlog`. Only the pick
+   * is asynchronous, so most messages of a request cost no promise at all (a
+   * promise chain per message was ~19 us of a 2 KB request's profile).
+   */
   receive(msg: ProcessingRequest): void {
-    this.queue = this.queue.then(() => this.handle(msg)).catch((e: Error) => this.internalError(e));
+    if (this.waiting) this.backlog.push(msg);
+    else this.run(msg);
   }
 
   /** The gateway half-closed, cancelled, or the stream broke: release and stop. */
@@ -164,7 +177,7 @@ export class ProcessStream {
       this.gone = true;
       this.goneSignal.abort();
     }
-    this.queue = this.queue.then(() => {
+    const closing = () => {
       if (this.closed) return;
       this.closed = true;
       if (this.phase !== 'done' && this.ticket && reason !== 'end') {
@@ -174,12 +187,41 @@ export class ProcessStream {
       this.phase = 'done';
       this.opts.observer.streamClosed?.();
       if (reason === 'end') this.sink.end();
-    });
+    };
+    if (this.waiting) this.backlog.push(closing);
+    else this.run(closing);
   }
 
   /** Resolves when every message received so far has been handled (tests, drain). */
-  settled(): Promise<void> {
-    return this.queue;
+  async settled(): Promise<void> {
+    // Handling the backlog may start another pick: wait for that one too.
+    while (this.waiting) await this.pending;
+  }
+
+  /** Handles one message (or the close); an async step holds back what follows until it is done. */
+  private run(item: ProcessingRequest | (() => void)): void {
+    let step: Promise<void> | undefined;
+    try {
+      if (typeof item === 'function') item();
+      else step = this.handle(item);
+    } catch (e) {
+      this.internalError(e as Error);
+      return;
+    }
+    if (!step) return;
+    this.waiting = true;
+    this.pending = step.then(
+      () => this.resume(),
+      (e: Error) => {
+        this.internalError(e);
+        this.resume();
+      },
+    );
+  }
+
+  private resume(): void {
+    this.waiting = false;
+    while (!this.waiting && this.backlog.length > 0) this.run(this.backlog.shift()!);
   }
 
   private send(msg: ProcessingResponse, written?: () => void): void {
@@ -190,8 +232,9 @@ export class ProcessStream {
     this.sink.write(msg, written);
   }
 
-  private async handle(msg: ProcessingRequest): Promise<void> {
-    if (this.closed || this.phase === 'done') return;
+  /** Handles one message; returns the pick's promise when it started one, else nothing (done). */
+  private handle(msg: ProcessingRequest): Step {
+    if (this.closed || this.phase === 'done') return undefined;
     if (msg.protocol_config) {
       const pc = msg.protocol_config;
       if (pc.request_body_mode) this.requestMode = pc.request_body_mode;
@@ -210,21 +253,28 @@ export class ProcessStream {
       case 'request_trailers':
         return this.onRequestTrailers();
       case 'response_headers':
-        return this.onResponseHeaders(msg.response_headers ?? {});
+        this.onResponseHeaders(msg.response_headers ?? {});
+        return undefined;
       case 'response_body':
-        return this.onResponseBody(msg.response_body ?? {});
+        this.onResponseBody(msg.response_body ?? {});
+        return undefined;
       case 'response_trailers':
         this.send(RESPONSE_TRAILERS_REPLY);
-        return this.responseEnded();
+        this.responseEnded();
+        return undefined;
       default:
         this.log.warn({ kind }, 'ext_proc message without a known request field; ignored');
+        return undefined;
     }
   }
 
   // ---- request phase ----
 
-  private async onRequestHeaders(h: HttpHeaders): Promise<void> {
-    if (this.phase !== 'request-headers') return this.protocolError('request headers sent twice');
+  private onRequestHeaders(h: HttpHeaders): Step {
+    if (this.phase !== 'request-headers') {
+      this.protocolError('request headers sent twice');
+      return undefined;
+    }
     this.startedAtMs = (this.opts.now ?? Date.now)();
     const headers = headerRecord(h.headers);
     // Never let a client choose its backend: its routing headers are not seen by plugins.
@@ -240,34 +290,41 @@ export class ProcessStream {
     if (h.end_of_stream) return this.routeHeaderOnly();
     this.phase = 'request-body';
     const cl = Number(headers['content-length']);
-    if (Number.isFinite(cl) && cl > this.opts.maxBodyBytes) return this.tooLarge(cl);
+    if (Number.isFinite(cl) && cl > this.opts.maxBodyBytes) {
+      this.tooLarge(cl);
+      return undefined;
+    }
     // Only modes that wait for the header reply get one now.
     if (this.requestMode !== 'FULL_DUPLEX_STREAMED') this.send(CONTINUE_REQUEST_HEADERS);
+    return undefined;
   }
 
-  private async onRequestBody(b: HttpBody): Promise<void> {
+  private onRequestBody(b: HttpBody): Step {
     if (this.phase !== 'request-body') {
-      if (this.phase === 'request-headers') return this.protocolError('request body before request headers');
-      return; // after an answer (413, error): the rest of the body is irrelevant
+      if (this.phase === 'request-headers') this.protocolError('request body before request headers');
+      return undefined; // after an answer (413, error): the rest of the body is irrelevant
     }
     const chunk = b.body;
     if (chunk) {
       const refused = appendBodyChunk((this.body ??= requestBodyBuffer(this.opts.maxBodyBytes)), chunk);
-      if (refused)
-        return this.fail(
-          refused.status,
-          refused.message,
-          refused.status === 413 ? 'PayloadTooLarge' : 'BadRequest',
-        );
+      if (refused) {
+        this.fail(refused.status, refused.message, refused.status === 413 ? 'PayloadTooLarge' : 'BadRequest');
+        return undefined;
+      }
     }
     if (b.end_of_stream) return this.routeWithBody(true);
     if (this.requestMode !== 'FULL_DUPLEX_STREAMED') this.send(CONTINUE_REQUEST_BODY);
+    return undefined;
   }
 
-  private async onRequestTrailers(): Promise<void> {
+  private onRequestTrailers(): Step {
+    const trailersReply = () => {
+      if (this.phase !== 'done') this.send(REQUEST_TRAILERS_REPLY);
+    };
     // Trailers end a body that had no end_of_stream.
-    if (this.phase === 'request-body') await this.routeWithBody(false);
-    if (this.phase !== 'done') this.send(REQUEST_TRAILERS_REPLY);
+    if (this.phase === 'request-body') return this.routeWithBody(false).then(trailersReply);
+    trailersReply();
+    return undefined;
   }
 
   private requestPath(): string {
@@ -459,7 +516,7 @@ export class ProcessStream {
 
   // ---- response phase ----
 
-  private async onResponseHeaders(h: HttpHeaders): Promise<void> {
+  private onResponseHeaders(h: HttpHeaders): void {
     this.phase = 'response';
     const headers = headerRecord(h.headers);
     this.responseStatus = Number(headers[':status'] ?? 200) || 0;
@@ -470,7 +527,7 @@ export class ProcessStream {
     if (h.end_of_stream) this.responseEnded();
   }
 
-  private async onResponseBody(b: HttpBody): Promise<void> {
+  private onResponseBody(b: HttpBody): void {
     const chunk = b.body ?? Buffer.alloc(0);
     // The model server answered: its prefill of this prompt is done.
     if (chunk.length > 0) this.ticket?.firstToken();

@@ -46,7 +46,8 @@ export class UsageTracker {
   private readonly jsonShape = new JsonShapeScanner(DEFAULT_JSON_BOUNDS);
   /** Inside an SSE line that outgrew the cap: dropped up to its newline. */
   private skippingLine = false;
-  private readonly decoder = new TextDecoder('utf-8');
+  /** Made on the first SSE chunk: most answers are one JSON body, and it costs a microsecond. */
+  private decoder: InstanceType<typeof TextDecoder> | undefined;
 
   constructor(
     private sse: boolean,
@@ -79,7 +80,7 @@ export class UsageTracker {
   }
 
   private pushSse(chunk: Buffer): void {
-    let fresh = this.decoder.decode(chunk, { stream: true });
+    let fresh = (this.decoder ??= new TextDecoder('utf-8')).decode(chunk, { stream: true });
     if (this.skippingLine) {
       const nl = fresh.indexOf('\n');
       if (nl < 0) return;
@@ -129,7 +130,10 @@ export class UsageTracker {
     if (this.jsonParts.length === 0) return undefined;
     try {
       this.jsonShape.finish();
-      this.usage = usageOf(JSON.parse(Buffer.concat(this.jsonParts).toString('utf8')));
+      const parts = this.jsonParts;
+      // One chunk (most answers) needs no joined copy.
+      const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      this.usage = usageOf(JSON.parse(body.toString('utf8')));
     } catch {
       // An answer that is not JSON passes through unchanged, without usage.
     }

@@ -7,6 +7,13 @@ import type { IndexerOutcome } from '../datalayer/cache-indexer-client.js';
 import type { ErrorCode, ExtProcObserver, Usage } from './request-observer.js';
 import type { StateStore } from '../state/store.js';
 import { ModelLabels } from './model-labels.js';
+import {
+  BoundCounter,
+  BoundGauge,
+  BoundHistogram,
+  type HistogramChild,
+  type ValueChild,
+} from './bound-metrics.js';
 import { hasResilienceMetrics, registerStateMetrics } from './state-metrics.js';
 
 const DURATION_BUCKETS = [
@@ -39,22 +46,24 @@ export interface EppMetricsOptions {
 export class EppMetrics {
   readonly registry = new Registry();
   readonly modelLabels: ModelLabels;
-  private readonly requestTotal: Counter<'model_name' | 'target_model_name' | 'priority'>;
+  // The request path's metrics are bound families (bound-metrics.ts): the
+  // observer resolves each label set once and keeps the child.
+  private readonly requestTotal: BoundCounter;
   private readonly errorTotal: Counter<'model_name' | 'target_model_name' | 'error_code'>;
-  private readonly duration: Histogram<'model_name' | 'target_model_name'>;
-  private readonly requestSizes: Histogram<'model_name' | 'target_model_name'>;
-  private readonly responseSizes: Histogram<'model_name' | 'target_model_name'>;
-  private readonly inputTokens: Histogram<'model_name' | 'target_model_name'>;
-  private readonly outputTokens: Histogram<'model_name' | 'target_model_name'>;
-  private readonly cachedTokens: Histogram<'model_name' | 'target_model_name'>;
-  private readonly ntpot: Histogram<'model_name' | 'target_model_name'>;
-  private readonly running: Gauge<'model_name'>;
-  private readonly schedulerE2e: Histogram;
-  private readonly schedulerAttempts: Counter<'status'>;
-  private readonly picks: Counter<'endpoint' | 'profile'>;
+  private readonly duration: BoundHistogram;
+  private readonly requestSizes: BoundHistogram;
+  private readonly responseSizes: BoundHistogram;
+  private readonly inputTokens: BoundHistogram;
+  private readonly outputTokens: BoundHistogram;
+  private readonly cachedTokens: BoundHistogram;
+  private readonly ntpot: BoundHistogram;
+  private readonly running: BoundGauge;
+  private readonly schedulerE2e: BoundHistogram;
+  private readonly schedulerAttempts: BoundCounter;
+  private readonly picks: BoundCounter;
   private readonly shedTotal: Counter<'reason'>;
   private readonly rewriteDecisions: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
-  private readonly openStreams: Gauge;
+  private readonly openStreams: BoundGauge;
   private readonly scrapeErrors: Counter<'endpoint'>;
   private readonly scrapeDuration: Histogram;
   private readonly indexerLatency: Histogram<'status'>;
@@ -68,85 +77,86 @@ export class EppMetrics {
     const r = this.registry;
     this.modelLabels = new ModelLabels(opts.knownModels, opts.maxModelLabels, opts.learnModelLabels);
     const m = ['model_name', 'target_model_name'] as const;
-    this.requestTotal = new Counter({
-      name: 'inference_objective_request_total',
-      help: '[ALPHA] Counter of inference objective requests broken out for each model and target model.',
-      labelNames: [...m, 'priority'],
-      registers: [r],
-    });
+    this.requestTotal = new BoundCounter(
+      'inference_objective_request_total',
+      '[ALPHA] Counter of inference objective requests broken out for each model and target model.',
+      [...m, 'priority'],
+      r,
+    );
     this.errorTotal = new Counter({
       name: 'inference_objective_request_error_total',
       help: '[ALPHA] Counter of inference objective requests errors broken out for each model and target model.',
       labelNames: [...m, 'error_code'],
       registers: [r],
     });
-    this.duration = new Histogram({
-      name: 'inference_objective_request_duration_seconds',
-      help: '[ALPHA] Inference objective response latency distribution in seconds for each model and target model.',
-      labelNames: m,
-      buckets: DURATION_BUCKETS,
-      registers: [r],
-    });
-    this.requestSizes = new Histogram({
-      name: 'inference_objective_request_sizes',
-      help: '[ALPHA] Inference objective requests size distribution in bytes for each model and target model.',
-      labelNames: m,
-      buckets: REQUEST_SIZE_BUCKETS,
-      registers: [r],
-    });
-    this.responseSizes = new Histogram({
-      name: 'inference_objective_response_sizes',
-      help: '[ALPHA] Inference objective responses size distribution in bytes for each model and target model.',
-      labelNames: m,
-      buckets: RESPONSE_SIZE_BUCKETS,
-      registers: [r],
-    });
-    this.inputTokens = new Histogram({
-      name: 'inference_objective_input_tokens',
-      help: '[ALPHA] Inference objective input token count distribution for requests in each model.',
-      labelNames: m,
-      buckets: TOKEN_BUCKETS,
-      registers: [r],
-    });
-    this.outputTokens = new Histogram({
-      name: 'inference_objective_output_tokens',
-      help: '[ALPHA] Inference objective output token count distribution for requests in each model.',
-      labelNames: m,
-      buckets: TOKEN_BUCKETS,
-      registers: [r],
-    });
-    this.cachedTokens = new Histogram({
-      name: 'inference_objective_prompt_cached_tokens',
-      help: '[ALPHA] Inference objective prompt cached token count distribution for requests in each model.',
-      labelNames: m,
-      buckets: TOKEN_BUCKETS,
-      registers: [r],
-    });
-    this.ntpot = new Histogram({
-      name: 'inference_objective_normalized_time_per_output_token_seconds',
-      help: '[ALPHA] Inference objective latency divided by number of output tokens in seconds for each model and target model.',
-      labelNames: m,
-      buckets: NTPOT_BUCKETS,
-      registers: [r],
-    });
-    this.running = new Gauge({
-      name: 'inference_objective_running_requests',
-      help: '[ALPHA] Inference objective number of running requests in each model.',
-      labelNames: ['model_name'],
-      registers: [r],
-    });
-    this.schedulerE2e = new Histogram({
-      name: 'inference_extension_scheduler_e2e_duration_seconds',
-      help: '[ALPHA] End-to-end scheduling latency distribution in seconds.',
-      buckets: SCHEDULER_BUCKETS,
-      registers: [r],
-    });
-    this.schedulerAttempts = new Counter({
-      name: 'inference_extension_scheduler_attempts_total',
-      help: '[ALPHA] Total number of successful and failed scheduling attempts.',
-      labelNames: ['status'],
-      registers: [r],
-    });
+    this.duration = new BoundHistogram(
+      'inference_objective_request_duration_seconds',
+      '[ALPHA] Inference objective response latency distribution in seconds for each model and target model.',
+      m,
+      DURATION_BUCKETS,
+      r,
+    );
+    this.requestSizes = new BoundHistogram(
+      'inference_objective_request_sizes',
+      '[ALPHA] Inference objective requests size distribution in bytes for each model and target model.',
+      m,
+      REQUEST_SIZE_BUCKETS,
+      r,
+    );
+    this.responseSizes = new BoundHistogram(
+      'inference_objective_response_sizes',
+      '[ALPHA] Inference objective responses size distribution in bytes for each model and target model.',
+      m,
+      RESPONSE_SIZE_BUCKETS,
+      r,
+    );
+    this.inputTokens = new BoundHistogram(
+      'inference_objective_input_tokens',
+      '[ALPHA] Inference objective input token count distribution for requests in each model.',
+      m,
+      TOKEN_BUCKETS,
+      r,
+    );
+    this.outputTokens = new BoundHistogram(
+      'inference_objective_output_tokens',
+      '[ALPHA] Inference objective output token count distribution for requests in each model.',
+      m,
+      TOKEN_BUCKETS,
+      r,
+    );
+    this.cachedTokens = new BoundHistogram(
+      'inference_objective_prompt_cached_tokens',
+      '[ALPHA] Inference objective prompt cached token count distribution for requests in each model.',
+      m,
+      TOKEN_BUCKETS,
+      r,
+    );
+    this.ntpot = new BoundHistogram(
+      'inference_objective_normalized_time_per_output_token_seconds',
+      '[ALPHA] Inference objective latency divided by number of output tokens in seconds for each model and target model.',
+      m,
+      NTPOT_BUCKETS,
+      r,
+    );
+    this.running = new BoundGauge(
+      'inference_objective_running_requests',
+      '[ALPHA] Inference objective number of running requests in each model.',
+      ['model_name'],
+      r,
+    );
+    this.schedulerE2e = new BoundHistogram(
+      'inference_extension_scheduler_e2e_duration_seconds',
+      '[ALPHA] End-to-end scheduling latency distribution in seconds.',
+      [],
+      SCHEDULER_BUCKETS,
+      r,
+    );
+    this.schedulerAttempts = new BoundCounter(
+      'inference_extension_scheduler_attempts_total',
+      '[ALPHA] Total number of successful and failed scheduling attempts.',
+      ['status'],
+      r,
+    );
     new Gauge({
       name: 'inference_extension_info',
       help: '[ALPHA] General information of the current build of Inference Extension.',
@@ -200,17 +210,13 @@ export class EppMetrics {
       labelNames: ['model_rewrite_name', 'model_name', 'target_model'],
       registers: [r],
     });
-    this.picks = new Counter({
-      name: 'hermes_endpoint_picks_total',
-      help: 'Requests routed to each endpoint (primary target).',
-      labelNames: ['endpoint', 'profile'],
-      registers: [r],
-    });
-    this.openStreams = new Gauge({
-      name: 'hermes_extproc_open_streams',
-      help: 'Open ext_proc streams.',
-      registers: [r],
-    });
+    this.picks = new BoundCounter(
+      'hermes_endpoint_picks_total',
+      'Requests routed to each endpoint (primary target).',
+      ['endpoint', 'profile'],
+      r,
+    );
+    this.openStreams = new BoundGauge('hermes_extproc_open_streams', 'Open ext_proc streams.', [], r);
     this.scrapeErrors = new Counter({
       name: 'hermes_metrics_scrape_errors_total',
       help: 'Failed model-server /metrics scrapes per endpoint.',
@@ -265,17 +271,58 @@ export class EppMetrics {
   observer(): ExtProcObserver {
     const models = this.modelLabels;
     // Raw client strings never reach a label: unknown names are `other`.
-    const lbl = (model: string) => {
+    // Each label's series are resolved once (bounded: ModelLabels' max + other).
+    const perModel = new Map<string, ModelSeries>();
+    const series = (model: string): ModelSeries => {
       const name = models.of(model);
-      return { model_name: name, target_model_name: name };
+      let s = perModel.get(name);
+      if (!s) {
+        s = {
+          requestTotal: new Map(),
+          requestSizes: this.requestSizes.child(name, name),
+          duration: this.duration.child(name, name),
+          responseSizes: this.responseSizes.child(name, name),
+          inputTokens: this.inputTokens.child(name, name),
+          outputTokens: this.outputTokens.child(name, name),
+          cachedTokens: this.cachedTokens.child(name, name),
+          ntpot: this.ntpot.child(name, name),
+        };
+        perModel.set(name, s);
+      }
+      return s;
+    };
+    const running = new Map<string, ValueChild>();
+    const runningOf = (label: string): ValueChild => {
+      let c = running.get(label);
+      if (!c) running.set(label, (c = this.running.child(label)));
+      return c;
+    };
+    const streams = this.openStreams.child();
+    const e2e = this.schedulerE2e.child();
+    const attemptOk = this.schedulerAttempts.child('success');
+    const attemptFailed = this.schedulerAttempts.child('failure');
+    const picks = new Map<string, Map<string, ValueChild>>();
+    const pickOf = (endpoint: string, profile: string): ValueChild => {
+      let byEndpoint = picks.get(profile);
+      if (!byEndpoint) picks.set(profile, (byEndpoint = new Map()));
+      let c = byEndpoint.get(endpoint);
+      if (!c) byEndpoint.set(endpoint, (c = this.picks.child(endpoint, profile)));
+      return c;
     };
     return {
-      streamOpened: () => this.openStreams.inc(),
-      streamClosed: () => this.openStreams.dec(),
+      streamOpened: () => streams.inc(),
+      streamClosed: () => streams.dec(),
       requestReceived: (model, size, priority) => {
-        this.requestTotal.inc({ ...lbl(model), priority: String(priority ?? 0) });
-        if (size > 0) this.requestSizes.observe(lbl(model), size);
-        this.running.inc({ model_name: models.started(model) });
+        const s = series(model);
+        const p = priority ?? 0;
+        let total = s.requestTotal.get(p);
+        if (!total) {
+          const name = models.of(model);
+          s.requestTotal.set(p, (total = this.requestTotal.child(name, name, String(p))));
+        }
+        total.inc();
+        if (size > 0) s.requestSizes.observe(size);
+        runningOf(models.started(model)).inc();
       },
       shed: (_model, reason) => this.shedTotal.inc({ reason }),
       // Rewrite names and targets come from configured objects: bounded.
@@ -285,16 +332,18 @@ export class EppMetrics {
           model_name: models.of(model),
           target_model: target,
         }),
-      requestError: (model: string, code: ErrorCode) =>
-        this.errorTotal.inc({ ...lbl(model), error_code: code }),
+      requestError: (model: string, code: ErrorCode) => {
+        const name = models.of(model);
+        this.errorTotal.inc({ model_name: name, target_model_name: name, error_code: code });
+      },
       requestEnded: (model: string) => {
         const name = models.ended(model);
-        if (name !== undefined) this.running.dec({ model_name: name });
+        if (name !== undefined) runningOf(name).dec();
       },
       scheduled: (_model, secs, endpoint, profile, ok) => {
-        this.schedulerE2e.observe(secs);
-        this.schedulerAttempts.inc({ status: ok ? 'success' : 'failure' });
-        if (ok) this.picks.inc({ endpoint, profile });
+        e2e.observe(secs);
+        (ok ? attemptOk : attemptFailed).inc();
+        if (ok) pickOf(endpoint, profile).inc();
       },
       responseComplete: (
         model: string,
@@ -304,15 +353,15 @@ export class EppMetrics {
         usage: Usage | undefined,
       ) => {
         if (status >= 200 && status < 300) models.admit(model);
-        const l = lbl(model);
-        this.duration.observe(l, secs);
-        this.responseSizes.observe(l, bytes);
-        if (usage?.promptTokens !== undefined) this.inputTokens.observe(l, usage.promptTokens);
+        const s = series(model);
+        s.duration.observe(secs);
+        s.responseSizes.observe(bytes);
+        if (usage?.promptTokens !== undefined) s.inputTokens.observe(usage.promptTokens);
         if (usage?.completionTokens !== undefined) {
-          this.outputTokens.observe(l, usage.completionTokens);
-          if (usage.completionTokens > 0) this.ntpot.observe(l, secs / usage.completionTokens);
+          s.outputTokens.observe(usage.completionTokens);
+          if (usage.completionTokens > 0) s.ntpot.observe(secs / usage.completionTokens);
         }
-        if (usage?.cachedTokens !== undefined) this.cachedTokens.observe(l, usage.cachedTokens);
+        if (usage?.cachedTokens !== undefined) s.cachedTokens.observe(usage.cachedTokens);
       },
     };
   }
@@ -342,6 +391,19 @@ export class EppMetrics {
   onDiscoveryLeader(leader: boolean): void {
     this.discoveryLeader.set(leader ? 1 : 0);
   }
+}
+
+/** One model label's request-path series. */
+interface ModelSeries {
+  /** By priority (the `priority` label). */
+  requestTotal: Map<number, ValueChild>;
+  requestSizes: HistogramChild;
+  duration: HistogramChild;
+  responseSizes: HistogramChild;
+  inputTokens: HistogramChild;
+  outputTokens: HistogramChild;
+  cachedTokens: HistogramChild;
+  ntpot: HistogramChild;
 }
 
 interface PoolStats {

@@ -211,6 +211,31 @@ describe('one-pass request reader agrees with the full parse', () => {
     );
   });
 
+  it('chat bodies past 4 KiB (the WebAssembly string scan), mutated', () => {
+    // A long first message puts most bytes, and so most mutations, inside one string.
+    const long = fc
+      .tuple(fc.integer({ min: 4096, max: 12_000 }), fc.constantFrom('a', 'é', 'lorem ipsum "q" \\ '))
+      .map(([n, unit]) => unit.repeat(Math.ceil(n / unit.length)));
+    fc.assert(
+      fc.property(
+        fc
+          .tuple(chatBody, long)
+          .map(([doc, content]) =>
+            typeof doc === 'object' && doc !== null && Array.isArray((doc as { messages?: unknown }).messages)
+              ? {
+                  ...doc,
+                  messages: [{ role: 'system', content }, ...(doc as { messages: unknown[] }).messages],
+                }
+              : { model: 'm', messages: [{ role: 'system', content }], doc },
+          )
+          .chain(serialised),
+        mutation,
+        (t, m) => void agree('/v1/chat/completions', m(Buffer.from(t))),
+      ),
+      { ...RUN, numRuns: 150 },
+    );
+  });
+
   it('completion bodies (string, list and token prompts), mutated', () => {
     fc.assert(
       fc.property(
