@@ -18,11 +18,8 @@
 import { isUtf8 } from 'node:buffer';
 import type { ApiType, ChatMessage, LLMRequest } from '../scheduling/types.js';
 import { promptBuffer, sealPrompt, type PromptBytes, type PromptUtf8 } from './prompt-bytes.js';
-import { loadForStops } from './string-stops.js';
 import { BYTES_PER_TOKEN } from './tokens.js';
 
-/** Below this the body is not copied for the WebAssembly scan: the JavaScript one costs a few us. */
-const WASM_MIN_BYTES = 4096;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -97,15 +94,11 @@ class Scan {
   private nextQuote = -1;
   private nextBackslash = -1;
 
-  /** The WebAssembly stop finder over a copy of the body (string-stops.ts), for bodies worth the copy. */
-  private readonly stops: ((from: number) => number) | undefined;
-
   constructor(
     readonly b: Buffer,
     readonly n: number,
   ) {
     this.pad = (4 - (b.byteOffset & 3)) & 3;
-    this.stops = n >= WASM_MIN_BYTES ? loadForStops(b, n) : undefined;
   }
 
   ws(): void {
@@ -128,15 +121,12 @@ class Scan {
 
   /**
    * The first quote, backslash or control character at or after `i` (n if
-   * none). A body of 4 KiB or more has it from WebAssembly SIMD, sixteen
-   * bytes a step (string-stops.ts). Otherwise, and where WebAssembly SIMD
-   * is missing: quotes and backslashes are found natively (memchr); the bytes
+   * none). Quotes and backslashes are found natively (memchr); the bytes
    * before the first of them are checked for control characters two words
    * (eight bytes) at a time: a word has a byte below 0x20 exactly when the
    * classic SWAR test sets a high bit. Most of a prompt's bytes pass here.
    */
   private stringRun(i: number): number {
-    if (this.stops) return this.stops(i);
     const b = this.b;
     const n = this.n;
     if (this.nextQuote < i) {

@@ -211,7 +211,7 @@ describe('one-pass request reader agrees with the full parse', () => {
     );
   });
 
-  it('chat bodies past 4 KiB (the WebAssembly string scan), mutated', () => {
+  it('chat bodies past 4 KiB (most mutations inside one long string), mutated', () => {
     // A long first message puts most bytes, and so most mutations, inside one string.
     const long = fc
       .tuple(fc.integer({ min: 4096, max: 12_000 }), fc.constantFrom('a', 'é', 'lorem ipsum "q" \\ '))
