@@ -140,6 +140,14 @@ export interface KvCostModel {
   boundSpareFullUsage: number;
   /** ... but not once its usage reaches this (bench; 0 = spared however full it is). */
   boundSpareUpTo: number;
+  /**
+   * How queue(e) counts when no candidate holds any of the prompt (a new
+   * prefix: this pick decides where its later requests go): 'waiting' as
+   * every pick, 'inflight' every request in flight (running ones too),
+   * 'pending' the router's outstanding prefill tokens, 'max' the larger of
+   * 'waiting' and 'pending'.
+   */
+  newPrefixQueue: 'waiting' | 'inflight' | 'pending' | 'max';
 }
 
 export const DEFAULT_KV_COST: KvCostModel = {
@@ -159,6 +167,7 @@ export const DEFAULT_KV_COST: KvCostModel = {
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
   boundSpareUpTo: 0,
+  newPrefixQueue: 'waiting',
 };
 
 /** True when `v` is past the affinity bound (and congested as the model's gate asks). */
@@ -227,13 +236,15 @@ export function kvCostTerms(
   bestHit = hit,
 ): { miss: number; usage: number; queue: number } {
   const miss = (1 - hit) * p;
+  const from = m.newPrefixQueue !== 'waiting' && !(bestHit > 0) ? m.newPrefixQueue : m.queueFrom;
   let queue = 0;
-  if (m.queueFrom !== 'pending') {
+  if (from === 'inflight') queue = v.inFlight * miss;
+  else if (from !== 'pending') {
     const w = waitingEstimate(v);
     const waiting = w === undefined ? v.inFlight * NEUTRAL : w;
     queue = waiting * (m.queueAtFullLength ? p : miss);
   }
-  if (m.queueFrom !== 'waiting' && v.pendingPrefillTokens > queue) queue = v.pendingPrefillTokens;
+  if ((from === 'pending' || from === 'max') && v.pendingPrefillTokens > queue) queue = v.pendingPrefillTokens;
   return {
     miss: miss * (1 + m.duplication) + copyCost(v, p, hit, bestHit, m),
     usage: Math.pow(usageOf(v), m.usagePower) * (m.usageOnMiss ? miss : p),

@@ -101,6 +101,7 @@ const R2_KV_COST: KvCostModel = {
   copyPriceThroughBound: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
+  newPrefixQueue: 'waiting',
 };
 
 /** Round three's default (the affinity bound, no copy price); the round-four variants are defined against it. */
@@ -111,6 +112,7 @@ const R3_KV_COST: KvCostModel = {
   copyPriceThroughBound: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
+  newPrefixQueue: 'waiting',
 };
 
 /** Round four's default (affinity bound + copy price); the round-five variants are defined against it. */
@@ -361,6 +363,10 @@ export const COST_VARIANTS = {
     boundSpareUpTo: 0.98,
     boundRoomUsage: 0.9,
   },
+  // Round six (branch cold5): how a new prefix (no candidate holds any of it) is placed.
+  'kv-r6-npinf': { ...R4_KV_COST, newPrefixQueue: 'inflight' },
+  'kv-r6-nppend': { ...R4_KV_COST, newPrefixQueue: 'pending' },
+  'kv-r6-npmax': { ...R4_KV_COST, newPrefixQueue: 'max' },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 

@@ -45,6 +45,18 @@ describe('kv-cost', () => {
     expect(kvCost(W, view('b', { pendingPrefillTokens: 1e6 }), 10, 0)).toBe(10);
   });
 
+  it('reads a new prefix queue as the knob says, only when no candidate holds any of it', () => {
+    // 2 waiting, 5 in flight, 900 pending prefill tokens, a 1000-token prompt nobody holds.
+    const v = view('a', { waiting: 2, running: 3, inFlight: 5, usage: 0.5, pendingPrefillTokens: 900 });
+    const m = DEFAULT_KV_COST;
+    expect(kvCostTerms(v, 1000, 0, { ...m, newPrefixQueue: 'inflight' }, 0).queue).toBe(5000);
+    expect(kvCostTerms(v, 1000, 0, { ...m, newPrefixQueue: 'pending' }, 0).queue).toBe(900);
+    expect(kvCostTerms(v, 1000, 0, { ...m, newPrefixQueue: 'max' }, 0).queue).toBe(2000);
+    // Another candidate holds 40%: the pick is not a new prefix, the waiting queue counts (2 x 1000).
+    expect(kvCostTerms(v, 1000, 0, { ...m, newPrefixQueue: 'inflight' }, 0.4).queue).toBe(2000);
+    expect(kvCostTerms(v, 1000, 0, m, 0).queue).toBe(2000);
+  });
+
   it('prices a prefix copy by the target KV usage (hand-computed)', () => {
     const m = { ...DEFAULT_KV_COST, copyPrice: 30, copyUsagePower: 3 };
     // Another candidate holds 80% of a 1000-token prompt, this one 20%, usage 0.5:
