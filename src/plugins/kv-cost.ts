@@ -98,6 +98,8 @@ export interface KvCostModel {
   copyUsagePower: number;
   /** The copy price counts a holder's hit even when the affinity bound took it away for this pick. */
   copyPriceThroughBound: boolean;
+  /** ... and the copy term reads each candidate's own hit before the bound too (a holder never pays for a copy of itself). */
+  copyPriceOwnRawHit: boolean;
   /**
    * Where queue(e) comes from: 'waiting' (requests waiting x tokens each),
    * 'pending' (the router's outstanding prefill tokens), 'max' (the larger).
@@ -145,9 +147,9 @@ export interface KvCostModel {
    * prefix: this pick decides where its later requests go): 'waiting' as
    * every pick, 'inflight' every request in flight (running ones too),
    * 'pending' the router's outstanding prefill tokens, 'max' the larger of
-   * 'waiting' and 'pending'.
+   * 'waiting' and 'pending', 'scraped' the scraped waiting count alone.
    */
-  newPrefixQueue: 'waiting' | 'inflight' | 'pending' | 'max';
+  newPrefixQueue: 'waiting' | 'inflight' | 'pending' | 'max' | 'scraped';
 }
 
 export const DEFAULT_KV_COST: KvCostModel = {
@@ -157,6 +159,7 @@ export const DEFAULT_KV_COST: KvCostModel = {
   copyPrice: COPY_PRICE,
   copyUsagePower: COPY_USAGE_POWER,
   copyPriceThroughBound: false,
+  copyPriceOwnRawHit: false,
   queueFrom: 'waiting',
   usageOnMiss: false,
   imbalanceGuard: 0,
@@ -234,19 +237,21 @@ export function kvCostTerms(
   hit: number,
   m: KvCostModel = DEFAULT_KV_COST,
   bestHit = hit,
+  copyHit = hit,
 ): { miss: number; usage: number; queue: number } {
   const miss = (1 - hit) * p;
   const from = m.newPrefixQueue !== 'waiting' && !(bestHit > 0) ? m.newPrefixQueue : m.queueFrom;
   let queue = 0;
   if (from === 'inflight') queue = v.inFlight * miss;
   else if (from !== 'pending') {
-    const w = waitingEstimate(v);
+    const w = waitingEstimate(v, from !== 'scraped');
     const waiting = w === undefined ? v.inFlight * NEUTRAL : w;
     queue = waiting * (m.queueAtFullLength ? p : miss);
   }
-  if ((from === 'pending' || from === 'max') && v.pendingPrefillTokens > queue) queue = v.pendingPrefillTokens;
+  if ((from === 'pending' || from === 'max') && v.pendingPrefillTokens > queue)
+    queue = v.pendingPrefillTokens;
   return {
-    miss: miss * (1 + m.duplication) + copyCost(v, p, hit, bestHit, m),
+    miss: miss * (1 + m.duplication) + copyCost(v, p, copyHit, bestHit, m),
     usage: Math.pow(usageOf(v), m.usagePower) * (m.usageOnMiss ? miss : p),
     queue,
   };
@@ -269,8 +274,9 @@ export function kvCost(
   hit: number,
   m: KvCostModel = DEFAULT_KV_COST,
   bestHit = hit,
+  copyHit = hit,
 ): number {
-  const t = kvCostTerms(v, p, hit, m, bestHit);
+  const t = kvCostTerms(v, p, hit, m, bestHit, copyHit);
   return w.miss * t.miss + w.usage * t.usage + w.wait * t.queue;
 }
 

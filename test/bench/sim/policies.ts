@@ -99,6 +99,7 @@ const R2_KV_COST: KvCostModel = {
   copyPrice: 0,
   copyUsagePower: 0,
   copyPriceThroughBound: false,
+  copyPriceOwnRawHit: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
   newPrefixQueue: 'waiting',
@@ -110,6 +111,7 @@ const R3_KV_COST: KvCostModel = {
   copyPrice: 0,
   copyUsagePower: 0,
   copyPriceThroughBound: false,
+  copyPriceOwnRawHit: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
   newPrefixQueue: 'waiting',
@@ -367,6 +369,8 @@ export const COST_VARIANTS = {
   'kv-r6-npinf': { ...R4_KV_COST, newPrefixQueue: 'inflight' },
   'kv-r6-nppend': { ...R4_KV_COST, newPrefixQueue: 'pending' },
   'kv-r6-npmax': { ...R4_KV_COST, newPrefixQueue: 'max' },
+  'kv-r6-npscr': { ...R4_KV_COST, newPrefixQueue: 'scraped' },
+  'kv-r6-cpb': { ...R4_KV_COST, copyPriceThroughBound: true, copyPriceOwnRawHit: true },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 
