@@ -100,6 +100,8 @@ export interface KvCostModel {
   copyPriceThroughBound: boolean;
   /** ... and the copy term reads each candidate's own hit before the bound too (a holder never pays for a copy of itself). */
   copyPriceOwnRawHit: boolean;
+  /** A holder past the bound keeps its queue counted at its hit before the bound (its queued requests still hit there). */
+  boundQueueAtRawHit: boolean;
   /**
    * Where queue(e) comes from: 'waiting' (requests waiting x tokens each),
    * 'pending' (the router's outstanding prefill tokens), 'max' (the larger).
@@ -160,6 +162,7 @@ export const DEFAULT_KV_COST: KvCostModel = {
   copyUsagePower: COPY_USAGE_POWER,
   copyPriceThroughBound: false,
   copyPriceOwnRawHit: false,
+  boundQueueAtRawHit: false,
   queueFrom: 'waiting',
   usageOnMiss: false,
   imbalanceGuard: 0,
@@ -237,7 +240,7 @@ export function kvCostTerms(
   hit: number,
   m: KvCostModel = DEFAULT_KV_COST,
   bestHit = hit,
-  copyHit = hit,
+  rawHit = hit,
 ): { miss: number; usage: number; queue: number } {
   const miss = (1 - hit) * p;
   const from = m.newPrefixQueue !== 'waiting' && !(bestHit > 0) ? m.newPrefixQueue : m.queueFrom;
@@ -246,12 +249,12 @@ export function kvCostTerms(
   else if (from !== 'pending') {
     const w = waitingEstimate(v, from !== 'scraped');
     const waiting = w === undefined ? v.inFlight * NEUTRAL : w;
-    queue = waiting * (m.queueAtFullLength ? p : miss);
+    queue = waiting * (m.queueAtFullLength ? p : m.boundQueueAtRawHit ? (1 - rawHit) * p : miss);
   }
   if ((from === 'pending' || from === 'max') && v.pendingPrefillTokens > queue)
     queue = v.pendingPrefillTokens;
   return {
-    miss: miss * (1 + m.duplication) + copyCost(v, p, copyHit, bestHit, m),
+    miss: miss * (1 + m.duplication) + copyCost(v, p, m.copyPriceOwnRawHit ? rawHit : hit, bestHit, m),
     usage: Math.pow(usageOf(v), m.usagePower) * (m.usageOnMiss ? miss : p),
     queue,
   };
@@ -274,9 +277,9 @@ export function kvCost(
   hit: number,
   m: KvCostModel = DEFAULT_KV_COST,
   bestHit = hit,
-  copyHit = hit,
+  rawHit = hit,
 ): number {
-  const t = kvCostTerms(v, p, hit, m, bestHit, copyHit);
+  const t = kvCostTerms(v, p, hit, m, bestHit, rawHit);
   return w.miss * t.miss + w.usage * t.usage + w.wait * t.queue;
 }
 

@@ -168,15 +168,7 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
           for (let i = 0; i < n; i++) {
             const c = candidates[i]!;
             if (c.kind === 'endpoint')
-              costs[i] = kvCost(
-                weights,
-                c.endpoint,
-                prompt,
-                hits[i]!,
-                model,
-                bestHit,
-                model.copyPriceOwnRawHit ? raws[i]! : hits[i]!,
-              );
+              costs[i] = kvCost(weights, c.endpoint, prompt, hits[i]!, model, bestHit, raws[i]!);
           }
           const scores = costsToScores(costs);
           for (let i = 0; i < n; i++) if (candidates[i]!.kind !== 'endpoint') scores[i] = NEUTRAL;

@@ -100,6 +100,7 @@ const R2_KV_COST: KvCostModel = {
   copyUsagePower: 0,
   copyPriceThroughBound: false,
   copyPriceOwnRawHit: false,
+  boundQueueAtRawHit: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
   newPrefixQueue: 'waiting',
@@ -112,6 +113,7 @@ const R3_KV_COST: KvCostModel = {
   copyUsagePower: 0,
   copyPriceThroughBound: false,
   copyPriceOwnRawHit: false,
+  boundQueueAtRawHit: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
   newPrefixQueue: 'waiting',
@@ -371,6 +373,13 @@ export const COST_VARIANTS = {
   'kv-r6-npmax': { ...R4_KV_COST, newPrefixQueue: 'max' },
   'kv-r6-npscr': { ...R4_KV_COST, newPrefixQueue: 'scraped' },
   'kv-r6-cpb': { ...R4_KV_COST, copyPriceThroughBound: true, copyPriceOwnRawHit: true },
+  'kv-r6-cpbq': {
+    ...R4_KV_COST,
+    copyPriceThroughBound: true,
+    copyPriceOwnRawHit: true,
+    boundQueueAtRawHit: true,
+  },
+  'kv-r6-bq': { ...R4_KV_COST, boundQueueAtRawHit: true },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 

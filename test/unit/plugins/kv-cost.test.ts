@@ -57,14 +57,18 @@ describe('kv-cost', () => {
     expect(kvCostTerms(v, 1000, 0, m, 0).queue).toBe(2000);
   });
 
-  it('prices the copy at the hit passed for it (copyPriceOwnRawHit), the miss at the bound hit', () => {
+  it('reads the hit before the bound where the knobs say (copyPriceOwnRawHit, boundQueueAtRawHit)', () => {
     const m = { ...DEFAULT_KV_COST, copyPrice: 30, copyUsagePower: 3 };
-    const v = view('a', { usage: 0.5 });
-    // A holder past the bound (hit 0 for the pick, 0.8 before it), best raw hit 0.8:
-    // miss = 1000, copy = 30 x 0.125 x (0.8 - 0.8) x 1000 = 0.
-    expect(kvCostTerms(v, 1000, 0, m, 0.8, 0.8).miss).toBe(1000);
-    // Without the own raw hit the holder pays for a copy of itself: 1000 + 30 x 0.125 x 800 = 4000.
-    expect(kvCostTerms(v, 1000, 0, m, 0.8).miss).toBeCloseTo(4000, 9);
+    // A holder past the bound: hit 0 for the pick, 0.8 before it; best raw hit 0.8; 2 waiting.
+    const v = view('a', { usage: 0.5, waiting: 2 });
+    // Product: it pays for a copy of itself, 1000 + 30 x 0.5^3 x (0.8 - 0) x 1000 = 4000,
+    // and its queue is counted at the bound's miss, 2 x 1000.
+    expect(kvCostTerms(v, 1000, 0, m, 0.8, 0.8).miss).toBeCloseTo(4000, 9);
+    expect(kvCostTerms(v, 1000, 0, m, 0.8, 0.8).queue).toBe(2000);
+    // Own raw hit: copy = 30 x 0.125 x (0.8 - 0.8) x 1000 = 0, miss 1000.
+    expect(kvCostTerms(v, 1000, 0, { ...m, copyPriceOwnRawHit: true }, 0.8, 0.8).miss).toBe(1000);
+    // Queue at the raw hit: 2 x (1 - 0.8) x 1000 = 400.
+    expect(kvCostTerms(v, 1000, 0, { ...m, boundQueueAtRawHit: true }, 0.8, 0.8).queue).toBeCloseTo(400, 9);
   });
 
   it('prices a prefix copy by the target KV usage (hand-computed)', () => {
