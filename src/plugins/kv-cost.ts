@@ -98,6 +98,10 @@ export interface KvCostModel {
   copyUsagePower: number;
   /** The copy price counts a holder's hit even when the affinity bound took it away for this pick. */
   copyPriceThroughBound: boolean;
+  /** ... and the copy term reads each candidate's own hit before the bound too (a holder never pays for a copy of itself). */
+  copyPriceOwnRawHit: boolean;
+  /** A holder past the bound keeps its queue counted at its hit before the bound (its queued requests still hit there). */
+  boundQueueAtRawHit: boolean;
   /**
    * Where queue(e) comes from: 'waiting' (requests waiting x tokens each),
    * 'pending' (the router's outstanding prefill tokens), 'max' (the larger).
@@ -140,6 +144,14 @@ export interface KvCostModel {
   boundSpareFullUsage: number;
   /** ... but not once its usage reaches this (bench; 0 = spared however full it is). */
   boundSpareUpTo: number;
+  /**
+   * How queue(e) counts when no candidate holds any of the prompt (a new
+   * prefix: this pick decides where its later requests go): 'waiting' as
+   * every pick, 'inflight' every request in flight (running ones too),
+   * 'pending' the router's outstanding prefill tokens, 'max' the larger of
+   * 'waiting' and 'pending', 'scraped' the scraped waiting count alone.
+   */
+  newPrefixQueue: 'waiting' | 'inflight' | 'pending' | 'max' | 'scraped';
 }
 
 export const DEFAULT_KV_COST: KvCostModel = {
@@ -149,6 +161,8 @@ export const DEFAULT_KV_COST: KvCostModel = {
   copyPrice: COPY_PRICE,
   copyUsagePower: COPY_USAGE_POWER,
   copyPriceThroughBound: false,
+  copyPriceOwnRawHit: false,
+  boundQueueAtRawHit: false,
   queueFrom: 'waiting',
   usageOnMiss: false,
   imbalanceGuard: 0,
@@ -159,6 +173,7 @@ export const DEFAULT_KV_COST: KvCostModel = {
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
   boundSpareUpTo: 0,
+  newPrefixQueue: 'waiting',
 };
 
 /** True when `v` is past the affinity bound (and congested as the model's gate asks). */
@@ -225,17 +240,21 @@ export function kvCostTerms(
   hit: number,
   m: KvCostModel = DEFAULT_KV_COST,
   bestHit = hit,
+  rawHit = hit,
 ): { miss: number; usage: number; queue: number } {
   const miss = (1 - hit) * p;
+  const from = m.newPrefixQueue !== 'waiting' && !(bestHit > 0) ? m.newPrefixQueue : m.queueFrom;
   let queue = 0;
-  if (m.queueFrom !== 'pending') {
-    const w = waitingEstimate(v);
+  if (from === 'inflight') queue = v.inFlight * miss;
+  else if (from !== 'pending') {
+    const w = waitingEstimate(v, from !== 'scraped');
     const waiting = w === undefined ? v.inFlight * NEUTRAL : w;
-    queue = waiting * (m.queueAtFullLength ? p : miss);
+    queue = waiting * (m.queueAtFullLength ? p : m.boundQueueAtRawHit ? (1 - rawHit) * p : miss);
   }
-  if (m.queueFrom !== 'waiting' && v.pendingPrefillTokens > queue) queue = v.pendingPrefillTokens;
+  if ((from === 'pending' || from === 'max') && v.pendingPrefillTokens > queue)
+    queue = v.pendingPrefillTokens;
   return {
-    miss: miss * (1 + m.duplication) + copyCost(v, p, hit, bestHit, m),
+    miss: miss * (1 + m.duplication) + copyCost(v, p, m.copyPriceOwnRawHit ? rawHit : hit, bestHit, m),
     usage: Math.pow(usageOf(v), m.usagePower) * (m.usageOnMiss ? miss : p),
     queue,
   };
@@ -258,8 +277,9 @@ export function kvCost(
   hit: number,
   m: KvCostModel = DEFAULT_KV_COST,
   bestHit = hit,
+  rawHit = hit,
 ): number {
-  const t = kvCostTerms(v, p, hit, m, bestHit);
+  const t = kvCostTerms(v, p, hit, m, bestHit, rawHit);
   return w.miss * t.miss + w.usage * t.usage + w.wait * t.queue;
 }
 

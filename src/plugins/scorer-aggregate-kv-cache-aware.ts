@@ -152,6 +152,7 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
           const bound = affinityBound(views, model);
           const costs = new Float64Array(n);
           const hits = new Float64Array(n);
+          const raws = new Float64Array(n);
           let bestHit = 0;
           for (let i = 0; i < n; i++) {
             const c = candidates[i]!;
@@ -160,13 +161,14 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
             const raw = balanceOnly ? 0 : expectedHit(ctx, v, history);
             const hit = pastBound(v, bound, model) ? 0 : raw;
             hits[i] = hit;
+            raws[i] = raw;
             const held = model.copyPriceThroughBound ? raw : hit;
             if (held > bestHit) bestHit = held;
           }
           for (let i = 0; i < n; i++) {
             const c = candidates[i]!;
             if (c.kind === 'endpoint')
-              costs[i] = kvCost(weights, c.endpoint, prompt, hits[i]!, model, bestHit);
+              costs[i] = kvCost(weights, c.endpoint, prompt, hits[i]!, model, bestHit, raws[i]!);
           }
           const scores = costsToScores(costs);
           for (let i = 0; i < n; i++) if (candidates[i]!.kind !== 'endpoint') scores[i] = NEUTRAL;

@@ -1,8 +1,9 @@
-// `npm run bench -- routing-streams --workload W --policy a,b --qps Q [--seeds 3] [--streams 3]`:
+// `npm run bench -- routing-streams --workload W --policy a,b --qps Q [--seeds 3] [--streams 3] [--tok]`:
 // TTFT p90 at one load for each workload seed (the arrivals `routing` uses)
 // replayed with several router random streams (the picker's tie-breaks),
 // to tell a routing result that holds from one a tie-break decided
-// (docs/benchmarks.md, round three). Prints one row per policy and seed.
+// (docs/benchmarks.md, round three). Prints one row per policy and seed;
+// --tok prints output tokens/s instead of TTFT p90 (round six).
 import { simulate } from './sim/cluster.js';
 import { summarise } from './sim/metrics.js';
 import { DEFAULT_ROUTER } from './sim/params.js';
@@ -35,7 +36,10 @@ export async function run(args: string[]): Promise<void> {
   if (policies.length === 0) throw new Error('--policy needs at least one policy');
   const seeds = positiveInt(arg(args, '--seeds'), 3, '--seeds');
   const streams = positiveInt(arg(args, '--streams'), 3, '--streams', STREAM_OFFSETS.length);
-  console.log(`${sc.workload} at ${qps} QPS: TTFT p90 s per workload seed x router stream`);
+  const tok = args.includes('--tok');
+  const what = tok ? 'output tokens/s' : 'TTFT p90 s';
+  const fmt = (v: number) => (tok ? v.toFixed(0) : v.toFixed(3));
+  console.log(`${sc.workload} at ${qps} QPS: ${what} per workload seed x router stream`);
   for (const pid of policies) {
     const def = policy(pid);
     const all: number[] = [];
@@ -53,11 +57,12 @@ export async function run(args: string[]): Promise<void> {
           seed: seed + off,
           maxDrainS: 300,
         });
-        row.push(summarise(out, gen.windowEndS - gen.windowStartS).ttftP90);
+        const m = summarise(out, gen.windowEndS - gen.windowStartS);
+        row.push(tok ? m.outputTokensPerS : m.ttftP90);
       }
       all.push(...row);
-      console.log(`  ${pid.padEnd(24)} seed ${seed}: ${row.map((v) => v.toFixed(3)).join(' / ')}`);
+      console.log(`  ${pid.padEnd(24)} seed ${seed}: ${row.map(fmt).join(' / ')}`);
     }
-    console.log(`  ${pid.padEnd(24)} median of ${all.length}: ${median(all).toFixed(3)}`);
+    console.log(`  ${pid.padEnd(24)} median of ${all.length}: ${fmt(median(all))}`);
   }
 }

@@ -99,8 +99,11 @@ const R2_KV_COST: KvCostModel = {
   copyPrice: 0,
   copyUsagePower: 0,
   copyPriceThroughBound: false,
+  copyPriceOwnRawHit: false,
+  boundQueueAtRawHit: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
+  newPrefixQueue: 'waiting',
 };
 
 /** Round three's default (the affinity bound, no copy price); the round-four variants are defined against it. */
@@ -109,8 +112,11 @@ const R3_KV_COST: KvCostModel = {
   copyPrice: 0,
   copyUsagePower: 0,
   copyPriceThroughBound: false,
+  copyPriceOwnRawHit: false,
+  boundQueueAtRawHit: false,
   boundRoomUsage: 0,
   boundSpareFullUsage: 0,
+  newPrefixQueue: 'waiting',
 };
 
 /** Round four's default (affinity bound + copy price); the round-five variants are defined against it. */
@@ -361,6 +367,19 @@ export const COST_VARIANTS = {
     boundSpareUpTo: 0.98,
     boundRoomUsage: 0.9,
   },
+  // Round six (branch cold5): how a new prefix (no candidate holds any of it) is placed.
+  'kv-r6-npinf': { ...R4_KV_COST, newPrefixQueue: 'inflight' },
+  'kv-r6-nppend': { ...R4_KV_COST, newPrefixQueue: 'pending' },
+  'kv-r6-npmax': { ...R4_KV_COST, newPrefixQueue: 'max' },
+  'kv-r6-npscr': { ...R4_KV_COST, newPrefixQueue: 'scraped' },
+  'kv-r6-cpb': { ...R4_KV_COST, copyPriceThroughBound: true, copyPriceOwnRawHit: true },
+  'kv-r6-cpbq': {
+    ...R4_KV_COST,
+    copyPriceThroughBound: true,
+    copyPriceOwnRawHit: true,
+    boundQueueAtRawHit: true,
+  },
+  'kv-r6-bq': { ...R4_KV_COST, boundQueueAtRawHit: true },
 } satisfies Record<string, KvCostModel>;
 export type CostVariantId = keyof typeof COST_VARIANTS | `${keyof typeof COST_VARIANTS}-h`;
 

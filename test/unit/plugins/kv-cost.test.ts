@@ -45,6 +45,32 @@ describe('kv-cost', () => {
     expect(kvCost(W, view('b', { pendingPrefillTokens: 1e6 }), 10, 0)).toBe(10);
   });
 
+  it('reads a new prefix queue as the knob says, only when no candidate holds any of it', () => {
+    // 2 waiting, 5 in flight, 900 pending prefill tokens, a 1000-token prompt nobody holds.
+    const v = view('a', { waiting: 2, running: 3, inFlight: 5, usage: 0.5, pendingPrefillTokens: 900 });
+    const m = DEFAULT_KV_COST;
+    expect(kvCostTerms(v, 1000, 0, { ...m, newPrefixQueue: 'inflight' }, 0).queue).toBe(5000);
+    expect(kvCostTerms(v, 1000, 0, { ...m, newPrefixQueue: 'pending' }, 0).queue).toBe(900);
+    expect(kvCostTerms(v, 1000, 0, { ...m, newPrefixQueue: 'max' }, 0).queue).toBe(2000);
+    // Another candidate holds 40%: the pick is not a new prefix, the waiting queue counts (2 x 1000).
+    expect(kvCostTerms(v, 1000, 0, { ...m, newPrefixQueue: 'inflight' }, 0.4).queue).toBe(2000);
+    expect(kvCostTerms(v, 1000, 0, m, 0).queue).toBe(2000);
+  });
+
+  it('reads the hit before the bound where the knobs say (copyPriceOwnRawHit, boundQueueAtRawHit)', () => {
+    const m = { ...DEFAULT_KV_COST, copyPrice: 30, copyUsagePower: 3 };
+    // A holder past the bound: hit 0 for the pick, 0.8 before it; best raw hit 0.8; 2 waiting.
+    const v = view('a', { usage: 0.5, waiting: 2 });
+    // Product: it pays for a copy of itself, 1000 + 30 x 0.5^3 x (0.8 - 0) x 1000 = 4000,
+    // and its queue is counted at the bound's miss, 2 x 1000.
+    expect(kvCostTerms(v, 1000, 0, m, 0.8, 0.8).miss).toBeCloseTo(4000, 9);
+    expect(kvCostTerms(v, 1000, 0, m, 0.8, 0.8).queue).toBe(2000);
+    // Own raw hit: copy = 30 x 0.125 x (0.8 - 0.8) x 1000 = 0, miss 1000.
+    expect(kvCostTerms(v, 1000, 0, { ...m, copyPriceOwnRawHit: true }, 0.8, 0.8).miss).toBe(1000);
+    // Queue at the raw hit: 2 x (1 - 0.8) x 1000 = 400.
+    expect(kvCostTerms(v, 1000, 0, { ...m, boundQueueAtRawHit: true }, 0.8, 0.8).queue).toBeCloseTo(400, 9);
+  });
+
   it('prices a prefix copy by the target KV usage (hand-computed)', () => {
     const m = { ...DEFAULT_KV_COST, copyPrice: 30, copyUsagePower: 3 };
     // Another candidate holds 80% of a 1000-token prompt, this one 20%, usage 0.5:
