@@ -54,7 +54,8 @@ const LANE2_SCALE = 4294967296;
 /**
  * Hashes the full blocks of `words` (at most `maxBlocks`); for each block,
  * calls `emit(b, h1, h2)` with the two lanes as uint32. Chained: each
- * block's lanes start from the previous block's.
+ * block's lanes start from the previous block's, the first from the
+ * model's seed or `start` (a chain continued).
  */
 /** The chain's two lanes after the last hashLanes call (what a digest continues from). */
 const chainEnd = new Int32Array(2);
@@ -65,9 +66,10 @@ function hashLanes(
   maxBlocks: number,
   model: string,
   emit: (b: number, h1: number, h2: number) => void,
+  start?: Int32Array,
 ): number {
   const blocks = Math.min(Math.floor(words.length / blockWords), maxBlocks);
-  let [h1, h2] = seedOf(model);
+  let [h1, h2] = start ? [start[0]!, start[1]!] : seedOf(model);
   for (let b = 0; b < blocks; b++) {
     const start = b * blockWords;
     const end = start + blockWords;
@@ -96,36 +98,26 @@ function hashLanes(
 
 /**
  * Continues the chain hashLanes left in chainEnd over words[from..count)
- * (the last one's bytes past `byteLength` masked to zero) and the length,
- * and returns both lanes as text: the digest of the whole prompt without
- * hashing its blocks a second time.
+ * as one more block, and returns both lanes as text after the byte length:
+ * the digest of the whole prompt without hashing its blocks a second time.
+ * The length tells a prompt from the same prompt plus zero bytes (the
+ * padding of the last word is zero).
  */
 function digestFrom(words: Uint32Array, from: number, count: number, byteLength: number): string {
-  let h1 = chainEnd[0]!;
-  let h2 = chainEnd[1]!;
-  const tailBytes = byteLength & 3;
-  for (let i = from; i < count; i++) {
-    let w = words[i]!;
-    // The partial last word: only its own bytes count, whatever the buffer holds past them.
-    if (i === count - 1 && tailBytes !== 0) w &= (1 << (tailBytes * 8)) - 1;
-    let k = Math.imul(w, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h1 ^= k;
-    h1 = (h1 << 13) | (h1 >>> 19);
-    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-    h2 = (Math.imul(h2 ^ k, 0x85ebca6b) + h1) | 0;
-  }
-  // The length ends the digest: a prompt and the same prompt plus zero bytes differ.
-  h1 ^= byteLength;
-  h2 ^= Math.imul(byteLength, 0x9e3779b1);
-  h1 ^= h1 >>> 16;
-  h1 = Math.imul(h1, 0x85ebca6b);
-  h1 ^= h1 >>> 13;
-  h2 ^= h2 >>> 15;
-  h2 = Math.imul(h2, 0xc2b2ae35);
-  h2 ^= h2 >>> 16;
-  return `${byteLength}.${base36(h1 >>> 0)}${base36Pad7(h2 >>> 0)}`;
+  const start = Int32Array.of(chainEnd[0]!, chainEnd[1]!);
+  let lanes = base36(start[0]! >>> 0) + base36Pad7(start[1]! >>> 0);
+  const tail = words.subarray(from, count);
+  hashLanes(
+    tail,
+    Math.max(1, tail.length),
+    1,
+    '',
+    (_b, h1, h2) => {
+      lanes = base36(h1) + base36Pad7(h2);
+    },
+    start,
+  );
+  return `${byteLength}.${lanes}`;
 }
 
 /** Block keys of a prompt and, in the same pass, a digest of the whole prompt (the indexer-answer cache key). */
