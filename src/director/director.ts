@@ -16,7 +16,15 @@ import type {
   LLMRequest,
   SchedulingResult,
 } from '../scheduling/types.js';
-import { promptDigest, textBlockKeys, tokenBlockKeys, utf8BlockKeys } from '../request/prefix-hash.js';
+import {
+  textBlockKeys,
+  textKeysAndDigest,
+  tokenBlockKeys,
+  tokenKeysAndDigest,
+  utf8BlockKeys,
+  utf8KeysAndDigest,
+  type KeysAndDigest,
+} from '../request/prefix-hash.js';
 import { hasPrefill } from '../state/charges.js';
 import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
 import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
@@ -181,10 +189,16 @@ export class Director {
   /** Schedules one request; throws SchedulingError when no endpoint can serve it. */
   async pick(req: LLMRequest, opts?: PickOptions): Promise<Decision> {
     const needs = this.needs;
-    const prefixHashes = needs.prefix
-      ? promptHashes(req, needs.prefix.blockSizeTokens, needs.prefix.maxPrefixBlocksToMatch)
-      : undefined;
-    const indexerKey = needs.indexer ? indexerCacheKey(req) : undefined;
+    let prefixHashes: Float64Array | undefined;
+    let indexerKey: string | undefined;
+    if (needs.indexer) {
+      // One pass gives the blocks and the answer's cache key (their chain continued to the end).
+      const both = promptKeysAndDigest(req, needs.prefix);
+      if (needs.prefix) prefixHashes = both.keys;
+      indexerKey = `${req.model}|${both.digest}`;
+    } else if (needs.prefix) {
+      prefixHashes = promptHashes(req, needs.prefix.blockSizeTokens, needs.prefix.maxPrefixBlocksToMatch);
+    }
     const chargeId = this.nextChargeId();
     const admitting = opts?.admit !== undefined;
     const snap = await this.store.readSnapshot({
@@ -418,7 +432,25 @@ export function cachedShareOf(d: CycleData, endpointId: string): number | undefi
   return Math.min(n, d.prefixMatches.get(endpointId) ?? 0) / n;
 }
 
-/** Cache key of a cache-indexer answer: the model plus a hash of the whole prompt. */
-export function indexerCacheKey(req: LLMRequest): string {
-  return `${req.model}|${promptDigest(req.promptUtf8 ? '' : req.promptText, req.tokenIds, req.model, req.promptUtf8)}`;
+/**
+ * The prompt's block keys under `prefix` (none without it) and a digest of
+ * the whole prompt, in one pass (prefix-hash.ts, textKeysAndDigest).
+ */
+export function promptKeysAndDigest(
+  req: LLMRequest,
+  prefix: { blockSizeTokens: number; maxPrefixBlocksToMatch: number } | undefined,
+): KeysAndDigest {
+  const block = prefix?.blockSizeTokens ?? 1;
+  const max = prefix?.maxPrefixBlocksToMatch ?? 0;
+  if (req.tokenIds) return tokenKeysAndDigest(req.tokenIds, req.model, block, max);
+  if (req.promptUtf8) return utf8KeysAndDigest(req.promptUtf8, req.model, block, max);
+  return textKeysAndDigest(req.promptText, req.model, block, max);
+}
+
+/** Cache key of a cache-indexer answer: the model plus a digest of the whole prompt (as pick derives it). */
+export function indexerCacheKey(
+  req: LLMRequest,
+  prefix?: { blockSizeTokens: number; maxPrefixBlocksToMatch: number },
+): string {
+  return `${req.model}|${promptKeysAndDigest(req, prefix).digest}`;
 }

@@ -130,6 +130,80 @@ export function shareOf(pods: readonly PodLoad[], b: Bucket): Set<string> | unde
   return rest;
 }
 
+/** The parameters the cost tables read (the plugin's own, as parsed). */
+export interface PdBucketParams {
+  alpha: number;
+  beta: number;
+  decayFactor: number;
+  bucketSeperateLength: number;
+  capacityLabelName: string;
+}
+
+/** One pod's decayed bucket loads at this cycle's pool event, and its capacity. */
+export function podLoadOf(ctx: CycleContext, v: EndpointView, p: PdBucketParams): PodLoad {
+  const id = v.endpoint.id;
+  const cap = capacityOf(v, p.capacityLabelName);
+  const rec = ctx.data.bucketLoads.get(id);
+  if (!rec) return { id, short: 0, long: 0, cap };
+  const now = ctx.data.poolEvent;
+  return {
+    id,
+    short: decayed(rec.short, rec.atEvent, now, p.decayFactor),
+    long: decayed(rec.long, rec.atEvent, now, p.decayFactor),
+    cap,
+  };
+}
+
+/**
+ * Prefill cost table (pod id -> cost) for a prompt of `tokens` tokens in
+ * bucket `b`: the request's own slowdown plus, outside its share, the
+ * slowdown it causes the other bucket (see the top comment). `crossExempt`
+ * (benchmark variants only) waives that second term for some pods.
+ */
+export function prefillCosts(
+  ctx: CycleContext,
+  pods: readonly EndpointView[],
+  b: Bucket,
+  tokens: number,
+  p: PdBucketParams,
+  crossExempt?: (v: EndpointView) => boolean,
+): Map<string, number> {
+  const ls = pods.map((v) => podLoadOf(ctx, v, p));
+  const own = shareOf(ls, b);
+  const cross = p.beta * Math.max(1, tokens / Math.max(1, p.bucketSeperateLength));
+  const out = new Map<string, number>();
+  for (let i = 0; i < ls.length; i++) {
+    const x = ls[i]!;
+    const wait = pods[i]!.pendingPrefillTokens / x.cap;
+    const crossed = own !== undefined && !own.has(x.id) && !(crossExempt?.(pods[i]!) ?? false);
+    out.set(x.id, (p.alpha * wait) / tokens + (crossed ? cross : 0));
+  }
+  return out;
+}
+
+/**
+ * Decode cost table over the mean: idle first, then the least KV in use
+ * (scraped), or the decayed bucket loads per capacity while some pod's
+ * scrape is missing (see the top comment).
+ */
+export function decodeCosts(
+  ctx: CycleContext,
+  pods: readonly EndpointView[],
+  p: PdBucketParams,
+): Map<string, number> {
+  const ls = pods.map((v) => podLoadOf(ctx, v, p));
+  const scraped = pods.every((v) => v.kvCacheUsage !== undefined && v.runningRequests !== undefined);
+  const ws = scraped
+    ? pods.map((v) => (v.runningRequests === 0 && v.inFlight === 0 ? 0 : 1) + clamp01(v.kvCacheUsage!))
+    : ls.map((x) => (x.short + x.long) / x.cap);
+  let sum = 0;
+  for (const w of ws) sum += w;
+  const mean = ls.length > 0 ? sum / ls.length : 0;
+  const out = new Map<string, number>();
+  for (let i = 0; i < ls.length; i++) out.set(ls[i]!.id, mean > 0 ? (p.alpha * ws[i]!) / mean : 0);
+  return out;
+}
+
 export const scorerPdBucket = definePlugin({
   type: TYPE,
   parameters: z.strictObject({
@@ -154,61 +228,7 @@ export const scorerPdBucket = definePlugin({
       .optional(),
   }),
   create: (name, p) => {
-    const { alpha, beta, decayFactor: d, bucketSeperateLength: sep, capacityLabelName } = p;
-
-    const podLoad = (ctx: CycleContext, v: EndpointView): PodLoad => {
-      const id = v.endpoint.id;
-      const cap = capacityOf(v, capacityLabelName);
-      const rec = ctx.data.bucketLoads.get(id);
-      if (!rec) return { id, short: 0, long: 0, cap };
-      const now = ctx.data.poolEvent;
-      return {
-        id,
-        short: decayed(rec.short, rec.atEvent, now, d),
-        long: decayed(rec.long, rec.atEvent, now, d),
-        cap,
-      };
-    };
-    /**
-     * Prefill cost table (pod id -> cost) for a prompt of `tokens` tokens in
-     * bucket `b`: the request's own slowdown plus, outside its share, the
-     * slowdown it causes the other bucket (see the top comment).
-     */
-    const prefillCosts = (
-      ctx: CycleContext,
-      pods: readonly EndpointView[],
-      b: Bucket,
-      tokens: number,
-    ): Map<string, number> => {
-      const ls = pods.map((v) => podLoad(ctx, v));
-      const own = shareOf(ls, b);
-      const cross = beta * Math.max(1, tokens / Math.max(1, sep));
-      const out = new Map<string, number>();
-      for (let i = 0; i < ls.length; i++) {
-        const x = ls[i]!;
-        const wait = pods[i]!.pendingPrefillTokens / x.cap;
-        out.set(x.id, (alpha * wait) / tokens + (own && !own.has(x.id) ? cross : 0));
-      }
-      return out;
-    };
-    /**
-     * Decode cost table over the mean: idle first, then the least KV in use
-     * (scraped), or the decayed bucket loads per capacity while some pod's
-     * scrape is missing (see the top comment).
-     */
-    const decodeCosts = (ctx: CycleContext, pods: readonly EndpointView[]): Map<string, number> => {
-      const ls = pods.map((v) => podLoad(ctx, v));
-      const scraped = pods.every((v) => v.kvCacheUsage !== undefined && v.runningRequests !== undefined);
-      const ws = scraped
-        ? pods.map((v) => (v.runningRequests === 0 && v.inFlight === 0 ? 0 : 1) + clamp01(v.kvCacheUsage!))
-        : ls.map((x) => (x.short + x.long) / x.cap);
-      let sum = 0;
-      for (const w of ws) sum += w;
-      const mean = ls.length > 0 ? sum / ls.length : 0;
-      const out = new Map<string, number>();
-      for (let i = 0; i < ls.length; i++) out.set(ls[i]!.id, mean > 0 ? (alpha * ws[i]!) / mean : 0);
-      return out;
-    };
+    const { decayFactor: d, bucketSeperateLength: sep } = p;
 
     return {
       type: TYPE,
@@ -219,8 +239,8 @@ export const scorerPdBucket = definePlugin({
         const prefillSide = podsOf(candidates, 'prefill');
         for (const c of candidates) if (c.kind === 'endpoint') prefillSide.push(c.endpoint);
         const decodeSide = podsOf(candidates, 'decode');
-        const costP = prefillCosts(ctx, prefillSide, b, Math.max(1, ctx.request.promptTokens));
-        const costD = decodeCosts(ctx, decodeSide);
+        const costP = prefillCosts(ctx, prefillSide, b, Math.max(1, ctx.request.promptTokens), p);
+        const costD = decodeCosts(ctx, decodeSide, p);
         const n = candidates.length;
         const costs = new Float64Array(n);
         const pdChoices: Array<PdChoice | undefined> = new Array(n);

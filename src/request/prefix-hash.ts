@@ -54,17 +54,22 @@ const LANE2_SCALE = 4294967296;
 /**
  * Hashes the full blocks of `words` (at most `maxBlocks`); for each block,
  * calls `emit(b, h1, h2)` with the two lanes as uint32. Chained: each
- * block's lanes start from the previous block's.
+ * block's lanes start from the previous block's, the first from the
+ * model's seed or `start` (a chain continued).
  */
+/** The chain's two lanes after the last hashLanes call (what a digest continues from). */
+const chainEnd = new Int32Array(2);
+
 function hashLanes(
   words: Uint32Array,
   blockWords: number,
   maxBlocks: number,
   model: string,
   emit: (b: number, h1: number, h2: number) => void,
+  start?: Int32Array,
 ): number {
   const blocks = Math.min(Math.floor(words.length / blockWords), maxBlocks);
-  let [h1, h2] = seedOf(model);
+  let [h1, h2] = start ? [start[0]!, start[1]!] : seedOf(model);
   for (let b = 0; b < blocks; b++) {
     const start = b * blockWords;
     const end = start + blockWords;
@@ -86,7 +91,94 @@ function hashLanes(
     h2 ^= h2 >>> 16;
     emit(b, h1 >>> 0, h2 >>> 0);
   }
+  chainEnd[0] = h1;
+  chainEnd[1] = h2;
   return blocks;
+}
+
+/**
+ * Continues the chain hashLanes left in chainEnd over words[from..count)
+ * as one more block, and returns both lanes as text after the byte length:
+ * the digest of the whole prompt without hashing its blocks a second time.
+ * The length tells a prompt from the same prompt plus zero bytes (the
+ * padding of the last word is zero).
+ */
+function digestFrom(words: Uint32Array, from: number, count: number, byteLength: number): string {
+  const start = Int32Array.of(chainEnd[0]!, chainEnd[1]!);
+  let lanes = base36(start[0]! >>> 0) + base36Pad7(start[1]! >>> 0);
+  const tail = words.subarray(from, count);
+  hashLanes(
+    tail,
+    Math.max(1, tail.length),
+    1,
+    '',
+    (_b, h1, h2) => {
+      lanes = base36(h1) + base36Pad7(h2);
+    },
+    start,
+  );
+  return `${byteLength}.${lanes}`;
+}
+
+/** Block keys of a prompt and, in the same pass, a digest of the whole prompt (the indexer-answer cache key). */
+export interface KeysAndDigest {
+  keys: Float64Array;
+  digest: string;
+}
+
+function keysAndDigestOfWords(
+  words: Uint32Array,
+  count: number,
+  byteLength: number,
+  blockWords: number,
+  maxBlocks: number,
+  model: string,
+): KeysAndDigest {
+  // Keys over whole tokens only (a partial last word never completes a block), as textBlockKeys.
+  const keys = keyWords(words.subarray(0, byteLength >> 2), blockWords, maxBlocks, model);
+  return { keys, digest: digestFrom(words, keys.length * blockWords, count, byteLength) };
+}
+
+/**
+ * textBlockKeys plus the prompt's digest, from one UTF-8 encoding and one
+ * hash pass: the digest continues the chain of the last full block hashed
+ * over the rest of the prompt, so two prompts get the same digest exactly
+ * when their bytes (and model) are equal, up to hash collisions. The digest
+ * depends on the block parameters too; replicas of one profile agree.
+ */
+export function textKeysAndDigest(
+  text: string,
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): KeysAndDigest {
+  const { bytes, length } = utf8Scratch(text);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.ceil(length / 4));
+  return keysAndDigestOfWords(words, words.length, length, blockSizeTokens, maxBlocks, model);
+}
+
+/** textKeysAndDigest of a prompt already in UTF-8: its bytes are rendered once for both. */
+export function utf8KeysAndDigest(
+  prompt: PromptUtf8,
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): KeysAndDigest {
+  const head = prompt.head(prompt.length);
+  const count = Math.ceil(head.bytes.length / 4);
+  return keysAndDigestOfWords(head.words, count, head.bytes.length, blockSizeTokens, maxBlocks, model);
+}
+
+/** textKeysAndDigest of a token-id prompt (the length counted in tokens, marked apart from text). */
+export function tokenKeysAndDigest(
+  tokenIds: readonly number[],
+  model: string,
+  blockSizeTokens: number,
+  maxBlocks: number,
+): KeysAndDigest {
+  const words = Uint32Array.from(tokenIds);
+  const r = keysAndDigestOfWords(words, words.length, words.length * 4, blockSizeTokens, maxBlocks, model);
+  return { keys: r.keys, digest: `t${r.digest}` };
 }
 
 function hashWords(words: Uint32Array, blockWords: number, maxBlocks: number, model: string): string[] {
@@ -183,22 +275,4 @@ export function tokenBlockHashes(
   maxBlocks: number,
 ): string[] {
   return hashWords(Uint32Array.from(tokenIds), blockSizeTokens, maxBlocks, model);
-}
-
-/** One 64-bit digest of the whole prompt, partial last token included (cache keys). */
-export function promptDigest(
-  text: string,
-  tokenIds: readonly number[] | undefined,
-  model: string,
-  utf8?: PromptUtf8,
-): string {
-  if (tokenIds)
-    return hashWords(Uint32Array.from(tokenIds), Math.max(1, tokenIds.length), 1, model)[0] ?? 'empty';
-  if (utf8) {
-    const w = utf8.head(utf8.length).words;
-    return `${utf8.length}.${hashWords(w, Math.max(1, w.length), 1, model)[0] ?? 'empty'}`;
-  }
-  const { bytes, length } = utf8Scratch(text);
-  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.ceil(length / 4));
-  return `${length}.${hashWords(words, Math.max(1, words.length), 1, model)[0] ?? 'empty'}`;
 }

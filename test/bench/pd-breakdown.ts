@@ -25,15 +25,10 @@ import { pdEndpoints } from './sim/cluster-layout.js';
 import type { Engine } from './sim/engine.js';
 import { summarise } from './sim/metrics.js';
 import { B8_H100, DEFAULT_ROUTER, type ServerParams } from './sim/params.js';
-import { policy, type PolicyId } from './sim/policies.js';
+import { policy } from './sim/policies.js';
 import { percentile } from './sim/rng.js';
-import { SCENARIOS } from './sim/scenarios.js';
+import { flagList, flagNumber, longShortMix, mixSeed, policiesArg } from './sim/pd-mix-args.js';
 import type { SimRequest } from './sim/workload-types.js';
-
-function listArg(args: string[], flag: string, fallback: string): string[] {
-  const i = args.indexOf(flag);
-  return (i < 0 ? fallback : (args[i + 1] ?? fallback)).split(',').filter(Boolean);
-}
 
 const ms = (v: number) => (v * 1000).toFixed(1);
 const p5090 = (xs: number[]) => `${ms(percentile(xs, 50))}/${ms(percentile(xs, 90))}`;
@@ -175,10 +170,10 @@ function lowerBounds(
 }
 
 export async function run(args: string[]): Promise<void> {
-  const sc = SCENARIOS.find((s) => s.workload === 'long-short-mix')!;
-  const policies = listArg(args, '--policy', 'hermes-pd-bucket,random-pd-bucket') as PolicyId[];
-  const loads = listArg(args, '--qps', '4,24').map(Number);
-  const seeds = Number(listArg(args, '--seeds', '3')[0]);
+  const sc = longShortMix();
+  const policies = policiesArg(args, 'hermes-pd-bucket,random-pd-bucket');
+  const loads = flagList(args, '--qps', '4,24').map(Number);
+  const seeds = flagNumber(args, '--seeds', 3);
   const bound = args.includes('--bound');
   const group = pdEndpoints(sc.pd!.pd!).group;
   const p = B8_H100;
@@ -188,7 +183,7 @@ export async function run(args: string[]): Promise<void> {
   for (const qps of loads) {
     for (const pid of policies) {
       for (let s = 0; s < seeds; s++) {
-        const seed = 1000 * (s + 1) + Math.round(qps * 10);
+        const seed = mixSeed(s, qps);
         const gen = sc.generator.generate(seed, qps, sc.windowS);
         const out = await simulate({
           policy: policy(pid),

@@ -10,31 +10,24 @@
 // id, the same requests for every policy.
 import { simulate } from './sim/cluster.js';
 import { DEFAULT_ROUTER } from './sim/params.js';
-import { policy, type PolicyId } from './sim/policies.js';
+import { policy } from './sim/policies.js';
 import { percentile } from './sim/rng.js';
-import { SCENARIOS } from './sim/scenarios.js';
-
-function arg(args: string[], flag: string): string | undefined {
-  const i = args.indexOf(flag);
-  return i < 0 ? undefined : args[i + 1];
-}
+import { flagNumber, longShortMix, mixSeed, policiesArg } from './sim/pd-mix-args.js';
 
 const median = (xs: number[]) => percentile(xs, 50);
 
 export async function run(args: string[]): Promise<void> {
-  const sc = SCENARIOS.find((s) => s.workload === 'long-short-mix')!;
-  const policies = (arg(args, '--policy') ?? 'hermes-pd-bucket,random-pd-bucket,pd-step-e,pd-step-learn')
-    .split(',')
-    .filter(Boolean) as PolicyId[];
-  const qps = Number(arg(args, '--qps') ?? 4);
-  const seeds = Number(arg(args, '--seeds') ?? 3);
-  const from = Number(arg(args, '--from') ?? 0);
-  const share = Number(arg(args, '--stream-share') ?? 1);
+  const sc = longShortMix();
+  const policies = policiesArg(args, 'hermes-pd-bucket,random-pd-bucket,pd-step-e,pd-step-learn');
+  const qps = flagNumber(args, '--qps', 4);
+  const seeds = flagNumber(args, '--seeds', 3);
+  const from = flagNumber(args, '--from', 0);
+  const share = flagNumber(args, '--stream-share', 1);
   console.log(`long-short-mix ${qps} QPS, ${seeds} seeds, arrivals from ${from} s, stream share ${share}`);
   for (const pid of policies) {
     const p90s: number[] = [];
     for (let s = 0; s < seeds; s++) {
-      const seed = 1000 * (s + 1) + Math.round(qps * 10);
+      const seed = mixSeed(s, qps);
       const gen = sc.generator.generate(seed, qps, sc.windowS);
       // Golden-ratio spread over ids: the same requests stream for every policy.
       if (share < 1) for (const r of gen.requests) r.req.stream = (r.id * 0.6180339887) % 1 < share;

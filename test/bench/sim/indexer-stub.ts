@@ -79,6 +79,12 @@ export class InProcessIndexer extends CacheIndexerClient {
   calls = 0;
   /** Block keys of the last request asked about, so callers can record it without hashing again. */
   lastKeys: { requestId: string; keys: Float64Array } | undefined;
+  /**
+   * Wall time (us) of the last call's indexer-side work: computing the answer
+   * and writing its JSON. The production cache-indexer does that in its own
+   * process; the scheduler benchmark reports the decision with and without it.
+   */
+  lastIndexerUs = 0;
   /** Answer source in 'answer' mode. */
   answerWith:
     ((req: LLMRequest, candidates: readonly string[]) => Map<string, number> | undefined) | undefined;
@@ -103,6 +109,7 @@ export class InProcessIndexer extends CacheIndexerClient {
     // What the HTTP client would send (serialising the whole prompt).
     if (wire) matchSortBody(req, candidates);
     let rates: Map<string, number> | undefined;
+    const t0 = performance.now();
     if (this.answerWith) {
       rates = this.answerWith(req, candidates);
     } else if (this.index) {
@@ -110,12 +117,21 @@ export class InProcessIndexer extends CacheIndexerClient {
       this.lastKeys = { requestId: req.requestId, keys };
       rates = hitRatesFromKeys(this.index, keys, candidates);
     }
-    if (!rates) return { hitRates: undefined, status: 'error', latencyMs: 0, error: 'no answer' };
-    if (!wire) return { hitRates: rates, status: 'ok', latencyMs: 0 };
-    // What the HTTP client would receive and parse.
+    if (!rates) {
+      this.lastIndexerUs = (performance.now() - t0) * 1000;
+      return { hitRates: undefined, status: 'error', latencyMs: 0, error: 'no answer' };
+    }
+    if (!wire) {
+      this.lastIndexerUs = (performance.now() - t0) * 1000;
+      return { hitRates: rates, status: 'ok', latencyMs: 0 };
+    }
+    // What the indexer would send back (its work) ...
     const results = [...rates]
       .map(([endpoint, hitRate]) => ({ endpoint, hitRate }))
       .sort((a, b) => b.hitRate - a.hitRate);
-    return { hitRates: parseMatchSort(JSON.stringify({ results })), status: 'ok', latencyMs: 0 };
+    const answer = JSON.stringify({ results });
+    this.lastIndexerUs = (performance.now() - t0) * 1000;
+    // ... and what the HTTP client would receive and parse (the EPP's).
+    return { hitRates: parseMatchSort(answer), status: 'ok', latencyMs: 0 };
   }
 }

@@ -21,7 +21,6 @@
 //   cost(d)     = alpha * delay(d) / mean delay
 // crossIdle: a short-bucket prompt on a prefill pod of the long share with
 // nothing pending pays no separation price (the product charges beta).
-import { decayed } from '../../../src/state/charges.js';
 import type {
   BucketCharge,
   Candidate,
@@ -29,15 +28,14 @@ import type {
   EndpointView,
   PdChoice,
 } from '../../../src/scheduling/types.js';
-import { clamp01, minCostRandom, podsOf } from '../../../src/plugins/common.js';
+import { minCostRandom, podsOf } from '../../../src/plugins/common.js';
 import { costsToScores } from '../../../src/plugins/kv-cost.js';
 import { definePlugin } from '../../../src/plugins/plugin.js';
 import {
   bucketOf,
-  capacityOf,
+  decodeCosts,
+  prefillCosts,
   scorerPdBucket,
-  shareOf,
-  type PodLoad,
 } from '../../../src/plugins/scorer-pd-bucket.js';
 import type { ServerParams } from './params.js';
 import type { LandingFit } from './landing-fit.js';
@@ -85,52 +83,10 @@ export function pdStepScorer(o: PdStepOptions) {
     type: o.type,
     parameters: scorerPdBucket.parameters,
     create: (name, p) => {
-      const { alpha, beta, decayFactor: d, bucketSeperateLength: sep, capacityLabelName } = p;
-      const podLoad = (ctx: CycleContext, v: EndpointView): PodLoad => {
-        const id = v.endpoint.id;
-        const cap = capacityOf(v, capacityLabelName);
-        const rec = ctx.data.bucketLoads.get(id);
-        if (!rec) return { id, short: 0, long: 0, cap };
-        const now = ctx.data.poolEvent;
-        return {
-          id,
-          short: decayed(rec.short, rec.atEvent, now, d),
-          long: decayed(rec.long, rec.atEvent, now, d),
-          cap,
-        };
-      };
-      const prefillCosts = (
-        ctx: CycleContext,
-        pods: readonly EndpointView[],
-        b: 'short' | 'long',
-        tokens: number,
-      ) => {
-        const ls = pods.map((v) => podLoad(ctx, v));
-        const own = shareOf(ls, b);
-        const cross = beta * Math.max(1, tokens / Math.max(1, sep));
-        const out = new Map<string, number>();
-        for (let i = 0; i < ls.length; i++) {
-          const x = ls[i]!;
-          const wait = pods[i]!.pendingPrefillTokens / x.cap;
-          const idleCross = o.crossIdle && b === 'short' && pods[i]!.pendingPrefillTokens === 0;
-          out.set(x.id, (alpha * wait) / tokens + (own && !own.has(x.id) && !idleCross ? cross : 0));
-        }
-        return out;
-      };
-      // The product's decode rule (idle first, then the least KV in use).
-      const decodeCosts = (ctx: CycleContext, pods: readonly EndpointView[]) => {
-        const ls = pods.map((v) => podLoad(ctx, v));
-        const scraped = pods.every((v) => v.kvCacheUsage !== undefined && v.runningRequests !== undefined);
-        const ws = scraped
-          ? pods.map((v) => (v.runningRequests === 0 && v.inFlight === 0 ? 0 : 1) + clamp01(v.kvCacheUsage!))
-          : ls.map((x) => (x.short + x.long) / x.cap);
-        let sum = 0;
-        for (const w of ws) sum += w;
-        const mean = ls.length > 0 ? sum / ls.length : 0;
-        const out = new Map<string, number>();
-        for (let i = 0; i < ls.length; i++) out.set(ls[i]!.id, mean > 0 ? (alpha * ws[i]!) / mean : 0);
-        return out;
-      };
+      const { alpha, bucketSeperateLength: sep } = p;
+      // The product's tables; crossIdle waives the cross term on an idle prefill pod for short prompts.
+      const idleCross = (b: 'short' | 'long') =>
+        o.crossIdle && b === 'short' ? (v: EndpointView) => v.pendingPrefillTokens === 0 : undefined;
       const s = o.server;
       const landingMs = (ctx: CycleContext, prefill: EndpointView, tokens: number): number | undefined => {
         if (o.learned) {
@@ -203,7 +159,7 @@ export function pdStepScorer(o: PdStepOptions) {
           const tokens = Math.max(1, ctx.request.promptTokens);
           const prefillSide = podsOf(candidates, 'prefill');
           for (const c of candidates) if (c.kind === 'endpoint') prefillSide.push(c.endpoint);
-          const costP = prefillCosts(ctx, prefillSide, b, tokens);
+          const costP = prefillCosts(ctx, prefillSide, b, tokens, p, idleCross(b));
           const n = candidates.length;
           const costs = new Float64Array(n);
           const pdChoices: Array<PdChoice | undefined> = new Array(n);
@@ -215,7 +171,7 @@ export function pdStepScorer(o: PdStepOptions) {
               bestP[i] = minCostRandom(ctx, c.group.prefill, (v) => costP.get(v.endpoint.id)!);
           }
           const costD =
-            phaseCosts(ctx, candidates, bestP, tokens) ?? decodeCosts(ctx, podsOf(candidates, 'decode'));
+            phaseCosts(ctx, candidates, bestP, tokens) ?? decodeCosts(ctx, podsOf(candidates, 'decode'), p);
           for (let i = 0; i < n; i++) {
             const c = candidates[i]!;
             if (c.kind === 'endpoint') {
@@ -238,7 +194,7 @@ export function pdStepScorer(o: PdStepOptions) {
                 { endpointId: result.pd.decode.endpoint.id, bucket: b, amount: tokens },
               ]
             : [{ endpointId: result.primary.endpoint.id, bucket: b, amount: tokens }];
-          return { bucket: { decayFactor: d, items } };
+          return { bucket: { decayFactor: p.decayFactor, items } };
         },
       };
     },

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 import {
   bucketOf,
+  decodeCosts,
+  prefillCosts,
   scorerPdBucket as factory,
   shareOf,
   type PodLoad,
@@ -413,5 +415,33 @@ schedulingProfiles:
     expect(shortN).toBeGreaterThan(0.97 * [...prefillBy.short.values()].reduce((a, b) => a + b, 0));
     expect(decodeBy.long.size).toBe(2);
     expect(decodeBy.short.size).toBe(2);
+  });
+});
+
+describe('scorer-pd-bucket cost tables (shared with the benchmark variants)', () => {
+  const params = factory.parameters.parse({});
+  const a = view('a');
+  const b = view('b', { running: 3, usage: 0.5 });
+  const c = ctx({
+    promptTokens: 100,
+    bucketLoads: loads([
+      [a, { short: 10 }],
+      [b, { long: 10 }],
+    ]),
+  });
+
+  it('charges the cross price outside the share, unless the pod is exempt', () => {
+    const base = prefillCosts(c, [a, b], 'short', 100, params);
+    expect(base.get(a.endpoint.id)).toBe(0);
+    expect(base.get(b.endpoint.id)).toBe(params.beta);
+    const waived = prefillCosts(c, [a, b], 'short', 100, params, (v) => v === b);
+    expect(waived.get(b.endpoint.id)).toBe(0);
+    expect(prefillCosts(c, [a, b], 'long', 100, params).get(a.endpoint.id)).toBe(params.beta);
+  });
+
+  it('puts an idle decode pod first', () => {
+    const d = decodeCosts(c, [a, b], params);
+    expect(d.get(a.endpoint.id)).toBe(0);
+    expect(d.get(b.endpoint.id)).toBeGreaterThan(0);
   });
 });

@@ -3,11 +3,12 @@ import { scanOpenAIRequest } from '../../../src/request/openai-scan.js';
 import { parseOpenAIRequest, readOpenAIRequest, MAX_MODEL_CHARS } from '../../../src/request/openai.js';
 import type { LLMRequest } from '../../../src/scheduling/types.js';
 import {
-  promptDigest,
   textBlockHashes,
   textBlockKeys,
+  textKeysAndDigest,
   utf8BlockHashes,
   utf8BlockKeys,
+  utf8KeysAndDigest,
 } from '../../../src/request/prefix-hash.js';
 import { renderChat } from '../../../src/request/chat-template.js';
 
@@ -122,10 +123,12 @@ describe('scanOpenAIRequest (the one-pass reader)', () => {
         textBlockKeys(q.promptText, 'm', 16, blocks),
       );
     }
-    expect(promptDigest('', undefined, 'm', q.promptUtf8)).toBe(promptDigest(q.promptText, undefined, 'm'));
+    expect(utf8KeysAndDigest(q.promptUtf8!, 'm', 16, 4)).toEqual(textKeysAndDigest(q.promptText, 'm', 16, 4));
     for (const tail of ['a', 'ab', 'abc', 'abcd']) {
       const r = scan('completions', JSON.stringify({ model: 'm', prompt: content + tail }))!.request;
-      expect(promptDigest('', undefined, 'm', r.promptUtf8)).toBe(promptDigest(r.promptText, undefined, 'm'));
+      expect(utf8KeysAndDigest(r.promptUtf8!, 'm', 16, 4)).toEqual(
+        textKeysAndDigest(r.promptText, 'm', 16, 4),
+      );
     }
   });
 });

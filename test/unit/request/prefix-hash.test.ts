@@ -4,6 +4,8 @@ import {
   textBlockKeys,
   tokenBlockHashes,
   tokenBlockKeys,
+  tokenKeysAndDigest,
+  textKeysAndDigest,
   wordBlockKeys,
 } from '../../../src/request/prefix-hash.js';
 import { tokenizeSimple } from '../../../src/request/tokens.js';
@@ -84,5 +86,62 @@ describe('block keys from UTF-8 words', () => {
     const words = new Uint32Array(Math.floor(bytes.length / 4));
     for (let i = 0; i < words.length; i++) words[i] = bytes.readUInt32LE(i * 4);
     expect(wordBlockKeys(words, 'm', 4, 100)).toEqual(textBlockKeys(text, 'm', 4, 100));
+  });
+});
+
+describe('block keys with the whole-prompt digest (indexer-answer cache key)', () => {
+  const text = 'The quick brown fox jumps over the lazy dog; 0123456789 and a tail of ten.';
+
+  it('gives the block keys textBlockKeys gives, for every length and block setting', () => {
+    for (let len = 0; len <= text.length; len++) {
+      for (const [block, max] of [
+        [1, 0],
+        [2, 3],
+        [4, 100],
+        [5, 2],
+      ] as const) {
+        const t = text.slice(0, len);
+        expect(textKeysAndDigest(t, 'm', block, max).keys).toEqual(textBlockKeys(t, 'm', block, max));
+      }
+    }
+  });
+
+  it('equal prompts give equal digests (a fresh encoding each time)', () => {
+    const a = textKeysAndDigest(text, 'm', 4, 2).digest;
+    textKeysAndDigest('something else entirely, longer than the first one was', 'm', 4, 2);
+    expect(textKeysAndDigest(`${text}`, 'm', 4, 2).digest).toBe(a);
+  });
+
+  it('any differing byte gives a different digest, inside or past the blocks hashed', () => {
+    for (const [block, max] of [
+      [1, 0],
+      [4, 2],
+      [4, 100],
+    ] as const) {
+      const base = textKeysAndDigest(text, 'm', block, max).digest;
+      const seen = new Set([base]);
+      for (let i = 0; i < text.length; i++) {
+        const changed = text.slice(0, i) + String.fromCharCode(text.charCodeAt(i) ^ 1) + text.slice(i + 1);
+        const d = textKeysAndDigest(changed, 'm', block, max).digest;
+        expect(d).not.toBe(base);
+        seen.add(d);
+      }
+      expect(seen.size).toBe(text.length + 1);
+    }
+  });
+
+  it('a prefix, trailing zero bytes, another model or token ids give other digests', () => {
+    const base = textKeysAndDigest(text, 'm', 4, 2).digest;
+    for (let len = 0; len < text.length; len++)
+      expect(textKeysAndDigest(text.slice(0, len), 'm', 4, 2).digest).not.toBe(base);
+    expect(textKeysAndDigest('abc', 'm', 4, 2).digest).not.toBe(textKeysAndDigest('abc\0', 'm', 4, 2).digest);
+    expect(textKeysAndDigest(text, 'n', 4, 2).digest).not.toBe(base);
+    const ids = Array.from(tokenizeSimple(text));
+    expect(tokenKeysAndDigest(ids, 'm', 4, 2).digest).not.toBe(base);
+    expect(tokenKeysAndDigest(ids, 'm', 4, 2).keys).toEqual(tokenBlockKeys(ids, 'm', 4, 2));
+    expect(tokenKeysAndDigest(ids, 'm', 4, 2).digest).toBe(tokenKeysAndDigest([...ids], 'm', 4, 2).digest);
+    expect(tokenKeysAndDigest([...ids, 0], 'm', 4, 2).digest).not.toBe(
+      tokenKeysAndDigest(ids, 'm', 4, 2).digest,
+    );
   });
 });
