@@ -415,7 +415,8 @@ export class FlowController {
     turn: Turn = 'turn',
     priority = 0,
   ): Promise<Decision> {
-    if (priority <= SPILL_ABOVE_PRIORITY || opts?.sheddable === true) return this.dispatchOnce(req, opts, turn, false);
+    if (priority <= SPILL_ABOVE_PRIORITY || opts?.sheddable === true)
+      return this.dispatchOnce(req, opts, turn, false);
     try {
       return await this.dispatchOnce(req, opts, turn, true);
     } catch (e) {

@@ -57,7 +57,12 @@ export async function run(args: string[]): Promise<void> {
   const shed = arg(args, '--sheddable-saturation');
   const tracePath = 'test/bench/traces/agentic-chat-long.jsonl';
   const records = parseTrace(readFileSync(tracePath, 'utf8'), tracePath, DEFAULT_TRACE_BLOCK_TOKENS);
-  const sc = traceScenario(basename(tracePath, extname(tracePath)), records, DEFAULT_TRACE_BLOCK_TOKENS, scales);
+  const sc = traceScenario(
+    basename(tracePath, extname(tracePath)),
+    records,
+    DEFAULT_TRACE_BLOCK_TOKENS,
+    scales,
+  );
   const prefillRate = sc.agg!.server.prefillTokensPerS;
   for (const [mixName, mixOf] of [
     ['per-request', perRequest],
@@ -80,7 +85,9 @@ export async function run(args: string[]): Promise<void> {
         maxDrainS: 300,
         flow: sim,
       });
-      const high = out.requests.filter((r) => r.measured && pr.get(r.id) === 10 && r.firstTokenS !== undefined);
+      const high = out.requests.filter(
+        (r) => r.measured && pr.get(r.id) === 10 && r.firstTokenS !== undefined,
+      );
       const describe = (rs: typeof high, label: string) => {
         const ttft = rs.map((r) => r.firstTokenS! - r.arrivalS);
         const epp = rs.map((r) => (r.dispatchS ?? r.arrivalS) - r.arrivalS);
@@ -88,9 +95,18 @@ export async function run(args: string[]): Promise<void> {
         const uncached = rs.map((r) => r.promptTokens - (r.hitTokens ?? 0));
         const own = uncached.map((u) => u / prefillRate);
         const rest = srv.map((s, i) => s - own[i]!);
-        const hit = rs.reduce((a, r) => a + (r.hitTokens ?? 0), 0) / Math.max(1, rs.reduce((a, r) => a + r.promptTokens, 0));
+        const hit =
+          rs.reduce((a, r) => a + (r.hitTokens ?? 0), 0) /
+          Math.max(
+            1,
+            rs.reduce((a, r) => a + r.promptTokens, 0),
+          );
         // The slowest decile: what its requests' TTFT is made of.
-        const idx = ttft.map((t, i) => [t, i] as const).sort((a, b) => b[0] - a[0]).slice(0, Math.max(1, Math.floor(rs.length / 10))).map(([, i]) => i);
+        const idx = ttft
+          .map((t, i) => [t, i] as const)
+          .sort((a, b) => b[0] - a[0])
+          .slice(0, Math.max(1, Math.floor(rs.length / 10)))
+          .map(([, i]) => i);
         const pick = (xs: number[]) => idx.map((i) => xs[i]!);
         console.log(
           `  ${label}: n ${rs.length} TTFT p50/p90 ${p(ttft, 50)}/${p(ttft, 90)} | EPP wait p90 ${p(epp, 90)} | server p90 ${p(srv, 90)} | ` +
@@ -99,9 +115,13 @@ export async function run(args: string[]): Promise<void> {
         );
       };
       const served = [...sim.outcomes.values()].filter((o) => o.kind === 'dispatched').length;
-      console.log(`${mixName} x${x} (${r3(offeredQps(gen))} qps) seed ${seed}: dispatched ${served} of ${gen.requests.length}, preempt ${out.preemptions}`);
+      console.log(
+        `${mixName} x${x} (${r3(offeredQps(gen))} qps) seed ${seed}: dispatched ${served} of ${gen.requests.length}, preempt ${out.preemptions}`,
+      );
       describe(high, 'priority 10');
-      const low = out.requests.filter((r) => r.measured && pr.get(r.id) === -1 && r.firstTokenS !== undefined);
+      const low = out.requests.filter(
+        (r) => r.measured && pr.get(r.id) === -1 && r.firstTokenS !== undefined,
+      );
       console.log(`  priority -1 served ${low.length}`);
       if (mixName === 'per-application') {
         const byApp = new Map<string, typeof high>();
@@ -113,7 +133,10 @@ export async function run(args: string[]): Promise<void> {
         for (const [k, rs] of [...byApp.entries()].sort((a, b) => b[1].length - a[1].length)) {
           const servers = new Map<string, number>();
           for (const r of rs) servers.set(r.server ?? '?', (servers.get(r.server ?? '?') ?? 0) + 1);
-          describe(rs, `app ${i++} (${k.slice(0, 8)}, servers ${[...servers.values()].sort((a, b) => b - a).join('/')})`);
+          describe(
+            rs,
+            `app ${i++} (${k.slice(0, 8)}, servers ${[...servers.values()].sort((a, b) => b - a).join('/')})`,
+          );
         }
       }
     }

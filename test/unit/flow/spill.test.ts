@@ -47,7 +47,11 @@ async function setup() {
   const store = new MemoryStateStore();
   await store.replaceEndpoints([a, b]);
   const loaded = loadConfigText(CONFIG, 't.yaml', builtinRegistry());
-  const director = new Director({ store, profile: loaded.profile, saturationDetector: loaded.saturationDetector });
+  const director = new Director({
+    store,
+    profile: loaded.profile,
+    saturationDetector: loaded.saturationDetector,
+  });
   const flow = new FlowController({
     settings: {
       maxRequests: 0,
@@ -62,7 +66,12 @@ async function setup() {
   });
   controllers.push(flow);
   const signals = (e: Endpoint, waiting: number, kv: number) =>
-    store.writeSignals(e.id, { waitingQueueSize: waiting, runningRequests: 0, kvCacheUsage: kv, updatedAtMs: Date.now() });
+    store.writeSignals(e.id, {
+      waitingQueueSize: waiting,
+      runningRequests: 0,
+      kvCacheUsage: kv,
+      updatedAtMs: Date.now(),
+    });
   await signals(a, 0, 0.1);
   await signals(b, 0, 0.1);
   // The prompt's blocks are on A (a first pick restricted to it), and charged there.
