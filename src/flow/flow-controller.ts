@@ -427,10 +427,8 @@ export class FlowController {
       try {
         return await this.dispatchOnce(req, { ...opts, candidates }, turn, false);
       } catch (e2) {
-        // Nowhere else to go: judged as if it had not spilled (alone and full, its pool is
-        // saturated too, so that is a hold by rule 3, not the request's answer).
-        if (e2 instanceof SchedulingError && e2.code === 'NO_CANDIDATES')
-          return this.dispatchOnce(req, opts, turn, false);
+        // Nowhere else: that is a hold like any other, not the request's answer.
+        if (e2 instanceof SchedulingError && e2.code === 'NO_CANDIDATES') throw new HeldBack('saturated');
         throw e2;
       }
     }
