@@ -464,7 +464,8 @@ export class FlowController {
         return;
       }
       const room = queueHasRoom(primary, pendingAtAdmit, this.opts.saturation);
-      if (spill && !room) throw new HeldBack('endpoint saturated', false, primary.endpoint.id);
+      // Only a pool that admits spills: a saturated one leaves the choice to warm admission.
+      if (spill && !poolFull && !room) throw new HeldBack('endpoint saturated', false, primary.endpoint.id);
       if (!poolFull) return;
       if (!isWarm(cachedShare)) throw new HeldBack('saturated', true);
       if (!room) throw new HeldBack('saturated');
