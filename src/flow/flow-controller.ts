@@ -110,10 +110,21 @@ class HeldBack extends Error {
     message: string,
     /** Judged cold on its scheduled endpoint (warm-admission.ts): not worth trying out of turn. */
     readonly cold = false,
+    /** The scheduled endpoint's own queue is full: a spilling request is scheduled again without it. */
+    readonly hot?: string,
   ) {
     super(message);
   }
 }
+
+/**
+ * Requests of a priority above this spill (Hermes): when the endpoint the
+ * scheduler chose is saturated on its own (its queue, KV left out, as warm
+ * admission judges it), the pick is made once more without that endpoint,
+ * so a burst of one high-priority application does not queue inside the
+ * server holding its prompt while others have room.
+ */
+export const SPILL_ABOVE_PRIORITY = 0;
 
 /**
  * How a pick is judged: 'turn' (nobody of its priority or higher waits, or
@@ -212,7 +223,7 @@ export class FlowController {
     // Out of turn only a warm request that may not be shed is tried.
     if (inTurn || !sheddable) {
       try {
-        const d = await this.dispatch(req, { ...opts, sheddable }, inTurn ? 'turn' : 'warm');
+        const d = await this.dispatch(req, { ...opts, sheddable }, inTurn ? 'turn' : 'warm', flow.priority);
         // The dispatch rate predicts the queue's waits: out-of-turn dispatches do not move it.
         if (inTurn) this.recordDispatch(this.now());
         this.hooks.dispatched?.(flow.priority, 0);
@@ -349,7 +360,7 @@ export class FlowController {
           if (!w) break;
           let d: Decision;
           try {
-            d = await this.dispatch(w.req, w.opts, held === undefined ? 'turn' : 'warm');
+            d = await this.dispatch(w.req, w.opts, held === undefined ? 'turn' : 'warm', w.priority);
           } catch (e) {
             if (e instanceof HeldBack) {
               w.cold = e.cold;
@@ -402,6 +413,32 @@ export class FlowController {
     req: LLMRequest,
     opts: PickOptions | undefined,
     turn: Turn = 'turn',
+    priority = 0,
+  ): Promise<Decision> {
+    if (priority <= SPILL_ABOVE_PRIORITY || opts?.sheddable === true)
+      return this.dispatchOnce(req, opts, turn, false);
+    try {
+      return await this.dispatchOnce(req, opts, turn, true);
+    } catch (e) {
+      if (!(e instanceof HeldBack) || e.hot === undefined) throw e;
+      const hot = e.hot;
+      const only = opts?.candidates;
+      const candidates = (ep: EndpointView['endpoint']) => ep.id !== hot && (only === undefined || only(ep));
+      try {
+        return await this.dispatchOnce(req, { ...opts, candidates }, turn, false);
+      } catch (e2) {
+        // Nowhere else: that is a hold like any other, not the request's answer.
+        if (e2 instanceof SchedulingError && e2.code === 'NO_CANDIDATES') throw new HeldBack('saturated');
+        throw e2;
+      }
+    }
+  }
+
+  private async dispatchOnce(
+    req: LLMRequest,
+    opts: PickOptions | undefined,
+    turn: Turn,
+    spill: boolean,
   ): Promise<Decision> {
     let reserved = false;
     let pendingAtAdmit = 0;
@@ -426,9 +463,12 @@ export class FlowController {
         if (!roomFor(primary, pendingAtAdmit, this.opts.saturation, limit)) throw new HeldBack('saturated');
         return;
       }
+      const room = queueHasRoom(primary, pendingAtAdmit, this.opts.saturation);
+      // Only a pool that admits spills: a saturated one leaves the choice to warm admission.
+      if (spill && !poolFull && !room) throw new HeldBack('endpoint saturated', false, primary.endpoint.id);
       if (!poolFull) return;
       if (!isWarm(cachedShare)) throw new HeldBack('saturated', true);
-      if (!queueHasRoom(primary, pendingAtAdmit, this.opts.saturation)) throw new HeldBack('saturated');
+      if (!room) throw new HeldBack('saturated');
     };
     try {
       return await this.opts.director.pick(req, { ...opts, admit, admitTarget });
