@@ -274,8 +274,35 @@ export function hasTaskset(): boolean {
   return tasksetFound;
 }
 
+/**
+ * Children still running. A bench killed mid-run (Ctrl-C, or stdout closed
+ * by `| head`, which ends it on EPIPE) never reaches its `finally`; without
+ * this its EPP and floor kept running, scraping, for as long as the machine.
+ */
+const liveChildren = new Set<ChildProcess>();
+let exitGuardInstalled = false;
+
+function killLiveChildren(): void {
+  for (const p of liveChildren) p.kill('SIGKILL');
+  liveChildren.clear();
+}
+
+function guardChild(proc: ChildProcess): void {
+  liveChildren.add(proc);
+  proc.once('exit', () => liveChildren.delete(proc));
+  if (exitGuardInstalled) return;
+  exitGuardInstalled = true;
+  process.once('exit', killLiveChildren);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.once(signal, () => {
+      killLiveChildren();
+      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+    });
+}
+
 /** Stops a spawned child: SIGTERM, SIGKILL after 5 s. */
 function stopper(proc: ChildProcess): () => Promise<void> {
+  guardChild(proc);
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
