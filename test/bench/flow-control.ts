@@ -80,7 +80,7 @@ interface Point {
 }
 
 /** 20% priority 10, 80% priority -1, drawn once per request id (same for every run of a seed). */
-function mixPriorities(rs: readonly SimRequest[], seed: number): Map<number, number> {
+export function mixPriorities(rs: readonly SimRequest[], seed: number): Map<number, number> {
   const rng = new Rng(seed ^ 0xf10c);
   const out = new Map<number, number>();
   for (const r of rs) out.set(r.id, rng.next() < 0.2 ? 10 : -1);
@@ -95,7 +95,7 @@ function mixPriorities(rs: readonly SimRequest[], seed: number): Map<number, num
  * share a priority, so a refused sheddable turn never leaves a priority-10
  * turn of the same conversation without its cached context.
  */
-function mixPrioritiesByApp(rs: readonly SimRequest[], seed: number): Map<number, number> {
+export function mixPrioritiesByApp(rs: readonly SimRequest[], seed: number): Map<number, number> {
   const rng = new Rng(seed ^ 0xa99);
   const apps = new Map<string, number>();
   for (const r of rs) apps.set(r.hashes[0] ?? '', (apps.get(r.hashes[0] ?? '') ?? 0) + 1);

@@ -9,44 +9,19 @@
 import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { flowControlSettingsOf } from '../../src/config/flow-control.js';
+import { mixPriorities, mixPrioritiesByApp } from './flow-control.js';
 import { cloneRequests } from './routing.js';
 import { simulate } from './sim/cluster.js';
 import { SimFlow } from './sim/flow-control.js';
 import { DEFAULT_ROUTER } from './sim/params.js';
 import { policy } from './sim/policies.js';
-import { percentile, Rng } from './sim/rng.js';
+import { percentile } from './sim/rng.js';
 import { traceScenario } from './sim/scenarios.js';
 import { DEFAULT_TRACE_BLOCK_TOKENS, offeredQps, parseTrace } from './sim/trace.js';
-import type { SimRequest } from './sim/workload-types.js';
 
 const arg = (a: string[], f: string) => (a.indexOf(f) < 0 ? undefined : a[a.indexOf(f) + 1]);
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
 const SETTINGS = flowControlSettingsOf({}, '(bench)', (p) => p.join('.'))!;
-
-function perRequest(rs: readonly SimRequest[], seed: number): Map<number, number> {
-  const rng = new Rng(seed ^ 0xf10c);
-  const out = new Map<number, number>();
-  for (const r of rs) out.set(r.id, rng.next() < 0.2 ? 10 : -1);
-  return out;
-}
-function perApp(rs: readonly SimRequest[], seed: number): Map<number, number> {
-  const rng = new Rng(seed ^ 0xa99);
-  const apps = new Map<string, number>();
-  for (const r of rs) apps.set(r.hashes[0] ?? '', (apps.get(r.hashes[0] ?? '') ?? 0) + 1);
-  const order = [...apps.keys()].map((k) => ({ k, u: rng.next() })).sort((a, b) => a.u - b.u);
-  const high = new Set<string>();
-  let n = 0;
-  for (const { k } of order) {
-    const c = apps.get(k)!;
-    if (n + c <= 0.25 * rs.length) {
-      high.add(k);
-      n += c;
-    }
-  }
-  const out = new Map<number, number>();
-  for (const r of rs) out.set(r.id, high.has(r.hashes[0] ?? '') ? 10 : -1);
-  return out;
-}
 
 const p = (xs: number[], q: number) => (xs.length ? r3(percentile(xs, q)) : NaN);
 const mean = (xs: number[]) => (xs.length ? r3(xs.reduce((a, b) => a + b, 0) / xs.length) : NaN);
@@ -65,8 +40,8 @@ export async function run(args: string[]): Promise<void> {
   );
   const prefillRate = sc.agg!.server.prefillTokensPerS;
   for (const [mixName, mixOf] of [
-    ['per-request', perRequest],
-    ['per-application', perApp],
+    ['per-request', mixPriorities],
+    ['per-application', mixPrioritiesByApp],
   ] as const) {
     for (const x of scales) {
       const gen = sc.generator.generate(seed, x, 0);

@@ -1,13 +1,9 @@
 // Spill (flow-controller.ts, SPILL_ABOVE_PRIORITY): a request above priority 0
 // whose scheduled endpoint is saturated on its own is scheduled once more
 // without it; priority 0 keeps its cache affinity.
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
-import { Director } from '../../../src/director/director.js';
-import { FlowController } from '../../../src/flow/flow-controller.js';
-import { builtinRegistry } from '../../../src/plugins/index.js';
+import { describe, expect, it } from 'vitest';
 import type { Endpoint, LLMRequest } from '../../../src/scheduling/types.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { completionsRequest, flowOverMemory } from './flow-fixture.js';
 
 const a: Endpoint = { id: '10.0.0.1:8000', name: 'pod-a', address: '10.0.0.1', port: 8000, labels: {} };
 const b: Endpoint = { id: '10.0.0.2:8000', name: 'pod-b', address: '10.0.0.2', port: 8000, labels: {} };
@@ -28,43 +24,10 @@ saturationDetector: { pluginRef: utilization-detector }
 `;
 
 const text = 'x'.repeat(64 * 8);
-const req = (id: string): LLMRequest => ({
-  requestId: id,
-  model: 'm',
-  apiType: 'completions',
-  promptText: text,
-  promptTokens: text.length / 4,
-  stream: false,
-  headers: {},
-});
-
-const controllers: FlowController[] = [];
-afterEach(() => {
-  for (const c of controllers.splice(0)) c.close();
-});
+const req = (id: string): LLMRequest => completionsRequest(id, text);
 
 async function setup() {
-  const store = new MemoryStateStore();
-  await store.replaceEndpoints([a, b]);
-  const loaded = loadConfigText(CONFIG, 't.yaml', builtinRegistry());
-  const director = new Director({
-    store,
-    profile: loaded.profile,
-    saturationDetector: loaded.saturationDetector,
-  });
-  const flow = new FlowController({
-    settings: {
-      maxRequests: 0,
-      maxBytes: 0,
-      requestTtlMs: 10_000,
-      bands: new Map(),
-      defaultBand: { maxRequests: 100, maxBytes: 1e9 },
-    },
-    director,
-    saturation: (v) => loaded.saturationDetector.saturation(v),
-    pollMs: 60_000,
-  });
-  controllers.push(flow);
+  const { store, flow } = await flowOverMemory(CONFIG, [a, b]);
   const signals = (e: Endpoint, waiting: number, kv: number) =>
     store.writeSignals(e.id, {
       waitingQueueSize: waiting,

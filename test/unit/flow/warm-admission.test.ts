@@ -2,15 +2,12 @@
 // saturated pool while that endpoint's own queue has room (hand-computed
 // values with GIE's utilization-detector defaults: queueDepthThreshold 5,
 // kvCacheUtilThreshold 0.8).
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
-import { cachedShareOf, Director, type Decision } from '../../../src/director/director.js';
-import { FlowController } from '../../../src/flow/flow-controller.js';
+import { describe, expect, it } from 'vitest';
+import { cachedShareOf, type Decision } from '../../../src/director/director.js';
 import { isWarm, queueHasRoom, WARM_SHARE } from '../../../src/flow/warm-admission.js';
-import { builtinRegistry } from '../../../src/plugins/index.js';
 import { poolUtilization, utilizationDetectorParameters } from '../../../src/plugins/utilization-detector.js';
-import type { CycleData, Endpoint, EndpointView, LLMRequest } from '../../../src/scheduling/types.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import type { CycleData, Endpoint, EndpointView } from '../../../src/scheduling/types.js';
+import { completionsRequest, flowOverMemory } from './flow-fixture.js';
 
 const GIE = utilizationDetectorParameters.parse({});
 const detector = (views: readonly EndpointView[]) => poolUtilization(views, GIE);
@@ -99,43 +96,10 @@ saturationDetector: { pluginRef: utilization-detector }
 `;
 
 const prompt = (head: string, blocks: number) => head.repeat(64 * blocks).slice(0, 64 * blocks);
-const req = (id: string, text: string): LLMRequest => ({
-  requestId: id,
-  model: 'm',
-  apiType: 'completions',
-  promptText: text,
-  promptTokens: text.length / 4,
-  stream: false,
-  headers: {},
-});
-
-const controllers: FlowController[] = [];
-afterEach(() => {
-  for (const c of controllers.splice(0)) c.close();
-});
+const req = completionsRequest;
 
 async function setup() {
-  const store = new MemoryStateStore();
-  await store.replaceEndpoints([ep]);
-  const loaded = loadConfigText(CONFIG, 't.yaml', builtinRegistry());
-  const director = new Director({
-    store,
-    profile: loaded.profile,
-    saturationDetector: loaded.saturationDetector,
-  });
-  const flow = new FlowController({
-    settings: {
-      maxRequests: 0,
-      maxBytes: 0,
-      requestTtlMs: 10_000,
-      bands: new Map(),
-      defaultBand: { maxRequests: 100, maxBytes: 1e9 },
-    },
-    director,
-    saturation: (v) => loaded.saturationDetector.saturation(v),
-    pollMs: 60_000,
-  });
-  controllers.push(flow);
+  const { store, flow } = await flowOverMemory(CONFIG, [ep]);
   const signals = (waiting: number, running: number, kv: number) =>
     store.writeSignals(ep.id, {
       waitingQueueSize: waiting,
