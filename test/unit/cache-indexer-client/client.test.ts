@@ -22,12 +22,14 @@ const req: LLMRequest = {
 let mode: 'ok' | 'slow' | 'error' | 'garbage' = 'ok';
 let calls = 0;
 let lastBody = '';
+let lastHeaders: Record<string, string | string[] | undefined> = {};
 let server: Server;
 let url = '';
 
 beforeAll(async () => {
   server = createServer((r, res) => {
     calls++;
+    lastHeaders = r.headers;
     let body = '';
     r.on('data', (c) => (body += c));
     r.on('end', () => {
@@ -112,14 +114,33 @@ describe('cache-indexer client', () => {
       messages: [{ role: 'user', content: 'hé "x"' }],
       messagesJson: () => Buffer.from(messages),
     };
-    const spliced = matchSortBody(chat, ['a:1', 'b:2']);
-    expect(Buffer.isBuffer(spliced)).toBe(true);
+    const body = matchSortBody(chat, ['a:1', 'b:2']);
+    if (typeof body === 'string') throw new Error('expected the spliced pieces');
+    const spliced = Buffer.concat(body.chunks);
+    expect(body.length).toBe(spliced.length);
     expect(String(spliced)).toBe(`{"model":"m\\"1","messages":${messages},"candidates":["a:1","b:2"]}`);
     // The indexer reads the same prompt from it as from the serialised messages.
-    const viaRaw = parseMatchRequest(spliced as Buffer);
+    const viaRaw = parseMatchRequest(spliced);
     const viaJson = parseMatchRequest(
       String(matchSortBody({ ...chat, messagesJson: undefined }, ['a:1', 'b:2'])),
     );
     expect(viaRaw).toEqual(viaJson);
+  });
+
+  it('sends the spliced pieces as one body of the stated length', async () => {
+    const messages = '[{"role":"user","content":"hé ' + 'x'.repeat(200_000) + '"}]';
+    const chat = { ...req, messagesJson: () => Buffer.from(messages) };
+    mode = 'ok';
+    const c = new CacheIndexerClient();
+    const out = await c.matchSort(url, chat, ['a:1', 'b:1'], 5000);
+    expect(out.status).toBe('ok');
+    expect(out.hitRates?.get('a:1')).toBe(0.75);
+    expect(lastHeaders['content-length']).toBe(String(Buffer.byteLength(lastBody)));
+    expect(lastHeaders['transfer-encoding']).toBeUndefined();
+    expect(lastBody).toBe(`{"model":"m","messages":${messages},"candidates":["a:1","b:1"]}`);
+    // Twice on one kept-alive connection: the next request is framed right after it.
+    expect((await c.matchSort(url, chat, ['a:1'], 5000)).status).toBe('ok');
+    expect(lastBody).toBe(`{"model":"m","messages":${messages},"candidates":["a:1"]}`);
+    await c.close();
   });
 });

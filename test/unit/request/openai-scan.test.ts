@@ -155,8 +155,12 @@ describe('the messages bytes forwarded to /match_sort', () => {
     expect(JSON.parse(Buffer.from(raw).toString('utf8'))).toEqual(messages);
     // The cache-indexer reads the spliced body as the same request as the serialised one.
     const { parseMatchRequest } = await import('../../../src/cacheindexer/match-request.js');
-    const spliced = parseMatchRequest(matchSortBody(q, ['a:1']));
-    const plain = parseMatchRequest(matchSortBody(JSON.parse(JSON.stringify(q)) as LLMRequest, ['a:1']));
+    const flat = (b: ReturnType<typeof matchSortBody>) =>
+      typeof b === 'string' ? b : Buffer.concat(b.chunks);
+    const spliced = parseMatchRequest(flat(matchSortBody(q, ['a:1'])));
+    const plain = parseMatchRequest(
+      flat(matchSortBody(JSON.parse(JSON.stringify(q)) as LLMRequest, ['a:1'])),
+    );
     expect(spliced).toEqual(plain);
     // Messages replaced (a plugin or a rewrite): the original bytes are no longer offered.
     q.messages = [{ role: 'user', content: 'other' }];
