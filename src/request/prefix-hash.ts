@@ -12,7 +12,7 @@
 // Both come from the same lanes, so two prompts share a block key exactly
 // when they share the text hash up to 11 dropped bits (a collision chance
 // of ~n^2 / 2^54 for n distinct blocks: ~6e-5 for a million).
-import type { PromptUtf8 } from '../scheduling/types.js';
+import type { PromptBytes, PromptUtf8 } from '../scheduling/types.js';
 import { utf8Scratch } from './tokens.js';
 
 /** Writes the model's seed lanes into `out` (no tuple per call). */
@@ -202,6 +202,11 @@ export function textKeysAndDigest(
   return keysAndDigestOfWords(words, words.length, length, blockSizeTokens, maxBlocks, model);
 }
 
+/** A prompt's first bytes, hashed and dropped before the caller returns: a scratch rendering serves. */
+function bytesToHash(prompt: PromptUtf8, maxBytes: number): PromptBytes {
+  return prompt.transientHead ? prompt.transientHead(maxBytes) : prompt.head(maxBytes);
+}
+
 /** textKeysAndDigest of a prompt already in UTF-8: its bytes are rendered once for both. */
 export function utf8KeysAndDigest(
   prompt: PromptUtf8,
@@ -209,7 +214,7 @@ export function utf8KeysAndDigest(
   blockSizeTokens: number,
   maxBlocks: number,
 ): KeysAndDigest {
-  const head = prompt.head(prompt.length);
+  const head = bytesToHash(prompt, prompt.length);
   const count = Math.ceil(head.bytes.length / 4);
   return keysAndDigestOfWords(head.words, count, head.bytes.length, blockSizeTokens, maxBlocks, model);
 }
@@ -297,7 +302,7 @@ export function utf8BlockKeys(
   blockSizeTokens: number,
   maxBlocks: number,
 ): Float64Array {
-  const head = prompt.head(maxBlocks * blockSizeTokens * 4);
+  const head = bytesToHash(prompt, maxBlocks * blockSizeTokens * 4);
   return keyWords(head.words.subarray(0, head.bytes.length >> 2), blockSizeTokens, maxBlocks, model);
 }
 
@@ -308,7 +313,7 @@ export function utf8BlockHashes(
   blockSizeTokens: number,
   maxBlocks: number,
 ): string[] {
-  const head = prompt.head(maxBlocks * blockSizeTokens * 4);
+  const head = bytesToHash(prompt, maxBlocks * blockSizeTokens * 4);
   return hashWords(head.words.subarray(0, head.bytes.length >> 2), blockSizeTokens, maxBlocks, model);
 }
 

@@ -133,6 +133,31 @@ describe('scanOpenAIRequest (the one-pass reader)', () => {
   });
 });
 
+describe('the transient rendering hashing reads', () => {
+  it('gives head’s bytes, shares one scratch between prompts and leaves head and promptText intact', () => {
+    const body = (c: string) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content: c }] });
+    const a = scan('chat', body('é 😀 "a" '.repeat(5000)))!.request;
+    const b = scan('chat', body('b\n'.repeat(9000)))!.request;
+    const pa = a.promptUtf8!;
+    const pb = b.promptUtf8!;
+    const ta = Buffer.from(pa.transientHead!(pa.length).bytes);
+    const tb = pb.transientHead!(pb.length);
+    // One scratch: the second rendering overwrote the first, so nothing may keep it.
+    expect(tb.bytes.buffer).toBe(pa.transientHead!(10).bytes.buffer);
+    expect(ta.equals(Buffer.from(pa.head(pa.length).bytes))).toBe(true);
+    expect(
+      Buffer.from(pb.transientHead!(pb.length).bytes).equals(Buffer.from(pb.head(pb.length).bytes)),
+    ).toBe(true);
+    // Once head rendered the prompt, the transient view is that rendering (no copy), padded words included.
+    const again = pa.transientHead!(pa.length);
+    expect(again.bytes).toBe(pa.head(pa.length).bytes);
+    expect(again.words.length).toBe(Math.ceil(pa.length / 4));
+    const slow = parseOpenAIRequest('/v1/chat/completions', body('é 😀 "a" '.repeat(5000)), {}, 'r').request;
+    expect(a.promptText).toBe(slow.promptText);
+    expect(utf8KeysAndDigest(pa, 'm', 16, 64)).toEqual(textKeysAndDigest(slow.promptText, 'm', 16, 64));
+  });
+});
+
 describe('the scanned request as a value', () => {
   it('serialises as the plain LLMRequest shape, without the body', () => {
     const text = '{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}';
