@@ -116,7 +116,7 @@ describe('cache-indexer client', () => {
     };
     const body = matchSortBody(chat, ['a:1', 'b:2']);
     if (typeof body === 'string') throw new Error('expected the spliced pieces');
-    const spliced = Buffer.concat(body.chunks);
+    const spliced = Buffer.concat(body.chunks.map((c) => Buffer.from(c)));
     expect(body.length).toBe(spliced.length);
     expect(String(spliced)).toBe(`{"model":"m\\"1","messages":${messages},"candidates":["a:1","b:2"]}`);
     // The indexer reads the same prompt from it as from the serialised messages.

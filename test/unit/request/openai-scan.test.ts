@@ -181,7 +181,7 @@ describe('the messages bytes forwarded to /match_sort', () => {
     // The cache-indexer reads the spliced body as the same request as the serialised one.
     const { parseMatchRequest } = await import('../../../src/cacheindexer/match-request.js');
     const flat = (b: ReturnType<typeof matchSortBody>) =>
-      typeof b === 'string' ? b : Buffer.concat(b.chunks);
+      typeof b === 'string' ? b : Buffer.concat(b.chunks.map((c) => Buffer.from(c)));
     const spliced = parseMatchRequest(flat(matchSortBody(q, ['a:1'])));
     const plain = parseMatchRequest(
       flat(matchSortBody(JSON.parse(JSON.stringify(q)) as LLMRequest, ['a:1'])),
