@@ -19,10 +19,11 @@ const req: LLMRequest = {
   headers: {},
 };
 
-let mode: 'ok' | 'slow' | 'error' | 'garbage' = 'ok';
+let mode: 'ok' | 'slow' | 'error' | 'garbage' | 'stall' = 'ok';
 let calls = 0;
 let lastBody = '';
 let lastHeaders: Record<string, string | string[] | undefined> = {};
+const stalled: Array<{ destroy(): void }> = [];
 let server: Server;
 let url = '';
 
@@ -30,6 +31,11 @@ beforeAll(async () => {
   server = createServer((r, res) => {
     calls++;
     lastHeaders = r.headers;
+    // Never reads the body: the client's writes fill the socket and wait.
+    if (mode === 'stall') {
+      stalled.push(r);
+      return void r.pause();
+    }
     let body = '';
     r.on('data', (c) => (body += c));
     r.on('end', () => {
@@ -141,6 +147,22 @@ describe('cache-indexer client', () => {
     // Twice on one kept-alive connection: the next request is framed right after it.
     expect((await c.matchSort(url, chat, ['a:1'], 5000)).status).toBe('ok');
     expect(lastBody).toBe(`{"model":"m","messages":${messages},"candidates":["a:1"]}`);
+    await c.close();
+  });
+
+  it('times out while the spliced pieces are still being written, and the next request goes through', async () => {
+    const raw = Buffer.from('[{"role":"user","content":"' + 'y'.repeat(8 << 20) + '"}]');
+    const chat = { ...req, messagesJson: () => raw };
+    const c = new CacheIndexerClient();
+    mode = 'stall';
+    expect((await c.matchSort(url, chat, ['a:1'], 200)).status).toBe('timeout');
+    // The caller may reuse the body's memory now (a pooled body goes back after the pick).
+    raw.fill(0x7a);
+    mode = 'ok';
+    const small = { ...req, messagesJson: () => Buffer.from('[{"role":"user","content":"hi"}]') };
+    expect((await c.matchSort(url, small, ['a:1'], 5000)).status).toBe('ok');
+    expect(lastBody).toBe('{"model":"m","messages":[{"role":"user","content":"hi"}],"candidates":["a:1"]}');
+    for (const r of stalled.splice(0)) r.destroy();
     await c.close();
   });
 });
