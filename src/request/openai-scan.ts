@@ -17,7 +17,13 @@
 // (body-buffer.ts) as they arrived, so recursion is at most 128 deep.
 import { isUtf8 } from 'node:buffer';
 import type { ApiType, ChatMessage, LLMRequest } from '../scheduling/types.js';
-import { promptBuffer, sealPrompt, type PromptBytes, type PromptUtf8 } from './prompt-bytes.js';
+import {
+  promptBuffer,
+  scratchPromptBuffer,
+  sealPrompt,
+  type PromptBytes,
+  type PromptUtf8,
+} from './prompt-bytes.js';
 import { BYTES_PER_TOKEN } from './tokens.js';
 
 const QUOTE = 0x22;
@@ -549,16 +555,27 @@ class RenderedPrompt implements PromptUtf8 {
     const want = Math.min(Math.max(0, maxBytes), this.length);
     if (this.rendered && this.rendered.bytes.length >= want)
       return want === this.rendered.bytes.length ? this.rendered : sealedView(this.rendered, want);
+    this.rendered = this.render(promptBuffer(want), want);
+    return this.rendered;
+  }
+
+  /** head's bytes, rendered into the shared scratch unless already rendered (not kept: see PromptUtf8). */
+  transientHead(maxBytes: number): PromptBytes {
+    const want = Math.min(Math.max(0, maxBytes), this.length);
+    if (this.rendered && this.rendered.bytes.length >= want)
+      return want === this.rendered.bytes.length ? this.rendered : sealedView(this.rendered, want);
+    return this.render(scratchPromptBuffer(want), want);
+  }
+
+  private render(out: Buffer, want: number): PromptBytes {
     const body = this.body.bytes;
-    const out = promptBuffer(want);
     let o = 0;
     for (const p of this.pieces) {
       if (o >= want) break;
       if (Buffer.isBuffer(p)) o += p.copy(out, o, 0, Math.min(p.length, want - o));
       else o = writeText(body, p, out, o, want);
     }
-    this.rendered = sealPrompt(out, o);
-    return this.rendered;
+    return sealPrompt(out, o);
   }
 }
 

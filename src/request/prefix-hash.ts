@@ -12,10 +12,11 @@
 // Both come from the same lanes, so two prompts share a block key exactly
 // when they share the text hash up to 11 dropped bits (a collision chance
 // of ~n^2 / 2^54 for n distinct blocks: ~6e-5 for a million).
-import type { PromptUtf8 } from '../scheduling/types.js';
+import type { PromptBytes, PromptUtf8 } from '../scheduling/types.js';
 import { utf8Scratch } from './tokens.js';
 
-function seedOf(model: string): [number, number] {
+/** Writes the model's seed lanes into `out` (no tuple per call). */
+function seedInto(model: string, out: Int32Array): void {
   let a = 0x811c9dc5;
   let b = 0x01000193;
   for (let i = 0; i < model.length; i++) {
@@ -23,7 +24,8 @@ function seedOf(model: string): [number, number] {
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
   }
-  return [a >>> 0, b >>> 0];
+  out[0] = a;
+  out[1] = b;
 }
 
 // Base-36 text of a uint32, exactly as Number#toString(36) writes it (and
@@ -52,24 +54,31 @@ function base36(n: number): string {
 const LANE2_SCALE = 4294967296;
 
 /**
- * Hashes the full blocks of `words` (at most `maxBlocks`); for each block,
- * calls `emit(b, h1, h2)` with the two lanes as uint32. Chained: each
- * block's lanes start from the previous block's, the first from the
- * model's seed or `start` (a chain continued).
+ * The chain's two lanes: where hashLanes starts (the model's seed, or a
+ * chain continued) and, after it, where it ended (what a digest continues from).
  */
-/** The chain's two lanes after the last hashLanes call (what a digest continues from). */
 const chainEnd = new Int32Array(2);
+/**
+ * Both lanes of every block the last hashLanes call hashed (block b at 2b and
+ * 2b + 1, uint32). Shared and grown, never shrunk: callers turn them into
+ * keys or text before the next call, so a decision allocates no lane storage
+ * and V8 sees one loop with no callback (a callback per kind of output made
+ * the call site polymorphic, and the call was not inlined).
+ */
+let lanes = new Uint32Array(2 * 64);
 
-function hashLanes(
-  words: Uint32Array,
-  blockWords: number,
-  maxBlocks: number,
-  model: string,
-  emit: (b: number, h1: number, h2: number) => void,
-  start?: Int32Array,
-): number {
+/**
+ * Hashes the full blocks of `words` (at most `maxBlocks`) into `lanes`,
+ * starting from the lanes in chainEnd and leaving the chain's end there.
+ * Chained: each block's lanes start from the previous block's. Returns the
+ * number of blocks hashed.
+ */
+function hashLanes(words: Uint32Array, blockWords: number, maxBlocks: number): number {
   const blocks = Math.min(Math.floor(words.length / blockWords), maxBlocks);
-  let [h1, h2] = start ? [start[0]!, start[1]!] : seedOf(model);
+  if (lanes.length < 2 * blocks) lanes = new Uint32Array(Math.max(2 * blocks, 2 * lanes.length));
+  const out = lanes;
+  let h1 = chainEnd[0]!;
+  let h2 = chainEnd[1]!;
   for (let b = 0; b < blocks; b++) {
     const start = b * blockWords;
     const end = start + blockWords;
@@ -89,35 +98,71 @@ function hashLanes(
     h2 ^= h2 >>> 15;
     h2 = Math.imul(h2, 0xc2b2ae35);
     h2 ^= h2 >>> 16;
-    emit(b, h1 >>> 0, h2 >>> 0);
+    out[2 * b] = h1 >>> 0;
+    out[2 * b + 1] = h2 >>> 0;
   }
   chainEnd[0] = h1;
   chainEnd[1] = h2;
   return blocks;
 }
 
+/** murmur3's 32-bit finaliser: a bijection, every input bit reaching every output bit. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 /**
- * Continues the chain hashLanes left in chainEnd over words[from..count)
- * as one more block, and returns both lanes as text after the byte length:
- * the digest of the whole prompt without hashing its blocks a second time.
- * The length tells a prompt from the same prompt plus zero bytes (the
- * padding of the last word is zero).
+ * The digest of the whole prompt: the chain hashLanes left in chainEnd,
+ * continued over words[from..count) (what lies past the last full block
+ * hashed), as text after the byte length. The length tells a prompt from
+ * the same prompt plus zero bytes (the padding of the last word is zero).
+ *
+ * The rest is read in four lanes, word i into lane i mod 4: the block
+ * chain's single lane waits on each multiply, four independent lanes let
+ * the CPU overlap them (the digest is only a cache key, nobody else has to
+ * compute it). Each step h -> rotl((h ^ w) * odd, 13) is a bijection in h
+ * and in w, and the fold below is one in each lane given the others, so two
+ * prompts that differ in one word never share a digest; in general they
+ * collide with a chance of ~2^-64.
  */
 function digestFrom(words: Uint32Array, from: number, count: number, byteLength: number): string {
-  const start = Int32Array.of(chainEnd[0]!, chainEnd[1]!);
-  let lanes = base36(start[0]! >>> 0) + base36Pad7(start[1]! >>> 0);
-  const tail = words.subarray(from, count);
-  hashLanes(
-    tail,
-    Math.max(1, tail.length),
-    1,
-    '',
-    (_b, h1, h2) => {
-      lanes = base36(h1) + base36Pad7(h2);
-    },
-    start,
+  let a = chainEnd[0]!;
+  let b = chainEnd[1]!;
+  let c = a ^ 0x9e3779b9;
+  let d = b ^ 0x7f4a7c15;
+  let i = from;
+  for (; i + 4 <= count; i += 4) {
+    a = Math.imul(a ^ words[i]!, 0x9e3779b1);
+    a = (a << 13) | (a >>> 19);
+    b = Math.imul(b ^ words[i + 1]!, 0x85ebca77);
+    b = (b << 13) | (b >>> 19);
+    c = Math.imul(c ^ words[i + 2]!, 0xc2b2ae3d);
+    c = (c << 13) | (c >>> 19);
+    d = Math.imul(d ^ words[i + 3]!, 0x27d4eb2f);
+    d = (d << 13) | (d >>> 19);
+  }
+  if (i < count) a = Math.imul(a ^ words[i]!, 0x9e3779b1);
+  if (i + 1 < count) b = Math.imul(b ^ words[i + 1]!, 0x85ebca77);
+  if (i + 2 < count) c = Math.imul(c ^ words[i + 2]!, 0xc2b2ae3d);
+  const n = count - from;
+  const h1 = fmix32(
+    a ^
+      n ^
+      Math.imul((b << 8) | (b >>> 24), 0x85ebca6b) ^
+      Math.imul((c << 16) | (c >>> 16), 0xc2b2ae35) ^
+      Math.imul((d << 24) | (d >>> 8), 0x27d4eb2f),
   );
-  return `${byteLength}.${lanes}`;
+  const h2 = fmix32(
+    b ^
+      Math.imul((c << 8) | (c >>> 24), 0x165667b1) ^
+      Math.imul((d << 16) | (d >>> 16), 0xd3a2646d) ^
+      Math.imul((a << 24) | (a >>> 8), 0xfd7046c5),
+  );
+  return `${byteLength}.${base36(h1)}${base36Pad7(h2)}`;
 }
 
 /** Block keys of a prompt and, in the same pass, a digest of the whole prompt (the indexer-answer cache key). */
@@ -157,6 +202,11 @@ export function textKeysAndDigest(
   return keysAndDigestOfWords(words, words.length, length, blockSizeTokens, maxBlocks, model);
 }
 
+/** A prompt's first bytes, hashed and dropped before the caller returns: a scratch rendering serves. */
+function bytesToHash(prompt: PromptUtf8, maxBytes: number): PromptBytes {
+  return prompt.transientHead ? prompt.transientHead(maxBytes) : prompt.head(maxBytes);
+}
+
 /** textKeysAndDigest of a prompt already in UTF-8: its bytes are rendered once for both. */
 export function utf8KeysAndDigest(
   prompt: PromptUtf8,
@@ -164,7 +214,7 @@ export function utf8KeysAndDigest(
   blockSizeTokens: number,
   maxBlocks: number,
 ): KeysAndDigest {
-  const head = prompt.head(prompt.length);
+  const head = bytesToHash(prompt, prompt.length);
   const count = Math.ceil(head.bytes.length / 4);
   return keysAndDigestOfWords(head.words, count, head.bytes.length, blockSizeTokens, maxBlocks, model);
 }
@@ -182,18 +232,18 @@ export function tokenKeysAndDigest(
 }
 
 function hashWords(words: Uint32Array, blockWords: number, maxBlocks: number, model: string): string[] {
-  const out: string[] = [];
-  hashLanes(words, blockWords, maxBlocks, model, (b, h1, h2) => {
-    out[b] = base36(h1) + base36Pad7(h2);
-  });
+  seedInto(model, chainEnd);
+  const blocks = hashLanes(words, blockWords, maxBlocks);
+  const out: string[] = new Array<string>(blocks);
+  for (let b = 0; b < blocks; b++) out[b] = base36(lanes[2 * b]!) + base36Pad7(lanes[2 * b + 1]!);
   return out;
 }
 
 function keyWords(words: Uint32Array, blockWords: number, maxBlocks: number, model: string): Float64Array {
-  const out = new Float64Array(Math.max(0, Math.min(Math.floor(words.length / blockWords), maxBlocks)));
-  hashLanes(words, blockWords, maxBlocks, model, (b, h1, h2) => {
-    out[b] = (h2 >>> 11) * LANE2_SCALE + h1;
-  });
+  seedInto(model, chainEnd);
+  const blocks = hashLanes(words, blockWords, maxBlocks);
+  const out = new Float64Array(Math.max(0, blocks));
+  for (let b = 0; b < blocks; b++) out[b] = (lanes[2 * b + 1]! >>> 11) * LANE2_SCALE + lanes[2 * b]!;
   return out;
 }
 
@@ -252,7 +302,7 @@ export function utf8BlockKeys(
   blockSizeTokens: number,
   maxBlocks: number,
 ): Float64Array {
-  const head = prompt.head(maxBlocks * blockSizeTokens * 4);
+  const head = bytesToHash(prompt, maxBlocks * blockSizeTokens * 4);
   return keyWords(head.words.subarray(0, head.bytes.length >> 2), blockSizeTokens, maxBlocks, model);
 }
 
@@ -263,7 +313,7 @@ export function utf8BlockHashes(
   blockSizeTokens: number,
   maxBlocks: number,
 ): string[] {
-  const head = prompt.head(maxBlocks * blockSizeTokens * 4);
+  const head = bytesToHash(prompt, maxBlocks * blockSizeTokens * 4);
   return hashWords(head.words.subarray(0, head.bytes.length >> 2), blockSizeTokens, maxBlocks, model);
 }
 

@@ -88,6 +88,12 @@ export interface PromptUtf8 {
   readonly length: number;
   /** Its first min(maxBytes, length) bytes. */
   head(maxBytes: number): PromptBytes;
+  /**
+   * The same bytes for a reader done with them before it returns (hashing):
+   * possibly in a scratch buffer that the next call overwrites, so a long
+   * prompt is hashed without a fresh buffer per request. Keep nothing of it.
+   */
+  transientHead?(maxBytes: number): PromptBytes;
 }
 
 /**

@@ -1,4 +1,7 @@
-// `npm run bench -- cpuprofile FILE.cpuprofile [--top 25] [--since-ms 0]`
+// `npm run bench -- cpuprofile FILE.cpuprofile [--top 25] [--since-ms 0] [--under NAME,NAME]`
+//   --under: only samples with one of these function names on their stack (e.g.
+//   `pick,scheduleOn` for a Director decision, its await continuations included),
+//   so the work a benchmark does outside its clock is left out.
 //
 // Summarises a V8 CPU profile (node --cpu-prof; the extproc benchmark
 // writes them with --cpu-prof DIR): self time per frame (function + file:line),
@@ -38,9 +41,32 @@ function groupOf(url: string): string {
   return shortUrl(url);
 }
 
-export function summarise(profile: CpuProfile, top: number, sinceMs = 0): string {
+/** Node ids whose stack holds a frame named in `names` (the frame itself included). */
+function nodesUnder(profile: CpuProfile, names: ReadonlySet<string>): Set<number> {
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const out = new Set<number>();
+  for (const n of profile.nodes) {
+    for (let id: number | undefined = n.id; id !== undefined; id = parent.get(id)) {
+      if (names.has(byId.get(id)!.callFrame.functionName)) {
+        out.add(n.id);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+export function summarise(
+  profile: CpuProfile,
+  top: number,
+  sinceMs = 0,
+  under?: ReadonlySet<string>,
+): string {
   const byId = new Map<number, ProfileNode>();
   for (const n of profile.nodes) byId.set(n.id, n);
+  const kept = under ? nodesUnder(profile, under) : undefined;
   const self = new Map<number, number>();
   let t = 0;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -48,6 +74,7 @@ export function summarise(profile: CpuProfile, top: number, sinceMs = 0): string
     t += dt;
     if (t / 1000 < sinceMs) continue;
     const id = profile.samples[i]!;
+    if (kept && !kept.has(id)) continue;
     self.set(id, (self.get(id) ?? 0) + dt);
   }
   const frames = new Map<string, number>();
@@ -81,11 +108,22 @@ export function summarise(profile: CpuProfile, top: number, sinceMs = 0): string
 
 export async function run(args: string[]): Promise<void> {
   const file = args.find((a) => !a.startsWith('--'));
-  if (!file) throw new Error('usage: npm run bench -- cpuprofile FILE.cpuprofile [--top N] [--since-ms MS]');
+  if (!file)
+    throw new Error(
+      'usage: npm run bench -- cpuprofile FILE.cpuprofile [--top N] [--since-ms MS] [--under NAME,NAME]',
+    );
   const arg = (name: string) => {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : undefined;
   };
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-  process.stdout.write(summarise(profile, Number(arg('--top') ?? 25), Number(arg('--since-ms') ?? 0)));
+  const under = arg('--under');
+  process.stdout.write(
+    summarise(
+      profile,
+      Number(arg('--top') ?? 25),
+      Number(arg('--since-ms') ?? 0),
+      under ? new Set(under.split(',')) : undefined,
+    ),
+  );
 }

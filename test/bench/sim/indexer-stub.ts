@@ -21,6 +21,7 @@ import {
   textBlockKeys,
   tokenBlockHashes,
   tokenBlockKeys,
+  utf8BlockKeys,
 } from '../../../src/request/prefix-hash.js';
 import type { LLMRequest } from '../../../src/scheduling/types.js';
 import type { PrefixIndex } from '../../../src/state/prefix-index.js';
@@ -42,11 +43,16 @@ export function requestBlockHashes(req: LLMRequest, blockSizeTokens: number): st
     : textBlockHashes(req.promptText, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER);
 }
 
-/** The block keys of a whole prompt (what the in-process index of the scheduler benchmark holds). */
+/**
+ * The block keys of a whole prompt (what the in-process index of the scheduler benchmark holds).
+ * A request from the body reader is hashed from its UTF-8 (the same keys): decoding it into a
+ * string here would be work no process does in production (the indexer reads the JSON it is sent).
+ */
 export function requestBlockKeys(req: LLMRequest, blockSizeTokens: number): Float64Array {
-  return req.tokenIds
-    ? tokenBlockKeys(req.tokenIds, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER)
-    : textBlockKeys(req.promptText, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER);
+  if (req.tokenIds) return tokenBlockKeys(req.tokenIds, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER);
+  if (req.promptUtf8)
+    return utf8BlockKeys(req.promptUtf8, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER);
+  return textBlockKeys(req.promptText, req.model, blockSizeTokens, Number.MAX_SAFE_INTEGER);
 }
 
 /** hitRatesFromIndex over a keyed index (numbers, typed arrays): the same leading-run answer. */

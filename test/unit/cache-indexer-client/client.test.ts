@@ -19,15 +19,23 @@ const req: LLMRequest = {
   headers: {},
 };
 
-let mode: 'ok' | 'slow' | 'error' | 'garbage' = 'ok';
+let mode: 'ok' | 'slow' | 'error' | 'garbage' | 'stall' = 'ok';
 let calls = 0;
 let lastBody = '';
+let lastHeaders: Record<string, string | string[] | undefined> = {};
+const stalled: Array<{ destroy(): void }> = [];
 let server: Server;
 let url = '';
 
 beforeAll(async () => {
   server = createServer((r, res) => {
     calls++;
+    lastHeaders = r.headers;
+    // Never reads the body: the client's writes fill the socket and wait.
+    if (mode === 'stall') {
+      stalled.push(r);
+      return void r.pause();
+    }
     let body = '';
     r.on('data', (c) => (body += c));
     r.on('end', () => {
@@ -112,14 +120,49 @@ describe('cache-indexer client', () => {
       messages: [{ role: 'user', content: 'hé "x"' }],
       messagesJson: () => Buffer.from(messages),
     };
-    const spliced = matchSortBody(chat, ['a:1', 'b:2']);
-    expect(Buffer.isBuffer(spliced)).toBe(true);
+    const body = matchSortBody(chat, ['a:1', 'b:2']);
+    if (typeof body === 'string') throw new Error('expected the spliced pieces');
+    const spliced = Buffer.concat(body.chunks.map((c) => Buffer.from(c)));
+    expect(body.length).toBe(spliced.length);
     expect(String(spliced)).toBe(`{"model":"m\\"1","messages":${messages},"candidates":["a:1","b:2"]}`);
     // The indexer reads the same prompt from it as from the serialised messages.
-    const viaRaw = parseMatchRequest(spliced as Buffer);
+    const viaRaw = parseMatchRequest(spliced);
     const viaJson = parseMatchRequest(
       String(matchSortBody({ ...chat, messagesJson: undefined }, ['a:1', 'b:2'])),
     );
     expect(viaRaw).toEqual(viaJson);
+  });
+
+  it('sends the spliced pieces as one body of the stated length', async () => {
+    const messages = '[{"role":"user","content":"hé ' + 'x'.repeat(200_000) + '"}]';
+    const chat = { ...req, messagesJson: () => Buffer.from(messages) };
+    mode = 'ok';
+    const c = new CacheIndexerClient();
+    const out = await c.matchSort(url, chat, ['a:1', 'b:1'], 5000);
+    expect(out.status).toBe('ok');
+    expect(out.hitRates?.get('a:1')).toBe(0.75);
+    expect(lastHeaders['content-length']).toBe(String(Buffer.byteLength(lastBody)));
+    expect(lastHeaders['transfer-encoding']).toBeUndefined();
+    expect(lastBody).toBe(`{"model":"m","messages":${messages},"candidates":["a:1","b:1"]}`);
+    // Twice on one kept-alive connection: the next request is framed right after it.
+    expect((await c.matchSort(url, chat, ['a:1'], 5000)).status).toBe('ok');
+    expect(lastBody).toBe(`{"model":"m","messages":${messages},"candidates":["a:1"]}`);
+    await c.close();
+  });
+
+  it('times out while the spliced pieces are still being written, and the next request goes through', async () => {
+    const raw = Buffer.from('[{"role":"user","content":"' + 'y'.repeat(8 << 20) + '"}]');
+    const chat = { ...req, messagesJson: () => raw };
+    const c = new CacheIndexerClient();
+    mode = 'stall';
+    expect((await c.matchSort(url, chat, ['a:1'], 200)).status).toBe('timeout');
+    // The caller may reuse the body's memory now (a pooled body goes back after the pick).
+    raw.fill(0x7a);
+    mode = 'ok';
+    const small = { ...req, messagesJson: () => Buffer.from('[{"role":"user","content":"hi"}]') };
+    expect((await c.matchSort(url, small, ['a:1'], 5000)).status).toBe('ok');
+    expect(lastBody).toBe('{"model":"m","messages":[{"role":"user","content":"hi"}],"candidates":["a:1"]}');
+    for (const r of stalled.splice(0)) r.destroy();
+    await c.close();
   });
 });

@@ -133,6 +133,31 @@ describe('scanOpenAIRequest (the one-pass reader)', () => {
   });
 });
 
+describe('the transient rendering hashing reads', () => {
+  it('gives head’s bytes, shares one scratch between prompts and leaves head and promptText intact', () => {
+    const body = (c: string) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content: c }] });
+    const a = scan('chat', body('é 😀 "a" '.repeat(5000)))!.request;
+    const b = scan('chat', body('b\n'.repeat(9000)))!.request;
+    const pa = a.promptUtf8!;
+    const pb = b.promptUtf8!;
+    const ta = Buffer.from(pa.transientHead!(pa.length).bytes);
+    const tb = pb.transientHead!(pb.length);
+    // One scratch: the second rendering overwrote the first, so nothing may keep it.
+    expect(tb.bytes.buffer).toBe(pa.transientHead!(10).bytes.buffer);
+    expect(ta.equals(Buffer.from(pa.head(pa.length).bytes))).toBe(true);
+    expect(
+      Buffer.from(pb.transientHead!(pb.length).bytes).equals(Buffer.from(pb.head(pb.length).bytes)),
+    ).toBe(true);
+    // Once head rendered the prompt, the transient view is that rendering (no copy), padded words included.
+    const again = pa.transientHead!(pa.length);
+    expect(again.bytes).toBe(pa.head(pa.length).bytes);
+    expect(again.words.length).toBe(Math.ceil(pa.length / 4));
+    const slow = parseOpenAIRequest('/v1/chat/completions', body('é 😀 "a" '.repeat(5000)), {}, 'r').request;
+    expect(a.promptText).toBe(slow.promptText);
+    expect(utf8KeysAndDigest(pa, 'm', 16, 64)).toEqual(textKeysAndDigest(slow.promptText, 'm', 16, 64));
+  });
+});
+
 describe('the scanned request as a value', () => {
   it('serialises as the plain LLMRequest shape, without the body', () => {
     const text = '{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}';
@@ -155,8 +180,12 @@ describe('the messages bytes forwarded to /match_sort', () => {
     expect(JSON.parse(Buffer.from(raw).toString('utf8'))).toEqual(messages);
     // The cache-indexer reads the spliced body as the same request as the serialised one.
     const { parseMatchRequest } = await import('../../../src/cacheindexer/match-request.js');
-    const spliced = parseMatchRequest(matchSortBody(q, ['a:1']));
-    const plain = parseMatchRequest(matchSortBody(JSON.parse(JSON.stringify(q)) as LLMRequest, ['a:1']));
+    const flat = (b: ReturnType<typeof matchSortBody>) =>
+      typeof b === 'string' ? b : Buffer.concat(b.chunks.map((c) => Buffer.from(c)));
+    const spliced = parseMatchRequest(flat(matchSortBody(q, ['a:1'])));
+    const plain = parseMatchRequest(
+      flat(matchSortBody(JSON.parse(JSON.stringify(q)) as LLMRequest, ['a:1'])),
+    );
     expect(spliced).toEqual(plain);
     // Messages replaced (a plugin or a rewrite): the original bytes are no longer offered.
     q.messages = [{ role: 'user', content: 'other' }];
