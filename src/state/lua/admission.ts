@@ -1,6 +1,10 @@
 // Flow control's shared admission count in Redis (the Redis side of
-// src/state/admission.ts). One key under the pool prefix P:
-//   adm   ZSET   chargeId of a pick let through and not yet committed, by expiry (epoch ms)
+// src/state/admission.ts). Keys under the pool prefix P:
+//   adm    ZSET   chargeId of a pick let through and not yet committed, by expiry (epoch ms)
+//   heads  HASH   owner -> its queue heads (cross-replica fair dispatch,
+//                 src/flow/fair-share.ts): '<expiresAt>;<priority>,<enqueuedAt>,<seq>;...'
+//                 (times in ms on the Redis clock; a replica sends ages)
+//   wake   channel  PUBLISH <owner> when a replica yields the pool's room (no key)
 // A chargeId is `<owner>.<n>` (the Director's per-instance prefix), so a
 // replica's own reservations are told apart by prefix. COMMIT_LUA removes the
 // pick's member in the same script that charges it; a pick not admitted
@@ -12,6 +16,11 @@
  * reservations, counts the live ones of other owners, adds this one; returns
  * that count. Sent right before the snapshot script on the same connection,
  * so one round trip carries both.
+ *
+ * With the queue heads (ARGV: ..., headsTtlMs, n, then n x priority, ageMs,
+ * seq) it also replaces this owner's heads (n = 0 removes them), drops
+ * lapsed ones, and returns {count, then per other owner's head: owner,
+ * priority, ageMs, seq, expiresInMs}. One HGETALL over a field per replica.
  */
 export const ADMISSION_RESERVE_LUA = `
 local key = KEYS[1] .. 'adm'
@@ -28,5 +37,39 @@ for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
 end
 redis.call('ZADD', key, now + ttl, ARGV[1])
 redis.call('PEXPIRE', key, ttl * 2)
-return others
+if not ARGV[4] then return others end
+local hk = KEYS[1] .. 'heads'
+local httl = tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
+if not httl or httl <= 0 or not n then return redis.error_reply('ERR hermes state: bad queue heads') end
+local out = {others}
+local all = redis.call('HGETALL', hk)
+for i = 1, #all, 2 do
+  local o, v = all[i], all[i + 1]
+  local sep = string.find(v, ';', 1, true)
+  local exp = tonumber(string.sub(v, 1, (sep or 0) - 1))
+  if not exp or exp <= now then
+    redis.call('HDEL', hk, o)
+  elseif o ~= ARGV[2] then
+    for p, enq, seq in string.gmatch(string.sub(v, sep + 1), '([^,;]+),([^,;]+),([^,;]+)') do
+      out[#out + 1] = o
+      out[#out + 1] = tonumber(p)
+      out[#out + 1] = now - tonumber(enq)
+      out[#out + 1] = tonumber(seq)
+      out[#out + 1] = exp - now
+    end
+  end
+end
+if n == 0 then
+  redis.call('HDEL', hk, ARGV[2])
+else
+  local parts = {tostring(now + httl)}
+  for j = 0, n - 1 do
+    local b = 6 + j * 3
+    parts[#parts + 1] = ARGV[b] .. ',' .. tostring(now - tonumber(ARGV[b + 1])) .. ',' .. ARGV[b + 2]
+  end
+  redis.call('HSET', hk, ARGV[2], table.concat(parts, ';'))
+  redis.call('PEXPIRE', hk, httl * 2)
+end
+return out
 `;
