@@ -89,15 +89,15 @@ export interface PickOptions {
    * shared admission count (StateStore AdmissionQuery): `elsewhere` is how
    * many picks other replicas let through and have not charged yet
    * (undefined: the shared store was unreachable, the view is local);
-   * `foreignHeads` the other replicas' queue heads, when `heads` was given
-   * (undefined on the local view). A refusal that leaves the pool's room to
+   * `heads` the queue heads as the store keeps them, the other replicas'
+   * and this one's, when `heads` was given (undefined on the local view). A refusal that leaves the pool's room to
    * another replica says so (`leavesRoom: true` on the error): withdrawing
    * its reservation then wakes the other replicas (StateStore.cancelAdmission).
    */
   admit?: (
     views: readonly EndpointView[],
     elsewhere: number | undefined,
-    foreignHeads: readonly ForeignHead[] | undefined,
+    heads: SeenHeads | undefined,
   ) => void;
   /**
    * With admit: this replica's queue heads, published in the same admission
@@ -112,6 +112,12 @@ export interface PickOptions {
    * (cachedShareOf), undefined when the profile measures none.
    */
   admitTarget?: (primary: EndpointView, cachedShare: number | undefined) => void;
+}
+
+/** The queue heads an admission step answered (StateSnapshot.foreignHeads, ownHeads). */
+export interface SeenHeads {
+  own: readonly ForeignHead[];
+  foreign: readonly ForeignHead[];
 }
 
 /** An admit refusal that left the pool's room to another replica (PickOptions.admit). */
@@ -296,7 +302,8 @@ export class Director {
     if (opts?.sheddable && detector && detector.saturation(views) >= 1) {
       throw new SchedulingError('SATURATED', 'system saturated, sheddable request dropped');
     }
-    opts?.admit?.(views, snap.admissionsElsewhere, snap.foreignHeads);
+    const heads = snap.foreignHeads && { own: snap.ownHeads ?? [], foreign: snap.foreignHeads };
+    opts?.admit?.(views, snap.admissionsElsewhere, heads);
     let hitRates: HitRates | undefined;
     if (needs.indexer && indexerKey !== undefined) {
       hitRates = await this.hitRates(needs.indexer, req, views, snap.indexerAnswer, indexerKey);

@@ -41,7 +41,7 @@
 // quarter of it; a queued request whose predicted wait passes its TTL);
 // TTL eviction 503; client gone 503 (never
 // written: nobody listens); shutdown 429. Every one carries retry-after.
-import type { Decision, PickOptions } from '../director/director.js';
+import type { Decision, PickOptions, SeenHeads } from '../director/director.js';
 import type { EndpointView, LLMRequest } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
 import { BandQueue, type BandStats, type QueueItem } from './band-queue.js';
@@ -49,7 +49,7 @@ import type { FlowControlSettings } from '../config/flow-control.js';
 import { withInTransit } from './in-transit.js';
 import { isWarm, queueHasRoom } from './warm-admission.js';
 import { fairShare, YIELD_LIMIT_MS, type OwnHead } from './fair-share.js';
-import type { ForeignHead, QueueHead } from '../state/store.js';
+import type { QueueHead } from '../state/store.js';
 
 export type FlowRejectReason = 'capacity' | 'ttl' | 'cancelled' | 'shutdown';
 
@@ -258,13 +258,7 @@ export class FlowController {
     // Out of turn only a warm request that may not be shed is tried.
     if (inTurn || !sheddable) {
       try {
-        const d = await this.dispatch(
-          req,
-          { ...opts, sheddable },
-          inTurn ? 'turn' : 'warm',
-          flow.priority,
-          0,
-        );
+        const d = await this.dispatch(req, { ...opts, sheddable }, inTurn ? 'turn' : 'warm', flow.priority);
         // The dispatch rate predicts the queue's waits: out-of-turn dispatches do not move it.
         if (inTurn) this.recordDispatch(this.now());
         this.hooks.dispatched?.(flow.priority, 0);
@@ -405,13 +399,7 @@ export class FlowController {
           if (!w) break;
           let d: Decision;
           try {
-            d = await this.dispatch(
-              w.req,
-              w.opts,
-              held === undefined ? 'turn' : 'warm',
-              w.priority,
-              this.now() - w.enqueuedAtMs,
-            );
+            d = await this.dispatch(w.req, w.opts, held === undefined ? 'turn' : 'warm', w.priority, w);
           } catch (e) {
             // The room is left to an older request elsewhere: nobody here takes it this pass.
             if (e instanceof HeldBack && e.leavesRoom) break;
@@ -467,9 +455,10 @@ export class FlowController {
     opts: PickOptions | undefined,
     turn: Turn = 'turn',
     priority = 0,
-    ageMs = 0,
+    queued?: Waiter,
   ): Promise<Decision> {
-    const own: OwnHead = { priority, ageMs };
+    // A newcomer has waited 0; a waiter is named by its seq among the heads the store answers.
+    const own: Head = { priority, ageMs: queued ? this.now() - queued.enqueuedAtMs : 0, seq: queued?.seq };
     if (priority <= SPILL_ABOVE_PRIORITY || opts?.sheddable === true)
       return this.dispatchOnce(req, opts, turn, false, own);
     try {
@@ -494,7 +483,7 @@ export class FlowController {
     opts: PickOptions | undefined,
     turn: Turn,
     spill: boolean,
-    own: OwnHead,
+    own: Head,
   ): Promise<Decision> {
     let reserved = false;
     let pendingAtAdmit = 0;
@@ -504,7 +493,7 @@ export class FlowController {
     const admit = (
       views: readonly EndpointView[],
       elsewhere: number | undefined,
-      foreign: readonly ForeignHead[] | undefined,
+      heads: SeenHeads | undefined,
     ) => {
       if (elsewhere === undefined) this.hooks.judgedLocally?.();
       const pending = this.reserved + (elsewhere ?? 0);
@@ -512,7 +501,7 @@ export class FlowController {
         // A sheddable request is never admitted past the pool; another may be, warm (admitTarget).
         if (sheddable) throw new HeldBack('saturated');
         poolFull = true;
-      } else if (foreign !== undefined && this.yieldsTo(own, foreign)) {
+      } else if (heads !== undefined && this.yieldsTo(own, heads)) {
         throw new HeldBack('room left to an older request on another replica', false, undefined, true);
       }
       pendingAtAdmit = pending;
@@ -548,11 +537,23 @@ export class FlowController {
       .map((w) => ({ priority: w.priority, ageMs: nowMs - w.enqueuedAtMs, seq: w.seq }));
   }
 
-  /** Whether `own`, with room in the pool, leaves it to a senior head on another replica (fair-share.ts). */
-  private yieldsTo(own: OwnHead, foreign: readonly ForeignHead[]): boolean {
+  /**
+   * Whether `own`, with room in the pool, leaves it to a senior head on
+   * another replica (fair-share.ts). A queued head is judged by its age as
+   * the store keeps it, on the clock of the foreign heads' ages.
+   */
+  private yieldsTo(own: Head, heads: SeenHeads): boolean {
     const fair = this.opts.fairShare;
     if (!fair) return false;
-    const v = fairShare(own, foreign, this.yieldLedger, this.now(), fair.yieldLimitMs ?? YIELD_LIMIT_MS);
+    const stored = own.seq === undefined ? undefined : heads.own.find((h) => h.seq === own.seq);
+    const judged: OwnHead = { priority: own.priority, ageMs: stored?.ageMs ?? own.ageMs };
+    const v = fairShare(
+      judged,
+      heads.foreign,
+      this.yieldLedger,
+      this.now(),
+      fair.yieldLimitMs ?? YIELD_LIMIT_MS,
+    );
     this.yieldLedger = v.ledger;
     if (v.yieldTo === undefined) return false;
     this.hooks.yielded?.(own.priority);
@@ -623,6 +624,11 @@ export class FlowController {
     this.cancelPoll?.();
     this.cancelPoll = undefined;
   }
+}
+
+/** The head a pick judges: a newcomer (no seq, waited 0) or a queued waiter. */
+interface Head extends OwnHead {
+  seq?: number;
 }
 
 /** The views with `reserved` more requests in flight, spread evenly over the candidates. */

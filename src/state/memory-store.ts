@@ -2,7 +2,7 @@
 // semantics as the Redis store (leases, decay, TTLs), so the contract test
 // suite runs against both.
 import type { BucketLoadRecord, Endpoint, EndpointSignals } from '../scheduling/types.js';
-import { AdmissionLedger, HeadBoard } from './admission.js';
+import { AdmissionLedger, HeadBoard, splitHeads } from './admission.js';
 import { applyInFlight, applyPrefill, chargeLoad, releaseLoad } from './charges.js';
 import { PrefixIndex } from './prefix-index.js';
 import {
@@ -91,7 +91,8 @@ export class MemoryStateStore implements StateStore {
     const a = query.admission;
     if (a) {
       snap.admissionsElsewhere = this.admissions.reserve(a, now);
-      if (a.heads) snap.foreignHeads = this.heads.publish(a.owner, a.heads, a.headsTtlMs ?? a.ttlMs, now);
+      if (a.heads)
+        splitHeads(snap, a.owner, this.heads.publish(a.owner, a.heads, a.headsTtlMs ?? a.ttlMs, now));
     }
     if (query.prefixHashes) snap.prefixMatches = this.prefixIndex.match(query.prefixHashes);
     if (query.indexerCacheKey) {

@@ -24,6 +24,7 @@ import {
   SNAPSHOT_LUA,
 } from './lua/scripts.js';
 import { ADMISSION_RESERVE_LUA } from './lua/admission.js';
+import { splitHeads } from './admission.js';
 import type {
   DecisionRecord,
   ForeignHead,
@@ -246,7 +247,7 @@ export class RedisStateStore implements StateStore {
     if (typeof admitted === 'number') snap.admissionsElsewhere = admitted;
     else if (admitted !== undefined) {
       snap.admissionsElsewhere = Number(admitted[0]);
-      snap.foreignHeads = decodeHeads(admitted);
+      splitHeads(snap, a!.owner, decodeHeads(admitted));
     }
     return snap;
   }
@@ -399,7 +400,10 @@ export class RedisStateStore implements StateStore {
       sub.on('message', (ch: string, from: string) => {
         if (ch === channel) for (const l of [...this.wakeListeners]) l(from);
       });
-      sub.subscribe(channel).catch(() => undefined);
+      // Commands are not queued while disconnected: subscribe whenever the connection is ready
+      // (ioredis also re-subscribes on its own after a reconnect; a second SUBSCRIBE is harmless).
+      sub.on('ready', () => void sub.subscribe(channel).catch(() => undefined));
+      sub.connect().catch(() => undefined);
     }
     return () => this.wakeListeners.delete(cb);
   }

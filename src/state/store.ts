@@ -95,6 +95,11 @@ export interface StateSnapshot {
    * `heads`; absent on the local view, like admissionsElsewhere).
    */
   foreignHeads?: ForeignHead[];
+  /**
+   * This replica's heads as the store keeps them (with foreignHeads): their
+   * ages on the store's clock, the ones to compare with the foreign heads'.
+   */
+  ownHeads?: ForeignHead[];
 }
 
 export interface DecisionRecord {

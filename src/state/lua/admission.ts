@@ -18,9 +18,11 @@
  * so one round trip carries both.
  *
  * With the queue heads (ARGV: ..., headsTtlMs, n, then n x priority, ageMs,
- * seq) it also replaces this owner's heads (n = 0 removes them), drops
- * lapsed ones, and returns {count, then per other owner's head: owner,
- * priority, ageMs, seq, expiresInMs}. One HGETALL over a field per replica.
+ * seq) it also replaces this owner's heads (n = 0 removes them; a head
+ * published before keeps its stored enqueue time), drops lapsed ones, and
+ * returns {count, then per live head, other owners' first, this owner's
+ * last: owner, priority, ageMs, seq, expiresInMs}. One HGETALL over a field
+ * per replica.
  */
 export const ADMISSION_RESERVE_LUA = `
 local key = KEYS[1] .. 'adm'
@@ -44,19 +46,26 @@ local n = tonumber(ARGV[5])
 if not httl or httl <= 0 or not n then return redis.error_reply('ERR hermes state: bad queue heads') end
 local out = {others}
 local all = redis.call('HGETALL', hk)
+-- A head published again keeps the enqueue time stored at its first publication:
+-- every replica then compares the same stored times (no two yield to each other).
+local kept = {}
 for i = 1, #all, 2 do
   local o, v = all[i], all[i + 1]
   local sep = string.find(v, ';', 1, true)
   local exp = tonumber(string.sub(v, 1, (sep or 0) - 1))
   if not exp or exp <= now then
     redis.call('HDEL', hk, o)
-  elseif o ~= ARGV[2] then
+  else
     for p, enq, seq in string.gmatch(string.sub(v, sep + 1), '([^,;]+),([^,;]+),([^,;]+)') do
-      out[#out + 1] = o
-      out[#out + 1] = tonumber(p)
-      out[#out + 1] = now - tonumber(enq)
-      out[#out + 1] = tonumber(seq)
-      out[#out + 1] = exp - now
+      if o == ARGV[2] then
+        kept[seq] = enq
+      else
+        out[#out + 1] = o
+        out[#out + 1] = tonumber(p)
+        out[#out + 1] = now - tonumber(enq)
+        out[#out + 1] = tonumber(seq)
+        out[#out + 1] = exp - now
+      end
     end
   end
 end
@@ -66,7 +75,13 @@ else
   local parts = {tostring(now + httl)}
   for j = 0, n - 1 do
     local b = 6 + j * 3
-    parts[#parts + 1] = ARGV[b] .. ',' .. tostring(now - tonumber(ARGV[b + 1])) .. ',' .. ARGV[b + 2]
+    local enq = kept[ARGV[b + 2]] or tostring(now - tonumber(ARGV[b + 1]))
+    parts[#parts + 1] = ARGV[b] .. ',' .. enq .. ',' .. ARGV[b + 2]
+    out[#out + 1] = ARGV[2]
+    out[#out + 1] = tonumber(ARGV[b])
+    out[#out + 1] = now - tonumber(enq)
+    out[#out + 1] = tonumber(ARGV[b + 2])
+    out[#out + 1] = httl
   end
   redis.call('HSET', hk, ARGV[2], table.concat(parts, ';'))
   redis.call('PEXPIRE', hk, httl * 2)
