@@ -30,6 +30,20 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 if not ttl or ttl <= 0 then return redis.error_reply('ERR hermes state: admission ttlMs must be > 0') end
+local httl, n
+if ARGV[4] then
+  httl = tonumber(ARGV[4])
+  n = tonumber(ARGV[5])
+  if not httl or httl <= 0 or not n or #ARGV ~= 5 + 3 * n then
+    return redis.error_reply('ERR hermes state: bad queue heads; nothing was written')
+  end
+  for j = 0, n - 1 do
+    local b = 6 + j * 3
+    if not tonumber(ARGV[b]) or not tonumber(ARGV[b + 1]) or not tonumber(ARGV[b + 2]) then
+      return redis.error_reply('ERR hermes state: bad queue head; nothing was written')
+    end
+  end
+end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
 local own = ARGV[2] .. '.'
 local others = 0
@@ -41,9 +55,6 @@ redis.call('ZADD', key, now + ttl, ARGV[1])
 redis.call('PEXPIRE', key, ttl * 2)
 if not ARGV[4] then return others end
 local hk = KEYS[1] .. 'heads'
-local httl = tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
-if not httl or httl <= 0 or not n then return redis.error_reply('ERR hermes state: bad queue heads') end
 local out = {others}
 local all = redis.call('HGETALL', hk)
 -- A head published again keeps the enqueue time stored at its first publication:

@@ -169,8 +169,11 @@ describe('flow control across replicas (shared Redis)', () => {
       );
     }
 
-    // Free one slot at a time, oldest first, and see which waiter fills it: the replicas
-    // race for it and exactly one wins; fair dispatch gives it to the oldest waiter.
+    // Free one slot at a time, the newest dispatch first, and see which waiter fills it:
+    // the replicas race for it and exactly one wins. Newest first, the slot always frees
+    // on the replica whose waiter is the younger (the last one dispatched there was the
+    // oldest, the next oldest waits on the other), so every round asks the replica woken
+    // first to leave the slot to the other.
     const order: number[] = [];
     let localWins = 0;
     let notOldest = 0;
@@ -180,7 +183,7 @@ describe('flow control across replicas (shared Redis)', () => {
     const refillMs: Record<'local' | 'other', number[]> = { local: [], other: [] };
     const ROUNDS = 40;
     for (let round = 0; round < ROUNDS; round++) {
-      const freed = open.shift()!;
+      const freed = open.pop()!;
       const before = new Set(sent.filter((s) => s.kind === 'continue'));
       const oldest = waiters.find((w) => !before.has(w));
       const freedAt = performance.now();
