@@ -223,9 +223,13 @@ export class ResilientStateStore implements StateStore {
   }
 
   async clearHeads(owner: string): Promise<void> {
-    await this.overlay.clearHeads(owner);
+    // Sent to Redis first, in this call's turn: a publication of heads issued after it lands after it.
     // Degraded, the heads (if Redis has them) lapse by their TTL.
-    if (!this.degraded) await this.tryPrimary('clearHeads', () => this.primary.clearHeads(owner));
+    const sent = this.degraded
+      ? undefined
+      : this.tryPrimary('clearHeads', () => this.primary.clearHeads(owner));
+    await this.overlay.clearHeads(owner);
+    await sent;
   }
 
   /** Wakes come from the other replicas, through Redis only (its subscriber reconnects by itself). */
