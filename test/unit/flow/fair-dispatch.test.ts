@@ -146,7 +146,8 @@ describe('fair dispatch across replicas', () => {
     const on2 = await a.flow.pick(req('a-on-2'), only(ep(2)), FLOW);
     const stuck = track(b.flow.pick(req('b-stuck'), only(ep(2)), FLOW));
     await sleep(10);
-    const a1 = track(a.flow.pick(req('a1'), undefined, FLOW));
+    // A's waiter may go to endpoint 1 only (the picker is not load-aware here).
+    const a1 = track(a.flow.pick(req('a1'), only(ep(1)), FLOW));
     await sleep(10);
     const freedAt = performance.now();
     await on1.ticket.release();
@@ -160,7 +161,7 @@ describe('fair dispatch across replicas', () => {
     expect(stuck.d).toBeUndefined();
     expect(b.flow.queued).toBe(1);
     // Passed over for good: the next slot on endpoint 1 is taken at once.
-    const a2 = track(a.flow.pick(req('a2'), undefined, FLOW));
+    const a2 = track(a.flow.pick(req('a2'), only(ep(1)), FLOW));
     await sleep(10);
     const yields = a.yielded();
     const again = performance.now();
