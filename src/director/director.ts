@@ -26,7 +26,14 @@ import {
   type KeysAndDigest,
 } from '../request/prefix-hash.js';
 import { hasPrefill } from '../state/charges.js';
-import type { PickReceipt, StateSnapshot, StateStore } from '../state/store.js';
+import type {
+  AdmissionQuery,
+  ForeignHead,
+  PickReceipt,
+  QueueHead,
+  StateSnapshot,
+  StateStore,
+} from '../state/store.js';
 import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
 
 export interface DirectorHooks {
@@ -81,15 +88,41 @@ export interface PickOptions {
    * With it the snapshot read also reserves the pick's place in the store's
    * shared admission count (StateStore AdmissionQuery): `elsewhere` is how
    * many picks other replicas let through and have not charged yet
-   * (undefined: the shared store was unreachable, the view is local).
+   * (undefined: the shared store was unreachable, the view is local);
+   * `heads` the queue heads as the store keeps them, the other replicas'
+   * and this one's, when `heads` was given (undefined on the local view). A refusal that leaves the pool's room to
+   * another replica says so (`leavesRoom: true` on the error): withdrawing
+   * its reservation then wakes the other replicas (StateStore.cancelAdmission).
    */
-  admit?: (views: readonly EndpointView[], elsewhere: number | undefined) => void;
+  admit?: (
+    views: readonly EndpointView[],
+    elsewhere: number | undefined,
+    heads: SeenHeads | undefined,
+  ) => void;
+  /**
+   * With admit: this replica's queue heads, published in the same admission
+   * step (cross-replica fair dispatch, src/flow/fair-share.ts), lapsing after
+   * `headsTtlMs` unless published again.
+   */
+  heads?: readonly QueueHead[];
+  headsTtlMs?: number;
   /**
    * Judges the scheduled destination before it is charged; throws to refuse
    * (as admit). `cachedShare`: the share of the prompt expected cached there
    * (cachedShareOf), undefined when the profile measures none.
    */
   admitTarget?: (primary: EndpointView, cachedShare: number | undefined) => void;
+}
+
+/** The queue heads an admission step answered (StateSnapshot.foreignHeads, ownHeads). */
+export interface SeenHeads {
+  own: readonly ForeignHead[];
+  foreign: readonly ForeignHead[];
+}
+
+/** An admit refusal that left the pool's room to another replica (PickOptions.admit). */
+function leavesRoom(e: unknown): boolean {
+  return (e as { leavesRoom?: unknown } | null)?.leavesRoom === true;
 }
 
 /** A reservation outlives its pick's snapshot-to-commit window only when its replica died. */
@@ -205,15 +238,37 @@ export class Director {
       prefixHashes,
       indexerCacheKey: indexerKey,
       bucketLoads: needs.bucketLoads,
-      admission: admitting ? { id: chargeId, owner: this.chargePrefix, ttlMs: ADMISSION_TTL_MS } : undefined,
+      admission: admitting ? this.admissionQuery(chargeId, opts) : undefined,
     });
     try {
       return await this.scheduleOn(snap, req, opts, chargeId, prefixHashes, indexerKey);
     } catch (e) {
       // Not admitted or not scheduled: its reservation must not hold a place.
-      if (admitting) void this.guarded('cancelAdmission', () => this.store.cancelAdmission(chargeId));
+      if (admitting) {
+        const wakeFrom = leavesRoom(e) ? this.chargePrefix : undefined;
+        void this.guarded('cancelAdmission', () => this.store.cancelAdmission(chargeId, wakeFrom));
+      }
       throw e;
     }
+  }
+
+  private admissionQuery(id: string, opts: PickOptions | undefined): AdmissionQuery {
+    const q: AdmissionQuery = { id, owner: this.chargePrefix, ttlMs: ADMISSION_TTL_MS };
+    if (opts?.heads) {
+      q.heads = opts.heads;
+      q.headsTtlMs = opts.headsTtlMs;
+    }
+    return q;
+  }
+
+  /** This replica's name in the shared store (its charge-id prefix, AdmissionQuery.owner). */
+  get owner(): string {
+    return this.chargePrefix;
+  }
+
+  /** The queue emptied: withdraws the heads this replica published (not awaited; never throws). */
+  clearQueueHeads(): void {
+    void this.guarded('clearHeads', () => this.store.clearHeads(this.chargePrefix));
   }
 
   private async scheduleOn(
@@ -247,7 +302,8 @@ export class Director {
     if (opts?.sheddable && detector && detector.saturation(views) >= 1) {
       throw new SchedulingError('SATURATED', 'system saturated, sheddable request dropped');
     }
-    opts?.admit?.(views, snap.admissionsElsewhere);
+    const heads = snap.foreignHeads && { own: snap.ownHeads ?? [], foreign: snap.foreignHeads };
+    opts?.admit?.(views, snap.admissionsElsewhere, heads);
     let hitRates: HitRates | undefined;
     if (needs.indexer && indexerKey !== undefined) {
       hitRates = await this.hitRates(needs.indexer, req, views, snap.indexerAnswer, indexerKey);

@@ -173,10 +173,19 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       saturation: (views) => loaded.saturationDetector.saturation(views),
       // Other replicas' releases and fresh signals are seen at the scrape period.
       pollMs: config.refreshMetricsIntervalMs,
+      // Replicas sharing the store dispatch fairly across their queues (src/flow/fair-share.ts).
+      fairShare: shared ? { clearHeads: () => director.clearQueueHeads() } : undefined,
       hooks: withLocalAdmissionLog(
         registerFlowMetrics(metrics.registry, () => flow?.state()),
         logger,
       ),
+    });
+  }
+  if (flow && shared) {
+    const f = flow;
+    // Another replica left the pool's room to an older request: maybe one of ours.
+    store.onWake((from) => {
+      if (from !== director.owner) f.kick();
     });
   }
   const scraper = new MetricsScraper({

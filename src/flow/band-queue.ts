@@ -90,6 +90,18 @@ export class BandQueue<T extends QueueItem> {
     return undefined;
   }
 
+  /** The oldest item of each non-empty band, highest band first. */
+  heads(): T[] {
+    const out: T[] = [];
+    for (const p of this.order) {
+      for (const item of this.bands.get(p)!.items) {
+        out.push(item);
+        break;
+      }
+    }
+    return out;
+  }
+
   /** Items queued at `priority` or above (they go before a new item of that priority). */
   aheadOf(priority: number): number {
     let n = 0;

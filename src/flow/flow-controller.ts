@@ -29,18 +29,27 @@
 // waiting (roomFor), so what may not be shed never queues behind them
 // inside a server.
 //
+// Across replicas (fairShare, when replicas share the store): every pick
+// publishes this replica's queue heads and reads the others' in its
+// admission step; when the pool has room for a request in turn but another
+// replica's head is senior (a higher band, or the same band waiting longer),
+// the room is left to it (fair-share.ts, which also bounds how long one head
+// is yielded to) and the withdrawal wakes the other replicas.
+//
 // Outcomes (GIE's): dispatched; capacity reject 429 (a bound, the queue
 // ahead already waiting past half the TTL, or a wait predicted past a
 // quarter of it; a queued request whose predicted wait passes its TTL);
 // TTL eviction 503; client gone 503 (never
 // written: nobody listens); shutdown 429. Every one carries retry-after.
-import type { Decision, PickOptions } from '../director/director.js';
+import type { Decision, PickOptions, SeenHeads } from '../director/director.js';
 import type { EndpointView, LLMRequest } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
 import { BandQueue, type BandStats, type QueueItem } from './band-queue.js';
 import type { FlowControlSettings } from '../config/flow-control.js';
 import { withInTransit } from './in-transit.js';
 import { isWarm, queueHasRoom } from './warm-admission.js';
+import { fairShare, YIELD_LIMIT_MS, type OwnHead } from './fair-share.js';
+import type { QueueHead } from '../state/store.js';
 
 export type FlowRejectReason = 'capacity' | 'ttl' | 'cancelled' | 'shutdown';
 
@@ -77,6 +86,18 @@ export interface FlowHooks {
   rejected?(priority: number, reason: FlowRejectReason, waitMs: number): void;
   /** A pick was judged without other replicas' admissions (the shared store unreachable). */
   judgedLocally?(): void;
+  /** A request of this band had room and left it to an older one on another replica (fair-share.ts). */
+  yielded?(priority: number): void;
+}
+
+/** Cross-replica fair dispatch (fair-share.ts): for replicas sharing the store. */
+export interface FairShareOptions {
+  /** The queue emptied: withdraw this replica's published heads (Director.clearQueueHeads; not awaited). */
+  clearHeads(): void;
+  /** Published heads lapse after this unless published again (default: HEADS_TTL_MS, at least 3 polls). */
+  headsTtlMs?: number;
+  /** How long one foreign head is yielded to (default YIELD_LIMIT_MS). */
+  yieldLimitMs?: number;
 }
 
 export interface Picker {
@@ -96,7 +117,12 @@ export interface FlowControllerOptions {
   hooks?: FlowHooks;
   /** Sheddable requests are refused from this saturation on (default SHEDDABLE_SATURATION). */
   sheddableSaturation?: number;
+  /** Replicas share the store: dispatch fairly across their queues. Absent: this queue alone decides (one replica). */
+  fairShare?: FairShareOptions;
 }
+
+/** A replica's published queue heads lapse after this (a dead replica's heads block nobody). */
+export const HEADS_TTL_MS = 2_000;
 
 function realTimer(ms: number, fn: () => void): () => void {
   const t = setTimeout(fn, ms);
@@ -112,6 +138,8 @@ class HeldBack extends Error {
     readonly cold = false,
     /** The scheduled endpoint's own queue is full: a spilling request is scheduled again without it. */
     readonly hot?: string,
+    /** The pool had room, left to an older request on another replica (the Director then wakes them). */
+    readonly leavesRoom = false,
   ) {
     super(message);
   }
@@ -164,6 +192,8 @@ const RATE_MIN_SPAN_MS = 250;
 export const SHEDDABLE_SATURATION = 0.5;
 
 interface Waiter extends QueueItem {
+  /** Names it among this replica's heads (QueueHead.seq). */
+  readonly seq: number;
   /** Its last judgement found it cold: tried again only as the head. */
   cold?: boolean;
   readonly req: LLMRequest;
@@ -201,12 +231,17 @@ export class FlowController {
   /** Dispatches of the last RATE_WINDOW_MS, and the first one ever. */
   private dispatchTimes: number[] = [];
   private firstDispatchMs: number | undefined;
+  private seq = 0;
+  /** When this replica first yielded to each foreign head (fair-share.ts). */
+  private yieldLedger: ReadonlyMap<string, number> = new Map();
+  private readonly headsTtlMs: number;
 
   constructor(private readonly opts: FlowControllerOptions) {
     this.queue = new BandQueue<Waiter>(opts.settings);
     this.now = opts.now ?? Date.now;
     this.hooks = opts.hooks ?? {};
     this.setTimer = opts.setTimer ?? realTimer;
+    this.headsTtlMs = opts.fairShare?.headsTtlMs ?? Math.max(HEADS_TTL_MS, 3 * opts.pollMs);
   }
 
   get queued(): number {
@@ -290,6 +325,7 @@ export class FlowController {
     }
     return new Promise<Decision>((resolve, reject) => {
       const w: Waiter = {
+        seq: ++this.seq,
         priority: flow.priority,
         bytes: flow.bytes,
         enqueuedAtMs: nowMs,
@@ -338,7 +374,10 @@ export class FlowController {
   }
 
   private afterRemoval(): void {
-    if (this.queue.length === 0) this.stopPoll();
+    if (this.queue.length > 0) return;
+    this.stopPoll();
+    // Nothing waits here any more: the others must not yield to a head that is gone.
+    this.opts.fairShare?.clearHeads();
   }
 
   /** Dispatches from the head while the pool admits; one pick at a time. */
@@ -360,8 +399,10 @@ export class FlowController {
           if (!w) break;
           let d: Decision;
           try {
-            d = await this.dispatch(w.req, w.opts, held === undefined ? 'turn' : 'warm', w.priority);
+            d = await this.dispatch(w.req, w.opts, held === undefined ? 'turn' : 'warm', w.priority, w);
           } catch (e) {
+            // The room is left to an older request elsewhere: nobody here takes it this pass.
+            if (e instanceof HeldBack && e.leavesRoom) break;
             if (e instanceof HeldBack) {
               w.cold = e.cold;
               held = w;
@@ -414,18 +455,21 @@ export class FlowController {
     opts: PickOptions | undefined,
     turn: Turn = 'turn',
     priority = 0,
+    queued?: Waiter,
   ): Promise<Decision> {
+    // A newcomer has waited 0; a waiter is named by its seq among the heads the store answers.
+    const own: Head = { priority, ageMs: queued ? this.now() - queued.enqueuedAtMs : 0, seq: queued?.seq };
     if (priority <= SPILL_ABOVE_PRIORITY || opts?.sheddable === true)
-      return this.dispatchOnce(req, opts, turn, false);
+      return this.dispatchOnce(req, opts, turn, false, own);
     try {
-      return await this.dispatchOnce(req, opts, turn, true);
+      return await this.dispatchOnce(req, opts, turn, true, own);
     } catch (e) {
       if (!(e instanceof HeldBack) || e.hot === undefined) throw e;
       const hot = e.hot;
       const only = opts?.candidates;
       const candidates = (ep: EndpointView['endpoint']) => ep.id !== hot && (only === undefined || only(ep));
       try {
-        return await this.dispatchOnce(req, { ...opts, candidates }, turn, false);
+        return await this.dispatchOnce(req, { ...opts, candidates }, turn, false, own);
       } catch (e2) {
         // Nowhere else: that is a hold like any other, not the request's answer.
         if (e2 instanceof SchedulingError && e2.code === 'NO_CANDIDATES') throw new HeldBack('saturated');
@@ -439,19 +483,26 @@ export class FlowController {
     opts: PickOptions | undefined,
     turn: Turn,
     spill: boolean,
+    own: Head,
   ): Promise<Decision> {
     let reserved = false;
     let pendingAtAdmit = 0;
     let poolFull = false;
     const sheddable = opts?.sheddable === true;
     const limit = sheddable ? (this.opts.sheddableSaturation ?? SHEDDABLE_SATURATION) : 1;
-    const admit = (views: readonly EndpointView[], elsewhere: number | undefined) => {
+    const admit = (
+      views: readonly EndpointView[],
+      elsewhere: number | undefined,
+      heads: SeenHeads | undefined,
+    ) => {
       if (elsewhere === undefined) this.hooks.judgedLocally?.();
       const pending = this.reserved + (elsewhere ?? 0);
       if (turn === 'warm' || this.opts.saturation(withInTransit(withReserved(views, pending))) >= limit) {
         // A sheddable request is never admitted past the pool; another may be, warm (admitTarget).
         if (sheddable) throw new HeldBack('saturated');
         poolFull = true;
+      } else if (heads !== undefined && this.yieldsTo(own, heads)) {
+        throw new HeldBack('room left to an older request on another replica', false, undefined, true);
       }
       pendingAtAdmit = pending;
       this.reserved++;
@@ -470,11 +521,43 @@ export class FlowController {
       if (!isWarm(cachedShare)) throw new HeldBack('saturated', true);
       if (!room) throw new HeldBack('saturated');
     };
+    const heads = this.opts.fairShare ? { heads: this.heads(), headsTtlMs: this.headsTtlMs } : undefined;
     try {
-      return await this.opts.director.pick(req, { ...opts, admit, admitTarget });
+      return await this.opts.director.pick(req, { ...opts, ...heads, admit, admitTarget });
     } finally {
       if (reserved) this.reserved--;
     }
+  }
+
+  /** This replica's queue heads as published: per non-empty band, its oldest waiter. */
+  private heads(): QueueHead[] {
+    const nowMs = this.now();
+    return this.queue
+      .heads()
+      .map((w) => ({ priority: w.priority, ageMs: nowMs - w.enqueuedAtMs, seq: w.seq }));
+  }
+
+  /**
+   * Whether `own`, with room in the pool, leaves it to a senior head on
+   * another replica (fair-share.ts). A queued head is judged by its age as
+   * the store keeps it, on the clock of the foreign heads' ages.
+   */
+  private yieldsTo(own: Head, heads: SeenHeads): boolean {
+    const fair = this.opts.fairShare;
+    if (!fair) return false;
+    const stored = own.seq === undefined ? undefined : heads.own.find((h) => h.seq === own.seq);
+    const judged: OwnHead = { priority: own.priority, ageMs: stored?.ageMs ?? own.ageMs };
+    const v = fairShare(
+      judged,
+      heads.foreign,
+      this.yieldLedger,
+      this.now(),
+      fair.yieldLimitMs ?? YIELD_LIMIT_MS,
+    );
+    this.yieldLedger = v.ledger;
+    if (v.yieldTo === undefined) return false;
+    this.hooks.yielded?.(own.priority);
+    return true;
   }
 
   /**
@@ -541,6 +624,11 @@ export class FlowController {
     this.cancelPoll?.();
     this.cancelPoll = undefined;
   }
+}
+
+/** The head a pick judges: a newcomer (no seq, waited 0) or a queued waiter. */
+interface Head extends OwnHead {
+  seq?: number;
 }
 
 /** The views with `reserved` more requests in flight, spread evenly over the candidates. */

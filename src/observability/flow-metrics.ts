@@ -63,8 +63,15 @@ export function registerFlowMetrics(r: Registry, state: () => FlowState | undefi
     help: "Flow-control admissions judged on this replica's view alone (the shared store unreachable: other replicas' admissions unseen).",
     registers: [r],
   });
+  const yielded = new Counter({
+    name: 'hermes_flow_yielded_total',
+    help: 'Times a request had room in the pool and left it to an older request queued on another replica (cross-replica fair dispatch), per priority band.',
+    labelNames: ['priority'],
+    registers: [r],
+  });
   return {
     judgedLocally: () => local.inc(),
+    yielded: (p) => yielded.inc({ priority: String(p) }),
     rewritten: (p) => rewritten.inc({ priority: String(p) }),
     queued: (p) => queued.inc({ priority: String(p) }),
     dispatched: (p, waitMs) => {

@@ -2,7 +2,7 @@
 // semantics as the Redis store (leases, decay, TTLs), so the contract test
 // suite runs against both.
 import type { BucketLoadRecord, Endpoint, EndpointSignals } from '../scheduling/types.js';
-import { AdmissionLedger } from './admission.js';
+import { AdmissionLedger, HeadBoard, splitHeads } from './admission.js';
 import { applyInFlight, applyPrefill, chargeLoad, releaseLoad } from './charges.js';
 import { PrefixIndex } from './prefix-index.js';
 import {
@@ -46,6 +46,8 @@ export class MemoryStateStore implements StateStore {
   private readonly leases = new Map<string, { holder: string; expiresAtMs: number }>();
   private readonly decisions: DecisionRecord[] = [];
   private readonly admissions = new AdmissionLedger();
+  private readonly heads = new HeadBoard();
+  private readonly wakeListeners = new Set<(from: string) => void>();
   private readonly decisionsLimit: number;
   private readonly now: () => number;
 
@@ -86,7 +88,12 @@ export class MemoryStateStore implements StateStore {
       bucketLoads: query.bucketLoads ? cloneLoads(this.bucketLoads) : new Map(),
       poolEvent: this.poolEvent,
     };
-    if (query.admission) snap.admissionsElsewhere = this.admissions.reserve(query.admission, now);
+    const a = query.admission;
+    if (a) {
+      snap.admissionsElsewhere = this.admissions.reserve(a, now);
+      if (a.heads)
+        splitHeads(snap, a.owner, this.heads.publish(a.owner, a.heads, a.headsTtlMs ?? a.ttlMs, now));
+    }
     if (query.prefixHashes) snap.prefixMatches = this.prefixIndex.match(query.prefixHashes);
     if (query.indexerCacheKey) {
       const hit = this.indexerAnswers.get(query.indexerCacheKey);
@@ -154,8 +161,20 @@ export class MemoryStateStore implements StateStore {
     applyPrefill(this.pendingPrefill, open.charges, -1);
   }
 
-  async cancelAdmission(id: string): Promise<void> {
+  async cancelAdmission(id: string, wakeFrom?: string): Promise<void> {
     this.admissions.remove(id);
+    // After this call returns, as a Redis subscriber hears it after the withdrawal.
+    if (wakeFrom !== undefined) for (const cb of [...this.wakeListeners]) queueMicrotask(() => cb(wakeFrom));
+  }
+
+  async clearHeads(owner: string): Promise<void> {
+    this.heads.clear(owner);
+  }
+
+  /** An in-process event: every Director sharing this store hears every wake. */
+  onWake(cb: (from: string) => void): () => void {
+    this.wakeListeners.add(cb);
+    return () => this.wakeListeners.delete(cb);
   }
 
   async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {

@@ -24,8 +24,10 @@ import {
   SNAPSHOT_LUA,
 } from './lua/scripts.js';
 import { ADMISSION_RESERVE_LUA } from './lua/admission.js';
+import { splitHeads } from './admission.js';
 import type {
   DecisionRecord,
+  ForeignHead,
   PickCommit,
   PickReceipt,
   SnapshotQuery,
@@ -66,7 +68,7 @@ interface ScriptCommands {
   hermesRenew(key: string, ...args: string[]): Promise<number>;
   hermesLease(key: string, ...args: string[]): Promise<number>;
   hermesEndpoints(key: string, ...args: string[]): Promise<number>;
-  hermesAdmit(key: string, ...args: string[]): Promise<number>;
+  hermesAdmit(key: string, ...args: string[]): Promise<number | Array<string | number>>;
 }
 
 type SnapshotReply = [
@@ -130,6 +132,9 @@ export class RedisStateStore implements StateStore {
   private endpoints: Endpoint[] = [];
   /** Last error the client emitted: ioredis rejects connect() with only "Connection is closed.". */
   private lastClientError: Error | undefined;
+  /** The wake channel's subscriber connection (opened by the first onWake) and its listeners. */
+  private subscriber: RedisClient | undefined;
+  private readonly wakeListeners = new Set<(from: string) => void>();
   /** The socket holdWrites() corked until the next event-loop turn, if any. */
   private heldStream: Writable | undefined;
 
@@ -199,7 +204,7 @@ export class RedisStateStore implements StateStore {
     // The admission reservation goes right before the snapshot on the same
     // connection: one round trip carries both (neither waits for the other).
     const a = query.admission;
-    const reserved = a ? this.client.hermesAdmit(this.prefix, a.id, a.owner, String(a.ttlMs)) : undefined;
+    const reserved = a ? this.client.hermesAdmit(this.prefix, ...admitArgs(a)) : undefined;
     const read = this.client.hermesSnapshot(
       this.prefix,
       this.endpointsVersion,
@@ -209,7 +214,7 @@ export class RedisStateStore implements StateStore {
     );
     this.sendHeldWrites();
     // Both awaited together: a failed reservation must not leave the read's rejection unhandled.
-    const [r, elsewhere] = await Promise.all([read, reserved]);
+    const [r, admitted] = await Promise.all([read, reserved]);
     const [version, endpointsJson, sig, inf, loads, event, px, ix, pft] = r;
     // The endpoint set changes rarely: it is only sent when its version moved.
     if (version !== this.endpointsVersion) {
@@ -239,7 +244,11 @@ export class RedisStateStore implements StateStore {
       snap.prefixMatches = m;
     }
     if (ix !== null) snap.indexerAnswer = ix;
-    if (elsewhere !== undefined) snap.admissionsElsewhere = elsewhere;
+    if (typeof admitted === 'number') snap.admissionsElsewhere = admitted;
+    else if (admitted !== undefined) {
+      snap.admissionsElsewhere = Number(admitted[0]);
+      splitHeads(snap, a!.owner, decodeHeads(admitted));
+    }
     return snap;
   }
 
@@ -360,9 +369,43 @@ export class RedisStateStore implements StateStore {
     await this.sent(this.client.hermesPrefillDone(this.prefix, receipt.chargeId));
   }
 
-  async cancelAdmission(id: string): Promise<void> {
+  async cancelAdmission(id: string, wakeFrom?: string): Promise<void> {
     this.roundTrips++;
-    await this.sent(this.client.zrem(this.prefix + 'adm', id));
+    if (wakeFrom === undefined) {
+      await this.sent(this.client.zrem(this.prefix + 'adm', id));
+      return;
+    }
+    // One write: Redis runs the withdrawal before the wake, so the woken see the room.
+    await this.sent(
+      this.client
+        .pipeline()
+        .zrem(this.prefix + 'adm', id)
+        .publish(this.prefix + 'wake', wakeFrom)
+        .exec(),
+    ).then(pipelineErrors);
+  }
+
+  async clearHeads(owner: string): Promise<void> {
+    this.roundTrips++;
+    await this.sent(this.client.hdel(this.prefix + 'heads', owner));
+  }
+
+  onWake(cb: (from: string) => void): () => void {
+    this.wakeListeners.add(cb);
+    if (!this.subscriber) {
+      // A subscribed connection takes no other command: a second one, opened here.
+      const sub = (this.subscriber = this.client.duplicate());
+      const channel = this.prefix + 'wake';
+      sub.on('error', () => undefined);
+      sub.on('message', (ch: string, from: string) => {
+        if (ch === channel) for (const l of [...this.wakeListeners]) l(from);
+      });
+      // Commands are not queued while disconnected: subscribe whenever the connection is ready
+      // (ioredis also re-subscribes on its own after a reconnect; a second SUBSCRIBE is harmless).
+      sub.on('ready', () => void sub.subscribe(channel).catch(() => undefined));
+      sub.connect().catch(() => undefined);
+    }
+    return () => this.wakeListeners.delete(cb);
   }
 
   async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {
@@ -394,6 +437,15 @@ export class RedisStateStore implements StateStore {
   }
 
   async close(): Promise<void> {
+    const sub = this.subscriber;
+    this.subscriber = undefined;
+    if (sub) {
+      try {
+        await sub.quit();
+      } catch {
+        sub.disconnect();
+      }
+    }
     if (!this.ownsClient) return;
     try {
       await this.sent(this.client.quit());
@@ -414,6 +466,30 @@ export function keysBlob(keys: BlockKeys | undefined): Buffer {
   return Buffer.from(f.buffer, f.byteOffset, f.byteLength);
 }
 const EMPTY_BLOB = Buffer.alloc(0);
+
+function admitArgs(a: NonNullable<SnapshotQuery['admission']>): string[] {
+  const args = [a.id, a.owner, String(a.ttlMs)];
+  if (!a.heads) return args;
+  args.push(String(a.headsTtlMs ?? a.ttlMs), String(a.heads.length));
+  for (const h of a.heads)
+    args.push(String(h.priority), String(Math.max(0, Math.floor(h.ageMs))), String(h.seq));
+  return args;
+}
+
+/** The admission script's heads answer: after the count, 5 fields per head (lua/admission.ts). */
+function decodeHeads(r: Array<string | number>): ForeignHead[] {
+  const out: ForeignHead[] = [];
+  for (let i = 1; i + 4 < r.length; i += 5) {
+    out.push({
+      owner: String(r[i]),
+      priority: Number(r[i + 1]),
+      ageMs: Number(r[i + 2]),
+      seq: Number(r[i + 3]),
+      expiresInMs: Number(r[i + 4]),
+    });
+  }
+  return out;
+}
 
 function bucketArgs(b: NonNullable<PickCharges['bucket']>): string[] {
   const out = [String(b.decayFactor), String(b.items.length)];

@@ -215,10 +215,26 @@ export class ResilientStateStore implements StateStore {
     p.prefillDoneSeq = Infinity;
   }
 
-  async cancelAdmission(id: string): Promise<void> {
+  async cancelAdmission(id: string, wakeFrom?: string): Promise<void> {
     await this.overlay.cancelAdmission(id);
-    // Degraded, the reservation (if Redis got it) lapses by its TTL.
-    if (!this.degraded) await this.tryPrimary('cancelAdmission', () => this.primary.cancelAdmission(id));
+    // Degraded, the reservation (if Redis got it) lapses by its TTL, and nobody hears the wake.
+    if (!this.degraded)
+      await this.tryPrimary('cancelAdmission', () => this.primary.cancelAdmission(id, wakeFrom));
+  }
+
+  async clearHeads(owner: string): Promise<void> {
+    // Sent to Redis first, in this call's turn: a publication of heads issued after it lands after it.
+    // Degraded, the heads (if Redis has them) lapse by their TTL.
+    const sent = this.degraded
+      ? undefined
+      : this.tryPrimary('clearHeads', () => this.primary.clearHeads(owner));
+    await this.overlay.clearHeads(owner);
+    await sent;
+  }
+
+  /** Wakes come from the other replicas, through Redis only (its subscriber reconnects by itself). */
+  onWake(cb: (from: string) => void): () => void {
+    return this.primary.onWake(cb);
   }
 
   async renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void> {

@@ -36,6 +36,38 @@ export interface AdmissionQuery {
   owner: string;
   /** A reservation neither committed nor cancelled (its replica died) lapses after this. */
   ttlMs: number;
+  /**
+   * This replica's queue heads (cross-replica fair dispatch,
+   * src/flow/fair-share.ts), published in the same step: they replace what
+   * this owner published before (an empty list removes them), and the
+   * snapshot answers the other owners' live heads (`foreignHeads`). Absent:
+   * nothing is published or read.
+   */
+  heads?: readonly QueueHead[];
+  /** Published heads lapse after this unless published again (their replica died or stalled). */
+  headsTtlMs?: number;
+}
+
+/**
+ * The oldest waiting request of one priority band of one replica's queue.
+ * Ages, not times, cross the store: the store keeps its own clock, so the
+ * replicas' clocks need not agree.
+ */
+export interface QueueHead {
+  /** The band (the request's priority). */
+  priority: number;
+  /** How long it has waited, ms. */
+  ageMs: number;
+  /** Its replica's enqueue sequence number: names the request (the same head across reads). */
+  seq: number;
+}
+
+/** Another replica's queue head, as a snapshot answers it. */
+export interface ForeignHead extends QueueHead {
+  /** The publishing replica's owner (AdmissionQuery.owner). */
+  owner: string;
+  /** Time left before it lapses unless its replica publishes it again, ms (<= 0: lapsed). */
+  expiresInMs: number;
 }
 
 export interface StateSnapshot {
@@ -58,6 +90,16 @@ export interface StateSnapshot {
    * snapshot is this replica's local view).
    */
   admissionsElsewhere?: number;
+  /**
+   * Other replicas' live queue heads (only when the admission query carried
+   * `heads`; absent on the local view, like admissionsElsewhere).
+   */
+  foreignHeads?: ForeignHead[];
+  /**
+   * This replica's heads as the store keeps them (with foreignHeads): their
+   * ages on the store's clock, the ones to compare with the foreign heads'.
+   */
+  ownHeads?: ForeignHead[];
 }
 
 export interface DecisionRecord {
@@ -139,8 +181,21 @@ export interface StateStore {
    * pick was released or its lease expired.
    */
   releasePrefill(receipt: PickReceipt): Promise<void>;
-  /** Withdraws an admission reservation whose pick was not committed (held back, failed). */
-  cancelAdmission(id: string): Promise<void>;
+  /**
+   * Withdraws an admission reservation whose pick was not committed (held
+   * back, failed). With `wakeFrom` (the refusing replica's owner: it left the
+   * pool's room to an older request elsewhere) the withdrawal then wakes the
+   * other replicas (onWake), in that order, so the woken see the room.
+   */
+  cancelAdmission(id: string, wakeFrom?: string): Promise<void>;
+  /** Removes the queue heads `owner` published (its queue emptied). */
+  clearHeads(owner: string): Promise<void>;
+  /**
+   * Calls `cb` with the waking owner each time a replica yields room
+   * (cancelAdmission with wakeFrom); returns an unsubscribe. The Redis store
+   * subscribes on a connection of its own at the first call.
+   */
+  onWake(cb: (from: string) => void): () => void;
   /** Extends the in-flight leases of picks whose responses are still open. */
   renewLeases(chargeIds: readonly string[], leaseMs: number): Promise<void>;
 

@@ -4,7 +4,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BucketCharge, BucketLoadRecord, Endpoint, PickCharges } from '../../../src/scheduling/types.js';
 import { applyInFlight, applyPrefill, chargeLoad, decayed, releaseLoad } from '../../../src/state/charges.js';
-import type { DecisionRecord, PickCommit, PickReceipt, StateStore } from '../../../src/state/store.js';
+import type {
+  DecisionRecord,
+  PickCommit,
+  PickReceipt,
+  QueueHead,
+  StateStore,
+} from '../../../src/state/store.js';
 
 export interface ContractBackend {
   name: string;
@@ -553,6 +559,103 @@ export function stateStoreContract(backend: ContractBackend): void {
       await b!.readSnapshot(adm('rb.4', 'rb', 50));
       await sleep(150);
       expect((await a!.readSnapshot(adm('ra.4', 'ra'))).admissionsElsewhere).toBe(0);
+    });
+
+    it('queue heads: published in the admission step, answered to the other owners; replaced, cleared, lapsed', async () => {
+      const [a, b] = await open(2);
+      await a!.replaceEndpoints([ep(1)]);
+      const adm = (id: string, owner: string, heads: QueueHead[], headsTtlMs = 60_000) => ({
+        admission: { id, owner, ttlMs: 60_000, heads, headsTtlMs },
+      });
+      // a publishes two bands; a read by a itself does not answer its own heads.
+      const first = await a!.readSnapshot(
+        adm('ra.1', 'ra', [
+          { priority: 10, ageMs: 30, seq: 7 },
+          { priority: 0, ageMs: 500, seq: 3 },
+        ]),
+      );
+      expect(first.foreignHeads).toEqual([]);
+      // Its own heads come back as the store keeps them (ages on the store's clock).
+      expect(first.ownHeads!.map((h) => [h.owner, h.priority, h.seq])).toEqual([
+        ['ra', 10, 7],
+        ['ra', 0, 3],
+      ]);
+      expect(first.ownHeads![1]!.ageMs).toBeGreaterThanOrEqual(500);
+      expect(first.ownHeads![1]!.ageMs).toBeLessThan(500 + 1_000);
+      await sleep(40);
+      const seen = (await b!.readSnapshot(adm('rb.1', 'rb', []))).foreignHeads!;
+      expect(seen.map((h) => [h.owner, h.priority, h.seq])).toEqual([
+        ['ra', 10, 7],
+        ['ra', 0, 3],
+      ]);
+      // Ages grow on the store's clock from the publication (40 ms slept, wide margins).
+      expect(seen[0]!.ageMs).toBeGreaterThanOrEqual(30 + 35);
+      expect(seen[0]!.ageMs).toBeLessThan(30 + 1_000);
+      expect(seen[1]!.ageMs).toBeGreaterThanOrEqual(500 + 35);
+      expect(seen[0]!.expiresInMs).toBeGreaterThan(50_000);
+      expect(seen[0]!.expiresInMs).toBeLessThanOrEqual(60_000);
+      // Without heads in the query nothing is published or answered.
+      expect(
+        (await b!.readSnapshot({ admission: { id: 'rb.2', owner: 'rb', ttlMs: 60_000 } })).foreignHeads,
+      ).toBe(undefined);
+      // A new publication replaces the old one; b's own heads are answered to a.
+      const fromB = await a!.readSnapshot(adm('ra.2', 'ra', [{ priority: 0, ageMs: 5, seq: 4 }]));
+      expect(fromB.foreignHeads).toEqual([]);
+      await b!.readSnapshot(adm('rb.3', 'rb', [{ priority: 0, ageMs: 1, seq: 1 }]));
+      await sleep(40);
+      // Published again, a head keeps its first enqueue time (5 ms + 40 slept, not the 6 sent).
+      const again = await a!.readSnapshot(adm('ra.3', 'ra', [{ priority: 0, ageMs: 6, seq: 4 }]));
+      expect(again.ownHeads!.map((h) => h.seq)).toEqual([4]);
+      expect(again.ownHeads![0]!.ageMs).toBeGreaterThanOrEqual(5 + 35);
+      const both = again.foreignHeads!;
+      expect(both.map((h) => [h.owner, h.priority, h.seq])).toEqual([['rb', 0, 1]]);
+      expect(both[0]!.ageMs).toBeGreaterThanOrEqual(1 + 35);
+      expect(
+        (await b!.readSnapshot(adm('rb.4', 'rb', [{ priority: 0, ageMs: 2, seq: 1 }]))).foreignHeads!.map(
+          (h) => h.seq,
+        ),
+      ).toEqual([4]);
+      // An empty list removes them, and so does clearHeads.
+      await a!.readSnapshot(adm('ra.4', 'ra', []));
+      expect(
+        (await b!.readSnapshot(adm('rb.5', 'rb', [{ priority: 0, ageMs: 2, seq: 1 }]))).foreignHeads,
+      ).toEqual([]);
+      await a!.clearHeads('rb');
+      expect((await a!.readSnapshot(adm('ra.5', 'ra', []))).foreignHeads).toEqual([]);
+      // Heads nobody publishes again (their replica died) lapse after their TTL.
+      await b!.readSnapshot(adm('rb.6', 'rb', [{ priority: 0, ageMs: 2, seq: 2 }], 100));
+      expect((await a!.readSnapshot(adm('ra.6', 'ra', []))).foreignHeads!.map((h) => h.seq)).toEqual([2]);
+      await sleep(250);
+      expect((await a!.readSnapshot(adm('ra.7', 'ra', []))).foreignHeads).toEqual([]);
+    });
+
+    it('a withdrawal that leaves room wakes the listeners, after the reservation is gone', async () => {
+      const [a, b] = await open(2);
+      await a!.replaceEndpoints([ep(1)]);
+      const adm = (id: string, owner: string) => ({ admission: { id, owner, ttlMs: 60_000 } });
+      const heard: Array<{ from: string; elsewhere: number | undefined }> = [];
+      const off = b!.onWake((from) => {
+        // What a woken replica reads next no longer counts the withdrawn reservation.
+        void b!.readSnapshot(adm(`rb.${heard.length + 10}`, 'rb')).then((snap) => {
+          heard.push({ from, elsewhere: snap.admissionsElsewhere });
+          void b!.cancelAdmission(`rb.${heard.length + 9}`);
+        });
+      });
+      // The Redis store subscribes on a connection of its own: give it time to be listening.
+      await sleep(200);
+      await a!.readSnapshot(adm('ra.1', 'ra'));
+      await a!.cancelAdmission('ra.1');
+      await sleep(100);
+      expect(heard).toEqual([]);
+      await a!.readSnapshot(adm('ra.2', 'ra'));
+      await a!.cancelAdmission('ra.2', 'ra');
+      for (let i = 0; i < 100 && heard.length === 0; i++) await sleep(10);
+      expect(heard).toEqual([{ from: 'ra', elsewhere: 0 }]);
+      off();
+      await a!.readSnapshot(adm('ra.3', 'ra'));
+      await a!.cancelAdmission('ra.3', 'ra');
+      await sleep(100);
+      expect(heard.length).toBe(1);
     });
 
     it('keeps a bounded list of recent decisions, newest first', async () => {
