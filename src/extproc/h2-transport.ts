@@ -39,6 +39,15 @@ export interface LeanMethod<Req, Res> {
   deserialize(payload: Buffer): Req;
   /** May return a view of a reused buffer: the transport copies it before the next call. */
   serialize(message: Res): Uint8Array;
+  /**
+   * Optional: a large message as pieces to write without copying (head with
+   * `reserve` free bytes at its start, a body that must stay unchanged until
+   * the write's callback, tail); undefined to serialize it whole.
+   */
+  split?(
+    message: Res,
+    reserve: number,
+  ): { head: Buffer; body: Uint8Array; tail: Buffer; total: number } | undefined;
   handler(call: LeanCall<Req, Res>): void;
 }
 
@@ -156,16 +165,16 @@ export class LeanCall<Req, Res> extends EventEmitter {
       written?.();
       return false;
     }
-    let payload: Uint8Array;
+    let payload: Uint8Array | undefined;
+    let parts: ReturnType<NonNullable<LeanMethod<Req, Res>['split']>>;
     try {
-      payload = this.method.serialize(message);
+      parts = this.method.split?.(message, 5);
+      if (!parts) payload = this.method.serialize(message);
     } catch {
       written?.();
       this.sendStatus(GrpcStatus.INTERNAL, 'Error serializing response');
       return false;
     }
-    const framed = frameMessage(payload);
-    written?.();
     this.sendHeaders();
     // The replies of one step (a header reply and the body chunks) go out in one write.
     if (!this.corked) {
@@ -173,6 +182,18 @@ export class LeanCall<Req, Res> extends EventEmitter {
       this.stream.cork();
       process.nextTick(uncork, this);
     }
+    if (parts) {
+      // The body is written as it is (no copy): `written` waits for the write.
+      parts.head[0] = 0;
+      parts.head.writeUInt32BE(parts.total, 1);
+      this.stream.write(parts.head);
+      const done = written ? () => written() : undefined;
+      if (parts.tail.length === 0) return this.stream.write(parts.body, done);
+      this.stream.write(parts.body);
+      return this.stream.write(parts.tail, done);
+    }
+    const framed = frameMessage(payload!);
+    written?.();
     return this.stream.write(framed);
   }
 

@@ -10,6 +10,7 @@ import { hostPort } from '../common/net.js';
 import { LeanGrpcServer } from './h2-transport.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { eppServiceDefinition } from './proto.js';
+import { splitStreamedBody } from './reply-encoder.js';
 import { ProcessStream, type StreamOptions } from './stream.js';
 import { serverCredentials, type TlsMaterial } from './tls.js';
 import type { ExtProcTransport } from './transports.js';
@@ -88,6 +89,8 @@ export class ExtProcService {
       path: method.path,
       deserialize: (b) => method.requestDeserialize(b) as ProcessingRequest,
       serialize: (m) => method.responseSerialize(m),
+      // Body chunks of 4 KiB and more are written from the body's own buffer (no copy).
+      split: (m, reserve) => splitStreamedBody(m, reserve, 4096),
       handler: (call) => this.process(call),
     });
   }

@@ -24,6 +24,7 @@ import { eppServiceDefinition, extProcServiceDefinition } from '../../../src/ext
 import type { ProcessingRequest, ProcessingResponse } from '../../../src/extproc/messages.js';
 import { setHeader, toStruct } from '../../../src/extproc/messages.js';
 import { BODY_CHUNK_BYTES } from '../../../src/extproc/replies.js';
+import { splitStreamedBody } from '../../../src/extproc/reply-encoder.js';
 import { DESTINATION_HEADER } from '../../../src/common/wire-headers.js';
 
 const DESTINATION = '127.0.0.1:8000';
@@ -117,9 +118,8 @@ function main(): void {
   const port = i >= 0 ? Number(process.argv[i + 1]) : 0;
   const t = process.argv.indexOf('--transport');
   const transport = t >= 0 ? process.argv[t + 1] : 'grpc-js';
-  const definition = process.argv.includes('--epp-codec')
-    ? eppServiceDefinition()
-    : extProcServiceDefinition();
+  const eppCodec = process.argv.includes('--epp-codec');
+  const definition = eppCodec ? eppServiceDefinition() : extProcServiceDefinition();
   // The EPP's own server options (src/epp/build.ts), at its default 16 MiB body limit.
   const maxReceive = 2 * 16 * 1024 * 1024 + 1024 * 1024;
   const fail = (e: Error) => {
@@ -138,6 +138,10 @@ function main(): void {
       path: method.path,
       deserialize: (b) => method.requestDeserialize(b) as ProcessingRequest,
       serialize: (m) => method.responseSerialize(m),
+      // With the EPP's codec, its zero-copy body writes too (as ExtProcService.addToLean).
+      ...(eppCodec
+        ? { split: (m: ProcessingResponse, reserve: number) => splitStreamedBody(m, reserve, 4096) }
+        : {}),
       handler: onProcess,
     });
     lean.listen(port, '127.0.0.1').then((bound) => process.stdout.write(`listening ${bound}\n`), fail);
