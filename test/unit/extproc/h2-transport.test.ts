@@ -349,6 +349,43 @@ describe('lean transport: ExtProcService on it', () => {
     expect(await epp.inFlight()).toBe(0);
   });
 
+  it('concurrent exchanges keep every byte: pooled bodies written without a copy are not reused early', async () => {
+    const epp = await leanEpp();
+    const client = new ExtProcClient({ target: `127.0.0.1:${epp.port}` });
+    cleanup.push(() => client.close());
+    const sizes = [70_000, 220_000, 5_000, 600_000];
+    let bad = 0;
+    await Promise.all(
+      Array.from({ length: 24 }, async (_, w) => {
+        for (let i = 0; i < 3; i++) {
+          const text = `${w}-${i} `.padEnd(sizes[(w + i) % sizes.length]!, 'abcdefghij');
+          const body = Buffer.from(JSON.stringify({ model: 'm', prompt: text, max_tokens: 1 }));
+          const pieces: Buffer[] = [];
+          for (let o = 0; o < body.length; o += 16_384) pieces.push(body.subarray(o, o + 16_384));
+          const ex = client.open();
+          const v = await ex.sendRequest({
+            headers: [
+              [':method', 'POST'],
+              [':path', '/v1/completions'],
+              ['content-type', 'application/json'],
+            ],
+            body: pieces,
+          });
+          if (v.kind !== 'continue' || !v.body.equals(body)) bad++;
+          await ex.sendResponseHeaders([[':status', '200']]);
+          const resp = Buffer.alloc(9000 + i, 0x30 + (w % 10));
+          const got: Buffer[] = [];
+          for await (const c of ex.streamResponseBody([resp])) got.push(c);
+          if (!Buffer.concat(got).equals(resp)) bad++;
+          ex.end();
+          await ex.done;
+        }
+      }),
+    );
+    expect(bad).toBe(0);
+    expect(await epp.inFlight()).toBe(0);
+  }, 30_000);
+
   it('a client cancellation after the pick releases the charge, as under grpc-js', async () => {
     const epp = await leanEpp();
     const client = new ExtProcClient({ target: `127.0.0.1:${epp.port}` });
