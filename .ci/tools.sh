@@ -205,6 +205,18 @@ hermes_build_envoy_validate() {
   export ENVOY_VALIDATE_BIN="$HERMES_TOOLS_CACHE/envoy-validate"
 }
 
+# test/extproc-go-client: one ext_proc exchange with grpc-go and Envoy's
+# generated types (test/integration/epp/extproc-go-client.test.ts), a client
+# sharing no code with the EPP, run against both of its server transports.
+hermes_build_extproc_go_client() {
+  command -v go >/dev/null 2>&1 || return 1
+  local src
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/extproc-go-client" && pwd)" || return 1
+  mkdir -p "$HERMES_TOOLS_CACHE"
+  (cd "$src" && CGO_ENABLED=0 go build -o "$HERMES_TOOLS_CACHE/extproc-go-client" .) || return 1
+  export EXTPROC_GO_CLIENT_BIN="$HERMES_TOOLS_CACHE/extproc-go-client"
+}
+
 # A failed build must not stop CI here: the chart tests then fail with a
 # message naming HELM_BIN, and every other test still runs.
 if hermes_install_helm; then
@@ -239,4 +251,9 @@ if hermes_build_envoy_validate; then
   echo "tools.sh: ENVOY_VALIDATE_BIN=$ENVOY_VALIDATE_BIN" >&2
 else
   echo "tools.sh: WARNING: test/envoy-validate could not be built; the Envoy bootstrap test will fail" >&2
+fi
+if hermes_build_extproc_go_client; then
+  echo "tools.sh: EXTPROC_GO_CLIENT_BIN=$EXTPROC_GO_CLIENT_BIN" >&2
+else
+  echo "tools.sh: WARNING: test/extproc-go-client could not be built; the grpc-go ext_proc test will fail" >&2
 fi

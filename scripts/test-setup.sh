@@ -27,7 +27,8 @@ fi
 
 if [ -z "${HELM_BIN:-}" ] || [ -z "${GIE_CRD_DIR:-}" ] || [ -z "${GATEWAY_API_CRD_DIR:-}" ] ||
   [ -z "${ENVOY_API_DIR:-}" ] || [ -z "${KUBE_APISERVER_BIN:-}" ] || [ -z "${ETCD_BIN:-}" ] ||
-  [ -z "${ISTIO_CRD_FILE:-}" ] || [ -z "${ENVOY_VALIDATE_BIN:-}" ]; then
+  [ -z "${ISTIO_CRD_FILE:-}" ] || [ -z "${ENVOY_VALIDATE_BIN:-}" ] ||
+  [ -z "${EXTPROC_GO_CLIENT_BIN:-}" ]; then
   # shellcheck source=/dev/null
   source .ci/tools.sh
 fi
@@ -42,5 +43,6 @@ mkdir -p .tmp
   echo "ETCD_BIN=${ETCD_BIN:-}"
   echo "ISTIO_CRD_FILE=${ISTIO_CRD_FILE:-}"
   echo "ENVOY_VALIDATE_BIN=${ENVOY_VALIDATE_BIN:-}"
+  echo "EXTPROC_GO_CLIENT_BIN=${EXTPROC_GO_CLIENT_BIN:-}"
 } >.tmp/test-tools.env
 exit 0

@@ -30,8 +30,8 @@ import { builtinRegistry, type PluginRegistry } from '../plugins/index.js';
 import type { Endpoint } from '../scheduling/types.js';
 import { createStateStore } from '../state/create-store.js';
 import type { StateStore } from '../state/store.js';
-import { drainServer, ExtProcService, keepaliveServerOptions } from '../extproc/server.js';
-import { loadTlsMaterial, serverCredentials } from '../extproc/tls.js';
+import { createExtProcServer, drainServer, ExtProcService, type ExtProcServer } from '../extproc/server.js';
+import { loadTlsMaterial } from '../extproc/tls.js';
 import { replicaIdOf, statePoolOf, type EppConfig } from './options.js';
 import { closeHttp, listenHttp, listeningPort } from '../common/http-server.js';
 import { bindGrpc, serveMetrics } from './servers.js';
@@ -229,7 +229,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
   let discovered = false;
   let listening = false;
   let stopping = false;
-  let grpcServer: grpc.Server | undefined;
+  let grpcServer: ExtProcServer | undefined;
   let healthServer: grpc.Server | undefined;
   let metricsServer: HttpServer | undefined;
   let adminServer: HttpServer | undefined;
@@ -393,24 +393,18 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
 
       const tls = config.secureServing ? await loadTlsMaterial(config.certPath) : undefined;
       if (tls?.selfSigned) logger.info('ext_proc TLS with a self-signed certificate');
-      grpcServer = new grpc.Server({
+      grpcServer = createExtProcServer(service, {
+        transport: config.extprocTransport,
         // BUFFERED bodies arrive as one message: leave room above the body limit so
         // an oversized body still gets a 413 answer rather than a gRPC error.
-        'grpc.max_receive_message_length': 2 * config.maxRequestBodyBytes + 1024 * 1024,
-        'grpc.max_send_message_length': -1,
-        // channelz bookkeeping costs a getsockname() and more per stream.
-        'grpc.enable_channelz': 0,
-        ...keepaliveServerOptions({
+        maxReceiveMessageBytes: 2 * config.maxRequestBodyBytes + 1024 * 1024,
+        keepalive: {
           keepaliveTimeMs: config.grpcKeepaliveTimeMs,
           keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
-        }),
+        },
+        tls,
       });
-      service.addTo(grpcServer);
-      addrs.grpc = await bindGrpc(
-        grpcServer,
-        hostPort(config.grpcBind, config.grpcPort),
-        serverCredentials(tls),
-      );
+      addrs.grpc = await grpcServer.listen(config.grpcBind, config.grpcPort);
       service.startRenewal();
       listening = true;
       updateHealth();
@@ -426,6 +420,7 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
           statePool: pool,
           replica: replicaId,
           tls: Boolean(tls),
+          transport: config.extprocTransport,
         },
         'endpoint picker ready',
       );

@@ -316,45 +316,98 @@ function encodeRoutedHeaders(r: RoutedHeaders): Buffer {
   return w.b.subarray(0, w.o);
 }
 
+interface StreamedSizes {
+  tag: number;
+  body: Uint8Array | undefined;
+  eos: boolean | undefined;
+  inner: number;
+  mutation: number;
+  common: number;
+  phase: number;
+  total: number;
+}
+
+function streamedSizes(msg: ProcessingResponse): StreamedSizes | undefined {
+  const s = streamedBody(msg);
+  if (!s) return undefined;
+  const bodyLen = s.body ? s.body.length : 0;
+  const inner = (s.body ? 1 + varintBytes(bodyLen) + bodyLen : 0) + (s.eos !== undefined ? 2 : 0);
+  const mutation = 1 + varintBytes(inner) + inner;
+  const common = 1 + varintBytes(mutation) + mutation;
+  const phase = 1 + varintBytes(common) + common;
+  const total = 1 + varintBytes(phase) + phase;
+  return { tag: s.tag, body: s.body, eos: s.eos, inner, mutation, common, phase, total };
+}
+
+/** The bytes of a streamed body reply before its body bytes (at most 26). */
+function writeStreamedHead(out: Buffer, o: number, z: StreamedSizes): number {
+  out[o++] = z.tag;
+  o = writeVarint(out, o, z.phase);
+  out[o++] = 0x0a; // BodyResponse.response (1)
+  o = writeVarint(out, o, z.common);
+  out[o++] = 0x1a; // CommonResponse.body_mutation (3)
+  o = writeVarint(out, o, z.mutation);
+  out[o++] = 0x1a; // BodyMutation.streamed_response (3)
+  o = writeVarint(out, o, z.inner);
+  if (z.body) {
+    out[o++] = 0x0a; // StreamedBodyResponse.body (1)
+    o = writeVarint(out, o, z.body.length);
+  }
+  return o;
+}
+
+/** The bytes after the body: StreamedBodyResponse.end_of_stream (2), when set. */
+function writeStreamedTail(out: Buffer, o: number, z: StreamedSizes): number {
+  if (z.eos !== undefined) {
+    out[o++] = 0x10;
+    out[o++] = z.eos ? 1 : 0;
+  }
+  return o;
+}
+
 /** The EPP's reply serializer: streamed body chunks by hand, everything else by `stock`. */
 export function replySerializer(stock: Serialize): Serialize {
   return (message) => {
     const msg = message as ProcessingResponse;
-    const s = streamedBody(msg);
-    if (!s) {
+    const z = streamedSizes(msg);
+    if (!z) {
       const routed = routedHeaders(msg);
       return routed ? encodeRoutedHeaders(routed) : stock(msg);
     }
-    const bodyLen = s.body ? s.body.length : 0;
-    const inner = (s.body ? 1 + varintBytes(bodyLen) + bodyLen : 0) + (s.eos !== undefined ? 2 : 0);
-    const mutation = 1 + varintBytes(inner) + inner;
-    const common = 1 + varintBytes(mutation) + mutation;
-    const phase = 1 + varintBytes(common) + common;
-    const total = 1 + varintBytes(phase) + phase;
     let out: Buffer;
-    if (total <= SCRATCH_MAX_BYTES) {
-      if (scratch.length < total) scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX_BYTES, total * 2));
+    if (z.total <= SCRATCH_MAX_BYTES) {
+      if (scratch.length < z.total) scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX_BYTES, z.total * 2));
       out = scratch;
-    } else out = Buffer.allocUnsafe(total);
-    let o = 0;
-    out[o++] = s.tag;
-    o = writeVarint(out, o, phase);
-    out[o++] = 0x0a; // BodyResponse.response (1)
-    o = writeVarint(out, o, common);
-    out[o++] = 0x1a; // CommonResponse.body_mutation (3)
-    o = writeVarint(out, o, mutation);
-    out[o++] = 0x1a; // BodyMutation.streamed_response (3)
-    o = writeVarint(out, o, inner);
-    if (s.body) {
-      out[o++] = 0x0a; // StreamedBodyResponse.body (1)
-      o = writeVarint(out, o, bodyLen);
-      out.set(s.body, o);
-      o += bodyLen;
+    } else out = Buffer.allocUnsafe(z.total);
+    let o = writeStreamedHead(out, 0, z);
+    if (z.body) {
+      out.set(z.body, o);
+      o += z.body.length;
     }
-    if (s.eos !== undefined) {
-      out[o++] = 0x10; // StreamedBodyResponse.end_of_stream (2)
-      out[o++] = s.eos ? 1 : 0;
-    }
+    o = writeStreamedTail(out, o, z);
     return out.subarray(0, o);
   };
+}
+
+/**
+ * A streamed body reply of at least `minBody` body bytes as three pieces to
+ * write in order, without copying the body: `head` (with `reserve` bytes left
+ * free at its start, for a transport's own framing), the body itself, and
+ * `tail` (possibly empty). Their bytes are replySerializer's, byte for byte.
+ * Undefined for any other reply, or a smaller body (serialize it whole).
+ */
+export function splitStreamedBody(
+  message: object,
+  reserve: number,
+  minBody: number,
+): { head: Buffer; body: Uint8Array; tail: Buffer; total: number } | undefined {
+  const msg = message as ProcessingResponse;
+  if (!msg.request_body && !msg.response_body) return undefined;
+  const z = streamedSizes(msg);
+  if (!z || !z.body || z.body.length < minBody) return undefined;
+  const head = Buffer.allocUnsafe(reserve + 32);
+  const headEnd = writeStreamedHead(head, reserve, z);
+  const tail = Buffer.allocUnsafe(z.eos !== undefined ? 2 : 0);
+  writeStreamedTail(tail, 0, z);
+  return { head: head.subarray(0, headEnd), body: z.body, tail, total: z.total };
 }

@@ -1,11 +1,37 @@
 // The ExternalProcessor gRPC service: one ProcessStream per Process call,
 // dead connections found and their picks released (keepalive pings, a
 // per-stream idle timeout), and draining on shutdown (the Director renews
-// the leases of open picks and releases what a drain cut).
+// the leases of open picks and releases what a drain cut). The service runs
+// on either server transport (--extproc-transport): grpc-js, or the lean
+// node:http2 one (h2-transport.ts). Both hand it a call with the same
+// surface (ExtProcCall), so a stream's handling does not depend on which.
 import * as grpc from '@grpc/grpc-js';
+import { hostPort } from '../common/net.js';
+import { LeanGrpcServer } from './h2-transport.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { eppServiceDefinition } from './proto.js';
+import { splitStreamedBody } from './reply-encoder.js';
 import { ProcessStream, type StreamOptions } from './stream.js';
+import { serverCredentials, type TlsMaterial } from './tls.js';
+import type { ExtProcTransport } from './transports.js';
+
+export { EXTPROC_TRANSPORTS, type ExtProcTransport } from './transports.js';
+
+/**
+ * The part of a Process call the service uses: what grpc-js's
+ * ServerDuplexStream offers, and what the lean transport's LeanCall offers.
+ * 'cancelled' comes once the call is over for the handler (client reset,
+ * connection lost, or a status sent); emitting 'error' with a numeric
+ * `code` ends the call with that gRPC status.
+ */
+export interface ExtProcCall {
+  on(event: 'data', listener: (m: ProcessingRequest) => void): unknown;
+  on(event: 'end' | 'cancelled' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (e: Error) => void): unknown;
+  emit(event: 'error', e: Error): unknown;
+  write(m: ProcessingResponse, written?: () => void): unknown;
+  end(): unknown;
+}
 
 export interface ExtProcServiceOptions extends StreamOptions {
   /** How often the in-flight leases of open streams are renewed. */
@@ -56,7 +82,21 @@ export class ExtProcService {
     });
   }
 
-  private process(call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>): void {
+  /** Serves Process on the lean transport, with the same codec as on grpc-js. */
+  addToLean(server: LeanGrpcServer): void {
+    const method = eppServiceDefinition().Process!;
+    server.addMethod<ProcessingRequest, ProcessingResponse>({
+      path: method.path,
+      deserialize: (b) => method.requestDeserialize(b) as ProcessingRequest,
+      serialize: (m) => method.responseSerialize(m),
+      // Body chunks of 4 KiB and more are written from the body's own buffer (no copy).
+      split: (m, reserve) => splitStreamedBody(m, reserve, 4096),
+      handler: (call) => this.process(call),
+    });
+  }
+
+  /** One Process call, on either transport. */
+  process(call: ExtProcCall): void {
     this.open++;
     let counted = true;
     const done = () => {
@@ -67,7 +107,10 @@ export class ExtProcService {
     };
     const stream = new ProcessStream(
       {
-        write: (m, written) => (written ? call.write(m, written) : call.write(m)),
+        write: (m, written) => {
+          if (written) call.write(m, written);
+          else call.write(m);
+        },
         end: () => {
           call.end();
           done();
@@ -126,7 +169,7 @@ export class ExtProcService {
  * then cuts the rest. Resolves with the number of streams that were cut.
  */
 export function drainServer(
-  server: grpc.Server,
+  server: Pick<grpc.Server, 'tryShutdown' | 'forceShutdown'>,
   service: ExtProcService,
   deadlineMs: number,
 ): Promise<number> {
@@ -147,4 +190,59 @@ export function drainServer(
       resolve(0);
     });
   });
+}
+
+export interface ExtProcServerOptions {
+  transport: ExtProcTransport;
+  /** Larger incoming gRPC messages end the stream with RESOURCE_EXHAUSTED. */
+  maxReceiveMessageBytes: number;
+  keepalive: KeepaliveOptions;
+  tls?: TlsMaterial;
+}
+
+/** The ext_proc listener, whichever transport runs it. */
+export interface ExtProcServer {
+  readonly transport: ExtProcTransport;
+  /** Resolves with the bound port (0 asks for any free one). */
+  listen(host: string, port: number): Promise<number>;
+  tryShutdown(callback: (error?: Error) => void): void;
+  forceShutdown(): void;
+}
+
+/** A server for `service` on the chosen transport, not yet listening. */
+export function createExtProcServer(service: ExtProcService, o: ExtProcServerOptions): ExtProcServer {
+  if (o.transport === 'http2') {
+    const lean = new LeanGrpcServer({
+      maxReceiveMessageBytes: o.maxReceiveMessageBytes,
+      keepaliveTimeMs: o.keepalive.keepaliveTimeMs,
+      keepaliveTimeoutMs: o.keepalive.keepaliveTimeoutMs,
+      tls: o.tls,
+    });
+    service.addToLean(lean);
+    return {
+      transport: 'http2',
+      listen: (host, port) => lean.listen(port, host),
+      tryShutdown: (cb) => lean.tryShutdown(cb),
+      forceShutdown: () => lean.forceShutdown(),
+    };
+  }
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': o.maxReceiveMessageBytes,
+    'grpc.max_send_message_length': -1,
+    // channelz bookkeeping costs a getsockname() and more per stream.
+    'grpc.enable_channelz': 0,
+    ...keepaliveServerOptions(o.keepalive),
+  });
+  service.addTo(server);
+  return {
+    transport: 'grpc-js',
+    listen: (host, port) =>
+      new Promise((resolve, reject) => {
+        server.bindAsync(hostPort(host, port), serverCredentials(o.tls), (err, bound) =>
+          err ? reject(err) : resolve(bound),
+        );
+      }),
+    tryShutdown: (cb) => server.tryShutdown(cb),
+    forceShutdown: () => server.forceShutdown(),
+  };
 }

@@ -1,6 +1,7 @@
 // `npm run bench -- extproc [--duration 1.5] [--sizes 2048,220000] [--conc 1,64]
 //    [--no-floor] [--no-pin] [--no-upstream] [--cpu-prof DIR] [--node-flags '...']
-//    [--in-process] [--profile FILE] [--floor-epp-codec]`
+//    [--in-process] [--profile FILE] [--floor-epp-codec]
+//    [--transports grpc-js,http2] [--epp-transports LIST] [--floor-transports LIST]`
 //
 // Drives the real ext_proc gRPC path the way Envoy does: N concurrent
 // Process streams over one HTTP/2 connection, each a whole exchange —
@@ -27,6 +28,12 @@
 // --no-pin; the load average is printed per cell (the machine is shared).
 // --floor-epp-codec gives the floor the EPP's hand-written reply serializer
 // (by default it uses proto-loader's, as any grpc-js server would).
+// Transports (default grpc-js only): --transports grpc-js,http2 runs an EPP
+// and a floor on each server transport (--extproc-transport; the floor's
+// --transport), every one of them in every cell, floors first. "EPP/floor"
+// holds each EPP against the floor on its own transport; "EPP/floor
+// grpc-js" against grpc-js's floor, the reference of issue 15's absolute
+// targets. --epp-transports / --floor-transports choose each side alone.
 // The EPP runs as its own process (`hermes-router epp`, default profile
 // GIE's queue + kv-cache + prefix scorers over 8 fake vLLM /metrics servers),
 // so the load generator does not share its event loop; `--in-process`
@@ -41,6 +48,7 @@ import { GIE_DEFAULT_CONFIG_TEXT } from '../../src/config/endpoint-picker-config
 import { ExtProcClient } from '../../src/gateway/extproc-client.js';
 import { buildEpp, type Epp } from '../../src/epp/build.js';
 import { EPP_DEFAULTS } from '../../src/epp/options.js';
+import { EXTPROC_TRANSPORTS, type ExtProcTransport } from '../../src/extproc/transports.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -318,6 +326,7 @@ export async function startBenchEpp(
   configFile: string,
   root = ROOT,
   spawnOpts: SpawnOptions = {},
+  eppArgs: string[] = [],
 ): Promise<BenchEpp> {
   const grpcPort = await freePort();
   const admin = await freePort();
@@ -341,6 +350,7 @@ export async function startBenchEpp(
       '-1',
       '--log-level',
       'warn',
+      ...eppArgs,
     ],
     spawnOpts,
   );
@@ -403,10 +413,18 @@ export interface FloorComparison {
   bodyBytes: number;
   concurrency: number;
   upstreamMs: number;
+  /** The EPP's server transport in this comparison. */
+  transport: ExtProcTransport;
   epp: ExtProcRow;
+  /** The floor on the same transport when it ran, else the first floor that ran. */
   floor: ExtProcRow | null;
+  floorTransport: ExtProcTransport | null;
+  /** The grpc-js floor (the reference for issue 15's absolute targets), when it ran. */
+  grpcJsFloor: ExtProcRow | null;
   /** EPP CPU per request / floor CPU per request. */
   cpuRatio: number | null;
+  /** EPP CPU per request / the grpc-js floor's. */
+  cpuRatioToGrpcJsFloor: number | null;
   /**
    * The same without the idle EPP's background (scraping /metrics), which a
    * slow cell (1 MB bodies: a few req/s) would otherwise charge to each request.
@@ -444,6 +462,25 @@ async function idleCpu(pid: number | undefined): Promise<number | undefined> {
   return (cpuMs(pid) ?? c0) - c0;
 }
 
+function transportList(v: string, flag: string): ExtProcTransport[] {
+  const out = v.split(',').map((t) => t.trim());
+  for (const t of out)
+    if (!(EXTPROC_TRANSPORTS as readonly string[]).includes(t))
+      throw new Error(`${flag}: expected ${EXTPROC_TRANSPORTS.join(' | ')}, got "${t}"`);
+  return out as ExtProcTransport[];
+}
+
+/** One server under test in a run: a floor or the EPP, on one transport. */
+interface Target {
+  label: string;
+  kind: 'floor' | 'epp';
+  transport: ExtProcTransport;
+  server?: BenchEpp;
+  client: ExtProcClient;
+  pid: number | undefined;
+  idleCpuMsPerSec: number | undefined;
+}
+
 export async function run(args: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = args.indexOf(name);
@@ -455,6 +492,12 @@ export async function run(args: string[]): Promise<void> {
   const sizes = numList(arg('--sizes'), BODY_SIZES);
   const concurrencies = numList(arg('--conc'), CONCURRENCY);
   const cpuProfDir = arg('--cpu-prof');
+  // --transports sets both lists; --epp-transports / --floor-transports one each.
+  const bothTransports = arg('--transports') ?? 'grpc-js';
+  const eppTransports = transportList(arg('--epp-transports') ?? bothTransports, '--epp-transports');
+  const floorTransports = withFloor
+    ? transportList(arg('--floor-transports') ?? bothTransports, '--floor-transports')
+    : [];
   // Extra node flags for both servers (e.g. --node-flags=--max-semi-space-size=64), the same for both.
   const nodeFlags = (arg('--node-flags') ?? '').split(' ').filter((f) => f !== '');
   const pinned = !inProcess && !args.includes('--no-pin') && pinSelf(0);
@@ -470,78 +513,108 @@ export async function run(args: string[]): Promise<void> {
   const configFile = arg('--profile') ?? join(dir, 'gie-default.yaml');
   if (!arg('--profile')) writeFileSync(configFile, GIE_DEFAULT_CONFIG_TEXT);
 
-  let proc: ChildProcess | undefined;
-  let benchEpp: BenchEpp | undefined;
-  let floor: BenchEpp | undefined;
+  const targets: Target[] = [];
   let epp: Epp | undefined;
-  let grpcPort: number;
-  if (inProcess) {
-    epp = await buildEpp(
-      {
-        ...EPP_DEFAULTS,
-        grpcPort: 0,
-        grpcBind: '127.0.0.1',
-        grpcHealthPort: undefined,
-        metricsPort: undefined,
-        adminPort: undefined,
-        endpointsFile,
-        configFile,
-        maxRequestBodyBytes: 16 * 1024 * 1024,
-      },
-      { logger: silentLogger() },
-    );
-    grpcPort = (await epp.start()).grpc;
-  } else {
-    benchEpp = await startBenchEpp(endpointsFile, configFile, ROOT, {
-      ...serverSpawn,
-      nodeArgs: [
-        ...nodeFlags,
-        ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'epp')] : []),
-      ],
-    });
-    grpcPort = benchEpp.grpcPort;
-    proc = benchEpp.proc;
-  }
   const floorCodec = args.includes('--floor-epp-codec') ? 'epp' : 'stock';
-  if (withFloor)
-    floor = await startBenchFloor(
-      ROOT,
-      {
-        ...serverSpawn,
-        nodeArgs: [
-          ...nodeFlags,
-          ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'floor')] : []),
-        ],
-      },
-      floorCodec === 'epp' ? ['--epp-codec'] : [],
+  const profDir = (name: string) =>
+    cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, name)] : [];
+  const clientOf = (port: number) => new ExtProcClient({ target: `127.0.0.1:${port}`, deadlineMs: 30_000 });
+  try {
+    for (const transport of floorTransports) {
+      const floor = await startBenchFloor(
+        ROOT,
+        { ...serverSpawn, nodeArgs: [...nodeFlags, ...profDir(`floor-${transport}`)] },
+        [...(floorCodec === 'epp' ? ['--epp-codec'] : []), '--transport', transport],
+      );
+      targets.push({
+        label: `floor ${transport}`,
+        kind: 'floor',
+        transport,
+        server: floor,
+        client: clientOf(floor.grpcPort),
+        pid: floor.proc.pid,
+        idleCpuMsPerSec: undefined,
+      });
+    }
+    if (inProcess) {
+      epp = await buildEpp(
+        {
+          ...EPP_DEFAULTS,
+          grpcPort: 0,
+          grpcBind: '127.0.0.1',
+          grpcHealthPort: undefined,
+          metricsPort: undefined,
+          adminPort: undefined,
+          endpointsFile,
+          configFile,
+          maxRequestBodyBytes: 16 * 1024 * 1024,
+          extprocTransport: eppTransports[0]!,
+        },
+        { logger: silentLogger() },
+      );
+      const port = (await epp.start()).grpc;
+      targets.push({
+        label: `EPP ${eppTransports[0]}`,
+        kind: 'epp',
+        transport: eppTransports[0]!,
+        client: clientOf(port),
+        pid: undefined,
+        idleCpuMsPerSec: undefined,
+      });
+    } else {
+      for (const transport of eppTransports) {
+        const server = await startBenchEpp(
+          endpointsFile,
+          configFile,
+          ROOT,
+          { ...serverSpawn, nodeArgs: [...nodeFlags, ...profDir(`epp-${transport}`)] },
+          ['--extproc-transport', transport],
+        );
+        targets.push({
+          label: `EPP ${transport}`,
+          kind: 'epp',
+          transport,
+          server,
+          client: clientOf(server.grpcPort),
+          pid: server.proc.pid,
+          idleCpuMsPerSec: undefined,
+        });
+      }
+    }
+    for (const t of targets) await t.client.waitForReady();
+    process.stdout.write(
+      `load generator ${pinned ? 'pinned to cpu 0, EPP and floor to cpu 1' : 'not pinned'}; ` +
+        `servers: ${targets.map((t) => t.label).join(', ')}; floor codec ${floorCodec}; load average ${loadavg()
+          .map((x) => x.toFixed(2))
+          .join(' ')}\n`,
     );
+    // Background CPU of each idle server (the EPP scrapes 8 endpoints every 50 ms; a floor has none).
+    // Measured once start-up has settled: the first seconds after ready cost 2-3x the steady
+    // 30-45 ms/s (JIT, first scrapes), which inflated the idle figure of a faster-starting build
+    // and left that work to its first cells.
+    if (targets.some((t) => t.kind === 'epp' && t.pid !== undefined))
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+    for (const t of targets) {
+      t.idleCpuMsPerSec = await idleCpu(t.pid);
+      if (t.idleCpuMsPerSec !== undefined)
+        process.stdout.write(`idle ${t.label}: ${t.idleCpuMsPerSec.toFixed(0)} ms CPU per second\n`);
+    }
+  } catch (e) {
+    for (const t of targets) t.client.close();
+    for (const t of targets) await t.server?.stop();
+    if (epp) await epp.stop();
+    fakes.close();
+    throw e;
+  }
 
-  const client = new ExtProcClient({ target: `127.0.0.1:${grpcPort}`, deadlineMs: 30_000 });
-  const floorClient = floor
-    ? new ExtProcClient({ target: `127.0.0.1:${floor.grpcPort}`, deadlineMs: 30_000 })
-    : undefined;
-  await client.waitForReady();
-  await floorClient?.waitForReady();
   const rows: ExtProcRow[] = [];
   const comparisons: FloorComparison[] = [];
-  process.stdout.write(
-    `load generator ${pinned ? 'pinned to cpu 0, EPP and floor to cpu 1' : 'not pinned'}; ` +
-      `floor codec ${floorCodec}; load average ${loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')}\n`,
-  );
-  // Background CPU of the idle EPP (scraping 8 endpoints every 50 ms) and floor (none expected).
-  // Measured once start-up has settled: the first seconds after ready cost 2-3x the steady
-  // 30-45 ms/s (JIT, first scrapes), which inflated the idle figure of a faster-starting build
-  // and left that work to its first cells.
-  if (proc) await new Promise((r) => setTimeout(r, SETTLE_MS));
-  const idleCpuMsPerSec = await idleCpu(proc?.pid);
-  const floorIdle = await idleCpu(floor?.proc.pid);
-  if (idleCpuMsPerSec !== undefined)
-    process.stdout.write(
-      `idle EPP: ${idleCpuMsPerSec.toFixed(0)} ms CPU per second (metrics scraping); ` +
-        `idle floor: ${floorIdle?.toFixed(0) ?? '-'} ms/s\n`,
-    );
+  const cells: Array<{
+    bodyBytes: number;
+    concurrency: number;
+    upstreamMs: number;
+    rows: Record<string, ExtProcRow>;
+  }> = [];
   try {
     // Closed loop at saturation: throughput, and latency that is mostly queueing.
     const plan: Array<[number, number, number]> = [];
@@ -553,52 +626,84 @@ export async function run(args: string[]): Promise<void> {
       process.stdout.write(
         `body ${String(bytes).padStart(7)} B  conc ${String(c).padStart(3)}  upstream ${String(up).padStart(3)} ms  load ${la0}\n`,
       );
-      const f = floorClient
-        ? await cell(floorClient, bytes, c, up, durationMs, floor!.proc.pid, floorIdle)
-        : null;
-      if (f) process.stdout.write(rowText('floor', f));
-      const row = await cell(client, bytes, c, up, durationMs, proc?.pid, idleCpuMsPerSec);
-      rows.push(row);
-      process.stdout.write(rowText('EPP  ', row));
-      const cmp: FloorComparison = {
-        bodyBytes: bytes,
-        concurrency: c,
-        upstreamMs: up,
-        epp: row,
-        floor: f,
-        cpuRatio: ratio(row.eppCpuMsPerReq, f?.eppCpuMsPerReq),
-        requestPathCpuRatio: ratio(row.requestPathCpuMsPerReq, f?.eppCpuMsPerReq),
-        p50OverFloorMs: f ? Number((row.p50Ms - f.p50Ms).toFixed(3)) : null,
-        loadAverage1m: [la0, load1()],
-      };
-      comparisons.push(cmp);
-      if (f)
-        process.stdout.write(
-          `  EPP/floor: cpu ${cmp.cpuRatio ?? '-'}x (request path ${cmp.requestPathCpuRatio ?? '-'}x), p50 ${ratio(row.p50Ms, f.p50Ms) ?? '-'}x (+${cmp.p50OverFloorMs} ms), ` +
-            `p99 ${ratio(row.p99Ms, f.p99Ms) ?? '-'}x, req/s ${ratio(row.reqPerSec, f.reqPerSec) ?? '-'}x\n`,
-        );
+      const byLabel: Record<string, ExtProcRow> = {};
+      for (const t of targets) {
+        const row = await cell(t.client, bytes, c, up, durationMs, t.pid, t.idleCpuMsPerSec);
+        byLabel[t.label] = row;
+        if (t.kind === 'epp') rows.push(row);
+        process.stdout.write(rowText(t.label.padEnd(13), row));
+      }
+      cells.push({ bodyBytes: bytes, concurrency: c, upstreamMs: up, rows: byLabel });
+      const grpcJsFloor = byLabel['floor grpc-js'] ?? null;
+      for (const t of targets.filter((x) => x.kind === 'epp')) {
+        const row = byLabel[t.label]!;
+        const floorTransport = floorTransports.includes(t.transport)
+          ? t.transport
+          : (floorTransports[0] ?? null);
+        const f = floorTransport ? byLabel[`floor ${floorTransport}`]! : null;
+        const cmp: FloorComparison = {
+          bodyBytes: bytes,
+          concurrency: c,
+          upstreamMs: up,
+          transport: t.transport,
+          epp: row,
+          floor: f,
+          floorTransport,
+          grpcJsFloor,
+          cpuRatio: ratio(row.eppCpuMsPerReq, f?.eppCpuMsPerReq),
+          cpuRatioToGrpcJsFloor: ratio(row.eppCpuMsPerReq, grpcJsFloor?.eppCpuMsPerReq),
+          requestPathCpuRatio: ratio(row.requestPathCpuMsPerReq, f?.eppCpuMsPerReq),
+          p50OverFloorMs: f ? Number((row.p50Ms - f.p50Ms).toFixed(3)) : null,
+          loadAverage1m: [la0, load1()],
+        };
+        comparisons.push(cmp);
+        if (f)
+          process.stdout.write(
+            `  ${t.label} / floor ${floorTransport}: cpu ${cmp.cpuRatio ?? '-'}x (request path ${cmp.requestPathCpuRatio ?? '-'}x), p50 ${ratio(row.p50Ms, f.p50Ms) ?? '-'}x (+${cmp.p50OverFloorMs} ms), ` +
+              `p99 ${ratio(row.p99Ms, f.p99Ms) ?? '-'}x, req/s ${ratio(row.reqPerSec, f.reqPerSec) ?? '-'}x` +
+              (grpcJsFloor && floorTransport !== 'grpc-js'
+                ? `; cpu / floor grpc-js ${cmp.cpuRatioToGrpcJsFloor ?? '-'}x`
+                : '') +
+              '\n',
+          );
+      }
     }
   } finally {
-    client.close();
-    floorClient?.close();
+    for (const t of targets) t.client.close();
     if (epp) await epp.stop();
-    await benchEpp?.stop();
-    await floor?.stop();
+    for (const t of targets) await t.server?.stop();
     fakes.close();
   }
   if (comparisons.some((c) => c.floor)) {
     process.stdout.write(
-      '\n| body | conc | up ms | EPP cpu ms/req | floor cpu ms/req | cpu EPP/floor | request path/floor | EPP p50 / p99 ms | floor p50 / p99 ms | EPP req/s | floor req/s | EPP req/s/core | load 1m |\n' +
-        '| ---- | ---- | ----- | -------------- | ---------------- | ------------- | ------------------ | ---------------- | ------------------ | --------- | ----------- | -------------- | ------- |\n',
+      '\n| body | conc | up ms | transport | EPP cpu ms/req | floor cpu ms/req (same transport) | cpu EPP/floor | cpu EPP/floor grpc-js | request path/floor | EPP p50 / p99 ms | floor p50 / p99 ms | EPP req/s | floor req/s | EPP req/s/core | floor req/s/core | load 1m |\n' +
+        '| ---- | ---- | ----- | --------- | -------------- | --------------------------------- | ------------- | --------------------- | ------------------ | ---------------- | ------------------ | --------- | ----------- | -------------- | ---------------- | ------- |\n',
     );
     for (const c of comparisons) {
       const f = c.floor;
       process.stdout.write(
-        `| ${c.bodyBytes} | ${c.concurrency} | ${c.upstreamMs} | ${c.epp.eppCpuMsPerReq ?? '-'} | ${f?.eppCpuMsPerReq ?? '-'} | ` +
-          `${c.cpuRatio ?? '-'} | ${c.requestPathCpuRatio ?? '-'} | ${c.epp.p50Ms} / ${c.epp.p99Ms} | ${f ? `${f.p50Ms} / ${f.p99Ms}` : '-'} | ` +
-          `${c.epp.reqPerSec} | ${f?.reqPerSec ?? '-'} | ${c.epp.reqPerSecPerCore ?? '-'} | ${c.loadAverage1m.join('-')} |\n`,
+        `| ${c.bodyBytes} | ${c.concurrency} | ${c.upstreamMs} | ${c.transport} | ${c.epp.eppCpuMsPerReq ?? '-'} | ${f?.eppCpuMsPerReq ?? '-'} | ` +
+          `${c.cpuRatio ?? '-'} | ${c.cpuRatioToGrpcJsFloor ?? '-'} | ${c.requestPathCpuRatio ?? '-'} | ${c.epp.p50Ms} / ${c.epp.p99Ms} | ${f ? `${f.p50Ms} / ${f.p99Ms}` : '-'} | ` +
+          `${c.epp.reqPerSec} | ${f?.reqPerSec ?? '-'} | ${c.epp.reqPerSecPerCore ?? '-'} | ${f?.reqPerSecPerCore ?? '-'} | ${c.loadAverage1m.join('-')} |\n`,
       );
     }
+  }
+  // Every server side by side, per cell: CPU ms per request (req/s per core), added p50.
+  if (targets.length > 1) {
+    const labels = targets.map((t) => t.label);
+    process.stdout.write(
+      `\n| body | conc | up ms | ${labels.map((l) => `${l} cpu ms/req (req/s/core), p50 ms`).join(' | ')} |\n` +
+        `| ---- | ---- | ----- | ${labels.map(() => '---').join(' | ')} |\n`,
+    );
+    for (const c of cells)
+      process.stdout.write(
+        `| ${c.bodyBytes} | ${c.concurrency} | ${c.upstreamMs} | ${labels
+          .map((l) => {
+            const r = c.rows[l]!;
+            return `${r.eppCpuMsPerReq ?? '-'} (${r.reqPerSecPerCore ?? '-'}), ${r.p50Ms}`;
+          })
+          .join(' | ')} |\n`,
+      );
   }
   mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
   const out = {
@@ -607,16 +712,18 @@ export async function run(args: string[]): Promise<void> {
     pinned,
     requestBodyMode: 'FULL_DUPLEX_STREAMED',
     floorCodec,
+    eppTransports,
+    floorTransports,
     chunkBytes: CHUNK,
     durationSecPerCell: durationMs / 1000,
     profile: arg('--profile') ?? 'GIE default (queue 2, kv-cache 2, prefix 3, max-score-picker)',
     endpoints: fakes.ports.length,
-    idleEppCpuMsPerSec: idleCpuMsPerSec ?? null,
-    idleFloorCpuMsPerSec: floorIdle ?? null,
+    idleCpuMsPerSec: Object.fromEntries(targets.map((t) => [t.label, t.idleCpuMsPerSec ?? null])),
     loadAverage: loadavg(),
     node: process.version,
     rows,
     comparisons,
+    cells,
   };
   writeFileSync(join(ROOT, 'bench-results/extproc.json'), JSON.stringify(out, null, 2) + '\n');
   process.stdout.write('wrote bench-results/extproc.json\n');

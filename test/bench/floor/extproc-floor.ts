@@ -11,14 +11,20 @@
 // With --epp-codec it serializes its replies with the EPP's own serializer
 // (src/extproc/reply-encoder.ts) instead of proto-loader's: the floor of a
 // server as tuned as the EPP on the wire.
+// With --transport http2 it runs on the EPP's lean gRPC transport
+// (src/extproc/h2-transport.ts) instead of grpc-js's server, with the same
+// handler: the floor to hold an EPP on that transport against.
 //
-//   node dist/test/bench/floor/extproc-floor.js --port N [--epp-codec]
+//   node dist/test/bench/floor/extproc-floor.js --port N [--epp-codec] [--transport grpc-js|http2]
 // prints "listening <port>" once bound.
 import * as grpc from '@grpc/grpc-js';
+import { LeanGrpcServer } from '../../../src/extproc/h2-transport.js';
+import type { ExtProcCall } from '../../../src/extproc/server.js';
 import { eppServiceDefinition, extProcServiceDefinition } from '../../../src/extproc/proto.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../../src/extproc/messages.js';
 import { setHeader, toStruct } from '../../../src/extproc/messages.js';
 import { BODY_CHUNK_BYTES } from '../../../src/extproc/replies.js';
+import { splitStreamedBody } from '../../../src/extproc/reply-encoder.js';
 import { DESTINATION_HEADER } from '../../../src/common/wire-headers.js';
 
 const DESTINATION = '127.0.0.1:8000';
@@ -40,7 +46,7 @@ function echo(phase: 'request_body' | 'response_body', body: Buffer, eos: boolea
 
 /** Writes the chunks back unchanged (split only where one exceeds Envoy's 64 KiB buffer). */
 function echoAll(
-  call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>,
+  call: ExtProcCall,
   phase: 'request_body' | 'response_body',
   chunks: Buffer[],
   eos: boolean,
@@ -60,7 +66,7 @@ function echoAll(
   }
 }
 
-function onProcess(call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>): void {
+function onProcess(call: ExtProcCall): void {
   let body: Buffer[] = [];
   let answered = false;
   const answer = (eos: boolean) => {
@@ -110,27 +116,55 @@ function onProcess(call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingRe
 function main(): void {
   const i = process.argv.indexOf('--port');
   const port = i >= 0 ? Number(process.argv[i + 1]) : 0;
+  const t = process.argv.indexOf('--transport');
+  const transport = t >= 0 ? process.argv[t + 1] : 'grpc-js';
+  const eppCodec = process.argv.includes('--epp-codec');
+  const definition = eppCodec ? eppServiceDefinition() : extProcServiceDefinition();
   // The EPP's own server options (src/epp/build.ts), at its default 16 MiB body limit.
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': 2 * 16 * 1024 * 1024 + 1024 * 1024,
-    'grpc.max_send_message_length': -1,
-    'grpc.enable_channelz': 0,
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-  });
-  const definition = process.argv.includes('--epp-codec')
-    ? eppServiceDefinition()
-    : extProcServiceDefinition();
-  server.addService(definition, { Process: onProcess });
-  server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-    if (err) {
-      process.stderr.write(`extproc-floor: ${err.message}\n`);
-      process.exit(1);
-    }
-    process.stdout.write(`listening ${bound}\n`);
-  });
+  const maxReceive = 2 * 16 * 1024 * 1024 + 1024 * 1024;
+  const fail = (e: Error) => {
+    process.stderr.write(`extproc-floor: ${e.message}\n`);
+    process.exit(1);
+  };
+  let stop: () => void;
+  if (transport === 'http2') {
+    const lean = new LeanGrpcServer({
+      maxReceiveMessageBytes: maxReceive,
+      keepaliveTimeMs: 30_000,
+      keepaliveTimeoutMs: 10_000,
+    });
+    const method = definition.Process!;
+    lean.addMethod<ProcessingRequest, ProcessingResponse>({
+      path: method.path,
+      deserialize: (b) => method.requestDeserialize(b) as ProcessingRequest,
+      serialize: (m) => method.responseSerialize(m),
+      // With the EPP's codec, its zero-copy body writes too (as ExtProcService.addToLean).
+      ...(eppCodec
+        ? { split: (m: ProcessingResponse, reserve: number) => splitStreamedBody(m, reserve, 4096) }
+        : {}),
+      handler: onProcess,
+    });
+    lean.listen(port, '127.0.0.1').then((bound) => process.stdout.write(`listening ${bound}\n`), fail);
+    stop = () => lean.forceShutdown();
+  } else {
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': maxReceive,
+      'grpc.max_send_message_length': -1,
+      'grpc.enable_channelz': 0,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+    });
+    server.addService(definition, {
+      Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => onProcess(call),
+    });
+    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      if (err) fail(err);
+      else process.stdout.write(`listening ${bound}\n`);
+    });
+    stop = () => server.forceShutdown();
+  }
   process.on('SIGTERM', () => {
-    server.forceShutdown();
+    stop();
     process.exit(0);
   });
 }

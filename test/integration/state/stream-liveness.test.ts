@@ -11,7 +11,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { Director } from '../../../src/director/director.js';
 import { ExtProcClient } from '../../../src/gateway/extproc-client.js';
-import { ExtProcService, keepaliveServerOptions } from '../../../src/extproc/server.js';
+import {
+  createExtProcServer,
+  EXTPROC_TRANSPORTS,
+  ExtProcService,
+  type ExtProcTransport,
+  type KeepaliveOptions,
+} from '../../../src/extproc/server.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
@@ -65,7 +71,13 @@ async function relay(targetPort: number): Promise<{ port: number; silence(): voi
   };
 }
 
-async function inProcessEpp(serverOptions: Record<string, number>, streamIdleTimeoutMs = 0) {
+const NO_KEEPALIVE: KeepaliveOptions = { keepaliveTimeMs: 0, keepaliveTimeoutMs: 0 };
+
+async function inProcessEpp(
+  transport: ExtProcTransport,
+  keepalive: KeepaliveOptions,
+  streamIdleTimeoutMs = 0,
+) {
   const store = new MemoryStateStore();
   await store.replaceEndpoints([EP]);
   const director = new Director({
@@ -84,13 +96,8 @@ async function inProcessEpp(serverOptions: Record<string, number>, streamIdleTim
     renewIntervalMs: 100,
     streamIdleTimeoutMs,
   });
-  const server = new grpc.Server(serverOptions);
-  service.addTo(server);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
-      e ? reject(e) : resolve(p),
-    ),
-  );
+  const server = createExtProcServer(service, { transport, maxReceiveMessageBytes: 4 << 20, keepalive });
+  const port = await server.listen('127.0.0.1', 0);
   service.startRenewal();
   cleanup.push(() => {
     service.stopRenewal();
@@ -128,12 +135,10 @@ async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean>
   return cond();
 }
 
-describe('streams whose gateway is gone release their picks', () => {
+describe.each(EXTPROC_TRANSPORTS)('streams whose gateway is gone release their picks (%s)', (transport) => {
   it('a silent half-open connection: keepalive pings find it and the charge is released', async () => {
-    const quiet = await inProcessEpp({}); // no keepalive: the control
-    const alive = await inProcessEpp(
-      keepaliveServerOptions({ keepaliveTimeMs: 300, keepaliveTimeoutMs: 300 }),
-    );
+    const quiet = await inProcessEpp(transport, NO_KEEPALIVE); // no keepalive: the control
+    const alive = await inProcessEpp(transport, { keepaliveTimeMs: 300, keepaliveTimeoutMs: 300 });
     const [r1, r2] = [await relay(quiet.port), await relay(alive.port)];
     await openPick(client(r1.port));
     await openPick(client(r2.port));
@@ -149,7 +154,7 @@ describe('streams whose gateway is gone release their picks', () => {
   }, 20_000);
 
   it('a stream with no message for the idle timeout is ended DEADLINE_EXCEEDED and released', async () => {
-    const epp = await inProcessEpp({}, 400);
+    const epp = await inProcessEpp(transport, NO_KEEPALIVE, 400);
     const ex = await openPick(client(epp.port));
     expect(await epp.inFlight()).toBe(1);
     const ended = await ex.done.then(
@@ -162,7 +167,7 @@ describe('streams whose gateway is gone release their picks', () => {
   }, 20_000);
 
   it('a stream that keeps talking is not idle', async () => {
-    const epp = await inProcessEpp({}, 400);
+    const epp = await inProcessEpp(transport, NO_KEEPALIVE, 400);
     const ex = await openPick(client(epp.port));
     async function* slow() {
       for (let i = 0; i < 8; i++) {
@@ -175,7 +180,9 @@ describe('streams whose gateway is gone release their picks', () => {
     await ex.done;
     expect(await epp.inFlight()).toBe(0);
   }, 20_000);
+});
 
+describe('streams cut at shutdown', () => {
   it('streams cut at the SIGTERM drain deadline have their releases in Redis before exit', async () => {
     const redis = await startRedis();
     cleanup.push(() => redis.stop());

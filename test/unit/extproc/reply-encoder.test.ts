@@ -5,7 +5,7 @@ import type { ProcessingResponse } from '../../../src/extproc/messages.js';
 import { processCodec } from '../../../src/extproc/proto.js';
 import { routedHeadersReply, streamedBodyReplies, type RoutingReply } from '../../../src/extproc/replies.js';
 import { setHeader } from '../../../src/extproc/messages.js';
-import { replySerializer } from '../../../src/extproc/reply-encoder.js';
+import { replySerializer, splitStreamedBody } from '../../../src/extproc/reply-encoder.js';
 
 const codec = processCodec();
 const same = (m: ProcessingResponse) =>
@@ -22,6 +22,33 @@ describe('reply serializer', () => {
           const body = Buffer.alloc(n, n % 251);
           for (const m of streamedBodyReplies(phase, body, eos)) same(m);
         }
+  });
+
+  test("split streamed bodies (the lean transport's zero-copy write): head + body + tail are the stock bytes", () => {
+    for (const n of [4096, 16_383, 16_384, 62_000, 2_097_152])
+      for (const eos of [true, false, undefined])
+        for (const phase of ['request_body', 'response_body'] as const) {
+          const body = Buffer.alloc(n, n % 251);
+          const m: ProcessingResponse = {
+            [phase]: {
+              response: {
+                body_mutation: {
+                  streamed_response: eos === undefined ? { body } : { body, end_of_stream: eos },
+                },
+              },
+            },
+          };
+          const parts = splitStreamedBody(m, 5, 4096)!;
+          expect(parts.body).toBe(body);
+          const joined = Buffer.concat([parts.head.subarray(5), parts.body, parts.tail]);
+          expect(joined.length).toBe(parts.total);
+          expect(joined.equals(codec.stockEncodeResponse(m))).toBe(true);
+        }
+    // Small bodies, and anything but a streamed body, are serialized whole.
+    expect(
+      splitStreamedBody(streamedBodyReplies('request_body', Buffer.alloc(100), true)[0]!, 5, 4096),
+    ).toBeUndefined();
+    expect(splitStreamedBody({ request_headers: { response: {} } }, 5, 0)).toBeUndefined();
   });
 
   test('end_of_stream absent, body absent, a Uint8Array body', () => {
