@@ -25,6 +25,11 @@ export interface IndexerOutcome {
   status: 'ok' | 'timeout' | 'error' | 'open';
   latencyMs: number;
   error?: string;
+  /**
+   * The answer's text as the indexer sent it, when it was parsed into hitRates: the director
+   * caches it as it is (parsing it again on a hit) instead of serialising the map once more.
+   */
+  answer?: string;
 }
 
 export interface CacheIndexerClientOptions {
@@ -56,8 +61,8 @@ export interface SplicedBody {
 export function matchSortBody(req: LLMRequest, candidates: readonly string[]): string | SplicedBody {
   const raw = !req.tokenIds && req.apiType === 'chat' ? req.messagesJson?.() : undefined;
   if (raw) {
-    const head = `{"model":${JSON.stringify(req.model)},"messages":`;
-    const tail = `,"candidates":${JSON.stringify(candidates)}}`;
+    const head = splicedHead(req.model);
+    const tail = splicedTail(candidates);
     return {
       chunks: [head, raw, tail],
       length: Buffer.byteLength(head) + raw.length + Buffer.byteLength(tail),
@@ -69,6 +74,33 @@ export function matchSortBody(req: LLMRequest, candidates: readonly string[]): s
   else body.prompt = req.promptText;
   body.candidates = candidates;
   return JSON.stringify(body);
+}
+
+// The spliced body's head and tail of the last call: the model and the candidates repeat from one
+// decision to the next (strings: sharing them is invisible), and serialising 32 endpoint ids was
+// ~3 us a decision.
+let lastModel: string | undefined;
+let lastHead = '';
+let lastCandidates: string[] = [];
+let lastTail = '';
+
+function splicedHead(model: string): string {
+  if (model !== lastModel) {
+    lastHead = `{"model":${JSON.stringify(model)},"messages":`;
+    lastModel = model;
+  }
+  return lastHead;
+}
+
+function splicedTail(candidates: readonly string[]): string {
+  const n = candidates.length;
+  let same = n === lastCandidates.length && n > 0;
+  for (let i = 0; same && i < n; i++) same = candidates[i] === lastCandidates[i];
+  if (!same) {
+    lastTail = `,"candidates":${JSON.stringify(candidates)}}`;
+    lastCandidates = candidates.slice();
+  }
+  return lastTail;
 }
 
 /** Parses a /match_sort answer into hit rates in [0,1]; throws on a malformed one. */
@@ -141,7 +173,7 @@ export class CacheIndexerClient {
       const hitRates = parseMatchSort(text);
       this.failures = 0;
       this.backoffMs = this.minBackoffMs;
-      return { hitRates, status: 'ok', latencyMs: this.now() - start };
+      return { hitRates, status: 'ok', latencyMs: this.now() - start, answer: text };
     } catch (e) {
       const err = e as Error;
       const timeout = err.name === 'TimeoutError' || err.name === 'AbortError';

@@ -34,7 +34,11 @@ import type {
   StateSnapshot,
   StateStore,
 } from '../state/store.js';
-import type { CacheIndexerClient, IndexerOutcome } from '../datalayer/cache-indexer-client.js';
+import {
+  parseMatchSort,
+  type CacheIndexerClient,
+  type IndexerOutcome,
+} from '../datalayer/cache-indexer-client.js';
 
 export interface DirectorHooks {
   /** A cache-indexer call ended (or was skipped by the breaker). */
@@ -402,7 +406,7 @@ export class Director {
   ): Promise<HitRates | undefined> {
     if (cached !== undefined) {
       try {
-        return new Map(JSON.parse(cached) as Array<[string, number]>);
+        return cachedHitRates(cached);
       } catch {
         // A corrupt cache entry is just a miss.
       }
@@ -413,7 +417,11 @@ export class Director {
     this.hooks.onIndexer?.(outcome);
     if (outcome.hitRates) {
       this.store
-        .putIndexerAnswer(key, JSON.stringify([...outcome.hitRates]), this.indexerCacheTtlMs)
+        .putIndexerAnswer(
+          key,
+          outcome.answer ?? JSON.stringify([...outcome.hitRates]),
+          this.indexerCacheTtlMs,
+        )
         .catch((e: Error) => this.hooks.onStateError?.('putIndexerAnswer', e));
     }
     return outcome.hitRates;
@@ -472,6 +480,16 @@ class Ticket implements PickTicket {
     this.released ??= this.director.releaseTicket(this);
     return this.released;
   }
+}
+
+/**
+ * The hit rates of a cached indexer answer: the /match_sort answer as the indexer sent it
+ * (IndexerOutcome.answer), or the [endpoint, hitRate] pairs of a map (a client that kept no
+ * text, or a replica from before the text was kept). Throws on a corrupt entry.
+ */
+export function cachedHitRates(cached: string): HitRates {
+  const pairs = cached.charCodeAt(0) === 0x5b; // '[': JSON.stringify of the pairs starts with it
+  return pairs ? new Map(JSON.parse(cached) as Array<[string, number]>) : parseMatchSort(cached);
 }
 
 /**

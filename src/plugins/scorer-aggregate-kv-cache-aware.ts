@@ -139,6 +139,12 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
       };
       const adoptable = HISTORY_FIELDS.filter((f) => p[f] === undefined);
       if (adoptable.length > 0) prefix.adoptable = adoptable;
+      // Scratch of one score call, reused by the next (score is synchronous; none of it escapes):
+      // four allocations a decision fewer.
+      const views: EndpointView[] = [];
+      let costs = new Float64Array(0);
+      let hits = costs;
+      let raws = costs;
       return {
         type,
         name,
@@ -146,13 +152,20 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
         score: (ctx, candidates) => {
           const n = candidates.length;
           const prompt = promptTokensOf(ctx);
-          const views: EndpointView[] = [];
+          views.length = 0;
           for (const c of candidates) if (c.kind === 'endpoint') views.push(c.endpoint);
           const balanceOnly = imbalanced(views, model);
           const bound = affinityBound(views, model);
-          const costs = new Float64Array(n);
-          const hits = new Float64Array(n);
-          const raws = new Float64Array(n);
+          views.length = 0;
+          if (costs.length !== n) {
+            costs = new Float64Array(n);
+            hits = new Float64Array(n);
+            raws = new Float64Array(n);
+          } else {
+            costs.fill(0);
+            hits.fill(0);
+            raws.fill(0);
+          }
           let bestHit = 0;
           for (let i = 0; i < n; i++) {
             const c = candidates[i]!;

@@ -26,8 +26,8 @@
 // the typed-array index of src/state/prefix-index.ts)
 // -- the cache-indexer's own work done on the EPP's core, so an upper
 // bound; the `EPP p50` column leaves that work (the answer computed and
-// written) out of each decision, as production does. `--indexer cached`: the answer was computed before the clock (the
-// EPP-only cost). Each pick's prompt blocks are then added to the index for
+// written) out of each decision, as production does. `--indexer cached`: the answer was computed and its JSON
+// text written before the clock (the EPP-only cost: the text arrives, the EPP parses it). Each pick's prompt blocks are then added to the index for
 // the chosen (prefill) pod, outside the clock, as KV events would be.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -41,7 +41,7 @@ import type { LoadedConfig } from '../../src/config/endpoint-picker-config.js';
 import { PrefixIndex } from '../../src/state/prefix-index.js';
 import { aggregatedEndpoints, pdEndpoints } from './sim/cluster-layout.js';
 import { exampleProfileNames, isPdProfile, loadExampleProfile } from './sim/configs.js';
-import { InProcessIndexer, hitRatesFromKeys, requestBlockKeys } from './sim/indexer-stub.js';
+import { InProcessIndexer, answerJson, hitRatesFromKeys, requestBlockKeys } from './sim/indexer-stub.js';
 import { Rng, percentileSorted, randomText } from './sim/rng.js';
 
 export interface SchedulerRow {
@@ -205,8 +205,9 @@ export async function benchCell(
       let keys: Float64Array | undefined;
       if (director.needs.indexer && indexerMode === 'cached') {
         const k = requestBlockKeys(req, 16);
-        const answer = hitRatesFromKeys(index, k, endpointIds);
-        indexer.answerWith = () => answer;
+        // The answer as it reaches the EPP: its text (the indexer computes and writes it in its process).
+        const answer = answerJson(hitRatesFromKeys(index, k, endpointIds));
+        indexer.answerTextWith = () => answer;
         keys = k;
       }
       // --- the decision ---

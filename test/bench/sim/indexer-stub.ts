@@ -81,6 +81,14 @@ export function hitRatesFromIndex(
   return out;
 }
 
+/** A /match_sort answer's JSON text for hit rates: sorted by hit rate, highest first (ties keep their order). */
+export function answerJson(rates: ReadonlyMap<string, number>): string {
+  const results = [...rates]
+    .map(([endpoint, hitRate]) => ({ endpoint, hitRate }))
+    .sort((a, b) => b.hitRate - a.hitRate);
+  return JSON.stringify({ results });
+}
+
 export class InProcessIndexer extends CacheIndexerClient {
   calls = 0;
   /** Block keys of the last request asked about, so callers can record it without hashing again. */
@@ -94,6 +102,12 @@ export class InProcessIndexer extends CacheIndexerClient {
   /** Answer source in 'answer' mode. */
   answerWith:
     ((req: LLMRequest, candidates: readonly string[]) => Map<string, number> | undefined) | undefined;
+  /**
+   * The answer's JSON text, written before the call (the scheduler bench's `--indexer cached`):
+   * what reaches the EPP over the wire, so neither computing it nor writing it is in the call.
+   * Wins over answerWith; ignored without the wire.
+   */
+  answerTextWith: ((req: LLMRequest, candidates: readonly string[]) => string | undefined) | undefined;
 
   constructor(
     private readonly index: PrefixIndex | undefined,
@@ -114,6 +128,13 @@ export class InProcessIndexer extends CacheIndexerClient {
     const wire = this.opts.wire ?? true;
     // What the HTTP client would send (serialising the whole prompt).
     if (wire) matchSortBody(req, candidates);
+    if (wire && this.answerTextWith) {
+      this.lastIndexerUs = 0;
+      const text = this.answerTextWith(req, candidates);
+      if (text === undefined)
+        return { hitRates: undefined, status: 'error', latencyMs: 0, error: 'no answer' };
+      return { hitRates: parseMatchSort(text), status: 'ok', latencyMs: 0, answer: text };
+    }
     let rates: Map<string, number> | undefined;
     const t0 = performance.now();
     if (this.answerWith) {
@@ -132,12 +153,9 @@ export class InProcessIndexer extends CacheIndexerClient {
       return { hitRates: rates, status: 'ok', latencyMs: 0 };
     }
     // What the indexer would send back (its work) ...
-    const results = [...rates]
-      .map(([endpoint, hitRate]) => ({ endpoint, hitRate }))
-      .sort((a, b) => b.hitRate - a.hitRate);
-    const answer = JSON.stringify({ results });
+    const answer = answerJson(rates);
     this.lastIndexerUs = (performance.now() - t0) * 1000;
     // ... and what the HTTP client would receive and parse (the EPP's).
-    return { hitRates: parseMatchSort(answer), status: 'ok', latencyMs: 0 };
+    return { hitRates: parseMatchSort(answer), status: 'ok', latencyMs: 0, answer };
   }
 }

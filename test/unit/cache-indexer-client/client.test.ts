@@ -125,6 +125,21 @@ describe('cache-indexer client', () => {
     const spliced = Buffer.concat(body.chunks.map((c) => Buffer.from(c)));
     expect(body.length).toBe(spliced.length);
     expect(String(spliced)).toBe(`{"model":"m\\"1","messages":${messages},"candidates":["a:1","b:2"]}`);
+    // The head and tail are remembered from the last call: another model or other candidates,
+    // even the same array changed in place, give theirs.
+    const piecesOf = (r: typeof chat, c: string[]) => {
+      const b = matchSortBody(r, c);
+      if (typeof b === 'string') throw new Error('expected the spliced pieces');
+      return String(Buffer.concat(b.chunks.map((x) => Buffer.from(x))));
+    };
+    const cands = ['a:1', 'b:2'];
+    expect(piecesOf(chat, cands)).toBe(String(spliced));
+    cands[1] = 'c:3';
+    expect(piecesOf(chat, cands)).toBe(`{"model":"m\\"1","messages":${messages},"candidates":["a:1","c:3"]}`);
+    expect(piecesOf({ ...chat, model: 'n' }, [])).toBe(
+      `{"model":"n","messages":${messages},"candidates":[]}`,
+    );
+    expect(piecesOf(chat, ['a:1'])).toBe(`{"model":"m\\"1","messages":${messages},"candidates":["a:1"]}`);
     // The indexer reads the same prompt from it as from the serialised messages.
     const viaRaw = parseMatchRequest(spliced);
     const viaJson = parseMatchRequest(

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { Director, endpointViews, indexerCacheKey } from '../../../src/director/director.js';
+import { Director, cachedHitRates, endpointViews, indexerCacheKey } from '../../../src/director/director.js';
+import { CacheIndexerClient, type IndexerOutcome } from '../../../src/datalayer/cache-indexer-client.js';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
@@ -142,5 +143,52 @@ describe('Director', () => {
     expect(indexerCacheKey(a)).toBe(indexerCacheKey({ ...a }));
     expect(indexerCacheKey(a)).not.toBe(indexerCacheKey(b));
     expect(indexerCacheKey(a)).not.toBe(indexerCacheKey(c));
+  });
+  it("caches the indexer's answer text as sent and reads it back as the same hit rates", async () => {
+    const { store } = await setup();
+    const KV_PROFILE = `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: scorer-aggregate-kv-cache-aware
+  parameters: {kvCacheManagerIP: indexer, kvCacheManagerPort: 8080}
+- type: picker-min-random
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: scorer-aggregate-kv-cache-aware
+  - pluginRef: picker-min-random
+`;
+    const { profile } = loadConfigText(KV_PROFILE, 'kv.yaml', builtinRegistry());
+    const answer =
+      '{"results":[{"endpoint":"10.0.0.2:8000","hitRate":1.5,"matchedBlocks":3,"totalBlocks":2},' +
+      '{"endpoint":"10.0.0.1:8000","hitRate":0.25},{"endpoint":"10.0.0.3:8000","hitRate":-1}]}';
+    const seen: Array<IndexerOutcome['hitRates']> = [];
+    class OneAnswer extends CacheIndexerClient {
+      calls = 0;
+      override async matchSort(): Promise<IndexerOutcome> {
+        this.calls++;
+        return { hitRates: cachedHitRates(answer), status: 'ok', latencyMs: 0, answer };
+      }
+    }
+    const indexer = new OneAnswer();
+    const put = vi.spyOn(store, 'putIndexerAnswer');
+    const d = new Director({ store, profile, indexer, hooks: { onIndexer: (o) => seen.push(o.hitRates) } });
+    const first = await d.pick(req('a'));
+    const second = await d.pick(req('b'));
+    expect(indexer.calls).toBe(1);
+    expect(put).toHaveBeenCalledTimes(1);
+    expect(put.mock.calls[0]![1]).toBe(answer);
+    expect(first.result.primary.endpoint.id).toBe('10.0.0.2:8000');
+    expect(second.result.primary.endpoint.id).toBe('10.0.0.2:8000');
+    expect([...seen[0]!]).toEqual([
+      ['10.0.0.2:8000', 1],
+      ['10.0.0.1:8000', 0.25],
+      ['10.0.0.3:8000', 0],
+    ]);
+    // The pairs of a map (a replica from before, or a client that kept no text) read the same.
+    expect([...cachedHitRates(JSON.stringify([...seen[0]!]))]).toEqual([...seen[0]!]);
+    expect(() => cachedHitRates('{"results":"x"}')).toThrow(/results/);
+    await first.ticket.release();
+    await second.ticket.release();
   });
 });
