@@ -27,6 +27,8 @@ export default defineConfig({
     env: testToolsEnv(),
     // Process-level tests run dist/: rebuild it first when a source is newer.
     globalSetup: ['test/helpers/global-setup.ts'],
+    // Stops processes a test file spawned and left running (test/helpers/stop-leftovers.ts).
+    setupFiles: ['test/helpers/stop-leftovers.ts'],
     // Integration tests start real processes on loopback ports; keep files
     // from fighting over the two cores.
     fileParallelism: true,
