@@ -332,6 +332,16 @@ export async function run(args: string[]): Promise<void> {
   }
   if (scenarios.length === 0)
     throw new Error(`no workload among ${SCENARIOS.map((s) => s.workload).join(', ')}`);
+  if (onlyP) {
+    // A name no selected workload runs would be skipped without a word (a typo, or a new
+    // bench policy not yet listed in a scenario): refuse it.
+    const runnable = new Set(scenarios.flatMap((sc) => [...sc.policies, ...(sc.extraPolicies ?? [])]));
+    const unknown = onlyP.filter((p) => !runnable.has(p as PolicyId));
+    if (unknown.length > 0)
+      throw new Error(
+        `--policy: ${unknown.join(', ')} not run by the selected workloads (they run: ${[...runnable].join(', ')})`,
+      );
+  }
   mkdirSync('bench-results', { recursive: true });
   const all: DetailRow[] = [];
   const md: string[] = [];
