@@ -8,22 +8,17 @@ import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../../src/config/endpoint-picker-config.js';
-import { Director } from '../../../src/director/director.js';
 import { ExtProcClient } from '../../../src/gateway/extproc-client.js';
 import {
   createExtProcServer,
   EXTPROC_TRANSPORTS,
-  ExtProcService,
   type ExtProcTransport,
   type KeepaliveOptions,
 } from '../../../src/extproc/server.js';
-import { silentLogger } from '../../../src/observability/logger.js';
-import { builtinRegistry } from '../../../src/plugins/index.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { endpointsYaml, startEpp } from '../../helpers/epp.js';
 import { startRedis } from '../../helpers/redis-server.js';
 import { stopAllSpawned } from '../../helpers/spawn.js';
+import { memoryExtProcService } from '../../helpers/extproc-service.js';
 import { sleep } from '../../helpers/wait.js';
 
 const HEADERS: Array<[string, string]> = [
@@ -33,7 +28,6 @@ const HEADERS: Array<[string, string]> = [
   ['content-type', 'application/json'],
 ];
 const BODY = Buffer.from(JSON.stringify({ model: 'm', prompt: 'still there?', stream: true }));
-const EP = { id: '10.0.0.1:8000', name: 'a', address: '10.0.0.1', port: 8000, labels: {} };
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
@@ -78,24 +72,7 @@ async function inProcessEpp(
   keepalive: KeepaliveOptions,
   streamIdleTimeoutMs = 0,
 ) {
-  const store = new MemoryStateStore();
-  await store.replaceEndpoints([EP]);
-  const director = new Director({
-    store,
-    profile: loadConfigText(DEFAULT_CONFIG_TEXT, 'default', builtinRegistry()).profile,
-  });
-  const service = new ExtProcService({
-    director,
-    logger: silentLogger(),
-    destinationHeader: 'x-gateway-destination-endpoint',
-    metadataNamespace: 'envoy.lb',
-    maxBodyBytes: 1 << 20,
-    defaultRequestBodyMode: 'FULL_DUPLEX_STREAMED',
-    defaultResponseBodyMode: 'FULL_DUPLEX_STREAMED',
-    observer: {},
-    renewIntervalMs: 100,
-    streamIdleTimeoutMs,
-  });
+  const { director, service, inFlight } = await memoryExtProcService({ streamIdleTimeoutMs });
   const server = createExtProcServer(service, { transport, maxReceiveMessageBytes: 4 << 20, keepalive });
   const port = await server.listen('127.0.0.1', 0);
   service.startRenewal();
@@ -103,7 +80,6 @@ async function inProcessEpp(
     service.stopRenewal();
     server.forceShutdown();
   });
-  const inFlight = async () => (await store.readSnapshot({})).inFlight.get(EP.id) ?? 0;
   return { port, director, inFlight };
 }
 

@@ -7,17 +7,12 @@
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../../src/config/endpoint-picker-config.js';
-import { Director } from '../../../src/director/director.js';
 import { ExtProcClient } from '../../../src/gateway/extproc-client.js';
 import { frameMessage, GrpcStatus } from '../../../src/extproc/grpc-framing.js';
 import { LeanGrpcServer, type LeanCall } from '../../../src/extproc/h2-transport.js';
 import type { ProcessingRequest } from '../../../src/extproc/messages.js';
 import { processCodec } from '../../../src/extproc/proto.js';
-import { ExtProcService } from '../../../src/extproc/server.js';
-import { silentLogger } from '../../../src/observability/logger.js';
-import { builtinRegistry } from '../../../src/plugins/index.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { memoryExtProcService } from '../../helpers/extproc-service.js';
 
 const PROCESS = '/envoy.service.ext_proc.v3.ExternalProcessor/Process';
 const ECHO = '/test.Echo/Echo';
@@ -270,24 +265,7 @@ describe('lean transport: gRPC over HTTP/2', () => {
 
 describe('lean transport: ExtProcService on it', () => {
   async function leanEpp() {
-    const store = new MemoryStateStore();
-    const ep = { id: '10.0.0.1:8000', name: 'a', address: '10.0.0.1', port: 8000, labels: {} };
-    await store.replaceEndpoints([ep]);
-    const director = new Director({
-      store,
-      profile: loadConfigText(DEFAULT_CONFIG_TEXT, 'default', builtinRegistry()).profile,
-    });
-    const service = new ExtProcService({
-      director,
-      logger: silentLogger(),
-      destinationHeader: 'x-gateway-destination-endpoint',
-      metadataNamespace: 'envoy.lb',
-      maxBodyBytes: 1 << 20,
-      defaultRequestBodyMode: 'FULL_DUPLEX_STREAMED',
-      defaultResponseBodyMode: 'FULL_DUPLEX_STREAMED',
-      observer: {},
-      renewIntervalMs: 100,
-    });
+    const { director, service, inFlight } = await memoryExtProcService();
     const server = new LeanGrpcServer({
       maxReceiveMessageBytes: 4 << 20,
       keepaliveTimeMs: 0,
@@ -296,7 +274,6 @@ describe('lean transport: ExtProcService on it', () => {
     service.addToLean(server);
     const port = await server.listen(0, '127.0.0.1');
     cleanup.push(() => server.forceShutdown());
-    const inFlight = async () => (await store.readSnapshot({})).inFlight.get(ep.id) ?? 0;
     return { port, service, director, inFlight };
   }
 

@@ -3,14 +3,12 @@
 // pub/sub), wired as src/epp/build.ts wires them when the store is shared. A
 // concurrency-detector with maxConcurrency 1 per endpoint makes every
 // dispatch below forced by a release.
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
-import { Director, type Decision, type PickOptions } from '../../../src/director/director.js';
-import { FlowController } from '../../../src/flow/flow-controller.js';
-import { builtinRegistry } from '../../../src/plugins/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Decision, PickOptions } from '../../../src/director/director.js';
 import type { Endpoint, LLMRequest } from '../../../src/scheduling/types.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { concurrencyDetectorConfig } from '../../helpers/objects.js';
+import { flowOnStore } from './flow-fixture.js';
 
 const CONFIG = concurrencyDetectorConfig('{ maxConcurrency: 1 }');
 const ep = (i: number): Endpoint => ({
@@ -33,43 +31,22 @@ const only = (e: Endpoint): PickOptions => ({ candidates: (c) => c.id === e.id }
 const FLOW = { priority: 0, bytes: 1 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const controllers: FlowController[] = [];
-afterEach(() => {
-  for (const c of controllers.splice(0)) c.close();
-});
-
 /** One replica: a Director and a FlowController on `store`, fair dispatch on unless `fair` is false. */
 function replica(
   store: MemoryStateStore,
   opts: { fair?: boolean; pollMs?: number; yieldLimitMs?: number } = {},
 ) {
-  const loaded = loadConfigText(CONFIG, 't.yaml', builtinRegistry());
   let yielded = 0;
-  const director: Director = new Director({
-    store,
-    profile: loaded.profile,
-    saturationDetector: loaded.saturationDetector,
-    hooks: { onReleased: () => flow.kick() },
-  });
-  const flow: FlowController = new FlowController({
-    settings: {
-      maxRequests: 0,
-      maxBytes: 0,
-      requestTtlMs: 10_000,
-      bands: new Map(),
-      defaultBand: { maxRequests: 100, maxBytes: 1e9 },
-    },
-    director,
-    saturation: (v) => loaded.saturationDetector.saturation(v),
-    pollMs: opts.pollMs ?? 60_000,
-    fairShare:
+  const { director, flow } = flowOnStore(store, CONFIG, {
+    pollMs: opts.pollMs,
+    kickOnRelease: true,
+    fairShare: (d) =>
       opts.fair === false
         ? undefined
-        : { clearHeads: () => director.clearQueueHeads(), yieldLimitMs: opts.yieldLimitMs },
+        : { clearHeads: () => d.clearQueueHeads(), yieldLimitMs: opts.yieldLimitMs },
     hooks: { yielded: () => yielded++ },
   });
   if (opts.fair !== false) store.onWake((from) => from !== director.owner && flow.kick());
-  controllers.push(flow);
   return { flow, director, yielded: () => yielded };
 }
 

@@ -4,7 +4,7 @@
 import { afterEach } from 'vitest';
 import { loadConfigText } from '../../../src/config/endpoint-picker-config.js';
 import { Director } from '../../../src/director/director.js';
-import { FlowController } from '../../../src/flow/flow-controller.js';
+import { FlowController, type FairShareOptions, type FlowHooks } from '../../../src/flow/flow-controller.js';
 import { builtinRegistry } from '../../../src/plugins/index.js';
 import type { Endpoint, LLMRequest } from '../../../src/scheduling/types.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
@@ -18,13 +18,28 @@ afterEach(() => {
 export async function flowOverMemory(configText: string, endpoints: Endpoint[]) {
   const store = new MemoryStateStore();
   await store.replaceEndpoints(endpoints);
+  return { store, ...flowOnStore(store, configText) };
+}
+
+export interface FlowOnStoreOptions {
+  pollMs?: number;
+  /** Kick the queue when a response ends, as src/epp/build.ts wires it. */
+  kickOnRelease?: boolean;
+  /** Fair dispatch across replicas sharing `store` (given the replica's Director). */
+  fairShare?: (director: Director) => FairShareOptions | undefined;
+  hooks?: FlowHooks;
+}
+
+/** A Director and a FlowController on an existing store (one "replica" of it); closed after each test. */
+export function flowOnStore(store: MemoryStateStore, configText: string, opts: FlowOnStoreOptions = {}) {
   const loaded = loadConfigText(configText, 't.yaml', builtinRegistry());
-  const director = new Director({
+  const director: Director = new Director({
     store,
     profile: loaded.profile,
     saturationDetector: loaded.saturationDetector,
+    hooks: opts.kickOnRelease ? { onReleased: () => flow.kick() } : undefined,
   });
-  const flow = new FlowController({
+  const flow: FlowController = new FlowController({
     settings: {
       maxRequests: 0,
       maxBytes: 0,
@@ -34,10 +49,12 @@ export async function flowOverMemory(configText: string, endpoints: Endpoint[]) 
     },
     director,
     saturation: (v) => loaded.saturationDetector.saturation(v),
-    pollMs: 60_000,
+    pollMs: opts.pollMs ?? 60_000,
+    fairShare: opts.fairShare?.(director),
+    hooks: opts.hooks,
   });
   controllers.push(flow);
-  return { store, director, flow };
+  return { director, flow };
 }
 
 /** A completions request of `text` (4 characters a token). */
