@@ -200,7 +200,10 @@ export class MetricsScraper {
 
   constructor(private readonly opts: MetricsScraperOptions) {
     this.timeoutMs = opts.timeoutMs ?? Math.min(1_000, Math.max(opts.intervalMs, 250));
-    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 2, connectTimeout: this.timeoutMs });
+    // One connection per endpoint: polls of one endpoint never overlap, and with
+    // two allowed undici opened a second one when a back-to-back poll was
+    // dispatched before it had marked the first connection free again.
+    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 1, connectTimeout: this.timeoutMs });
   }
 
   /** Scrapes attempted and failed so far. */
