@@ -72,6 +72,12 @@ export interface DirectorOptions {
   saturationDetector?: SaturationDetector;
   /** Filters the shared endpoint list to what this replica discovered (src/discovery/discovered-set.ts). */
   admitEndpoints?: (shared: readonly Endpoint[]) => Endpoint[];
+  /**
+   * Asked at each release: whether other replicas have requests queued that
+   * this one would not dispatch itself (FlowController.othersWaiting); the
+   * release then wakes them (StateStore.release with wakeFrom).
+   */
+  wakeOthersOnRelease?: () => boolean;
 }
 
 /** Per-request options of Director.pick. */
@@ -375,7 +381,8 @@ export class Director {
   /** @internal Ticket.release. */
   releaseTicket(t: Ticket): Promise<void> {
     if (this.open.get(t.receipt.chargeId) === t) this.open.delete(t.receipt.chargeId);
-    const p = this.guarded('release', () => this.store.release(t.receipt));
+    const wakeFrom = this.opts.wakeOthersOnRelease?.() ? this.chargePrefix : undefined;
+    const p = this.guarded('release', () => this.store.release(t.receipt, wakeFrom));
     this.releasing.add(p);
     void p.then(() => {
       this.releasing.delete(p);

@@ -165,6 +165,8 @@ export async function buildEpp(config: EppConfig, deps: EppDeps): Promise<Epp> {
       // A first token freed prefill tokens (tokens-mode concurrency-detector).
       onPrefillReleased: () => flow?.kick(),
     },
+    // A response ended on a replica whose queue is empty while others queue: they may take the room now.
+    wakeOthersOnRelease: () => flow?.othersWaiting() ?? false,
   });
   if (loaded.flowControl) {
     flow = new FlowController({

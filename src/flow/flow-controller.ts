@@ -235,6 +235,8 @@ export class FlowController {
   /** When this replica first yielded to each foreign head (fair-share.ts). */
   private yieldLedger: ReadonlyMap<string, number> = new Map();
   private readonly headsTtlMs: number;
+  /** When the last admission step showed another replica's queue head (-Infinity: none showed). */
+  private foreignHeadsSeenAtMs = -Infinity;
 
   constructor(private readonly opts: FlowControllerOptions) {
     this.queue = new BandQueue<Waiter>(opts.settings);
@@ -270,6 +272,17 @@ export class FlowController {
     // Saturated (or others already wait ahead): GIE's legacy shedding for the sheddable.
     if (sheddable) throw new SchedulingError('SATURATED', 'system saturated, sheddable request dropped');
     return this.enqueue(req, opts, flow);
+  }
+
+  /**
+   * Whether a response ending here should wake the other replicas: this
+   * queue is empty (so nothing here takes the room) and the last admission
+   * step, within the heads' lifetime, showed another replica's queue head.
+   * Without it they would find the room only at their next poll.
+   */
+  othersWaiting(): boolean {
+    if (!this.opts.fairShare || this.queue.length > 0) return false;
+    return this.now() - this.foreignHeadsSeenAtMs < this.headsTtlMs;
   }
 
   /** Wakes the queue: capacity may have freed (a response ended). */
@@ -496,6 +509,7 @@ export class FlowController {
       heads: SeenHeads | undefined,
     ) => {
       if (elsewhere === undefined) this.hooks.judgedLocally?.();
+      if (heads !== undefined) this.foreignHeadsSeenAtMs = heads.foreign.length > 0 ? this.now() : -Infinity;
       const pending = this.reserved + (elsewhere ?? 0);
       if (turn === 'warm' || this.opts.saturation(withInTransit(withReserved(views, pending))) >= limit) {
         // A sheddable request is never admitted past the pool; another may be, warm (admitTarget).

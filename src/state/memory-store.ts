@@ -145,7 +145,7 @@ export class MemoryStateStore implements StateStore {
     return { chargeId: commit.chargeId, charges, chargedAtEvent };
   }
 
-  async release(receipt: PickReceipt): Promise<void> {
+  async release(receipt: PickReceipt, wakeFrom?: string): Promise<void> {
     const open = this.picks.get(receipt.chargeId);
     // A pick whose lease already expired was released by the expiry.
     if (open) {
@@ -153,13 +153,16 @@ export class MemoryStateStore implements StateStore {
       this.uncount(open);
     }
     const bucket = receipt.charges.bucket;
-    if (!bucket) return;
-    const d = bucket.decayFactor;
-    const now = this.poolEvent;
-    for (const item of bucket.items) {
-      const rec = this.bucketLoads.get(item.endpointId);
-      if (rec) this.bucketLoads.set(item.endpointId, releaseLoad(rec, item, receipt.chargedAtEvent, now, d));
+    if (bucket) {
+      const d = bucket.decayFactor;
+      const now = this.poolEvent;
+      for (const item of bucket.items) {
+        const rec = this.bucketLoads.get(item.endpointId);
+        if (rec)
+          this.bucketLoads.set(item.endpointId, releaseLoad(rec, item, receipt.chargedAtEvent, now, d));
+      }
     }
+    if (wakeFrom !== undefined) this.wake(wakeFrom);
   }
 
   async releasePrefill(receipt: PickReceipt): Promise<void> {
@@ -171,8 +174,12 @@ export class MemoryStateStore implements StateStore {
 
   async cancelAdmission(id: string, wakeFrom?: string): Promise<void> {
     this.admissions.remove(id);
-    // After this call returns, as a Redis subscriber hears it after the withdrawal.
-    if (wakeFrom !== undefined) for (const cb of [...this.wakeListeners]) queueMicrotask(() => cb(wakeFrom));
+    if (wakeFrom !== undefined) this.wake(wakeFrom);
+  }
+
+  /** After the calling method returns, as a Redis subscriber hears a wake after the write before it. */
+  private wake(from: string): void {
+    for (const cb of [...this.wakeListeners]) queueMicrotask(() => cb(from));
   }
 
   async clearHeads(owner: string): Promise<void> {

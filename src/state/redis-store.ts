@@ -353,13 +353,20 @@ export class RedisStateStore implements StateStore {
     return { chargeId, charges, chargedAtEvent };
   }
 
-  async release(receipt: PickReceipt): Promise<void> {
+  async release(receipt: PickReceipt, wakeFrom?: string): Promise<void> {
     const b = receipt.charges.bucket;
     const args = [receipt.chargeId, String(receipt.chargedAtEvent)];
     if (b && b.items.length > 0) args.push(...bucketArgs(b));
     else args.push('', '0');
     this.roundTrips++;
-    await this.sent(this.client.hermesRelease(this.prefix, ...args));
+    const released = this.sent(this.client.hermesRelease(this.prefix, ...args));
+    if (wakeFrom === undefined) {
+      await released;
+      return;
+    }
+    // Right behind it on the same connection: Redis runs the release first, so the woken see the room.
+    const woken = this.client.publish(this.prefix + 'wake', wakeFrom);
+    await Promise.all([released, woken]);
   }
 
   async releasePrefill(receipt: PickReceipt): Promise<void> {

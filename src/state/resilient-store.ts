@@ -165,9 +165,10 @@ export class ResilientStateStore implements StateStore {
     return { ...local, chargedAtEvent: this.e0 + local.chargedAtEvent };
   }
 
-  async release(receipt: PickReceipt): Promise<void> {
+  async release(receipt: PickReceipt, wakeFrom?: string): Promise<void> {
     const p = this.picks.take(receipt.chargeId);
     if (p?.origin === 'local') {
+      // Charged while degraded: Redis never saw it, so its release frees nothing the others see.
       await this.overlay.release(p.receipt);
       return;
     }
@@ -175,7 +176,7 @@ export class ResilientStateStore implements StateStore {
     if (!this.degraded) {
       const issued = this.picks.nextSeq();
       try {
-        await this.primary.release(redisReceipt);
+        await this.primary.release(redisReceipt, wakeFrom);
         if (p) this.picks.released.push({ pick: p, doneSeq: issued });
         return;
       } catch (e) {

@@ -174,7 +174,12 @@ export interface StateStore {
   // Hot path.
   readSnapshot(query: SnapshotQuery): Promise<StateSnapshot>;
   commitPick(commit: PickCommit): Promise<PickReceipt>;
-  release(receipt: PickReceipt): Promise<void>;
+  /**
+   * Undoes a pick's charges. With `wakeFrom` (the releasing replica's owner:
+   * its own queue is empty and other replicas' are not) the release then
+   * wakes the other replicas (onWake), in that order, so the woken see the room.
+   */
+  release(receipt: PickReceipt, wakeFrom?: string): Promise<void>;
   /**
    * The response's first token: undoes the pick's prefill-token charges
    * (its other charges stay until release). Idempotent; a no-op once the
@@ -191,8 +196,9 @@ export interface StateStore {
   /** Removes the queue heads `owner` published (its queue emptied). */
   clearHeads(owner: string): Promise<void>;
   /**
-   * Calls `cb` with the waking owner each time a replica yields room
-   * (cancelAdmission with wakeFrom); returns an unsubscribe. The Redis store
+   * Calls `cb` with the waking owner each time a replica yields room or
+   * frees it for others (cancelAdmission or release with wakeFrom); returns
+   * an unsubscribe. The Redis store
    * subscribes on a connection of its own at the first call.
    */
   onWake(cb: (from: string) => void): () => void;

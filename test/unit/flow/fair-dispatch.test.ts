@@ -92,6 +92,36 @@ describe('fair dispatch across replicas', () => {
     expect(a.yielded()).toBe(yieldsBefore);
   });
 
+  it('a slot freed on a replica whose queue is empty wakes the waiter on the other replica', async () => {
+    const store = new MemoryStateStore();
+    await store.replaceEndpoints([ep(1)]);
+    const a = replica(store);
+    const b = replica(store);
+    const first = await a.flow.pick(req('a0'), undefined, FLOW);
+    const a1 = track(a.flow.pick(req('a1'), undefined, FLOW));
+    await sleep(10);
+    const b1 = track(b.flow.pick(req('b1'), undefined, FLOW));
+    await sleep(10);
+    expect([a.flow.queued, b.flow.queued]).toEqual([1, 1]);
+    // A's own waiter is older: A takes the slot, and its admission step shows B's head.
+    expect(a.flow.othersWaiting()).toBe(false);
+    await first.ticket.release();
+    const second = await a1.done;
+    expect(a.flow.queued).toBe(0);
+    expect(a.flow.othersWaiting()).toBe(true);
+    expect(b1.d).toBeUndefined();
+    // A's queue is empty: its next release wakes B, not a poll (60 s here).
+    const freedAt = performance.now();
+    await second.ticket.release();
+    const d = await b1.done;
+    expect(b1.at! - freedAt).toBeLessThan(100);
+    expect(a.yielded() + b.yielded()).toBe(0);
+    // B's queue emptied: A's next admission step shows no head, and its releases stop waking.
+    await d.ticket.release();
+    (await a.flow.pick(req('a2'), undefined, FLOW)).ticket.release();
+    expect(a.flow.othersWaiting()).toBe(false);
+  });
+
   it('without fair dispatch (one replica, or no shared store) the replica whose response ended takes the slot', async () => {
     const store = new MemoryStateStore();
     await store.replaceEndpoints([ep(1)]);

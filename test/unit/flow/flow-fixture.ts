@@ -38,6 +38,8 @@ export function flowOnStore(store: MemoryStateStore, configText: string, opts: F
     profile: loaded.profile,
     saturationDetector: loaded.saturationDetector,
     hooks: opts.kickOnRelease ? { onReleased: () => flow.kick() } : undefined,
+    // As src/epp/build.ts wires it: only replicas that dispatch fairly wake each other.
+    wakeOthersOnRelease: () => flow.othersWaiting(),
   });
   const flow: FlowController = new FlowController({
     settings: {

@@ -658,6 +658,24 @@ export function stateStoreContract(backend: ContractBackend): void {
       expect(heard.length).toBe(1);
     });
 
+    it('a release with wakeFrom wakes the listeners, after the charge is gone', async () => {
+      const [a, b] = await open(2);
+      await a!.replaceEndpoints([ep(1)]);
+      const heard: Array<{ from: string; inFlight: number | undefined }> = [];
+      const off = b!.onWake((from) => {
+        // What a woken replica reads next no longer counts the released pick.
+        void b!.readSnapshot({}).then((snap) => heard.push({ from, inFlight: snap.inFlight.get(ep(1).id) }));
+      });
+      await sleep(200);
+      await a!.release(await a!.commitPick(commit('w1', { inFlight: [ep(1).id] })));
+      await sleep(100);
+      expect(heard).toEqual([]);
+      await a!.release(await a!.commitPick(commit('w2', { inFlight: [ep(1).id] })), 'ra');
+      for (let i = 0; i < 100 && heard.length === 0; i++) await sleep(10);
+      expect(heard).toEqual([{ from: 'ra', inFlight: undefined }]);
+      off();
+    });
+
     it('keeps a bounded list of recent decisions, newest first', async () => {
       const [s] = await open(1, { decisionsLimit: 5 });
       await s!.replaceEndpoints([ep(1)]);
