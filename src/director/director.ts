@@ -135,6 +135,9 @@ function leavesRoom(e: unknown): boolean {
   return (e as { leavesRoom?: unknown } | null)?.leavesRoom === true;
 }
 
+/** How many parsed indexer answers a director keeps (Director.parsedAnswers). */
+const PARSED_ANSWERS = 256;
+
 /** A reservation outlives its pick's snapshot-to-commit window only when its replica died. */
 export const ADMISSION_TTL_MS = 2_000;
 
@@ -211,6 +214,14 @@ export class Director {
    */
   private readonly chargePrefix = randomBytes(9).toString('base64url');
   private chargeSeq = 0;
+  /**
+   * The hit rates of the answers this director parsed last, by answer-cache key, with the
+   * text they came from: a cached answer read again with the same text (the prompt repeated
+   * within the cache's TTL) is not parsed again (JSON.parse of a 32-endpoint answer was
+   * ~17-20 us). The text is compared, so an entry another replica or call replaced is parsed.
+   * The maps are shared between decisions: HitRates is read-only.
+   */
+  private readonly parsedAnswers = new Map<string, { text: string; rates: HitRates }>();
 
   constructor(private readonly opts: DirectorOptions) {
     this.store = opts.store;
@@ -412,8 +423,12 @@ export class Director {
     key: string,
   ): Promise<HitRates | undefined> {
     if (cached !== undefined) {
+      const seen = this.parsedAnswers.get(key);
+      if (seen !== undefined && seen.text === cached) return seen.rates;
       try {
-        return cachedHitRates(cached);
+        const rates = cachedHitRates(cached);
+        this.rememberParsed(key, cached, rates);
+        return rates;
       } catch {
         // A corrupt cache entry is just a miss.
       }
@@ -423,15 +438,21 @@ export class Director {
     const outcome = await this.indexer.matchSort(need.url, req, candidates, need.timeoutMs);
     this.hooks.onIndexer?.(outcome);
     if (outcome.hitRates) {
+      const text = outcome.answer ?? JSON.stringify([...outcome.hitRates]);
       this.store
-        .putIndexerAnswer(
-          key,
-          outcome.answer ?? JSON.stringify([...outcome.hitRates]),
-          this.indexerCacheTtlMs,
-        )
+        .putIndexerAnswer(key, text, this.indexerCacheTtlMs)
         .catch((e: Error) => this.hooks.onStateError?.('putIndexerAnswer', e));
+      this.rememberParsed(key, text, outcome.hitRates);
     }
     return outcome.hitRates;
+  }
+
+  /** Keeps the last PARSED_ANSWERS parsed answers (parsedAnswers), the oldest dropped first. */
+  private rememberParsed(key: string, text: string, rates: HitRates): void {
+    const m = this.parsedAnswers;
+    m.delete(key);
+    m.set(key, { text, rates });
+    if (m.size > PARSED_ANSWERS) m.delete(m.keys().next().value!);
   }
 
   private async commit(

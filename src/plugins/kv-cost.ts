@@ -56,7 +56,7 @@
 // Unknown signals: usage counts its neutral 0.5; an unknown scrape leaves
 // queue = inFlight(e) / 2 * miss (half of what the router sent is taken as
 // still queued) and never counts as congested.
-import type { CycleContext, EndpointView } from '../scheduling/types.js';
+import type { Candidate, CycleContext, EndpointView } from '../scheduling/types.js';
 import { IN_FLIGHT_WAITING, NEUTRAL, SCRAPED_WAITING, clamp01, waitingOf } from './common.js';
 
 /** Exponent of the usage term. Measured in the routing simulator (docs/benchmarks.md). */
@@ -196,7 +196,31 @@ export function affinityBound(views: readonly EndpointView[], m: KvCostModel): n
   if (m.boundRoomUsage > 0 && !views.some((v) => hasRoom(v, m.boundRoomUsage))) return Infinity;
   let sum = 0;
   for (const v of views) sum += v.inFlight;
-  return (1 + m.relativeBound) * (sum / views.length) + m.boundSlack;
+  return boundOf(sum, views.length, m);
+}
+
+/**
+ * affinityBound over the endpoint candidates among `candidates`, in their order (the same
+ * sum, so the same number), without building their list: a scorer's per-decision path.
+ */
+export function candidatesAffinityBound(candidates: readonly Candidate[], m: KvCostModel): number {
+  if (!(m.relativeBound > 0)) return Infinity;
+  const roomUsage = m.boundRoomUsage;
+  let n = 0;
+  let sum = 0;
+  let room = false;
+  for (const c of candidates) {
+    if (c.kind !== 'endpoint') continue;
+    n++;
+    sum += c.endpoint.inFlight;
+    if (roomUsage > 0 && !room && hasRoom(c.endpoint, roomUsage)) room = true;
+  }
+  if (n < 2 || (roomUsage > 0 && !room)) return Infinity;
+  return boundOf(sum, n, m);
+}
+
+function boundOf(inFlightSum: number, count: number, m: KvCostModel): number {
+  return (1 + m.relativeBound) * (inFlightSum / count) + m.boundSlack;
 }
 
 /** True when `v` is known to take a request without queueing it: nothing waits (scraped) and usage < `usage`. */
@@ -216,6 +240,16 @@ export function imbalanced(views: Iterable<EndpointView>, m: KvCostModel): boole
     if (v.inFlight > max) max = v.inFlight;
   }
   return max - min > m.imbalanceGuard;
+}
+
+/** imbalanced over the endpoint candidates among `candidates` (no list built). */
+export function candidatesImbalanced(candidates: readonly Candidate[], m: KvCostModel): boolean {
+  if (!(m.imbalanceGuard > 0)) return false;
+  return imbalanced(endpointsOf(candidates), m);
+}
+
+function* endpointsOf(candidates: readonly Candidate[]): Generator<EndpointView> {
+  for (const c of candidates) if (c.kind === 'endpoint') yield c.endpoint;
 }
 
 /**
@@ -255,7 +289,7 @@ export function kvCostTerms(
     queue = v.pendingPrefillTokens;
   return {
     miss: miss * (1 + m.duplication) + copyCost(v, p, m.copyPriceOwnRawHit ? rawHit : hit, bestHit, m),
-    usage: Math.pow(usageOf(v), m.usagePower) * (m.usageOnMiss ? miss : p),
+    usage: powerOf(usageOf(v), m.usagePower) * (m.usageOnMiss ? miss : p),
     queue,
   };
 }
@@ -266,7 +300,17 @@ export function kvCostTerms(
  */
 export function copyCost(v: EndpointView, p: number, hit: number, bestHit: number, m: KvCostModel): number {
   if (!(m.copyPrice > 0) || !(bestHit > hit)) return 0;
-  return m.copyPrice * Math.pow(usageOf(v), m.copyUsagePower) * (bestHit - hit) * p;
+  return m.copyPrice * powerOf(usageOf(v), m.copyUsagePower) * (bestHit - hit) * p;
+}
+
+/**
+ * Math.pow(u, e), skipping the call for e = 1 (the product's usage power): pow(x, 1) is x
+ * exactly (fdlibm returns x for y = 1), and a general Math.pow took ~25-130 ns here, 32 a
+ * decision. Other powers go through Math.pow as before: u * u * u differs from it in the
+ * last bit for about a quarter of the usages, which would move ties.
+ */
+function powerOf(u: number, e: number): number {
+  return e === 1 ? u : Math.pow(u, e);
 }
 
 /** Weighted cost of `v` in tokens; `bestHit` = the highest hit among the candidates (copy price). */

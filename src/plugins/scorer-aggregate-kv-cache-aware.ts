@@ -53,10 +53,10 @@ import type { PrefixField, PrefixNeed } from '../scheduling/plugin.js';
 import type { CycleContext, EndpointView, PickCharges } from '../scheduling/types.js';
 import {
   DEFAULT_KV_COST,
-  affinityBound,
+  candidatesAffinityBound,
+  candidatesImbalanced,
   pastBound,
   costsToScores,
-  imbalanced,
   kvCost,
   promptTokensOf,
   type KvCostModel,
@@ -140,8 +140,7 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
       const adoptable = HISTORY_FIELDS.filter((f) => p[f] === undefined);
       if (adoptable.length > 0) prefix.adoptable = adoptable;
       // Scratch of one score call, reused by the next (score is synchronous; none of it escapes):
-      // four allocations a decision fewer.
-      const views: EndpointView[] = [];
+      // three allocations a decision fewer.
       let costs = new Float64Array(0);
       let hits = costs;
       let raws = costs;
@@ -152,11 +151,8 @@ export function aggregateKvCacheAwareScorer(type: string, model: KvCostModel) {
         score: (ctx, candidates) => {
           const n = candidates.length;
           const prompt = promptTokensOf(ctx);
-          views.length = 0;
-          for (const c of candidates) if (c.kind === 'endpoint') views.push(c.endpoint);
-          const balanceOnly = imbalanced(views, model);
-          const bound = affinityBound(views, model);
-          views.length = 0;
+          const balanceOnly = candidatesImbalanced(candidates, model);
+          const bound = candidatesAffinityBound(candidates, model);
           if (costs.length !== n) {
             costs = new Float64Array(n);
             hits = new Float64Array(n);

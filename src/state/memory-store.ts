@@ -33,7 +33,14 @@ const MEMORY_HEALTH: StoreHealth = { backend: 'memory', shared: false, degraded:
 
 export class MemoryStateStore implements StateStore {
   private endpoints: Endpoint[] = [];
-  private readonly signals = new Map<string, EndpointSignals>();
+  /**
+   * Latest signals per endpoint, copied on write: a snapshot takes this map as it is (and marks
+   * it shared); the first write after that copies it, so the snapshot never sees a later write.
+   * Signals change once per scrape, snapshots once per decision: a decision no longer copies
+   * them (a burst of writes after a read copies once).
+   */
+  private signals = new Map<string, EndpointSignals>();
+  private signalsShared = false;
   private readonly picks = new Map<string, OpenPick>();
   private readonly inFlight = new Map<string, number>();
   private readonly pendingPrefill = new Map<string, number>();
@@ -73,13 +80,23 @@ export class MemoryStateStore implements StateStore {
   async replaceEndpoints(endpoints: readonly Endpoint[]): Promise<void> {
     this.endpoints = endpoints.slice();
     const live = new Set(endpoints.map((e) => e.id));
-    for (const id of this.signals.keys()) if (!live.has(id)) this.signals.delete(id);
+    const signals = this.ownSignals();
+    for (const id of [...signals.keys()]) if (!live.has(id)) signals.delete(id);
     for (const id of this.bucketLoads.keys()) if (!live.has(id)) this.bucketLoads.delete(id);
     for (const id of [...this.prefixIndex.endpoints()]) if (!live.has(id)) this.prefixIndex.drop(id);
   }
 
   async writeSignals(endpointId: string, signals: EndpointSignals): Promise<void> {
-    this.signals.set(endpointId, signals);
+    this.ownSignals().set(endpointId, signals);
+  }
+
+  /** The signals map to write to: a copy when a snapshot holds the current one. */
+  private ownSignals(): Map<string, EndpointSignals> {
+    if (this.signalsShared) {
+      this.signals = new Map(this.signals);
+      this.signalsShared = false;
+    }
+    return this.signals;
   }
 
   async readSnapshot(query: SnapshotQuery): Promise<StateSnapshot> {
@@ -87,12 +104,13 @@ export class MemoryStateStore implements StateStore {
     this.expirePicks(now);
     const snap: StateSnapshot = {
       endpoints: this.endpoints,
-      signals: new Map(this.signals),
+      signals: this.signals,
       inFlight: new Map(this.inFlight),
       pendingPrefillTokens: new Map(this.pendingPrefill),
       bucketLoads: query.bucketLoads ? cloneLoads(this.bucketLoads) : new Map(),
       poolEvent: this.poolEvent,
     };
+    this.signalsShared = true;
     const a = query.admission;
     if (a) {
       snap.admissionsElsewhere = this.admissions.reserve(a, now);

@@ -191,4 +191,55 @@ schedulingProfiles:
     await first.ticket.release();
     await second.ticket.release();
   });
+  it('reuses the hit rates it parsed while the cached text is the same, and parses a replaced one', async () => {
+    const { store } = await setup();
+    const KV_PROFILE = `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: scorer-aggregate-kv-cache-aware
+  parameters: {kvCacheManagerIP: indexer, kvCacheManagerPort: 8080, routingHistory: false}
+- type: picker-min-random
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: scorer-aggregate-kv-cache-aware
+  - pluginRef: picker-min-random
+`;
+    const { profile } = loadConfigText(KV_PROFILE, 'kv.yaml', builtinRegistry());
+    const answer =
+      '{"results":[{"endpoint":"10.0.0.2:8000","hitRate":1},{"endpoint":"10.0.0.1:8000","hitRate":0}]}';
+    class OneAnswer extends CacheIndexerClient {
+      calls = 0;
+      override async matchSort(): Promise<IndexerOutcome> {
+        this.calls++;
+        return { hitRates: cachedHitRates(answer), status: 'ok', latencyMs: 0, answer };
+      }
+    }
+    const indexer = new OneAnswer();
+    const d = new Director({ store, profile, indexer });
+    const tickets = [(await d.pick(req('a'))).ticket];
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      // The store holds the answer's text: read back, it is the text parsed before.
+      const again = await d.pick(req('b'));
+      tickets.push(again.ticket);
+      expect(again.result.primary.endpoint.id).toBe('10.0.0.2:8000');
+      expect(parse.mock.calls.filter((c) => c[0] === answer)).toHaveLength(0);
+      // Another text under the same key (another replica's answer) is parsed and wins.
+      const other =
+        '{"results":[{"endpoint":"10.0.0.1:8000","hitRate":1},{"endpoint":"10.0.0.2:8000","hitRate":0}]}';
+      await store.putIndexerAnswer(indexerCacheKey(req('c')), other, 60_000);
+      const replaced = await d.pick(req('c'));
+      tickets.push(replaced.ticket);
+      expect(parse.mock.calls.filter((c) => c[0] === other)).toHaveLength(1);
+      expect(replaced.result.primary.endpoint.id).toBe('10.0.0.1:8000');
+      // ... and is reused in turn.
+      tickets.push((await d.pick(req('d'))).ticket);
+      expect(parse.mock.calls.filter((c) => c[0] === other)).toHaveLength(1);
+    } finally {
+      parse.mockRestore();
+    }
+    expect(indexer.calls).toBe(1);
+    for (const t of tickets) await t.release();
+  });
 });

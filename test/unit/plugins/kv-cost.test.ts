@@ -4,6 +4,8 @@ import {
   DEFAULT_KV_COST,
   BOUND_SPARE_USAGE,
   affinityBound,
+  candidatesAffinityBound,
+  candidatesImbalanced,
   copyCost,
   costsToScores,
   hasRoom,
@@ -14,6 +16,7 @@ import {
   waitingEstimate,
 } from '../../../src/plugins/kv-cost.js';
 import { view } from './fixtures.js';
+import type { Candidate, EndpointView } from '../../../src/scheduling/types.js';
 
 const W = { miss: 1, usage: 1, wait: 1 };
 
@@ -87,6 +90,30 @@ describe('kv-cost', () => {
     // Unknown usage counts its neutral 0.5; price 0 turns the term off.
     expect(copyCost(view('c', { unknown: true }), 1000, 0.2, 0.8, m)).toBeCloseTo(2250, 9);
     expect(copyCost(v, 1000, 0.2, 0.8, { ...m, copyPrice: 0 })).toBe(0);
+  });
+
+  it('reads the bound and the imbalance off candidates as off their endpoint list, bit for bit', () => {
+    const asCandidates = (vs: EndpointView[]): Candidate[] =>
+      vs.map((v) => ({ kind: 'endpoint', id: v.endpoint.id, endpoint: v }));
+    // A group candidate (PD) is not an endpoint: left out of both, as the scorer's list left it out.
+    const group = { kind: 'group', id: 'g' } as unknown as Candidate;
+    const models = [
+      DEFAULT_KV_COST,
+      { ...DEFAULT_KV_COST, relativeBound: 0 },
+      { ...DEFAULT_KV_COST, boundRoomUsage: 0.9 },
+      { ...DEFAULT_KV_COST, imbalanceGuard: 3 },
+    ];
+    for (let n = 0; n <= 7; n++) {
+      const vs = Array.from({ length: n }, (_, i) =>
+        view(`e${i}`, { inFlight: (i * 7919) % 13, waiting: i % 3, usage: ((i * 37) % 10) / 10 }),
+      );
+      const cs = asCandidates(vs);
+      if (n > 2) cs.splice(1, 0, group);
+      for (const m of models) {
+        expect(Object.is(candidatesAffinityBound(cs, m), affinityBound(vs, m))).toBe(true);
+        expect(candidatesImbalanced(cs, m)).toBe(imbalanced(vs, m));
+      }
+    }
   });
 
   it('guards on in-flight imbalance only when asked', () => {

@@ -29,3 +29,34 @@ describe('MemoryStateStore recent decisions (a ring)', () => {
     }
   });
 });
+
+describe('MemoryStateStore snapshot signals (copied on write)', () => {
+  it('a snapshot keeps the signals it was read with through later writes and endpoint changes', async () => {
+    const s = new MemoryStateStore();
+    await s.replaceEndpoints([ep(1), ep(2)]);
+    const a = { waitingQueueSize: 1, updatedAtMs: 1 };
+    const b = { waitingQueueSize: 2, updatedAtMs: 2 };
+    await s.writeSignals(ep(1).id, a);
+    const first = await s.readSnapshot({});
+    const second = await s.readSnapshot({});
+    // No write between them: both read the same signals.
+    expect([...second.signals]).toEqual([[ep(1).id, a]]);
+    await s.writeSignals(ep(1).id, b);
+    await s.writeSignals(ep(2).id, a);
+    expect([...first.signals]).toEqual([[ep(1).id, a]]);
+    expect([...second.signals]).toEqual([[ep(1).id, a]]);
+    const third = await s.readSnapshot({});
+    expect([...third.signals]).toEqual([
+      [ep(1).id, b],
+      [ep(2).id, a],
+    ]);
+    // Dropping an endpoint drops its signals from later snapshots only.
+    await s.replaceEndpoints([ep(2)]);
+    expect([...third.signals.keys()]).toEqual([ep(1).id, ep(2).id]);
+    expect([...(await s.readSnapshot({})).signals]).toEqual([[ep(2).id, a]]);
+    // Writes with no snapshot in between go to the same map (no copy needed), and are all seen.
+    await s.writeSignals(ep(2).id, b);
+    await s.writeSignals(ep(2).id, a);
+    expect([...(await s.readSnapshot({})).signals]).toEqual([[ep(2).id, a]]);
+  });
+});
