@@ -104,6 +104,17 @@ export async function run(args: string[]): Promise<void> {
       console.log(
         `  ${c}: ${s.n} requests, served ${s.served}, hit ${r3(s.hit / Math.max(1, s.prompt))}, uncached/served ${Math.round((s.prompt - s.hit) / Math.max(1, s.served))}`,
       );
+    // Served share by prompt length: who is refused.
+    const buckets = [4096, 8192, 16384, Infinity];
+    const byLen = buckets.map(() => ({ n: 0, served: 0 }));
+    for (const r of measured) {
+      const b = byLen[buckets.findIndex((t) => r.promptTokens <= t)]!;
+      b.n++;
+      if (servedIds.has(r.id)) b.served++;
+    }
+    console.log(
+      `  served by prompt tokens (<=4k / <=8k / <=16k / more): ${byLen.map((b) => `${b.served}/${b.n}`).join(' / ')}`,
+    );
     const busy = out.busyS.map((b) => b / out.endS);
     console.log(
       `${pid} seed ${seed} ${f}x (x${x}, ${r3(offeredQps(gen))} qps) ${mix}: tok/s ${Math.round(out.windowTokens / windowS)} ` +
