@@ -19,8 +19,8 @@
 //
 // One dispatch at a time leaves the queue, oldest of the highest band
 // first. While the pool is saturated, a warm request (its prompt mostly
-// cached on its scheduled endpoint, whose own queue has room:
-// warm-admission.ts) goes anyway: a newcomer ahead of those waiting, and in
+// cached on its scheduled endpoint and little of it left to prefill, whose
+// own queue has room: warm-admission.ts) goes anyway: a newcomer ahead of those waiting, and in
 // the queue behind a head that is held (up to WARM_SCAN held-back tries a
 // pass; a waiter found cold is not tried again until it is the head).
 //
@@ -532,7 +532,7 @@ export class FlowController {
       // Only a pool that admits spills: a saturated one leaves the choice to warm admission.
       if (spill && !poolFull && !room) throw new HeldBack('endpoint saturated', false, primary.endpoint.id);
       if (!poolFull) return;
-      if (!isWarm(cachedShare)) throw new HeldBack('saturated', true);
+      if (!isWarm(cachedShare, req.promptTokens)) throw new HeldBack('saturated', true);
       if (!room) throw new HeldBack('saturated');
     };
     const heads = this.opts.fairShare ? { heads: this.heads(), headsTtlMs: this.headsTtlMs } : undefined;

@@ -1,7 +1,7 @@
-// `npm run bench -- prio-probe [--seed N] [--scales 0.3,0.075] [--sheddable-saturation X]`
+// `npm run bench -- prio-probe [--seed N] [--scales 0.3,0.075] [--sheddable-saturation X] [--policy P]`
 //
 // Where the priority-10 requests of issue 14's 20/80 mix spend their TTFT on
-// the trace replay (flow control on, gie-default): the EPP queue (dispatch -
+// the trace replay (flow control on, --policy, default gie-default): the EPP queue (dispatch -
 // arrival), the server (first token - dispatch), and of the server's share
 // their own prefill (uncached prompt tokens / the server's prefill rate)
 // against the rest (the engine's queue and batch). Per request mix and per
@@ -14,7 +14,7 @@ import { cloneRequests } from './routing.js';
 import { simulate } from './sim/cluster.js';
 import { SimFlow } from './sim/flow-control.js';
 import { DEFAULT_ROUTER } from './sim/params.js';
-import { policy } from './sim/policies.js';
+import { policy, type PolicyId } from './sim/policies.js';
 import { percentile } from './sim/rng.js';
 import { traceScenario } from './sim/scenarios.js';
 import { DEFAULT_TRACE_BLOCK_TOKENS, offeredQps, parseTrace } from './sim/trace.js';
@@ -30,6 +30,7 @@ export async function run(args: string[]): Promise<void> {
   const seed = Number(arg(args, '--seed') ?? 1000);
   const scales = (arg(args, '--scales') ?? '0.3,0.075').split(',').map(Number);
   const shed = arg(args, '--sheddable-saturation');
+  const pid = (arg(args, '--policy') ?? 'gie-default') as PolicyId;
   const tracePath = 'test/bench/traces/agentic-chat-long.jsonl';
   const records = parseTrace(readFileSync(tracePath, 'utf8'), tracePath, DEFAULT_TRACE_BLOCK_TOKENS);
   const sc = traceScenario(
@@ -52,7 +53,7 @@ export async function run(args: string[]): Promise<void> {
         sheddableSaturation: shed !== undefined ? Number(shed) : undefined,
       });
       const out = await simulate({
-        policy: policy('gie-default'),
+        policy: policy(pid),
         cluster: sc.agg!,
         router: DEFAULT_ROUTER,
         run: { ...gen, requests: cloneRequests(gen.requests) },

@@ -4,7 +4,7 @@
 // kvCacheUtilThreshold 0.8).
 import { describe, expect, it } from 'vitest';
 import { cachedShareOf, type Decision } from '../../../src/director/director.js';
-import { isWarm, queueHasRoom, WARM_SHARE } from '../../../src/flow/warm-admission.js';
+import { isWarm, queueHasRoom, WARM_SHARE, WARM_UNCACHED_TOKENS } from '../../../src/flow/warm-admission.js';
 import { poolUtilization, utilizationDetectorParameters } from '../../../src/plugins/utilization-detector.js';
 import type { CycleData, Endpoint, EndpointView } from '../../../src/scheduling/types.js';
 import { completionsRequest, flowOverMemory } from './flow-fixture.js';
@@ -27,9 +27,22 @@ const view = (over: Partial<EndpointView>): EndpointView => ({
 describe('isWarm', () => {
   it('is warm from half the prompt cached', () => {
     expect(WARM_SHARE).toBe(0.5);
-    expect(isWarm(0.5)).toBe(true);
-    expect(isWarm(0.49)).toBe(false);
-    expect(isWarm(undefined)).toBe(false);
+    expect(isWarm(0.5, 1000)).toBe(true);
+    expect(isWarm(0.49, 1000)).toBe(false);
+    expect(isWarm(undefined, 1000)).toBe(false);
+  });
+
+  it('and at most 2,048 prompt tokens left to prefill, (1 - share) x prompt tokens', () => {
+    expect(WARM_UNCACHED_TOKENS).toBe(2048);
+    // 0.5 x 4,096 = 2,048: at the bound, warm; 0.5 x 4,098 = 2,049: cold.
+    expect(isWarm(0.5, 4096)).toBe(true);
+    expect(isWarm(0.5, 4098)).toBe(false);
+    // A long conversation mostly cached: 0.1 x 20,000 = 2,000 <= 2,048.
+    expect(isWarm(0.9, 20_000)).toBe(true);
+    // Three quarters cached but 0.25 x 9,000 = 2,250 to prefill: cold.
+    expect(isWarm(0.75, 9_000)).toBe(false);
+    // Fully cached: nothing to prefill, however long.
+    expect(isWarm(1, 100_000)).toBe(true);
   });
 });
 
@@ -179,5 +192,45 @@ describe('FlowController: warm admission', () => {
     expect(warm.d).toBeDefined();
     expect(cold.d).toBeUndefined();
     expect(flow.queued).toBe(1);
+  });
+});
+
+describe('FlowController: warm admission bounds the prefill a warm request adds', () => {
+  // 16-token blocks, the whole prompt hashed (1,024 blocks): the share is of the whole prompt.
+  const LONG = CONFIG.replace(
+    '- type: prefix-cache-scorer',
+    '- type: prefix-cache-scorer\n  parameters: { blockSizeTokens: 16, maxPrefixBlocksToMatch: 1024 }',
+  );
+
+  it('holds a half-cached long prompt with more than 2,048 tokens to prefill, dispatches a shorter turn', async () => {
+    const { store, flow } = await flowOverMemory(LONG, [ep]);
+    const signals = (waiting: number, running: number, kv: number) =>
+      store.writeSignals(ep.id, {
+        waitingQueueSize: waiting,
+        runningRequests: running,
+        kvCacheUsage: kv,
+        updatedAtMs: Date.now(),
+      });
+    await signals(0, 0, 0.1);
+    // Conversation A: 200 blocks (3,200 tokens) recorded on the endpoint.
+    const a = prompt('a', 200);
+    await (await flow.pick(req('a1', a), undefined, { priority: 0, bytes: 1 })).ticket.release();
+    // Saturated on KV (0.9 / 0.8), the queue empty (running 1 = in flight 1).
+    await signals(0, 1, 0.9);
+    // A + 140 blocks: 200 / 340 = 0.59 cached, (140 / 340) x 5,440 = 2,240 tokens to prefill > 2,048: held.
+    const long = track(flow.pick(req('a2', a + prompt('x', 140)), undefined, { priority: 0, bytes: 1 }));
+    await settle();
+    expect(long.d).toBeUndefined();
+    expect(flow.queued).toBe(1);
+    // A + 120 blocks: 200 / 320 = 0.625 cached, (120 / 320) x 5,120 = 1,920 <= 2,048: warm, goes ahead.
+    const short = await flow.pick(req('a3', a + prompt('y', 120)), undefined, { priority: 0, bytes: 1 });
+    expect(short.result.primary.endpoint.id).toBe(ep.id);
+    expect(flow.queued).toBe(1);
+    // The pool below 1 again (KV 0.1): the held one leaves in turn.
+    await signals(0, 2, 0.1);
+    flow.kick();
+    await settle();
+    expect(long.d).toBeDefined();
+    expect(flow.queued).toBe(0);
   });
 });
