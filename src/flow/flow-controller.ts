@@ -20,9 +20,10 @@
 // One dispatch at a time leaves the queue, oldest of the highest band
 // first. While the pool is saturated, a warm request (its prompt mostly
 // cached on its scheduled endpoint and little of it left to prefill, whose
-// own queue has room: warm-admission.ts) goes anyway: a newcomer ahead of those waiting, and in
-// the queue behind a head that is held (up to WARM_SCAN held-back tries a
-// pass; a waiter found cold is not tried again until it is the head).
+// own queue has room: warm-admission.ts) goes anyway: a newcomer ahead of
+// those waiting, and in the queue behind a head that is held (up to
+// WARM_SCAN held-back tries a pass; a waiter found cold is not tried again
+// until it is the head).
 //
 // Sheddable requests are admitted only below SHEDDABLE_SATURATION (Hermes:
 // GIE sheds them at 1), and only to a scheduled endpoint with nothing
