@@ -1,7 +1,8 @@
 // `npm run bench -- extproc [--duration 1.5] [--sizes 2048,220000] [--conc 1,64]
 //    [--no-floor] [--no-pin] [--no-upstream] [--cpu-prof DIR] [--node-flags '...']
 //    [--in-process] [--profile FILE] [--floor-epp-codec]
-//    [--transports grpc-js,http2] [--epp-transports LIST] [--floor-transports LIST]`
+//    [--transports grpc-js,http2] [--epp-transports LIST] [--floor-transports LIST]
+//    [--floor-codecs stock,epp]`
 //
 // Drives the real ext_proc gRPC path the way Envoy does: N concurrent
 // Process streams over one HTTP/2 connection, each a whole exchange —
@@ -28,6 +29,12 @@
 // --no-pin; the load average is printed per cell (the machine is shared).
 // --floor-epp-codec gives the floor the EPP's hand-written reply serializer
 // (by default it uses proto-loader's, as any grpc-js server would).
+// --floor-codecs stock,epp runs a floor of each codec on every floor
+// transport in the same run ("floor http2" and "floor http2+epp"); each EPP
+// is then held against its transport's floor of the first codec listed, and
+// its ratio to the +epp floor (the protocol alone, with the EPP's own codec
+// and zero-copy body writes: nothing but what the EPP cannot avoid) is
+// printed and kept as cpuRatioToEppCodecFloor.
 // Transports (default grpc-js only): --transports grpc-js,http2 runs an EPP
 // and a floor on each server transport (--extproc-transport; the floor's
 // --transport), every one of them in every cell, floors first. "EPP/floor"
@@ -425,6 +432,8 @@ export interface FloorComparison {
   cpuRatio: number | null;
   /** EPP CPU per request / the grpc-js floor's. */
   cpuRatioToGrpcJsFloor: number | null;
+  /** EPP CPU per request / the floor's on its own transport with the EPP's codec (--floor-codecs ...,epp). */
+  cpuRatioToEppCodecFloor: number | null;
   /**
    * The same without the idle EPP's background (scraping /metrics), which a
    * slow cell (1 MB bodies: a few req/s) would otherwise charge to each request.
@@ -475,6 +484,8 @@ interface Target {
   label: string;
   kind: 'floor' | 'epp';
   transport: ExtProcTransport;
+  /** A floor's reply codec. */
+  codec?: 'stock' | 'epp';
   server?: BenchEpp;
   client: ExtProcClient;
   pid: number | undefined;
@@ -515,27 +526,37 @@ export async function run(args: string[]): Promise<void> {
 
   const targets: Target[] = [];
   let epp: Epp | undefined;
-  const floorCodec = args.includes('--floor-epp-codec') ? 'epp' : 'stock';
+  const floorCodecs = (arg('--floor-codecs') ?? (args.includes('--floor-epp-codec') ? 'epp' : 'stock'))
+    .split(',')
+    .map((c) => c.trim());
+  for (const c of floorCodecs)
+    if (c !== 'stock' && c !== 'epp') throw new Error(`--floor-codecs: expected stock | epp, got "${c}"`);
+  const floorCodec = floorCodecs.join(',');
+  const floorLabel = (transport: string, codec: string) =>
+    codec === 'stock' ? `floor ${transport}` : `floor ${transport}+epp`;
   const profDir = (name: string) =>
     cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, name)] : [];
   const clientOf = (port: number) => new ExtProcClient({ target: `127.0.0.1:${port}`, deadlineMs: 30_000 });
   try {
-    for (const transport of floorTransports) {
-      const floor = await startBenchFloor(
-        ROOT,
-        { ...serverSpawn, nodeArgs: [...nodeFlags, ...profDir(`floor-${transport}`)] },
-        [...(floorCodec === 'epp' ? ['--epp-codec'] : []), '--transport', transport],
-      );
-      targets.push({
-        label: `floor ${transport}`,
-        kind: 'floor',
-        transport,
-        server: floor,
-        client: clientOf(floor.grpcPort),
-        pid: floor.proc.pid,
-        idleCpuMsPerSec: undefined,
-      });
-    }
+    for (const transport of floorTransports)
+      for (const codec of floorCodecs as Array<'stock' | 'epp'>) {
+        const label = floorLabel(transport, codec);
+        const floor = await startBenchFloor(
+          ROOT,
+          { ...serverSpawn, nodeArgs: [...nodeFlags, ...profDir(label.replace(/[ +]/g, '-'))] },
+          [...(codec === 'epp' ? ['--epp-codec'] : []), '--transport', transport],
+        );
+        targets.push({
+          label,
+          kind: 'floor',
+          transport,
+          codec,
+          server: floor,
+          client: clientOf(floor.grpcPort),
+          pid: floor.proc.pid,
+          idleCpuMsPerSec: undefined,
+        });
+      }
     if (inProcess) {
       epp = await buildEpp(
         {
@@ -634,13 +655,16 @@ export async function run(args: string[]): Promise<void> {
         process.stdout.write(rowText(t.label.padEnd(13), row));
       }
       cells.push({ bodyBytes: bytes, concurrency: c, upstreamMs: up, rows: byLabel });
-      const grpcJsFloor = byLabel['floor grpc-js'] ?? null;
+      const grpcJsFloor = byLabel['floor grpc-js'] ?? byLabel['floor grpc-js+epp'] ?? null;
       for (const t of targets.filter((x) => x.kind === 'epp')) {
         const row = byLabel[t.label]!;
         const floorTransport = floorTransports.includes(t.transport)
           ? t.transport
           : (floorTransports[0] ?? null);
-        const f = floorTransport ? byLabel[`floor ${floorTransport}`]! : null;
+        const f = floorTransport ? byLabel[floorLabel(floorTransport, floorCodecs[0]!)]! : null;
+        const eppCodecFloor = floorTransports.includes(t.transport)
+          ? (byLabel[floorLabel(t.transport, 'epp')] ?? null)
+          : null;
         const cmp: FloorComparison = {
           bodyBytes: bytes,
           concurrency: c,
@@ -652,6 +676,7 @@ export async function run(args: string[]): Promise<void> {
           grpcJsFloor,
           cpuRatio: ratio(row.eppCpuMsPerReq, f?.eppCpuMsPerReq),
           cpuRatioToGrpcJsFloor: ratio(row.eppCpuMsPerReq, grpcJsFloor?.eppCpuMsPerReq),
+          cpuRatioToEppCodecFloor: ratio(row.eppCpuMsPerReq, eppCodecFloor?.eppCpuMsPerReq),
           requestPathCpuRatio: ratio(row.requestPathCpuMsPerReq, f?.eppCpuMsPerReq),
           p50OverFloorMs: f ? Number((row.p50Ms - f.p50Ms).toFixed(3)) : null,
           loadAverage1m: [la0, load1()],
@@ -663,6 +688,9 @@ export async function run(args: string[]): Promise<void> {
               `p99 ${ratio(row.p99Ms, f.p99Ms) ?? '-'}x, req/s ${ratio(row.reqPerSec, f.reqPerSec) ?? '-'}x` +
               (grpcJsFloor && floorTransport !== 'grpc-js'
                 ? `; cpu / floor grpc-js ${cmp.cpuRatioToGrpcJsFloor ?? '-'}x`
+                : '') +
+              (eppCodecFloor && eppCodecFloor !== f
+                ? `; cpu / ${floorLabel(t.transport, 'epp')} ${cmp.cpuRatioToEppCodecFloor ?? '-'}x`
                 : '') +
               '\n',
           );
