@@ -7,6 +7,7 @@ import {
   type HeaderValueOption,
   type ProcessingResponse,
 } from './messages.js';
+import { RoutedHeadersMessage } from './reply-encoder.js';
 
 /** GIE splits bodies below Envoy's 64 KiB default buffer; so do we. */
 export const BODY_CHUNK_BYTES = 62_000;
@@ -28,13 +29,15 @@ export function headerMutation(
   return m;
 }
 
-/** Request-headers reply carrying the routing decision (FULL_DUPLEX_STREAMED, header-only requests). */
+/**
+ * Request-headers reply carrying the routing decision (FULL_DUPLEX_STREAMED,
+ * header-only requests). Its encoder form is made from `r` at once
+ * (reply-encoder.ts RoutedHeadersMessage): the reply must not change after.
+ */
 export function routedHeadersReply(r: RoutingReply): ProcessingResponse {
-  const msg: ProcessingResponse = {
-    request_headers: { response: { header_mutation: headerMutation(r), clear_route_cache: true } },
-  };
-  if (Object.keys(r.metadata).length) msg.dynamic_metadata = toStruct(r.metadata);
-  return msg;
+  const phase = { response: { header_mutation: headerMutation(r), clear_route_cache: true } };
+  const metadata = Object.keys(r.metadata).length ? toStruct(r.metadata) : undefined;
+  return new RoutedHeadersMessage(phase, metadata, r) as ProcessingResponse;
 }
 
 /** BUFFERED mode: the decision rides on the body reply (headers are not yet sent upstream). */

@@ -150,6 +150,44 @@ describe('reply serializer', () => {
     expect(stockCalls).toBe(1);
   });
 
+  test("a routed reply's encoder form, made as it is built, gives the stock bytes; a changed reply is read back", () => {
+    const parts = (dest: string, id: string): RoutingReply => ({
+      setHeaders: [
+        setHeader('x-gateway-destination-endpoint', dest),
+        setHeader('content-length', '220000'),
+        setHeader('x-request-id', id),
+        { header: { key: 'x-a', raw_value: Buffer.from('v') }, append_action: 'ADD_IF_ABSENT' },
+      ],
+      removeHeaders: ['x-prefiller-host-port', 'x-decoder-host-port'],
+      metadata: { 'envoy.lb': { 'x-gateway-destination-endpoint': dest }, other: { k: 'é ü' } },
+    });
+    const built = routedHeadersReply(parts('10.0.0.1:8000', 'id-1'));
+    same(built);
+    // The form is private: the reply has the plain message's fields and nothing else.
+    expect(Object.keys(built).sort()).toEqual(['dynamic_metadata', 'request_headers']);
+    // Long and non-ASCII strings take the native length and write.
+    const long = 'x'.repeat(300);
+    same(routedHeadersReply({ ...parts(long, 'ïd-ü'), removeHeaders: [long, 'ß'] }));
+    // Replaced after building: the serializer reads the message, not the stale form.
+    const changed = routedHeadersReply(parts('10.0.0.1:8000', 'id-2'));
+    const other = routedHeadersReply(parts('10.9.9.9:9', 'id-3'));
+    changed.request_headers = other.request_headers;
+    changed.dynamic_metadata = other.dynamic_metadata;
+    same(changed);
+    expect(codec.encodeResponse(changed).equals(codec.encodeResponse(other))).toBe(true);
+    const noMetadata = routedHeadersReply(parts('10.0.0.1:8000', 'id-4'));
+    delete noMetadata.dynamic_metadata;
+    same(noMetadata);
+    // Parts outside the hand shape are read back as before (here: a header with `value`).
+    same(
+      routedHeadersReply({
+        setHeaders: [{ header: { key: 'k', value: 'v' } }],
+        removeHeaders: [],
+        metadata: {},
+      }),
+    );
+  });
+
   test('the bytes returned are the message itself, decodable after the next encode', () => {
     const a = codec.encodeResponse(streamedBodyReplies('request_body', Buffer.from('first'), false)[0]!);
     codec.encodeResponse(streamedBodyReplies('request_body', Buffer.from('second'), true)[0]!);
