@@ -40,7 +40,10 @@
 // --transport), every one of them in every cell, floors first. "EPP/floor"
 // holds each EPP against the floor on its own transport; "EPP/floor
 // grpc-js" against grpc-js's floor, the reference of issue 15's absolute
-// targets. --epp-transports / --floor-transports choose each side alone.
+// targets. --epp-transports / --floor-transports choose each side alone
+// (the floors default to the EPPs' transports, so `--epp-transports http2`
+// alone runs the http2 floor; an EPP whose transport has no floor is held
+// against the first floor, and the table's transport columns say so).
 // The EPP runs as its own process (`hermes-router epp`, default profile
 // GIE's queue + kv-cache + prefix scorers over 8 fake vLLM /metrics servers),
 // so the load generator does not share its event loop; `--in-process`
@@ -426,6 +429,8 @@ export interface FloorComparison {
   /** The floor on the same transport when it ran, else the first floor that ran. */
   floor: ExtProcRow | null;
   floorTransport: ExtProcTransport | null;
+  /** The floor held against ("floor http2", "floor grpc-js+epp", ...). */
+  floorLabel: string | null;
   /** The grpc-js floor (the reference for issue 15's absolute targets), when it ran. */
   grpcJsFloor: ExtProcRow | null;
   /** EPP CPU per request / floor CPU per request. */
@@ -507,7 +512,11 @@ export async function run(args: string[]): Promise<void> {
   const bothTransports = arg('--transports') ?? 'grpc-js';
   const eppTransports = transportList(arg('--epp-transports') ?? bothTransports, '--epp-transports');
   const floorTransports = withFloor
-    ? transportList(arg('--floor-transports') ?? bothTransports, '--floor-transports')
+    ? transportList(
+        // The floors default to the EPPs' transports: an EPP is held against the protocol on its own transport.
+        arg('--floor-transports') ?? arg('--transports') ?? eppTransports.join(','),
+        '--floor-transports',
+      )
     : [];
   // Extra node flags for both servers (e.g. --node-flags=--max-semi-space-size=64), the same for both.
   const nodeFlags = (arg('--node-flags') ?? '').split(' ').filter((f) => f !== '');
@@ -673,6 +682,7 @@ export async function run(args: string[]): Promise<void> {
           epp: row,
           floor: f,
           floorTransport,
+          floorLabel: floorTransport ? floorLabel(floorTransport, floorCodecs[0]!) : null,
           grpcJsFloor,
           cpuRatio: ratio(row.eppCpuMsPerReq, f?.eppCpuMsPerReq),
           cpuRatioToGrpcJsFloor: ratio(row.eppCpuMsPerReq, grpcJsFloor?.eppCpuMsPerReq),
@@ -684,7 +694,7 @@ export async function run(args: string[]): Promise<void> {
         comparisons.push(cmp);
         if (f)
           process.stdout.write(
-            `  ${t.label} / floor ${floorTransport}: cpu ${cmp.cpuRatio ?? '-'}x (request path ${cmp.requestPathCpuRatio ?? '-'}x), p50 ${ratio(row.p50Ms, f.p50Ms) ?? '-'}x (+${cmp.p50OverFloorMs} ms), ` +
+            `  ${t.label} / ${cmp.floorLabel}: cpu ${cmp.cpuRatio ?? '-'}x (request path ${cmp.requestPathCpuRatio ?? '-'}x), p50 ${ratio(row.p50Ms, f.p50Ms) ?? '-'}x (+${cmp.p50OverFloorMs} ms), ` +
               `p99 ${ratio(row.p99Ms, f.p99Ms) ?? '-'}x, req/s ${ratio(row.reqPerSec, f.reqPerSec) ?? '-'}x` +
               (grpcJsFloor && floorTransport !== 'grpc-js'
                 ? `; cpu / floor grpc-js ${cmp.cpuRatioToGrpcJsFloor ?? '-'}x`
@@ -704,14 +714,14 @@ export async function run(args: string[]): Promise<void> {
   }
   if (comparisons.some((c) => c.floor)) {
     process.stdout.write(
-      '\n| body | conc | up ms | transport | EPP cpu ms/req | floor cpu ms/req (same transport) | cpu EPP/floor | cpu EPP/floor grpc-js | request path/floor | EPP p50 / p99 ms | floor p50 / p99 ms | EPP req/s | floor req/s | EPP req/s/core | floor req/s/core | load 1m |\n' +
-        '| ---- | ---- | ----- | --------- | -------------- | --------------------------------- | ------------- | --------------------- | ------------------ | ---------------- | ------------------ | --------- | ----------- | -------------- | ---------------- | ------- |\n',
+      '\n| body | conc | up ms | transport | EPP cpu ms/req | floor | floor cpu ms/req | cpu EPP/floor | cpu EPP/floor grpc-js | cpu EPP/floor +epp | request path/floor | EPP p50 / p99 ms | floor p50 / p99 ms | EPP req/s | floor req/s | EPP req/s/core | floor req/s/core | load 1m |\n' +
+        '| ---- | ---- | ----- | --------- | -------------- | ----- | ---------------- | ------------- | --------------------- | ------------------ | ------------------ | ---------------- | ------------------ | --------- | ----------- | -------------- | ---------------- | ------- |\n',
     );
     for (const c of comparisons) {
       const f = c.floor;
       process.stdout.write(
-        `| ${c.bodyBytes} | ${c.concurrency} | ${c.upstreamMs} | ${c.transport} | ${c.epp.eppCpuMsPerReq ?? '-'} | ${f?.eppCpuMsPerReq ?? '-'} | ` +
-          `${c.cpuRatio ?? '-'} | ${c.cpuRatioToGrpcJsFloor ?? '-'} | ${c.requestPathCpuRatio ?? '-'} | ${c.epp.p50Ms} / ${c.epp.p99Ms} | ${f ? `${f.p50Ms} / ${f.p99Ms}` : '-'} | ` +
+        `| ${c.bodyBytes} | ${c.concurrency} | ${c.upstreamMs} | ${c.transport} | ${c.epp.eppCpuMsPerReq ?? '-'} | ${c.floorLabel ?? '-'} | ${f?.eppCpuMsPerReq ?? '-'} | ` +
+          `${c.cpuRatio ?? '-'} | ${c.cpuRatioToGrpcJsFloor ?? '-'} | ${c.cpuRatioToEppCodecFloor ?? '-'} | ${c.requestPathCpuRatio ?? '-'} | ${c.epp.p50Ms} / ${c.epp.p99Ms} | ${f ? `${f.p50Ms} / ${f.p99Ms}` : '-'} | ` +
           `${c.epp.reqPerSec} | ${f?.reqPerSec ?? '-'} | ${c.epp.reqPerSecPerCore ?? '-'} | ${f?.reqPerSecPerCore ?? '-'} | ${c.loadAverage1m.join('-')} |\n`,
       );
     }
