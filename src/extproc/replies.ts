@@ -7,7 +7,7 @@ import {
   type HeaderValueOption,
   type ProcessingResponse,
 } from './messages.js';
-import { RoutedHeadersMessage } from './reply-encoder.js';
+import { constantReply, RoutedHeadersMessage } from './reply-encoder.js';
 
 /** GIE splits bodies below Envoy's 64 KiB default buffer; so do we. */
 export const BODY_CHUNK_BYTES = 62_000;
@@ -55,22 +55,26 @@ export function routedBodyReply(r: RoutingReply, body?: Buffer): ProcessingRespo
   return msg;
 }
 
-/** "Continue unchanged" replies, one per phase. */
-export const CONTINUE_REQUEST_HEADERS: ProcessingResponse = { request_headers: { response: {} } };
-export const CONTINUE_REQUEST_BODY: ProcessingResponse = { request_body: { response: {} } };
-export const CONTINUE_RESPONSE_HEADERS: ProcessingResponse = { response_headers: { response: {} } };
-export const CONTINUE_RESPONSE_BODY: ProcessingResponse = { response_body: { response: {} } };
+/** "Continue unchanged" replies, one per phase (frozen, and serialized once: reply-encoder.ts constantReply). */
+export const CONTINUE_REQUEST_HEADERS: ProcessingResponse = constantReply({
+  request_headers: { response: {} },
+});
+export const CONTINUE_REQUEST_BODY: ProcessingResponse = constantReply({ request_body: { response: {} } });
+export const CONTINUE_RESPONSE_HEADERS: ProcessingResponse = constantReply({
+  response_headers: { response: {} },
+});
+export const CONTINUE_RESPONSE_BODY: ProcessingResponse = constantReply({ response_body: { response: {} } });
 /** Response headers when the body may change length (model name restored). */
-export const RESPONSE_HEADERS_DROP_LENGTH: ProcessingResponse = {
+export const RESPONSE_HEADERS_DROP_LENGTH: ProcessingResponse = constantReply({
   response_headers: { response: { header_mutation: { remove_headers: ['content-length'] } } },
-};
+});
 
 /** STREAMED/BUFFERED response chunk replaced (model name restored). */
 export function replacedResponseBody(body: Buffer): ProcessingResponse {
   return { response_body: { response: { body_mutation: { body } } } };
 }
-export const REQUEST_TRAILERS_REPLY: ProcessingResponse = { request_trailers: {} };
-export const RESPONSE_TRAILERS_REPLY: ProcessingResponse = { response_trailers: {} };
+export const REQUEST_TRAILERS_REPLY: ProcessingResponse = constantReply({ request_trailers: {} });
+export const RESPONSE_TRAILERS_REPLY: ProcessingResponse = constantReply({ response_trailers: {} });
 
 /**
  * FULL_DUPLEX_STREAMED body replies: the body cut into ≤62,000-byte

@@ -504,12 +504,38 @@ function writeStreamedTail(out: Buffer, o: number, z: StreamedSizes): number {
   return o;
 }
 
+/** Replies that never change (replies.ts constantReply): their bytes, encoded by the stock codec on first use. */
+const constants = new Map<object, Buffer | undefined>();
+
+function deepFreeze(o: object): void {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v as object);
+  Object.freeze(o);
+}
+
+/**
+ * Marks `msg` as a reply sent unchanged many times (the "continue" and
+ * trailers replies, one or two per request): frozen, so it cannot change,
+ * and serialized once, by the stock codec, on its first use; the serializer
+ * returns those bytes from then on (both transports copy what serialize
+ * returns before sending it).
+ */
+export function constantReply<T extends object>(msg: T): T {
+  deepFreeze(msg);
+  constants.set(msg, undefined);
+  return msg;
+}
+
 /** The EPP's reply serializer: streamed body chunks by hand, everything else by `stock`. */
 export function replySerializer(stock: Serialize): Serialize {
   return (message) => {
     const msg = message as ProcessingResponse;
     const z = streamedSizes(msg);
     if (!z) {
+      if (constants.has(msg)) {
+        let bytes = constants.get(msg);
+        if (!bytes) constants.set(msg, (bytes = Buffer.from(stock(msg))));
+        return bytes;
+      }
       const form = msg instanceof RoutedHeadersMessage ? RoutedHeadersMessage.form(msg) : undefined;
       if (form) return encodeRoutedHeaders(form);
       const routed = routedHeaders(msg);

@@ -3,7 +3,18 @@
 import { describe, expect, test } from 'vitest';
 import type { ProcessingResponse } from '../../../src/extproc/messages.js';
 import { processCodec } from '../../../src/extproc/proto.js';
-import { routedHeadersReply, streamedBodyReplies, type RoutingReply } from '../../../src/extproc/replies.js';
+import {
+  CONTINUE_REQUEST_BODY,
+  CONTINUE_REQUEST_HEADERS,
+  CONTINUE_RESPONSE_BODY,
+  CONTINUE_RESPONSE_HEADERS,
+  REQUEST_TRAILERS_REPLY,
+  RESPONSE_HEADERS_DROP_LENGTH,
+  RESPONSE_TRAILERS_REPLY,
+  routedHeadersReply,
+  streamedBodyReplies,
+  type RoutingReply,
+} from '../../../src/extproc/replies.js';
 import { setHeader } from '../../../src/extproc/messages.js';
 import { replySerializer, splitStreamedBody } from '../../../src/extproc/reply-encoder.js';
 
@@ -186,6 +197,40 @@ describe('reply serializer', () => {
         metadata: {},
       }),
     );
+  });
+
+  test('the constant replies are frozen and encode as the stock codec does, every time', () => {
+    for (const m of [
+      CONTINUE_REQUEST_HEADERS,
+      CONTINUE_REQUEST_BODY,
+      CONTINUE_RESPONSE_HEADERS,
+      CONTINUE_RESPONSE_BODY,
+      RESPONSE_HEADERS_DROP_LENGTH,
+      REQUEST_TRAILERS_REPLY,
+      RESPONSE_TRAILERS_REPLY,
+    ]) {
+      expect(Object.isFrozen(m)).toBe(true);
+      expect(Object.isFrozen(Object.values(m)[0])).toBe(true);
+      same(m);
+      same(m);
+    }
+    expect(() => {
+      (
+        RESPONSE_HEADERS_DROP_LENGTH.response_headers!.response!.header_mutation!.remove_headers as string[]
+      ).push('x');
+    }).toThrow(TypeError);
+    // An equal message that is not the constant is encoded as any other.
+    let stockCalls = 0;
+    const serialize = replySerializer((m) => {
+      stockCalls++;
+      return codec.stockEncodeResponse(m);
+    });
+    // (Encoded above already: the constant's bytes are kept from then on.)
+    serialize(CONTINUE_RESPONSE_BODY);
+    serialize(CONTINUE_RESPONSE_BODY);
+    expect(stockCalls).toBe(0);
+    serialize({ response_body: { response: {} } });
+    expect(stockCalls).toBe(1);
   });
 
   test('the bytes returned are the message itself, decodable after the next encode', () => {
