@@ -7,6 +7,7 @@ import {
   type HeaderValueOption,
   type ProcessingResponse,
 } from './messages.js';
+import { constantReply, RoutedHeadersMessage } from './reply-encoder.js';
 
 /** GIE splits bodies below Envoy's 64 KiB default buffer; so do we. */
 export const BODY_CHUNK_BYTES = 62_000;
@@ -28,13 +29,15 @@ export function headerMutation(
   return m;
 }
 
-/** Request-headers reply carrying the routing decision (FULL_DUPLEX_STREAMED, header-only requests). */
+/**
+ * Request-headers reply carrying the routing decision (FULL_DUPLEX_STREAMED,
+ * header-only requests). Its encoder form is made from `r` at once
+ * (reply-encoder.ts RoutedHeadersMessage): the reply must not change after.
+ */
 export function routedHeadersReply(r: RoutingReply): ProcessingResponse {
-  const msg: ProcessingResponse = {
-    request_headers: { response: { header_mutation: headerMutation(r), clear_route_cache: true } },
-  };
-  if (Object.keys(r.metadata).length) msg.dynamic_metadata = toStruct(r.metadata);
-  return msg;
+  const phase = { response: { header_mutation: headerMutation(r), clear_route_cache: true } };
+  const metadata = Object.keys(r.metadata).length ? toStruct(r.metadata) : undefined;
+  return new RoutedHeadersMessage(phase, metadata, r) as ProcessingResponse;
 }
 
 /** BUFFERED mode: the decision rides on the body reply (headers are not yet sent upstream). */
@@ -52,22 +55,26 @@ export function routedBodyReply(r: RoutingReply, body?: Buffer): ProcessingRespo
   return msg;
 }
 
-/** "Continue unchanged" replies, one per phase. */
-export const CONTINUE_REQUEST_HEADERS: ProcessingResponse = { request_headers: { response: {} } };
-export const CONTINUE_REQUEST_BODY: ProcessingResponse = { request_body: { response: {} } };
-export const CONTINUE_RESPONSE_HEADERS: ProcessingResponse = { response_headers: { response: {} } };
-export const CONTINUE_RESPONSE_BODY: ProcessingResponse = { response_body: { response: {} } };
+/** "Continue unchanged" replies, one per phase (frozen, and serialized once: reply-encoder.ts constantReply). */
+export const CONTINUE_REQUEST_HEADERS: ProcessingResponse = constantReply({
+  request_headers: { response: {} },
+});
+export const CONTINUE_REQUEST_BODY: ProcessingResponse = constantReply({ request_body: { response: {} } });
+export const CONTINUE_RESPONSE_HEADERS: ProcessingResponse = constantReply({
+  response_headers: { response: {} },
+});
+export const CONTINUE_RESPONSE_BODY: ProcessingResponse = constantReply({ response_body: { response: {} } });
 /** Response headers when the body may change length (model name restored). */
-export const RESPONSE_HEADERS_DROP_LENGTH: ProcessingResponse = {
+export const RESPONSE_HEADERS_DROP_LENGTH: ProcessingResponse = constantReply({
   response_headers: { response: { header_mutation: { remove_headers: ['content-length'] } } },
-};
+});
 
 /** STREAMED/BUFFERED response chunk replaced (model name restored). */
 export function replacedResponseBody(body: Buffer): ProcessingResponse {
   return { response_body: { response: { body_mutation: { body } } } };
 }
-export const REQUEST_TRAILERS_REPLY: ProcessingResponse = { request_trailers: {} };
-export const RESPONSE_TRAILERS_REPLY: ProcessingResponse = { response_trailers: {} };
+export const REQUEST_TRAILERS_REPLY: ProcessingResponse = constantReply({ request_trailers: {} });
+export const RESPONSE_TRAILERS_REPLY: ProcessingResponse = constantReply({ response_trailers: {} });
 
 /**
  * FULL_DUPLEX_STREAMED body replies: the body cut into ≤62,000-byte

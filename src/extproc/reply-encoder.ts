@@ -100,6 +100,22 @@ const APPEND_ACTIONS: Readonly<Record<string, number>> = {
   OVERWRITE_IF_EXISTS: 3,
 };
 
+/**
+ * Strings up to this many characters are measured and, when ASCII, written
+ * in JavaScript: the reply's header names, values and metadata keys are
+ * short, and each native Buffer.byteLength / write call cost more than the
+ * loop (a dozen of each per routed reply).
+ */
+const SHORT_ASCII = 128;
+
+/** `Buffer.byteLength(s, 'utf8')`, without the native call for a short ASCII string. */
+function utf8Length(s: string): number {
+  const n = s.length;
+  if (n > SHORT_ASCII) return Buffer.byteLength(s);
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
+  return n;
+}
+
 /** A length-delimited field's size: tag + length + body. */
 const delimited = (n: number) => 1 + varintBytes(n) + n;
 
@@ -150,6 +166,123 @@ interface RoutedHeaders {
   metadataSize: number;
 }
 
+/** A header to set as replies.ts builds it (messages.ts setHeader): a key, raw bytes, maybe an append action. */
+interface SetHeaderOption {
+  header: { key?: unknown; value?: unknown; raw_value?: unknown };
+  append_action?: unknown;
+  keep_empty_value?: unknown;
+}
+
+/** What replies.ts routedHeadersReply builds a reply from (its RoutingReply). */
+export interface RoutedHeadersParts {
+  setHeaders: readonly SetHeaderOption[];
+  removeHeaders: readonly string[];
+  metadata: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A routed header reply (replies.ts routedHeadersReply) that carries its
+ * encoder form, made from the parts it was built of: serializing it skips
+ * reading the message back (routedHeaders' shape checks were most of its
+ * cost). Its fields are the plain message's; the encoder form is a private
+ * field, which the stock codec, tests' deep equality and enumeration do not
+ * see. The message must not change once built; its phase and metadata
+ * objects are compared at serialization all the same, and a reply that
+ * fails that is read back as any other. (A WeakMap from message to form
+ * did the same at four times the cost of building the reply: its
+ * short-lived keys are ephemerons to the collector.)
+ */
+export class RoutedHeadersMessage {
+  declare request_headers: object;
+  declare dynamic_metadata?: object;
+  readonly #phase: object;
+  readonly #metadata: object | undefined;
+  readonly #form: RoutedHeaders | undefined;
+
+  constructor(requestHeaders: object, dynamicMetadata: object | undefined, parts: RoutedHeadersParts) {
+    this.request_headers = requestHeaders;
+    if (dynamicMetadata !== undefined) this.dynamic_metadata = dynamicMetadata;
+    this.#phase = requestHeaders;
+    this.#metadata = dynamicMetadata;
+    this.#form = routedHeadersOfParts(parts);
+  }
+
+  /** The encoder form, unless the message has been changed or its parts were outside it. */
+  static form(m: RoutedHeadersMessage): RoutedHeaders | undefined {
+    return m.#phase === m.request_headers && m.#metadata === m.dynamic_metadata ? m.#form : undefined;
+  }
+}
+
+/**
+ * The encoder form of the reply routedHeadersReply builds from `parts` with
+ * clear_route_cache true (header_mutation from the non-empty lists, and
+ * dynamic_metadata the parts' metadata as a Struct when it has a namespace).
+ * Undefined for parts outside the hand encoder's shape (a header with
+ * `value` or keep_empty_value, metadata that is not namespace -> string
+ * fields): routedHeaders or the stock codec reads the message then.
+ */
+function routedHeadersOfParts(parts: RoutedHeadersParts): RoutedHeaders | undefined {
+  const out: RoutedHeaders = {
+    setHeaders: [],
+    removeHeaders: [],
+    mutation: parts.setHeaders.length > 0 || parts.removeHeaders.length > 0,
+    mutationSize: 0,
+    clearRouteCache: true,
+    commonSize: 0,
+    metadata: undefined,
+    metadataSize: 0,
+  };
+  for (const o of parts.setHeaders) {
+    const h = o.header;
+    if (o.keep_empty_value !== undefined || h.value !== undefined) return undefined;
+    if (typeof h.key !== 'string' || !(h.raw_value instanceof Uint8Array)) return undefined;
+    let action = -1;
+    if (o.append_action !== undefined) {
+      const n = typeof o.append_action === 'string' ? APPEND_ACTIONS[o.append_action] : undefined;
+      if (n === undefined) return undefined;
+      action = n;
+    }
+    const keyBytes = utf8Length(h.key);
+    const valueSize = delimited(keyBytes) + delimited(h.raw_value.length);
+    const size = delimited(valueSize) + (action >= 0 ? 2 : 0);
+    out.setHeaders.push({ key: h.key, keyBytes, raw: h.raw_value, action, valueSize, size });
+    out.mutationSize += delimited(size);
+  }
+  for (const k of parts.removeHeaders) {
+    if (typeof k !== 'string') return undefined;
+    const bytes = utf8Length(k);
+    out.removeHeaders.push({ key: k, bytes });
+    out.mutationSize += delimited(bytes);
+  }
+  out.commonSize = (out.mutation ? delimited(out.mutationSize) : 0) + 2;
+  const namespaces = Object.keys(parts.metadata);
+  if (namespaces.length > 0) {
+    out.metadata = [];
+    for (const ns of namespaces) {
+      const inner = parts.metadata[ns];
+      if (typeof inner !== 'object' || inner === null || Array.isArray(inner)) return undefined;
+      const list: MetadataField[] = [];
+      let structSize = 0;
+      for (const key of Object.keys(inner)) {
+        const value = (inner as Record<string, unknown>)[key];
+        if (typeof value !== 'string') return undefined;
+        const keyBytes = utf8Length(key);
+        const valueBytes = utf8Length(value);
+        const valueSize = delimited(valueBytes);
+        const size = delimited(keyBytes) + delimited(valueSize);
+        list.push({ key, keyBytes, value, valueBytes, valueSize, size });
+        structSize += delimited(size);
+      }
+      const keyBytes = utf8Length(ns);
+      const valueSize = delimited(structSize);
+      const size = delimited(keyBytes) + delimited(valueSize);
+      out.metadata.push({ key: ns, keyBytes, fields: list, structSize, valueSize, size });
+      out.metadataSize += delimited(size);
+    }
+  }
+  return out;
+}
+
 /** Own keys of `o` whose value the stock codec would write, all among `allowed`. */
 function onlyFields(o: Record<string, unknown>, allowed: readonly string[]): boolean {
   for (const k in o) if (o[k] !== undefined && o[k] !== null && !allowed.includes(k)) return false;
@@ -195,7 +328,7 @@ function routedHeaders(msg: ProcessingResponse): RoutedHeaders | undefined {
           if (n === undefined) return undefined;
           action = n;
         } else if (a !== undefined && a !== null) return undefined;
-        const keyBytes = Buffer.byteLength(h.key);
+        const keyBytes = utf8Length(h.key);
         const valueSize = delimited(keyBytes) + delimited(h.raw_value.length);
         const size = delimited(valueSize) + (action >= 0 ? 2 : 0);
         out.setHeaders.push({ key: h.key, keyBytes, raw: h.raw_value, action, valueSize, size });
@@ -207,7 +340,7 @@ function routedHeaders(msg: ProcessingResponse): RoutedHeaders | undefined {
       if (!Array.isArray(remove)) return undefined;
       for (const k of remove as unknown[]) {
         if (typeof k !== 'string') return undefined;
-        const bytes = Buffer.byteLength(k);
+        const bytes = utf8Length(k);
         out.removeHeaders.push({ key: k, bytes });
         out.mutationSize += delimited(bytes);
       }
@@ -235,14 +368,14 @@ function routedHeaders(msg: ProcessingResponse): RoutedHeaders | undefined {
         const iv = inner[key]!;
         if (typeof iv !== 'object' || iv === null || !onlyFields(iv, ['stringValue'])) return undefined;
         if (typeof iv.stringValue !== 'string') return undefined;
-        const keyBytes = Buffer.byteLength(key);
-        const valueBytes = Buffer.byteLength(iv.stringValue);
+        const keyBytes = utf8Length(key);
+        const valueBytes = utf8Length(iv.stringValue);
         const valueSize = delimited(valueBytes);
         const size = delimited(keyBytes) + delimited(valueSize);
         list.push({ key, keyBytes, value: iv.stringValue, valueBytes, valueSize, size });
         structSize += delimited(size);
       }
-      const keyBytes = Buffer.byteLength(ns);
+      const keyBytes = utf8Length(ns);
       const valueSize = delimited(structSize);
       const size = delimited(keyBytes) + delimited(valueSize);
       out.metadata.push({ key: ns, keyBytes, fields: list, structSize, valueSize, size });
@@ -263,7 +396,13 @@ class Out {
 
   str(tag: number, s: string, bytes: number): void {
     this.tagLen(tag, bytes);
-    this.o += this.b.write(s, this.o, bytes, 'utf8');
+    if (bytes === s.length && bytes <= SHORT_ASCII) {
+      // ASCII (utf8Length found no other character): its UTF-8 is its char codes.
+      const b = this.b;
+      let o = this.o;
+      for (let i = 0; i < bytes; i++) b[o++] = s.charCodeAt(i);
+      this.o = o;
+    } else this.o += this.b.write(s, this.o, bytes, 'utf8');
   }
 
   raw(tag: number, v: Uint8Array): void {
@@ -365,12 +504,40 @@ function writeStreamedTail(out: Buffer, o: number, z: StreamedSizes): number {
   return o;
 }
 
+/** Replies that never change (replies.ts constantReply): their bytes, encoded by the stock codec on first use. */
+const constants = new Map<object, Buffer | undefined>();
+
+function deepFreeze(o: object): void {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v as object);
+  Object.freeze(o);
+}
+
+/**
+ * Marks `msg` as a reply sent unchanged many times (the "continue" and
+ * trailers replies, one or two per request): frozen, so it cannot change,
+ * and serialized once, by the stock codec, on its first use; the serializer
+ * returns those bytes from then on (both transports copy what serialize
+ * returns before sending it).
+ */
+export function constantReply<T extends object>(msg: T): T {
+  deepFreeze(msg);
+  constants.set(msg, undefined);
+  return msg;
+}
+
 /** The EPP's reply serializer: streamed body chunks by hand, everything else by `stock`. */
 export function replySerializer(stock: Serialize): Serialize {
   return (message) => {
     const msg = message as ProcessingResponse;
     const z = streamedSizes(msg);
     if (!z) {
+      if (constants.has(msg)) {
+        let bytes = constants.get(msg);
+        if (!bytes) constants.set(msg, (bytes = Buffer.from(stock(msg))));
+        return bytes;
+      }
+      const form = msg instanceof RoutedHeadersMessage ? RoutedHeadersMessage.form(msg) : undefined;
+      if (form) return encodeRoutedHeaders(form);
       const routed = routedHeaders(msg);
       return routed ? encodeRoutedHeaders(routed) : stock(msg);
     }

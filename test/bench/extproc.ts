@@ -1,7 +1,8 @@
 // `npm run bench -- extproc [--duration 1.5] [--sizes 2048,220000] [--conc 1,64]
 //    [--no-floor] [--no-pin] [--no-upstream] [--cpu-prof DIR] [--node-flags '...']
 //    [--in-process] [--profile FILE] [--floor-epp-codec]
-//    [--transports grpc-js,http2] [--epp-transports LIST] [--floor-transports LIST]`
+//    [--transports grpc-js,http2] [--epp-transports LIST] [--floor-transports LIST]
+//    [--floor-codecs stock,epp]`
 //
 // Drives the real ext_proc gRPC path the way Envoy does: N concurrent
 // Process streams over one HTTP/2 connection, each a whole exchange —
@@ -28,12 +29,21 @@
 // --no-pin; the load average is printed per cell (the machine is shared).
 // --floor-epp-codec gives the floor the EPP's hand-written reply serializer
 // (by default it uses proto-loader's, as any grpc-js server would).
+// --floor-codecs stock,epp runs a floor of each codec on every floor
+// transport in the same run ("floor http2" and "floor http2+epp"); each EPP
+// is then held against its transport's floor of the first codec listed, and
+// its ratio to the +epp floor (the protocol alone, with the EPP's own codec
+// and zero-copy body writes: nothing but what the EPP cannot avoid) is
+// printed and kept as cpuRatioToEppCodecFloor.
 // Transports (default grpc-js only): --transports grpc-js,http2 runs an EPP
 // and a floor on each server transport (--extproc-transport; the floor's
 // --transport), every one of them in every cell, floors first. "EPP/floor"
 // holds each EPP against the floor on its own transport; "EPP/floor
 // grpc-js" against grpc-js's floor, the reference of issue 15's absolute
-// targets. --epp-transports / --floor-transports choose each side alone.
+// targets. --epp-transports / --floor-transports choose each side alone
+// (the floors default to the EPPs' transports, so `--epp-transports http2`
+// alone runs the http2 floor; an EPP whose transport has no floor is held
+// against the first floor, and the table's transport columns say so).
 // The EPP runs as its own process (`hermes-router epp`, default profile
 // GIE's queue + kv-cache + prefix scorers over 8 fake vLLM /metrics servers),
 // so the load generator does not share its event loop; `--in-process`
@@ -419,12 +429,16 @@ export interface FloorComparison {
   /** The floor on the same transport when it ran, else the first floor that ran. */
   floor: ExtProcRow | null;
   floorTransport: ExtProcTransport | null;
+  /** The floor held against ("floor http2", "floor grpc-js+epp", ...). */
+  floorLabel: string | null;
   /** The grpc-js floor (the reference for issue 15's absolute targets), when it ran. */
   grpcJsFloor: ExtProcRow | null;
   /** EPP CPU per request / floor CPU per request. */
   cpuRatio: number | null;
   /** EPP CPU per request / the grpc-js floor's. */
   cpuRatioToGrpcJsFloor: number | null;
+  /** EPP CPU per request / the floor's on its own transport with the EPP's codec (--floor-codecs ...,epp). */
+  cpuRatioToEppCodecFloor: number | null;
   /**
    * The same without the idle EPP's background (scraping /metrics), which a
    * slow cell (1 MB bodies: a few req/s) would otherwise charge to each request.
@@ -475,6 +489,8 @@ interface Target {
   label: string;
   kind: 'floor' | 'epp';
   transport: ExtProcTransport;
+  /** A floor's reply codec. */
+  codec?: 'stock' | 'epp';
   server?: BenchEpp;
   client: ExtProcClient;
   pid: number | undefined;
@@ -496,7 +512,11 @@ export async function run(args: string[]): Promise<void> {
   const bothTransports = arg('--transports') ?? 'grpc-js';
   const eppTransports = transportList(arg('--epp-transports') ?? bothTransports, '--epp-transports');
   const floorTransports = withFloor
-    ? transportList(arg('--floor-transports') ?? bothTransports, '--floor-transports')
+    ? transportList(
+        // The floors default to the EPPs' transports: an EPP is held against the protocol on its own transport.
+        arg('--floor-transports') ?? arg('--transports') ?? eppTransports.join(','),
+        '--floor-transports',
+      )
     : [];
   // Extra node flags for both servers (e.g. --node-flags=--max-semi-space-size=64), the same for both.
   const nodeFlags = (arg('--node-flags') ?? '').split(' ').filter((f) => f !== '');
@@ -515,27 +535,37 @@ export async function run(args: string[]): Promise<void> {
 
   const targets: Target[] = [];
   let epp: Epp | undefined;
-  const floorCodec = args.includes('--floor-epp-codec') ? 'epp' : 'stock';
+  const floorCodecs = (arg('--floor-codecs') ?? (args.includes('--floor-epp-codec') ? 'epp' : 'stock'))
+    .split(',')
+    .map((c) => c.trim());
+  for (const c of floorCodecs)
+    if (c !== 'stock' && c !== 'epp') throw new Error(`--floor-codecs: expected stock | epp, got "${c}"`);
+  const floorCodec = floorCodecs.join(',');
+  const floorLabel = (transport: string, codec: string) =>
+    codec === 'stock' ? `floor ${transport}` : `floor ${transport}+epp`;
   const profDir = (name: string) =>
     cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, name)] : [];
   const clientOf = (port: number) => new ExtProcClient({ target: `127.0.0.1:${port}`, deadlineMs: 30_000 });
   try {
-    for (const transport of floorTransports) {
-      const floor = await startBenchFloor(
-        ROOT,
-        { ...serverSpawn, nodeArgs: [...nodeFlags, ...profDir(`floor-${transport}`)] },
-        [...(floorCodec === 'epp' ? ['--epp-codec'] : []), '--transport', transport],
-      );
-      targets.push({
-        label: `floor ${transport}`,
-        kind: 'floor',
-        transport,
-        server: floor,
-        client: clientOf(floor.grpcPort),
-        pid: floor.proc.pid,
-        idleCpuMsPerSec: undefined,
-      });
-    }
+    for (const transport of floorTransports)
+      for (const codec of floorCodecs as Array<'stock' | 'epp'>) {
+        const label = floorLabel(transport, codec);
+        const floor = await startBenchFloor(
+          ROOT,
+          { ...serverSpawn, nodeArgs: [...nodeFlags, ...profDir(label.replace(/[ +]/g, '-'))] },
+          [...(codec === 'epp' ? ['--epp-codec'] : []), '--transport', transport],
+        );
+        targets.push({
+          label,
+          kind: 'floor',
+          transport,
+          codec,
+          server: floor,
+          client: clientOf(floor.grpcPort),
+          pid: floor.proc.pid,
+          idleCpuMsPerSec: undefined,
+        });
+      }
     if (inProcess) {
       epp = await buildEpp(
         {
@@ -634,13 +664,16 @@ export async function run(args: string[]): Promise<void> {
         process.stdout.write(rowText(t.label.padEnd(13), row));
       }
       cells.push({ bodyBytes: bytes, concurrency: c, upstreamMs: up, rows: byLabel });
-      const grpcJsFloor = byLabel['floor grpc-js'] ?? null;
+      const grpcJsFloor = byLabel['floor grpc-js'] ?? byLabel['floor grpc-js+epp'] ?? null;
       for (const t of targets.filter((x) => x.kind === 'epp')) {
         const row = byLabel[t.label]!;
         const floorTransport = floorTransports.includes(t.transport)
           ? t.transport
           : (floorTransports[0] ?? null);
-        const f = floorTransport ? byLabel[`floor ${floorTransport}`]! : null;
+        const f = floorTransport ? byLabel[floorLabel(floorTransport, floorCodecs[0]!)]! : null;
+        const eppCodecFloor = floorTransports.includes(t.transport)
+          ? (byLabel[floorLabel(t.transport, 'epp')] ?? null)
+          : null;
         const cmp: FloorComparison = {
           bodyBytes: bytes,
           concurrency: c,
@@ -649,9 +682,11 @@ export async function run(args: string[]): Promise<void> {
           epp: row,
           floor: f,
           floorTransport,
+          floorLabel: floorTransport ? floorLabel(floorTransport, floorCodecs[0]!) : null,
           grpcJsFloor,
           cpuRatio: ratio(row.eppCpuMsPerReq, f?.eppCpuMsPerReq),
           cpuRatioToGrpcJsFloor: ratio(row.eppCpuMsPerReq, grpcJsFloor?.eppCpuMsPerReq),
+          cpuRatioToEppCodecFloor: ratio(row.eppCpuMsPerReq, eppCodecFloor?.eppCpuMsPerReq),
           requestPathCpuRatio: ratio(row.requestPathCpuMsPerReq, f?.eppCpuMsPerReq),
           p50OverFloorMs: f ? Number((row.p50Ms - f.p50Ms).toFixed(3)) : null,
           loadAverage1m: [la0, load1()],
@@ -659,10 +694,13 @@ export async function run(args: string[]): Promise<void> {
         comparisons.push(cmp);
         if (f)
           process.stdout.write(
-            `  ${t.label} / floor ${floorTransport}: cpu ${cmp.cpuRatio ?? '-'}x (request path ${cmp.requestPathCpuRatio ?? '-'}x), p50 ${ratio(row.p50Ms, f.p50Ms) ?? '-'}x (+${cmp.p50OverFloorMs} ms), ` +
+            `  ${t.label} / ${cmp.floorLabel}: cpu ${cmp.cpuRatio ?? '-'}x (request path ${cmp.requestPathCpuRatio ?? '-'}x), p50 ${ratio(row.p50Ms, f.p50Ms) ?? '-'}x (+${cmp.p50OverFloorMs} ms), ` +
               `p99 ${ratio(row.p99Ms, f.p99Ms) ?? '-'}x, req/s ${ratio(row.reqPerSec, f.reqPerSec) ?? '-'}x` +
               (grpcJsFloor && floorTransport !== 'grpc-js'
                 ? `; cpu / floor grpc-js ${cmp.cpuRatioToGrpcJsFloor ?? '-'}x`
+                : '') +
+              (eppCodecFloor && eppCodecFloor !== f
+                ? `; cpu / ${floorLabel(t.transport, 'epp')} ${cmp.cpuRatioToEppCodecFloor ?? '-'}x`
                 : '') +
               '\n',
           );
@@ -676,14 +714,14 @@ export async function run(args: string[]): Promise<void> {
   }
   if (comparisons.some((c) => c.floor)) {
     process.stdout.write(
-      '\n| body | conc | up ms | transport | EPP cpu ms/req | floor cpu ms/req (same transport) | cpu EPP/floor | cpu EPP/floor grpc-js | request path/floor | EPP p50 / p99 ms | floor p50 / p99 ms | EPP req/s | floor req/s | EPP req/s/core | floor req/s/core | load 1m |\n' +
-        '| ---- | ---- | ----- | --------- | -------------- | --------------------------------- | ------------- | --------------------- | ------------------ | ---------------- | ------------------ | --------- | ----------- | -------------- | ---------------- | ------- |\n',
+      '\n| body | conc | up ms | transport | EPP cpu ms/req | floor | floor cpu ms/req | cpu EPP/floor | cpu EPP/floor grpc-js | cpu EPP/floor +epp | request path/floor | EPP p50 / p99 ms | floor p50 / p99 ms | EPP req/s | floor req/s | EPP req/s/core | floor req/s/core | load 1m |\n' +
+        '| ---- | ---- | ----- | --------- | -------------- | ----- | ---------------- | ------------- | --------------------- | ------------------ | ------------------ | ---------------- | ------------------ | --------- | ----------- | -------------- | ---------------- | ------- |\n',
     );
     for (const c of comparisons) {
       const f = c.floor;
       process.stdout.write(
-        `| ${c.bodyBytes} | ${c.concurrency} | ${c.upstreamMs} | ${c.transport} | ${c.epp.eppCpuMsPerReq ?? '-'} | ${f?.eppCpuMsPerReq ?? '-'} | ` +
-          `${c.cpuRatio ?? '-'} | ${c.cpuRatioToGrpcJsFloor ?? '-'} | ${c.requestPathCpuRatio ?? '-'} | ${c.epp.p50Ms} / ${c.epp.p99Ms} | ${f ? `${f.p50Ms} / ${f.p99Ms}` : '-'} | ` +
+        `| ${c.bodyBytes} | ${c.concurrency} | ${c.upstreamMs} | ${c.transport} | ${c.epp.eppCpuMsPerReq ?? '-'} | ${c.floorLabel ?? '-'} | ${f?.eppCpuMsPerReq ?? '-'} | ` +
+          `${c.cpuRatio ?? '-'} | ${c.cpuRatioToGrpcJsFloor ?? '-'} | ${c.cpuRatioToEppCodecFloor ?? '-'} | ${c.requestPathCpuRatio ?? '-'} | ${c.epp.p50Ms} / ${c.epp.p99Ms} | ${f ? `${f.p50Ms} / ${f.p99Ms}` : '-'} | ` +
           `${c.epp.reqPerSec} | ${f?.reqPerSec ?? '-'} | ${c.epp.reqPerSecPerCore ?? '-'} | ${f?.reqPerSecPerCore ?? '-'} | ${c.loadAverage1m.join('-')} |\n`,
       );
     }

@@ -3,7 +3,18 @@
 import { describe, expect, test } from 'vitest';
 import type { ProcessingResponse } from '../../../src/extproc/messages.js';
 import { processCodec } from '../../../src/extproc/proto.js';
-import { routedHeadersReply, streamedBodyReplies, type RoutingReply } from '../../../src/extproc/replies.js';
+import {
+  CONTINUE_REQUEST_BODY,
+  CONTINUE_REQUEST_HEADERS,
+  CONTINUE_RESPONSE_BODY,
+  CONTINUE_RESPONSE_HEADERS,
+  REQUEST_TRAILERS_REPLY,
+  RESPONSE_HEADERS_DROP_LENGTH,
+  RESPONSE_TRAILERS_REPLY,
+  routedHeadersReply,
+  streamedBodyReplies,
+  type RoutingReply,
+} from '../../../src/extproc/replies.js';
 import { setHeader } from '../../../src/extproc/messages.js';
 import { replySerializer, splitStreamedBody } from '../../../src/extproc/reply-encoder.js';
 
@@ -147,6 +158,78 @@ describe('reply serializer', () => {
     );
     expect(stockCalls).toBe(0);
     serialize({ response_headers: { response: {} } });
+    expect(stockCalls).toBe(1);
+  });
+
+  test("a routed reply's encoder form, made as it is built, gives the stock bytes; a changed reply is read back", () => {
+    const parts = (dest: string, id: string): RoutingReply => ({
+      setHeaders: [
+        setHeader('x-gateway-destination-endpoint', dest),
+        setHeader('content-length', '220000'),
+        setHeader('x-request-id', id),
+        { header: { key: 'x-a', raw_value: Buffer.from('v') }, append_action: 'ADD_IF_ABSENT' },
+      ],
+      removeHeaders: ['x-prefiller-host-port', 'x-decoder-host-port'],
+      metadata: { 'envoy.lb': { 'x-gateway-destination-endpoint': dest }, other: { k: 'é ü' } },
+    });
+    const built = routedHeadersReply(parts('10.0.0.1:8000', 'id-1'));
+    same(built);
+    // The form is private: the reply has the plain message's fields and nothing else.
+    expect(Object.keys(built).sort()).toEqual(['dynamic_metadata', 'request_headers']);
+    // Long and non-ASCII strings take the native length and write.
+    const long = 'x'.repeat(300);
+    same(routedHeadersReply({ ...parts(long, 'ïd-ü'), removeHeaders: [long, 'ß'] }));
+    // Replaced after building: the serializer reads the message, not the stale form.
+    const changed = routedHeadersReply(parts('10.0.0.1:8000', 'id-2'));
+    const other = routedHeadersReply(parts('10.9.9.9:9', 'id-3'));
+    changed.request_headers = other.request_headers;
+    changed.dynamic_metadata = other.dynamic_metadata;
+    same(changed);
+    expect(codec.encodeResponse(changed).equals(codec.encodeResponse(other))).toBe(true);
+    const noMetadata = routedHeadersReply(parts('10.0.0.1:8000', 'id-4'));
+    delete noMetadata.dynamic_metadata;
+    same(noMetadata);
+    // Parts outside the hand shape are read back as before (here: a header with `value`).
+    same(
+      routedHeadersReply({
+        setHeaders: [{ header: { key: 'k', value: 'v' } }],
+        removeHeaders: [],
+        metadata: {},
+      }),
+    );
+  });
+
+  test('the constant replies are frozen and encode as the stock codec does, every time', () => {
+    for (const m of [
+      CONTINUE_REQUEST_HEADERS,
+      CONTINUE_REQUEST_BODY,
+      CONTINUE_RESPONSE_HEADERS,
+      CONTINUE_RESPONSE_BODY,
+      RESPONSE_HEADERS_DROP_LENGTH,
+      REQUEST_TRAILERS_REPLY,
+      RESPONSE_TRAILERS_REPLY,
+    ]) {
+      expect(Object.isFrozen(m)).toBe(true);
+      expect(Object.isFrozen(Object.values(m)[0])).toBe(true);
+      same(m);
+      same(m);
+    }
+    expect(() => {
+      (
+        RESPONSE_HEADERS_DROP_LENGTH.response_headers!.response!.header_mutation!.remove_headers as string[]
+      ).push('x');
+    }).toThrow(TypeError);
+    // An equal message that is not the constant is encoded as any other.
+    let stockCalls = 0;
+    const serialize = replySerializer((m) => {
+      stockCalls++;
+      return codec.stockEncodeResponse(m);
+    });
+    // (Encoded above already: the constant's bytes are kept from then on.)
+    serialize(CONTINUE_RESPONSE_BODY);
+    serialize(CONTINUE_RESPONSE_BODY);
+    expect(stockCalls).toBe(0);
+    serialize({ response_body: { response: {} } });
     expect(stockCalls).toBe(1);
   });
 
