@@ -1,6 +1,6 @@
 // `npm run bench -- flow-control [--quick] [--policy a,b] [--seeds N,M,..] [--trace FILE] [--time-scale a,b,..]
 //   [--workloads shared-prefix,trace] [--kv-threshold X] [--queue-threshold N] [--sheddable-saturation X]
-//   [--tag NAME]`
+//   [--engine-priority] [--tag NAME]`
 //
 // Flow control in the routing simulator (sim/flow-control.ts: the product's
 // FlowController on the virtual clock). For each policy and workload
@@ -16,6 +16,9 @@
 //     flow control: the priority-10 TTFT p90 at both loads (on a trace also
 //     with the mix drawn per application).
 // --seeds runs it all per seed and prints each target's figure per seed.
+// --engine-priority (bench what-if, round six): in the 20/80 runs the engines
+// schedule as vLLM's `--scheduling-policy priority` with each request's
+// priority (Engine.schedPriority); every priority-0 run is unchanged.
 // Writes bench-results/flow-control.json, flow-control.md and SVG plots (first seed).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
@@ -44,6 +47,8 @@ const r0 = (v: number) => (Number.isFinite(v) ? Math.round(v) : v);
 
 const SETTINGS = flowControlSettingsOf({}, '(bench)', (p) => p.join('.'))!;
 let sheddableSaturation: number | undefined;
+/** --engine-priority: the 20/80 runs' engines order their queues by priority (bench what-if). */
+let enginePriority = false;
 /** --kv-threshold: flow control judges with a utilization-detector of this kvCacheUtilThreshold. */
 let saturation: ((views: readonly EndpointView[]) => number) | undefined;
 
@@ -146,6 +151,7 @@ async function runPoint(
     seed,
     maxDrainS: 300,
     flow: sim,
+    enginePriority: enginePriority && priorities ? (sr) => priorities.get(sr.id) ?? 0 : undefined,
   });
   const measured = out.requests.filter((r) => r.measured);
   const ttft: number[] = [];
@@ -340,6 +346,7 @@ export async function run(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
   const shed = arg(args, '--sheddable-saturation');
   if (shed !== undefined) sheddableSaturation = Number(shed);
+  enginePriority = args.includes('--engine-priority');
   const kvThreshold = arg(args, '--kv-threshold');
   const queueThreshold = arg(args, '--queue-threshold');
   if (kvThreshold !== undefined || queueThreshold !== undefined) {
@@ -400,7 +407,11 @@ export async function run(args: string[]): Promise<void> {
   const out = (ext: string) => `bench-results/flow-control${tag ? `-${tag}` : ''}.${ext}`;
   writeFileSync(
     out('json'),
-    JSON.stringify({ seeds, sheddableSaturation, kvThreshold, queueThreshold, points, verdicts }, null, 2),
+    JSON.stringify(
+      { seeds, sheddableSaturation, kvThreshold, queueThreshold, enginePriority, points, verdicts },
+      null,
+      2,
+    ),
   );
   const md = verdicts.flatMap((v) => [
     `### ${v.workload} / ${v.policy} / seed ${v.seed}: knee ${v.knee} qps, peak ${v.peakTokS} tok/s without flow control`,

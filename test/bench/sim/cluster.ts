@@ -59,6 +59,15 @@ export interface RunInput {
    * fixed + uniform(0, jitter) seconds per step (default 1 ms + up to 1 ms).
    */
   stepClockLag?: { fixedS: number; jitterS: number };
+  /**
+   * Bench what-if: the engines schedule as vLLM's `--scheduling-policy
+   * priority` with this priority per request (higher first; Engine.schedPriority).
+   */
+  enginePriority?: (sr: SimRequest) => number;
+  /** Diagnostics: Engine.onStep on every engine (prio-probe). */
+  onStep?: Engine['onStep'];
+  /** Diagnostics: called at each request's arrival, before flow control or the pick (prio-probe --bound). */
+  onArrival?: (sr: SimRequest, engines: readonly Engine[]) => void;
   /** Diagnostics: called every `everyS` virtual seconds with the engines (routing-probe). */
   probe?: { everyS: number; sample(t: number, engines: readonly Engine[]): void };
 }
@@ -235,6 +244,9 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
   }
 
   if (input.recordSteps) for (const e of engines.values()) e.stepLog = [];
+  if (input.enginePriority) for (const e of engines.values()) e.schedPriority = input.enginePriority;
+  if (input.onStep) for (const e of engines.values()) e.onStep = input.onStep;
+  const allEngines = [...engines.values()];
   await store.replaceEndpoints(endpoints);
   const indexerDelayS = director.needs.indexer ? router.indexerLatencyS : 0;
 
@@ -285,6 +297,7 @@ export async function simulate(input: RunInput): Promise<RunOutput> {
       });
     };
     q.at(sr.arrivalS, async () => {
+      input.onArrival?.(sr, allEngines);
       if (input.flow) return input.flow.arrive(sr, q, dispatch, () => open--);
       const t0 = performance.now();
       const d = await director.pick(sr.req);

@@ -9,6 +9,13 @@
 //    max-num-seqs allow (chunked prefill);
 //  - preemption by recompute: when a block cannot be found, the newest
 //    running sequence is evicted back to the head of the queue;
+//  - bench what-if (`schedPriority` set; off by default): vLLM's
+//    `--scheduling-policy priority` (V1 scheduler): the waiting queue is
+//    ordered by priority, then by arrival at the engine; running sequences
+//    still go first in the order they were admitted and are never preempted
+//    for a waiting one; when a block cannot be found the victim is the
+//    running sequence of the lowest priority, the latest arrival among
+//    equals, and it goes back into the ordered queue;
 //  - step time = overhead + prefill tokens / rate + decode(kv usage, seqs).
 // Roles: 'agg' does everything; 'prefill' stops after the prompt (the KV
 // goes to a decode server); 'decode' receives sequences whose KV arrived.
@@ -39,6 +46,8 @@ export interface Seq {
   chunk: number;
   /** Its prompt blocks are counted in the server's incoming set. */
   incoming: boolean;
+  /** Virtual time the engine received it (vLLM's arrival_time). */
+  arrivalS: number;
 }
 
 export interface EngineHooks {
@@ -79,9 +88,21 @@ export class Engine {
    * time, seconds: [start0, end0, start1, end1, ...], in order.
    */
   stepLog: number[] | undefined;
+  /**
+   * When set (bench analysis only, prio-probe): called as each step is
+   * planned, with the running sequences (their `chunk` is this step's
+   * tokens), the step's start and its duration.
+   */
+  onStep: ((engine: Engine, running: readonly Seq[], startS: number, dt: number) => void) | undefined;
   /** Prompt tokens prefilled (recomputation after a preemption included), and output tokens sampled. */
   prefilledTokens = 0;
   generatedTokens = 0;
+  /**
+   * Bench what-if: when set, the engine schedules as vLLM's
+   * `--scheduling-policy priority` (header comment), with this request
+   * priority, higher first (vLLM's field is the opposite: lower first).
+   */
+  schedPriority: ((sr: SimRequest) => number) | undefined;
 
   constructor(
     readonly id: string,
@@ -118,6 +139,11 @@ export class Engine {
       if (n > 0) this.incoming.set(h, n);
       else this.incoming.delete(h);
     }
+  }
+
+  /** Seconds until the step in progress ends (0 when idle). */
+  stepRemainingS(): number {
+    return this.busy ? Math.max(0, this.stepEndS - this.q.now) : 0;
   }
 
   /** Uncached prompt tokens still to prefill here (queued and partial), for the oracle. */
@@ -219,10 +245,33 @@ export class Engine {
       preemptions: 0,
       chunk: 0,
       incoming: false,
+      arrivalS: this.q.now,
     };
     if (!kvReady && this.role !== 'decode') this.trackIncoming(seq, true);
-    this.waiting.push(seq);
+    if (this.role !== 'decode') {
+      sr.engineSubmitS = this.q.now;
+      sr.stepFreeS = this.busy ? this.stepEndS : this.q.now;
+    }
+    this.enqueue(seq);
     this.kick();
+  }
+
+  /** Priority order: higher priority first, then earlier arrival at the engine. */
+  private before(a: Seq, b: Seq): boolean {
+    const pa = this.schedPriority!(a.sr);
+    const pb = this.schedPriority!(b.sr);
+    return pa !== pb ? pa > pb : a.arrivalS < b.arrivalS;
+  }
+
+  /** Into the waiting queue: the back (FCFS) or its place in priority order. */
+  private enqueue(seq: Seq): void {
+    if (!this.schedPriority) {
+      this.waiting.push(seq);
+      return;
+    }
+    let i = this.waiting.length;
+    while (i > 0 && this.before(seq, this.waiting[i - 1]!)) i--;
+    this.waiting.splice(i, 0, seq);
   }
 
   private kick(): void {
@@ -297,16 +346,26 @@ export class Engine {
     }
   }
 
-  private preemptNewest(): Seq | undefined {
-    const victim = this.running.pop();
-    if (!victim) return undefined;
+  /** Index in `running` of the next preemption victim: the newest (FCFS), or the lowest priority, latest arrival among equals. */
+  private victimIndex(): number {
+    let at = this.running.length - 1;
+    if (this.schedPriority) {
+      for (let i = at - 1; i >= 0; i--) if (this.before(this.running[at]!, this.running[i]!)) at = i;
+    }
+    return at;
+  }
+
+  /** Evicts running[at] back to the queue: its head (FCFS) or its place in priority order. */
+  private preempt(at: number): Seq {
+    const victim = this.running.splice(at, 1)[0]!;
     this.releaseBlocks(victim);
     victim.target = victim.sr.promptTokens + victim.generated;
     victim.computed = 0;
     victim.chunk = 0;
     victim.preemptions++;
     this.preemptions++;
-    this.waiting.unshift(victim);
+    if (this.schedPriority) this.enqueue(victim);
+    else this.waiting.unshift(victim);
     return victim;
   }
 
@@ -322,15 +381,35 @@ export class Engine {
       const s = this.running[i]!;
       s.chunk = 0;
       if (budget <= 0) continue;
-      const want = s.computed < s.target ? Math.min(s.target - s.computed, budget) : 1;
+      let want = s.computed < s.target ? Math.min(s.target - s.computed, budget) : 1;
       let ok = this.growTo(s, s.computed + want);
       while (!ok) {
-        // Preempt the newest; when that is s itself it was the last one planned.
-        const v = this.preemptNewest();
-        if (v === undefined || v === s) break;
+        // Preempt the newest (FCFS: never one planned already); when that is s itself it was the last one planned.
+        if (this.running.length === 0) break;
+        const at = this.victimIndex();
+        const v = this.running[at]!;
+        if (at < i) {
+          // Priority what-if: a victim planned earlier in this step gives its tokens back.
+          budget += v.chunk;
+          if (v.computed < v.target) prefillTokens -= v.chunk;
+          else if (v.chunk > 0) decoding--;
+          i--;
+        }
+        this.preempt(at);
+        if (v === s) break;
+        want = s.computed < s.target ? Math.min(s.target - s.computed, budget) : 1;
         ok = this.growTo(s, s.computed + want);
       }
-      if (!ok) break;
+      if (!ok) {
+        // FCFS: s was the newest, nothing after it. Priority: s (the lowest
+        // priority) went back to the queue; vLLM's next step plans the
+        // running sequences after it, this one goes on with them at once.
+        if (this.schedPriority && this.running[i] !== s) {
+          i--;
+          continue;
+        }
+        break;
+      }
       s.chunk = want;
       budget -= want;
       if (s.computed < s.target) prefillTokens += want;
@@ -362,6 +441,7 @@ export class Engine {
         break;
       }
       if (s.hitTokens < 0) {
+        if (s.sr.admitS === undefined) s.sr.admitS = this.q.now;
         // vLLM counts prefix-cache queries and hits when a request is first scheduled.
         s.hitTokens = lookup ? s.computed : 0;
         this.promptTokensSeen += s.sr.promptTokens;
@@ -390,6 +470,7 @@ export class Engine {
     this.prefilledTokens += prefillTokens;
     this.busyTimeS += dt;
     if (this.stepLog) this.stepLog.push(this.q.now, this.q.now + dt);
+    this.onStep?.(this, this.running, this.q.now, dt);
     this.q.after(dt, () => this.endStep());
   }
 
@@ -405,6 +486,7 @@ export class Engine {
       s.chunk = 0;
       if (s.computed < s.target) {
         const before = Math.floor(s.computed / bs);
+        if (this.role !== 'decode' && s.generated === 0) s.sr.prefillSteps = (s.sr.prefillSteps ?? 0) + 1;
         s.computed += c;
         if (this.role !== 'decode') this.publish(s, s.sr.hashes, before, Math.floor(s.computed / bs));
         if (s.computed < s.target) continue;

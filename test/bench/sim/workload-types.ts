@@ -26,4 +26,14 @@ export interface SimRequest {
   prefilledS?: number;
   decodeServer?: string;
   decisionUs?: number;
+  /**
+   * Bench analysis (prio-probe): when its engine received it, when the step
+   * running then ended (= engineSubmitS if the engine was idle), when the
+   * step that first admitted it started, and how many steps computed its
+   * prompt. Bookkeeping only; no decision reads them.
+   */
+  engineSubmitS?: number;
+  stepFreeS?: number;
+  admitS?: number;
+  prefillSteps?: number;
 }
