@@ -213,6 +213,42 @@ export class RoutedHeadersMessage {
   }
 }
 
+/** Adds one set_headers entry (key, raw value, append action or -1) to `out`'s mutation. */
+function addSetHeader(out: RoutedHeaders, key: string, raw: Uint8Array, action: number): void {
+  const keyBytes = utf8Length(key);
+  const valueSize = delimited(keyBytes) + delimited(raw.length);
+  const size = delimited(valueSize) + (action >= 0 ? 2 : 0);
+  out.setHeaders.push({ key, keyBytes, raw, action, valueSize, size });
+  out.mutationSize += delimited(size);
+}
+
+/** Adds one remove_headers entry to `out`'s mutation. */
+function addRemoveHeader(out: RoutedHeaders, key: string): void {
+  const bytes = utf8Length(key);
+  out.removeHeaders.push({ key, bytes });
+  out.mutationSize += delimited(bytes);
+}
+
+/** One string field of a metadata namespace's Struct. */
+function metadataField(key: string, value: string): MetadataField {
+  const keyBytes = utf8Length(key);
+  const valueBytes = utf8Length(value);
+  const valueSize = delimited(valueBytes);
+  const size = delimited(keyBytes) + delimited(valueSize);
+  return { key, keyBytes, value, valueBytes, valueSize, size };
+}
+
+/** Adds a metadata namespace with its fields to `out` (whose metadata list exists). */
+function addNamespace(out: RoutedHeaders, ns: string, fields: MetadataField[]): void {
+  let structSize = 0;
+  for (const f of fields) structSize += delimited(f.size);
+  const keyBytes = utf8Length(ns);
+  const valueSize = delimited(structSize);
+  const size = delimited(keyBytes) + delimited(valueSize);
+  out.metadata!.push({ key: ns, keyBytes, fields, structSize, valueSize, size });
+  out.metadataSize += delimited(size);
+}
+
 /**
  * The encoder form of the reply routedHeadersReply builds from `parts` with
  * clear_route_cache true (header_mutation from the non-empty lists, and
@@ -242,17 +278,11 @@ function routedHeadersOfParts(parts: RoutedHeadersParts): RoutedHeaders | undefi
       if (n === undefined) return undefined;
       action = n;
     }
-    const keyBytes = utf8Length(h.key);
-    const valueSize = delimited(keyBytes) + delimited(h.raw_value.length);
-    const size = delimited(valueSize) + (action >= 0 ? 2 : 0);
-    out.setHeaders.push({ key: h.key, keyBytes, raw: h.raw_value, action, valueSize, size });
-    out.mutationSize += delimited(size);
+    addSetHeader(out, h.key, h.raw_value, action);
   }
   for (const k of parts.removeHeaders) {
     if (typeof k !== 'string') return undefined;
-    const bytes = utf8Length(k);
-    out.removeHeaders.push({ key: k, bytes });
-    out.mutationSize += delimited(bytes);
+    addRemoveHeader(out, k);
   }
   out.commonSize = (out.mutation ? delimited(out.mutationSize) : 0) + 2;
   const namespaces = Object.keys(parts.metadata);
@@ -262,22 +292,12 @@ function routedHeadersOfParts(parts: RoutedHeadersParts): RoutedHeaders | undefi
       const inner = parts.metadata[ns];
       if (typeof inner !== 'object' || inner === null || Array.isArray(inner)) return undefined;
       const list: MetadataField[] = [];
-      let structSize = 0;
       for (const key of Object.keys(inner)) {
         const value = (inner as Record<string, unknown>)[key];
         if (typeof value !== 'string') return undefined;
-        const keyBytes = utf8Length(key);
-        const valueBytes = utf8Length(value);
-        const valueSize = delimited(valueBytes);
-        const size = delimited(keyBytes) + delimited(valueSize);
-        list.push({ key, keyBytes, value, valueBytes, valueSize, size });
-        structSize += delimited(size);
+        list.push(metadataField(key, value));
       }
-      const keyBytes = utf8Length(ns);
-      const valueSize = delimited(structSize);
-      const size = delimited(keyBytes) + delimited(valueSize);
-      out.metadata.push({ key: ns, keyBytes, fields: list, structSize, valueSize, size });
-      out.metadataSize += delimited(size);
+      addNamespace(out, ns, list);
     }
   }
   return out;
@@ -328,11 +348,7 @@ function routedHeaders(msg: ProcessingResponse): RoutedHeaders | undefined {
           if (n === undefined) return undefined;
           action = n;
         } else if (a !== undefined && a !== null) return undefined;
-        const keyBytes = utf8Length(h.key);
-        const valueSize = delimited(keyBytes) + delimited(h.raw_value.length);
-        const size = delimited(valueSize) + (action >= 0 ? 2 : 0);
-        out.setHeaders.push({ key: h.key, keyBytes, raw: h.raw_value, action, valueSize, size });
-        out.mutationSize += delimited(size);
+        addSetHeader(out, h.key, h.raw_value, action);
       }
     }
     const remove = hm.remove_headers;
@@ -340,9 +356,7 @@ function routedHeaders(msg: ProcessingResponse): RoutedHeaders | undefined {
       if (!Array.isArray(remove)) return undefined;
       for (const k of remove as unknown[]) {
         if (typeof k !== 'string') return undefined;
-        const bytes = utf8Length(k);
-        out.removeHeaders.push({ key: k, bytes });
-        out.mutationSize += delimited(bytes);
+        addRemoveHeader(out, k);
       }
     }
   }
@@ -363,23 +377,13 @@ function routedHeaders(msg: ProcessingResponse): RoutedHeaders | undefined {
       const inner = (st.fields ?? {}) as Record<string, Record<string, unknown>>;
       if (typeof inner !== 'object') return undefined;
       const list: MetadataField[] = [];
-      let structSize = 0;
       for (const key of Object.keys(inner)) {
         const iv = inner[key]!;
         if (typeof iv !== 'object' || iv === null || !onlyFields(iv, ['stringValue'])) return undefined;
         if (typeof iv.stringValue !== 'string') return undefined;
-        const keyBytes = utf8Length(key);
-        const valueBytes = utf8Length(iv.stringValue);
-        const valueSize = delimited(valueBytes);
-        const size = delimited(keyBytes) + delimited(valueSize);
-        list.push({ key, keyBytes, value: iv.stringValue, valueBytes, valueSize, size });
-        structSize += delimited(size);
+        list.push(metadataField(key, iv.stringValue));
       }
-      const keyBytes = utf8Length(ns);
-      const valueSize = delimited(structSize);
-      const size = delimited(keyBytes) + delimited(valueSize);
-      out.metadata.push({ key: ns, keyBytes, fields: list, structSize, valueSize, size });
-      out.metadataSize += delimited(size);
+      addNamespace(out, ns, list);
     }
   }
   return out;

@@ -6,22 +6,17 @@
 // requests' TTFT and prefix hit rate, the refused requests' share of first
 // turns, the servers' busy share. For exploring flow-control rules quickly;
 // the flow-control bench gives the figures that count.
-import { readFileSync } from 'node:fs';
-import { basename, extname } from 'node:path';
-import { flowControlSettingsOf } from '../../src/config/flow-control.js';
-import { mixPriorities } from './flow-control.js';
+import { FLOW_TRACE, SETTINGS, mixPriorities, readTraceRecords, traceFileScenario } from './flow-control.js';
 import { cloneRequests } from './routing.js';
 import { simulate } from './sim/cluster.js';
 import { SimFlow } from './sim/flow-control.js';
 import { DEFAULT_ROUTER } from './sim/params.js';
 import { policy, type PolicyId } from './sim/policies.js';
 import { percentile } from './sim/rng.js';
-import { traceScenario } from './sim/scenarios.js';
-import { DEFAULT_TRACE_BLOCK_TOKENS, offeredQps, parseTrace } from './sim/trace.js';
+import { offeredQps } from './sim/trace.js';
 
 const arg = (a: string[], f: string) => (a.indexOf(f) < 0 ? undefined : a[a.indexOf(f) + 1]);
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
-const SETTINGS = flowControlSettingsOf({}, '(bench)', (p) => p.join('.'))!;
 
 export async function run(args: string[]): Promise<void> {
   const seed = Number(arg(args, '--seed') ?? 1000);
@@ -30,14 +25,8 @@ export async function run(args: string[]): Promise<void> {
   const kneeQps = Number(arg(args, '--knee') ?? 69.4);
   const peak = Number(arg(args, '--peak') ?? 14860);
   const mix = arg(args, '--mix') ?? 'p0';
-  const tracePath = 'test/bench/traces/agentic-chat-long.jsonl';
-  const records = parseTrace(readFileSync(tracePath, 'utf8'), tracePath, DEFAULT_TRACE_BLOCK_TOKENS);
-  const sc = traceScenario(
-    basename(tracePath, extname(tracePath)),
-    records,
-    DEFAULT_TRACE_BLOCK_TOKENS,
-    [0.25],
-  );
+  const records = readTraceRecords(FLOW_TRACE);
+  const sc = traceFileScenario(FLOW_TRACE, [0.25]);
   // As the flow-control bench: the time scale offering factor x knee, from x0.25's offered load.
   const ref = offeredQps(sc.generator.generate(seed, 0.25, 0));
   for (const f of factors) {

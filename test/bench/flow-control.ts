@@ -33,7 +33,7 @@ import { policy, type PolicyId } from './sim/policies.js';
 import { percentile, Rng } from './sim/rng.js';
 import { SCENARIOS, traceScenario, type Scenario } from './sim/scenarios.js';
 import { lineChart } from './sim/svg.js';
-import { DEFAULT_TRACE_BLOCK_TOKENS, offeredQps, parseTrace } from './sim/trace.js';
+import { DEFAULT_TRACE_BLOCK_TOKENS, offeredQps, parseTrace, type TraceRecord } from './sim/trace.js';
 import type { GeneratedRun } from './sim/workloads.js';
 import type { SimRequest } from './sim/workload-types.js';
 
@@ -45,7 +45,26 @@ function arg(args: string[], flag: string): string | undefined {
 const r3 = (v: number) => (Number.isFinite(v) ? Math.round(v * 1000) / 1000 : v);
 const r0 = (v: number) => (Number.isFinite(v) ? Math.round(v) : v);
 
-const SETTINGS = flowControlSettingsOf({}, '(bench)', (p) => p.join('.'))!;
+/** An empty `flowControl` section's settings (the probes run the same). */
+export const SETTINGS = flowControlSettingsOf({}, '(bench)', (p) => p.join('.'))!;
+
+/** The replayed trace of the flow-control runs and probes. */
+export const FLOW_TRACE = 'test/bench/traces/agentic-chat-long.jsonl';
+
+/** The records of the trace file at `path` (bad lines reported with their line number). */
+export function readTraceRecords(path: string): TraceRecord[] {
+  return parseTrace(readFileSync(path, 'utf8'), path, DEFAULT_TRACE_BLOCK_TOKENS);
+}
+
+/** The trace file at `path` as a scenario at the given time scales. */
+export function traceFileScenario(path: string, scales: number[]): Scenario {
+  return traceScenario(
+    basename(path, extname(path)),
+    readTraceRecords(path),
+    DEFAULT_TRACE_BLOCK_TOKENS,
+    scales,
+  );
+}
 let sheddableSaturation: number | undefined;
 /** --engine-priority: the 20/80 runs' engines order their queues by priority (bench what-if). */
 let enginePriority = false;
@@ -358,18 +377,12 @@ export async function run(args: string[]): Promise<void> {
   }
   const policies = (arg(args, '--policy') ?? 'gie-default').split(',') as PolicyId[];
   const seeds = (arg(args, '--seeds') ?? arg(args, '--seed') ?? '1000').split(',').map(Number);
-  const tracePath = arg(args, '--trace') ?? 'test/bench/traces/agentic-chat-long.jsonl';
+  const tracePath = arg(args, '--trace') ?? FLOW_TRACE;
   const workloads = (arg(args, '--workloads') ?? 'shared-prefix,trace').split(',');
   const scales = (arg(args, '--time-scale') ?? '0.25,0.15,0.1,0.07,0.05').split(',').map(Number);
   const log = (s: string) => process.stdout.write(s + '\n');
   const sharedPrefix = SCENARIOS.find((s) => s.workload === 'shared-prefix')!;
-  const records = parseTrace(readFileSync(tracePath, 'utf8'), tracePath, DEFAULT_TRACE_BLOCK_TOKENS);
-  const trace = traceScenario(
-    basename(tracePath, extname(tracePath)),
-    records,
-    DEFAULT_TRACE_BLOCK_TOKENS,
-    scales,
-  );
+  const trace = traceFileScenario(tracePath, scales);
   const points: Point[] = [];
   const verdicts: Verdicts[] = [];
   for (const seed of seeds) {

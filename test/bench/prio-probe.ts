@@ -28,24 +28,25 @@
 // --max-num-batched-tokens; the trace's servers have 8,192).
 // --engine-priority: bench what-if, engines schedule as vLLM's
 // `--scheduling-policy priority` with the request's priority (Engine.schedPriority).
-import { readFileSync } from 'node:fs';
-import { basename, extname } from 'node:path';
-import { flowControlSettingsOf } from '../../src/config/flow-control.js';
-import { mixPriorities, mixPrioritiesByApp } from './flow-control.js';
+import {
+  FLOW_TRACE,
+  SETTINGS,
+  mixPriorities,
+  mixPrioritiesByApp,
+  traceFileScenario,
+} from './flow-control.js';
 import { cloneRequests } from './routing.js';
 import { simulate } from './sim/cluster.js';
 import { SimFlow } from './sim/flow-control.js';
 import { DEFAULT_ROUTER } from './sim/params.js';
 import { policy, type PolicyId } from './sim/policies.js';
 import { percentile } from './sim/rng.js';
-import { traceScenario } from './sim/scenarios.js';
-import { DEFAULT_TRACE_BLOCK_TOKENS, offeredQps, parseTrace } from './sim/trace.js';
+import { offeredQps } from './sim/trace.js';
 import type { Engine, Seq } from './sim/engine.js';
 import type { SimRequest } from './sim/workload-types.js';
 
 const arg = (a: string[], f: string) => (a.indexOf(f) < 0 ? undefined : a[a.indexOf(f) + 1]);
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
-const SETTINGS = flowControlSettingsOf({}, '(bench)', (p) => p.join('.'))!;
 
 const p = (xs: number[], q: number) => (xs.length ? r3(percentile(xs, q)) : NaN);
 const mean = (xs: number[]) => (xs.length ? r3(xs.reduce((a, b) => a + b, 0) / xs.length) : NaN);
@@ -59,14 +60,7 @@ export async function run(args: string[]): Promise<void> {
   const bound = args.includes('--bound');
   const enginePriority = args.includes('--engine-priority');
   const stepsFlag = args.includes('--steps');
-  const tracePath = 'test/bench/traces/agentic-chat-long.jsonl';
-  const records = parseTrace(readFileSync(tracePath, 'utf8'), tracePath, DEFAULT_TRACE_BLOCK_TOKENS);
-  const sc = traceScenario(
-    basename(tracePath, extname(tracePath)),
-    records,
-    DEFAULT_TRACE_BLOCK_TOKENS,
-    scales,
-  );
+  const sc = traceFileScenario(FLOW_TRACE, scales);
   // --max-batched N (bench what-if): the servers' token budget per step (vLLM's --max-num-batched-tokens).
   const maxBatched = arg(args, '--max-batched');
   const cluster = maxBatched
