@@ -1,19 +1,39 @@
 // Block hashes of a prompt for the approximate prefix index (GIE-style
 // prefix-cache-scorer). A block is `blockSizeTokens` tokens of the simple
-// tokenizer (4 UTF-8 bytes each); each block's hash chains its parent's, so
-// equal hashes mean equal prefixes. Only full blocks are hashed, as model
-// servers cache only full blocks. Two 32-bit murmur3-style lanes per block:
-//   routing (textBlockKeys / utf8BlockKeys / tokenBlockKeys): one number per block, lane 1's
-//     32 bits plus the top 21 bits of lane 2 (53 bits, exact in a double), in
+// tokenizer (4 UTF-8 bytes each); each block's hash covers the whole prefix
+// up to its end, so equal hashes mean equal prefixes. Only full blocks are
+// hashed, as model servers cache only full blocks.
+//
+// The chain: four 32-bit lanes, seeded from the model; word j of a block
+// steps lane j mod 4 (xxHash32's round, h -> rotl(h + w * P2, 13) * P1);
+// after each block the lanes are folded, with the number of words so far,
+// into the block's two 32-bit halves. The fold does not feed back, so each
+// lane's chain waits on one multiply per fourth word and the CPU overlaps
+// the four (the one-lane murmur3-style chain before it, ~2.6 ns a word, was
+// the largest part of a KV-aware decision at 8k tokens; this is ~1 ns).
+//   routing (textBlockKeys / utf8BlockKeys / tokenBlockKeys): one number per block, half 1's
+//     32 bits plus the top 21 bits of half 2 (53 bits, exact in a double), in
 //     a Float64Array: no string or object per block, usable as a Map key, and
 //     the low 32 bits are already uniform for hash-table slots;
-//   text (textBlockHashes / tokenBlockHashes): both lanes as base-36 text (the
+//   text (textBlockHashes / tokenBlockHashes): both halves as base-36 text (the
 //     simulator's and the in-process indexer's keys).
-// Both come from the same lanes, so two prompts share a block key exactly
+// Both come from the same halves, so two prompts share a block key exactly
 // when they share the text hash up to 11 dropped bits (a collision chance
-// of ~n^2 / 2^54 for n distinct blocks: ~6e-5 for a million).
+// of ~n^2 / 2^54 for n distinct blocks: ~6e-5 for a million). Each round is
+// a bijection in its lane and in its word, and the fold one in each lane
+// given the others, so two prefixes that differ in one word never share a
+// hash.
+//
+// Hash version 2 (issue 15, round seven): replicas of version 1 (the
+// murmur3-style chain) compute other keys and digests, so during a rolling
+// upgrade each version finds only its own routing history and answer-cache
+// entries; the other's lapse by LRU and TTL. Nothing else reads them.
 import type { PromptBytes, PromptUtf8 } from '../scheduling/types.js';
 import { utf8Scratch } from './tokens.js';
+
+/** xxHash32's primes: the round's multipliers. */
+const P1 = 0x9e3779b1 | 0;
+const P2 = 0x85ebca77 | 0;
 
 /** Writes the model's seed lanes into `out` (no tuple per call). */
 function seedInto(model: string, out: Int32Array): void {
@@ -26,6 +46,8 @@ function seedInto(model: string, out: Int32Array): void {
   }
   out[0] = a;
   out[1] = b;
+  out[2] = a ^ 0x9e3779b9;
+  out[3] = b ^ 0x7f4a7c15;
 }
 
 // Base-36 text of a uint32, exactly as Number#toString(36) writes it (and
@@ -50,59 +72,149 @@ function base36(n: number): string {
   return len === 7 ? s : s.slice(7 - len);
 }
 
-/** 2^32: lane 2's top 21 bits go above lane 1's 32. */
+/** 2^32: half 2's top 21 bits go above half 1's 32. */
 const LANE2_SCALE = 4294967296;
 
 /**
- * The chain's two lanes: where hashLanes starts (the model's seed, or a
+ * The chain's four lanes: where stepLanes starts (the model's seed, or a
  * chain continued) and, after it, where it ended (what a digest continues from).
  */
-const chainEnd = new Int32Array(2);
+const chainEnd = new Int32Array(4);
+/** The two halves fold() wrote last (uint32). */
+const folded = new Uint32Array(2);
 /**
- * Both lanes of every block the last hashLanes call hashed (block b at 2b and
+ * Both halves of every block the last hashLanes call hashed (block b at 2b and
  * 2b + 1, uint32). Shared and grown, never shrunk: callers turn them into
  * keys or text before the next call, so a decision allocates no lane storage
  * and V8 sees one loop with no callback (a callback per kind of output made
  * the call site polymorphic, and the call was not inlined).
  */
-let lanes = new Uint32Array(2 * 64);
+let blockHalves = new Uint32Array(2 * 64);
 
 /**
- * Hashes the full blocks of `words` (at most `maxBlocks`) into `lanes`,
+ * Steps the lanes in chainEnd over words[from..to): word j of the range
+ * steps lane j mod 4. The range's lanes live in locals, so the four chains
+ * run side by side.
+ */
+function stepLanes(words: Uint32Array, from: number, to: number): void {
+  let a = chainEnd[0]!;
+  let b = chainEnd[1]!;
+  let c = chainEnd[2]!;
+  let d = chainEnd[3]!;
+  let i = from;
+  for (; i + 4 <= to; i += 4) {
+    let t = (a + Math.imul(words[i]!, P2)) | 0;
+    a = Math.imul((t << 13) | (t >>> 19), P1);
+    t = (b + Math.imul(words[i + 1]!, P2)) | 0;
+    b = Math.imul((t << 13) | (t >>> 19), P1);
+    t = (c + Math.imul(words[i + 2]!, P2)) | 0;
+    c = Math.imul((t << 13) | (t >>> 19), P1);
+    t = (d + Math.imul(words[i + 3]!, P2)) | 0;
+    d = Math.imul((t << 13) | (t >>> 19), P1);
+  }
+  if (i < to) {
+    const t = (a + Math.imul(words[i]!, P2)) | 0;
+    a = Math.imul((t << 13) | (t >>> 19), P1);
+  }
+  if (i + 1 < to) {
+    const t = (b + Math.imul(words[i + 1]!, P2)) | 0;
+    b = Math.imul((t << 13) | (t >>> 19), P1);
+  }
+  if (i + 2 < to) {
+    const t = (c + Math.imul(words[i + 2]!, P2)) | 0;
+    c = Math.imul((t << 13) | (t >>> 19), P1);
+  }
+  chainEnd[0] = a;
+  chainEnd[1] = b;
+  chainEnd[2] = c;
+  chainEnd[3] = d;
+}
+
+/**
+ * Folds the lanes in chainEnd and `n`, the words stepped so far, into the two
+ * halves in `folded`: each is a bijection in every lane given the others.
+ */
+function fold(n: number): void {
+  const a = chainEnd[0]!;
+  const b = chainEnd[1]!;
+  const c = chainEnd[2]!;
+  const d = chainEnd[3]!;
+  folded[0] = fmix32(
+    a ^
+      n ^
+      Math.imul((b << 8) | (b >>> 24), 0x85ebca6b) ^
+      Math.imul((c << 16) | (c >>> 16), 0xc2b2ae35) ^
+      Math.imul((d << 24) | (d >>> 8), 0x27d4eb2f),
+  );
+  folded[1] = fmix32(
+    b ^
+      n ^
+      Math.imul((c << 8) | (c >>> 24), 0x165667b1) ^
+      Math.imul((d << 16) | (d >>> 16), 0xd3a2646d) ^
+      Math.imul((a << 24) | (a >>> 8), 0xfd7046c5),
+  );
+}
+
+/**
+ * Hashes the full blocks of `words` (at most `maxBlocks`) into `blockHalves`,
  * starting from the lanes in chainEnd and leaving the chain's end there.
- * Chained: each block's lanes start from the previous block's. Returns the
- * number of blocks hashed.
+ * Returns the number of blocks hashed. stepLanes and fold written out again,
+ * lanes in locals across blocks: with 16-token blocks a call and the lanes'
+ * round trip through chainEnd per block cost as much as the words.
  */
 function hashLanes(words: Uint32Array, blockWords: number, maxBlocks: number): number {
   const blocks = Math.min(Math.floor(words.length / blockWords), maxBlocks);
-  if (lanes.length < 2 * blocks) lanes = new Uint32Array(Math.max(2 * blocks, 2 * lanes.length));
-  const out = lanes;
-  let h1 = chainEnd[0]!;
-  let h2 = chainEnd[1]!;
-  for (let b = 0; b < blocks; b++) {
-    const start = b * blockWords;
-    const end = start + blockWords;
-    // murmur3-style mixing, one 32-bit word at a time, two lanes.
-    for (let i = start; i < end; i++) {
-      let k = Math.imul(words[i]!, 0xcc9e2d51);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, 0x1b873593);
-      h1 ^= k;
-      h1 = (h1 << 13) | (h1 >>> 19);
-      h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-      h2 = (Math.imul(h2 ^ k, 0x85ebca6b) + h1) | 0;
+  if (blockHalves.length < 2 * blocks)
+    blockHalves = new Uint32Array(Math.max(2 * blocks, 2 * blockHalves.length));
+  const out = blockHalves;
+  let a = chainEnd[0]!;
+  let b = chainEnd[1]!;
+  let c = chainEnd[2]!;
+  let d = chainEnd[3]!;
+  for (let blk = 0; blk < blocks; blk++) {
+    const end = (blk + 1) * blockWords;
+    let i = blk * blockWords;
+    for (; i + 4 <= end; i += 4) {
+      let t = (a + Math.imul(words[i]!, P2)) | 0;
+      a = Math.imul((t << 13) | (t >>> 19), P1);
+      t = (b + Math.imul(words[i + 1]!, P2)) | 0;
+      b = Math.imul((t << 13) | (t >>> 19), P1);
+      t = (c + Math.imul(words[i + 2]!, P2)) | 0;
+      c = Math.imul((t << 13) | (t >>> 19), P1);
+      t = (d + Math.imul(words[i + 3]!, P2)) | 0;
+      d = Math.imul((t << 13) | (t >>> 19), P1);
     }
-    h1 ^= h1 >>> 16;
-    h1 = Math.imul(h1, 0x85ebca6b);
-    h1 ^= h1 >>> 13;
-    h2 ^= h2 >>> 15;
-    h2 = Math.imul(h2, 0xc2b2ae35);
-    h2 ^= h2 >>> 16;
-    out[2 * b] = h1 >>> 0;
-    out[2 * b + 1] = h2 >>> 0;
+    if (i < end) {
+      const t = (a + Math.imul(words[i]!, P2)) | 0;
+      a = Math.imul((t << 13) | (t >>> 19), P1);
+    }
+    if (i + 1 < end) {
+      const t = (b + Math.imul(words[i + 1]!, P2)) | 0;
+      b = Math.imul((t << 13) | (t >>> 19), P1);
+    }
+    if (i + 2 < end) {
+      const t = (c + Math.imul(words[i + 2]!, P2)) | 0;
+      c = Math.imul((t << 13) | (t >>> 19), P1);
+    }
+    out[2 * blk] = fmix32(
+      a ^
+        end ^
+        Math.imul((b << 8) | (b >>> 24), 0x85ebca6b) ^
+        Math.imul((c << 16) | (c >>> 16), 0xc2b2ae35) ^
+        Math.imul((d << 24) | (d >>> 8), 0x27d4eb2f),
+    );
+    out[2 * blk + 1] = fmix32(
+      b ^
+        end ^
+        Math.imul((c << 8) | (c >>> 24), 0x165667b1) ^
+        Math.imul((d << 16) | (d >>> 16), 0xd3a2646d) ^
+        Math.imul((a << 24) | (a >>> 8), 0xfd7046c5),
+    );
   }
-  chainEnd[0] = h1;
-  chainEnd[1] = h2;
+  chainEnd[0] = a;
+  chainEnd[1] = b;
+  chainEnd[2] = c;
+  chainEnd[3] = d;
   return blocks;
 }
 
@@ -118,51 +230,16 @@ function fmix32(h: number): number {
 /**
  * The digest of the whole prompt: the chain hashLanes left in chainEnd,
  * continued over words[from..count) (what lies past the last full block
- * hashed), as text after the byte length. The length tells a prompt from
- * the same prompt plus zero bytes (the padding of the last word is zero).
- *
- * The rest is read in four lanes, word i into lane i mod 4: the block
- * chain's single lane waits on each multiply, four independent lanes let
- * the CPU overlap them (the digest is only a cache key, nobody else has to
- * compute it). Each step h -> rotl((h ^ w) * odd, 13) is a bijection in h
- * and in w, and the fold below is one in each lane given the others, so two
- * prompts that differ in one word never share a digest; in general they
- * collide with a chance of ~2^-64.
+ * hashed, word j of it stepping lane j mod 4), folded with `count`, as text
+ * after the byte length. The length tells a prompt from the same prompt
+ * plus zero bytes (the padding of the last word is zero). Two prompts that
+ * differ in one word never share a digest; in general they collide with a
+ * chance of ~2^-64.
  */
 function digestFrom(words: Uint32Array, from: number, count: number, byteLength: number): string {
-  let a = chainEnd[0]!;
-  let b = chainEnd[1]!;
-  let c = a ^ 0x9e3779b9;
-  let d = b ^ 0x7f4a7c15;
-  let i = from;
-  for (; i + 4 <= count; i += 4) {
-    a = Math.imul(a ^ words[i]!, 0x9e3779b1);
-    a = (a << 13) | (a >>> 19);
-    b = Math.imul(b ^ words[i + 1]!, 0x85ebca77);
-    b = (b << 13) | (b >>> 19);
-    c = Math.imul(c ^ words[i + 2]!, 0xc2b2ae3d);
-    c = (c << 13) | (c >>> 19);
-    d = Math.imul(d ^ words[i + 3]!, 0x27d4eb2f);
-    d = (d << 13) | (d >>> 19);
-  }
-  if (i < count) a = Math.imul(a ^ words[i]!, 0x9e3779b1);
-  if (i + 1 < count) b = Math.imul(b ^ words[i + 1]!, 0x85ebca77);
-  if (i + 2 < count) c = Math.imul(c ^ words[i + 2]!, 0xc2b2ae3d);
-  const n = count - from;
-  const h1 = fmix32(
-    a ^
-      n ^
-      Math.imul((b << 8) | (b >>> 24), 0x85ebca6b) ^
-      Math.imul((c << 16) | (c >>> 16), 0xc2b2ae35) ^
-      Math.imul((d << 24) | (d >>> 8), 0x27d4eb2f),
-  );
-  const h2 = fmix32(
-    b ^
-      Math.imul((c << 8) | (c >>> 24), 0x165667b1) ^
-      Math.imul((d << 16) | (d >>> 16), 0xd3a2646d) ^
-      Math.imul((a << 24) | (a >>> 8), 0xfd7046c5),
-  );
-  return `${byteLength}.${base36(h1)}${base36Pad7(h2)}`;
+  stepLanes(words, from, count);
+  fold(count);
+  return `${byteLength}.${base36(folded[0]!)}${base36Pad7(folded[1]!)}`;
 }
 
 /** Block keys of a prompt and, in the same pass, a digest of the whole prompt (the indexer-answer cache key). */
@@ -235,7 +312,7 @@ function hashWords(words: Uint32Array, blockWords: number, maxBlocks: number, mo
   seedInto(model, chainEnd);
   const blocks = hashLanes(words, blockWords, maxBlocks);
   const out: string[] = new Array<string>(blocks);
-  for (let b = 0; b < blocks; b++) out[b] = base36(lanes[2 * b]!) + base36Pad7(lanes[2 * b + 1]!);
+  for (let b = 0; b < blocks; b++) out[b] = base36(blockHalves[2 * b]!) + base36Pad7(blockHalves[2 * b + 1]!);
   return out;
 }
 
@@ -243,7 +320,8 @@ function keyWords(words: Uint32Array, blockWords: number, maxBlocks: number, mod
   seedInto(model, chainEnd);
   const blocks = hashLanes(words, blockWords, maxBlocks);
   const out = new Float64Array(Math.max(0, blocks));
-  for (let b = 0; b < blocks; b++) out[b] = (lanes[2 * b + 1]! >>> 11) * LANE2_SCALE + lanes[2 * b]!;
+  for (let b = 0; b < blocks; b++)
+    out[b] = (blockHalves[2 * b + 1]! >>> 11) * LANE2_SCALE + blockHalves[2 * b]!;
   return out;
 }
 

@@ -1,5 +1,5 @@
-// The one-pass keys and digest against the hashing before it (block keys,
-// text hashes: prefix-hash-reference.ts) and the digest's definition, over
+// The one-pass keys and digest against the hashing's definition (block keys,
+// text hashes and digest: prefix-hash-reference.ts), over
 // random prompts: multi-byte UTF-8 (lone surrogates included, which both
 // encoders turn into U+FFFD), token ids, and chat message arrays read by the
 // body reader (its bytes) and by the full parse (the string).
@@ -31,8 +31,8 @@ const blocks = fc.tuple(
   fc.constantFrom(0, 1, 3, 64, Number.MAX_SAFE_INTEGER),
 );
 
-describe('one-pass block keys and digest equal the functions before them', () => {
-  it('text: keys and text hashes as before, the digest as defined', () => {
+describe('one-pass block keys and digest equal their definition', () => {
+  it('text: keys, text hashes and the digest as defined', () => {
     fc.assert(
       fc.property(text, model, blocks, (t, m, [block, max]) => {
         const bytes = Buffer.from(t, 'utf8');
@@ -47,7 +47,7 @@ describe('one-pass block keys and digest equal the functions before them', () =>
     );
   });
 
-  it('token ids: keys as before, the digest as defined (marked t)', () => {
+  it('token ids: keys and the digest as defined (marked t)', () => {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 0, max: 0xffffffff }), { maxLength: 200 }),

@@ -89,6 +89,33 @@ describe('block keys from UTF-8 words', () => {
   });
 });
 
+describe('block keys tell prefixes apart', () => {
+  it('one word changed changes the key of its block and of every block after it, not before', () => {
+    const blockWords = 4;
+    const words = new Uint32Array(64);
+    for (let i = 0; i < words.length; i++) words[i] = Math.imul(i + 1, 0x9e3779b1) >>> 0;
+    const base = wordBlockKeys(words, 'm', blockWords, 100);
+    const seen = new Set<number>(base);
+    for (let w = 0; w < words.length; w++) {
+      for (const delta of [1, 0x80000000, 0xffffffff]) {
+        const changed = words.slice();
+        changed[w] = (changed[w]! ^ delta) >>> 0;
+        const keys = wordBlockKeys(changed, 'm', blockWords, 100);
+        const first = Math.floor(w / blockWords);
+        for (let b = 0; b < keys.length; b++) {
+          if (b < first) expect(keys[b]).toBe(base[b]);
+          else expect(keys[b]).not.toBe(base[b]);
+        }
+        for (let b = first; b < keys.length; b++) seen.add(keys[b]!);
+      }
+    }
+    // Every changed prefix got a key of its own: no two of them collide either.
+    let changedPrefixes = 0;
+    for (let w = 0; w < words.length; w++) changedPrefixes += 3 * (16 - Math.floor(w / blockWords));
+    expect(seen.size).toBe(base.length + changedPrefixes);
+  });
+});
+
 describe('block keys with the whole-prompt digest (indexer-answer cache key)', () => {
   const text = 'The quick brown fox jumps over the lazy dog; 0123456789 and a tail of ten.';
 
