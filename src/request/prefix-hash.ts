@@ -339,6 +339,19 @@ export function wordBlockKeys(
   return keyWords(words, blockSizeTokens, maxBlocks, model);
 }
 
+/**
+ * The part of `text` whose UTF-8 covers the bytes maxBlocks blocks can hash:
+ * a 128 KB prompt keyed to its first 4k tokens needs 16 KB encoded, not
+ * 128. Every UTF-16 unit takes at least one byte, so the first `need` units
+ * give at least `need` bytes; one unit more keeps a surrogate pair that
+ * straddles the cut whole (a pair cut in two would encode as U+FFFD),
+ * and a pair cut after that unit starts past the bytes hashed.
+ */
+function hashedHead(text: string, blockSizeTokens: number, maxBlocks: number): string {
+  const need = maxBlocks * blockSizeTokens * 4;
+  return text.length > need + 1 ? text.substring(0, need + 1) : text;
+}
+
 /** Chained block keys (53-bit numbers) of the full blocks of `text`, at most `maxBlocks`. */
 export function textBlockKeys(
   text: string,
@@ -346,7 +359,7 @@ export function textBlockKeys(
   blockSizeTokens: number,
   maxBlocks: number,
 ): Float64Array {
-  const { bytes, length } = utf8Scratch(text);
+  const { bytes, length } = utf8Scratch(hashedHead(text, blockSizeTokens, maxBlocks));
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(length / 4));
   return keyWords(words, blockSizeTokens, maxBlocks, model);
 }
@@ -368,7 +381,7 @@ export function textBlockHashes(
   blockSizeTokens: number,
   maxBlocks: number,
 ): string[] {
-  const { bytes, length } = utf8Scratch(text);
+  const { bytes, length } = utf8Scratch(hashedHead(text, blockSizeTokens, maxBlocks));
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(length / 4));
   return hashWords(words, blockSizeTokens, maxBlocks, model);
 }

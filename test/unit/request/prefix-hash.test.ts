@@ -89,6 +89,21 @@ describe('block keys from UTF-8 words', () => {
   });
 });
 
+describe('block keys of a long text', () => {
+  it('encode only the head the blocks need, with a surrogate pair on either side of the cut', () => {
+    for (let k = 20; k < 44; k++) {
+      const text = `${'a'.repeat(k)}😀é${'😀'.repeat(40)}`;
+      const bytes = Buffer.from(text);
+      const words = new Uint32Array(Math.floor(bytes.length / 4));
+      for (let i = 0; i < words.length; i++) words[i] = bytes.readUInt32LE(i * 4);
+      for (const max of [1, 2, 3, 10]) {
+        expect(textBlockKeys(text, 'm', 4, max)).toEqual(wordBlockKeys(words, 'm', 4, max));
+        expect(textBlockHashes(text, 'm', 4, max)).toHaveLength(Math.min(max, Math.floor(words.length / 4)));
+      }
+    }
+  });
+});
+
 describe('block keys tell prefixes apart', () => {
   it('one word changed changes the key of its block and of every block after it, not before', () => {
     const blockWords = 4;
