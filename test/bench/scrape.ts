@@ -1,4 +1,5 @@
-// `npm run bench -- scrape [--endpoints 8,32,128] [--seconds 3] [--interval 50] [--bodies mock,large]`
+// `npm run bench -- scrape [--endpoints 8,32,128] [--seconds 3] [--interval 50] [--bodies mock,large]
+//                         [--loops agent,dispatch,request,fetch] [--skip-scan]`
 //
 // CPU the EPP spends scraping vLLM /metrics. Two bodies:
 //   mock:  the /metrics page of a real `hermes-router mock-vllm` (started once,
@@ -8,18 +9,30 @@
 //          process collectors, HTTP instrumentation), served with a
 //          Content-Length as vLLM's uvicorn does.
 // The model servers run in a child process so the figures are the scraper's
-// CPU alone: a MetricsScraper (MemoryStateStore, default agent settings)
+// CPU alone: a MetricsScraper (MemoryStateStore, default client settings)
 // polls N endpoints every --interval ms; CPU is process.cpuUsage() over the
 // measured window after a warm-up. "where it goes" splits a scrape into the
 // page scan (timed separately, many times over the same bytes) and the rest
 // (HTTP client, timers, store write). For a profile run
 // `node --cpu-prof dist/test/bench/run.js scrape --endpoints 32 --bodies large`.
+// --loops: instead of the scraper, a bare poll loop of the same shape (one
+// shared timer, one keep-alive connection per endpoint, the page scanned)
+// per HTTP client API, to compare the clients alone: `agent` undici's
+// dispatch on one shared Agent with a controller-API handler (the scraper
+// before round two), `dispatch` undici's dispatch with an original-API
+// handler on a per-endpoint Client, `request` undici's request() (body read
+// with .arrayBuffer()), `fetch` undici's fetch() with a per-endpoint Client.
+// (Round two also had `net`, a hand-written node:net keep-alive GET client,
+// and `--client net|undici` for the scraper; dropped with it, see
+// docs/benchmarks.md "Scraping cost, round two".)
+// "CPU us/round" is the CPU of one poll of every endpoint (one interval).
 // Writes bench-results/scrape.json.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { Agent, Client, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici';
 import {
   MetricsScraper,
   signalsFromMetrics,
@@ -269,6 +282,10 @@ interface Cell {
   scrapesPerSecond: number;
   cpuMsPerSecond: number;
   cpuUsPerScrape: number;
+  /** CPU of one poll round (every endpoint once). */
+  cpuUsPerRound: number;
+  /** `scraper`, or a bare loop `loop:<api>`. */
+  client: string;
   /** Share of the CPU spent in the kernel (sockets, epoll, loopback TCP). */
   systemShare: number;
   /** Share of the CPU on the main (event loop) thread; the rest is V8's GC and compiler threads. */
@@ -320,6 +337,138 @@ function fullParseCost(body: Buffer): number {
   return perCall(() => parsePromText(body.toString()));
 }
 
+/** Something that polls the endpoints until stopped, counting polls and failures. */
+interface Poller {
+  readonly stats: { scrapes: number; errors: number };
+  stop(): Promise<void>;
+}
+
+type LoopApi = 'agent' | 'dispatch' | 'request' | 'fetch';
+
+/**
+ * The scraper's shape without the scraper: one shared interval timer starts a
+ * GET of every endpoint not still busy, on one keep-alive connection per
+ * endpoint, and scans the page; only the HTTP client API differs.
+ */
+function loopPoller(api: LoopApi, eps: Endpoint[], intervalMs: number): Poller {
+  const stats = { scrapes: 0, errors: 0 };
+  const timeoutMs = Math.min(1_000, Math.max(intervalMs, 250));
+  const agent = new Agent({ keepAliveTimeout: 10_000, connections: 1, connectTimeout: timeoutMs });
+  const targets = eps.map((e) => {
+    const origin = `http://${e.address}:${e.port}`;
+    return {
+      url: `${origin}/metrics`,
+      busy: false,
+      client: new Client(origin, { keepAliveTimeout: 10_000, connectTimeout: timeoutMs }),
+      opts: {
+        origin,
+        path: '/metrics',
+        method: 'GET',
+        headers: ['accept', 'text/plain'],
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      } as Dispatcher.DispatchOptions,
+    };
+  });
+  const done = (t: { busy: boolean }, err: unknown, page: Buffer | undefined) => {
+    t.busy = false;
+    if (err || !page) {
+      stats.errors++;
+      return;
+    }
+    try {
+      signalsFromMetrics(page, Date.now());
+    } catch {
+      stats.errors++;
+    }
+  };
+  const poll = (t: (typeof targets)[number]) => {
+    t.busy = true;
+    stats.scrapes++;
+    if (api === 'agent') {
+      // main's scraper before round two: a shared Agent, a controller-API handler.
+      const chunks: Buffer[] = [];
+      let status = 0;
+      agent.dispatch(t.opts, {
+        onRequestStart() {},
+        onResponseStart(_c: Dispatcher.DispatchController, code: number) {
+          status = code;
+        },
+        onResponseData(_c: Dispatcher.DispatchController, c: Buffer) {
+          chunks.push(c);
+        },
+        onResponseEnd() {
+          done(
+            t,
+            status === 200 ? undefined : status,
+            chunks.length === 1 ? chunks[0] : Buffer.concat(chunks),
+          );
+        },
+        onResponseError(_c: Dispatcher.DispatchController | undefined, err: Error) {
+          done(t, err, undefined);
+        },
+      });
+    } else if (api === 'dispatch') {
+      const chunks: Buffer[] = [];
+      let status = 0;
+      t.client.dispatch(t.opts, {
+        onConnect() {},
+        onHeaders(code: number) {
+          status = code;
+          return true;
+        },
+        onData(c: Buffer) {
+          chunks.push(c);
+          return true;
+        },
+        onComplete() {
+          done(
+            t,
+            status === 200 ? undefined : status,
+            chunks.length === 1 ? chunks[0] : Buffer.concat(chunks),
+          );
+        },
+        onError(err: Error) {
+          done(t, err, undefined);
+        },
+      });
+    } else if (api === 'request') {
+      undiciRequest(t.url, {
+        dispatcher: t.client,
+        headers: { accept: 'text/plain' },
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      }).then(
+        async (r) => {
+          const page = Buffer.from(await r.body.arrayBuffer());
+          done(t, r.statusCode === 200 ? undefined : r.statusCode, page);
+        },
+        (err: unknown) => done(t, err, undefined),
+      );
+    } else {
+      undiciFetch(t.url, { dispatcher: t.client, headers: { accept: 'text/plain' } }).then(
+        async (r) => {
+          const page = Buffer.from(await r.arrayBuffer());
+          done(t, r.status === 200 ? undefined : r.status, page);
+        },
+        (err: unknown) => done(t, err, undefined),
+      );
+    }
+  };
+  for (const t of targets) poll(t);
+  const timer = setInterval(() => {
+    for (const t of targets) if (!t.busy) poll(t);
+  }, intervalMs);
+  return {
+    stats,
+    async stop() {
+      clearInterval(timer);
+      await Promise.all(targets.map((t) => t.client.close()));
+      await agent.close();
+    },
+  };
+}
+
 async function measure(
   servers: Servers,
   name: string,
@@ -329,6 +478,7 @@ async function measure(
   seconds: number,
   intervalMs: number,
   scanUs: number,
+  client: string,
 ): Promise<Cell> {
   const ports = await servers.serve({ body, count: endpoints, chunked });
   const eps: Endpoint[] = ports.map((port) => ({
@@ -338,14 +488,23 @@ async function measure(
     port,
     labels: {},
   }));
-  const store = new MemoryStateStore();
-  await store.replaceEndpoints(eps);
-  const scraper = new MetricsScraper({ store, logger: silentLogger(), intervalMs });
-  scraper.setEndpoints(eps);
-  scraper.start();
+  let scraper: Poller;
+  if (client.startsWith('loop:')) scraper = loopPoller(client.slice(5) as LoopApi, eps, intervalMs);
+  else {
+    const store = new MemoryStateStore();
+    await store.replaceEndpoints(eps);
+    const s = new MetricsScraper({
+      store,
+      logger: silentLogger(),
+      intervalMs,
+    });
+    s.setEndpoints(eps);
+    s.start();
+    scraper = s;
+  }
   try {
     await new Promise((r) => setTimeout(r, 1_000)); // connections up, JIT warm
-    const s0 = scraper.stats;
+    const s0 = { ...scraper.stats }; // a copy: a loop poller's stats object is live
     const c0 = process.cpuUsage();
     const m0 = mainThreadTicks();
     const t0 = performance.now();
@@ -369,6 +528,8 @@ async function measure(
       scrapesPerSecond: scrapes / wall,
       cpuMsPerSecond: cpu / wall,
       cpuUsPerScrape: perScrape,
+      cpuUsPerRound: ((cpu * 1000) / wall) * (intervalMs / 1000),
+      client,
       systemShare: used.system / Math.max(1, used.user + used.system),
       // /proc ticks are 10 ms: a rough split, good enough to say where the time goes.
       mainThreadShare:
@@ -391,6 +552,8 @@ export async function run(args: string[]): Promise<void> {
   const seconds = Number(arg(args, '--seconds', '3'));
   const intervalMs = Number(arg(args, '--interval', '50'));
   const which = arg(args, '--bodies', 'mock,large').split(',');
+  const loops = arg(args, '--loops', '');
+  const clients = loops ? loops.split(',').map((l) => `loop:${l}`) : ['scraper'];
   const say = (s: string) => process.stdout.write(s + '\n');
 
   const bodies: { name: string; text: string; chunked: boolean }[] = [];
@@ -435,29 +598,32 @@ export async function run(args: string[]): Promise<void> {
   try {
     say(`\nscraping every ${intervalMs} ms, ${seconds} s per cell (servers in a child process):`);
     say(
-      'body   endpoints  scrapes/s  errors  conns  CPU ms/s  CPU us/scrape  (scan + rest)  kernel  main thread',
+      'client           body   endpoints  scrapes/s  errors  conns  CPU ms/s  CPU us/round  CPU us/scrape  (scan + rest)  kernel  main thread',
     );
     for (const b of bodies) {
       for (const n of counts) {
-        const c = await measure(
-          servers,
-          b.name,
-          b.text,
-          b.chunked,
-          n,
-          seconds,
-          intervalMs,
-          scans.get(b.name) ?? 0,
-        );
-        cells.push(c);
-        say(
-          `${c.body.padEnd(6)} ${String(n).padStart(9)} ${c.scrapesPerSecond.toFixed(0).padStart(10)} ${String(c.errors).padStart(7)}` +
-            ` ${String(c.connections).padStart(6)}` +
-            ` ${c.cpuMsPerSecond.toFixed(1).padStart(9)} ${c.cpuUsPerScrape.toFixed(0).padStart(14)}` +
-            `  (${c.scanUsPerScrape.toFixed(0)} + ${c.otherUsPerScrape.toFixed(0)})`.padEnd(15) +
-            `${(c.systemShare * 100).toFixed(0)}%`.padEnd(8) +
-            (c.mainThreadShare === null ? 'n/a' : `${(c.mainThreadShare * 100).toFixed(0)}%`),
-        );
+        for (const client of clients) {
+          const c = await measure(
+            servers,
+            b.name,
+            b.text,
+            b.chunked,
+            n,
+            seconds,
+            intervalMs,
+            scans.get(b.name) ?? 0,
+            client,
+          );
+          cells.push(c);
+          say(
+            `${client.padEnd(16)} ${c.body.padEnd(6)} ${String(n).padStart(9)} ${c.scrapesPerSecond.toFixed(0).padStart(10)} ${String(c.errors).padStart(7)}` +
+              ` ${String(c.connections).padStart(6)}` +
+              ` ${c.cpuMsPerSecond.toFixed(1).padStart(9)} ${c.cpuUsPerRound.toFixed(0).padStart(13)} ${c.cpuUsPerScrape.toFixed(0).padStart(14)}` +
+              `  (${c.scanUsPerScrape.toFixed(0)} + ${c.otherUsPerScrape.toFixed(0)})`.padEnd(15) +
+              `${(c.systemShare * 100).toFixed(0)}%`.padEnd(8) +
+              (c.mainThreadShare === null ? 'n/a' : `${(c.mainThreadShare * 100).toFixed(0)}%`),
+          );
+        }
       }
     }
   } finally {

@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { generate } from 'selfsigned';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { MetricsScraper } from '../../../src/datalayer/metrics-scraper.js';
+import { MAX_METRICS_PAGE_BYTES, MetricsScraper } from '../../../src/datalayer/metrics-scraper.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import type { Endpoint } from '../../../src/scheduling/types.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
@@ -121,6 +123,21 @@ describe('MetricsScraper polling', () => {
     expect((await store.readSnapshot({})).signals.get(bad.ep.id)).toBeUndefined();
   });
 
+  test('a page over the size bound is an error (counted), its connection dropped, nothing written', async () => {
+    const huge = 'x'.repeat(MAX_METRICS_PAGE_BYTES + 1024);
+    const big = await fake(() => ({ status: 200, body: huge }));
+    const errors: string[] = [];
+    const store = new MemoryStateStore();
+    const s = scraper(store, 50, errors, 10_000);
+    s.setEndpoints([big.ep]);
+    s.start();
+    for (let i = 0; i < 500 && errors.length < 2; i++) await sleep(10);
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    for (const e of errors) expect(e).toMatch(/ is over 16777216 bytes$/);
+    expect(big.connections).toBeGreaterThanOrEqual(2);
+    expect((await store.readSnapshot({})).signals.get(big.ep.id)).toBeUndefined();
+  });
+
   test('endpoints added later are polled at once and then on the shared tick; removed ones stop', async () => {
     const a = await fake(() => ({ status: 200, body: PAGE }));
     const b = await fake(() => ({ status: 200, body: PAGE }));
@@ -150,5 +167,48 @@ describe('MetricsScraper polling', () => {
     s.start();
     for (let i = 0; i < 100 && errors.length < 2; i++) await sleep(10);
     expect(errors.length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('MetricsScraper over https', () => {
+  test('https endpoints: TLS through undici (an untrusted certificate fails the poll, counted)', async () => {
+    const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+    });
+    let handshakes = 0;
+    let requests = 0;
+    const server = createTlsServer({ key: pems.private, cert: pems.cert }, (_req, res) => {
+      requests++;
+      res.end(PAGE);
+    });
+    server.on('secureConnection', () => handshakes++);
+    server.on('tlsClientError', () => handshakes++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const errors: string[] = [];
+    const s = new MetricsScraper({
+      store: new MemoryStateStore(),
+      logger: silentLogger(),
+      intervalMs: 20,
+      scheme: 'https',
+      hooks: { onScrapeError: (id, err) => errors.push(`${id} ${err.message}`) },
+    });
+    scrapers.push(s);
+    try {
+      s.setEndpoints([{ id: 'tls', name: 'tls', address: '127.0.0.1', port, labels: {} }]);
+      s.start();
+      for (let i = 0; i < 300 && errors.length < 2; i++) await sleep(10);
+      expect(errors.length).toBeGreaterThanOrEqual(2);
+      // A TLS client that refused the certificate: a plain-text GET would be no handshake at all.
+      for (const e of errors) expect(e).toMatch(/certificate/i);
+      expect(handshakes).toBeGreaterThanOrEqual(1);
+      expect(requests).toBe(0);
+    } finally {
+      await s.stop();
+      server.close();
+      server.closeAllConnections();
+    }
   });
 });
