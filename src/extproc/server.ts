@@ -1,13 +1,15 @@
 // The ExternalProcessor gRPC service: one ProcessStream per Process call,
 // dead connections found and their picks released (keepalive pings, a
-// per-stream idle timeout), and draining on shutdown (the Director renews
-// the leases of open picks and releases what a drain cut). The service runs
-// on either server transport (--extproc-transport): grpc-js, or the lean
-// node:http2 one (h2-transport.ts). Both hand it a call with the same
-// surface (ExtProcCall), so a stream's handling does not depend on which.
+// per-stream idle timeout kept by one sweep: idle-sweep.ts), and draining
+// on shutdown (the Director renews the leases of open picks and releases
+// what a drain cut). The service runs on either server transport
+// (--extproc-transport): grpc-js, or the lean node:http2 one
+// (h2-transport.ts). Both hand it a call with the same surface
+// (ExtProcCall), so a stream's handling does not depend on which.
 import * as grpc from '@grpc/grpc-js';
 import { hostPort } from '../common/net.js';
 import { LeanGrpcServer } from './h2-transport.js';
+import { IdleSweep } from './idle-sweep.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { eppServiceDefinition } from './proto.js';
 import { splitStreamedBody } from './reply-encoder.js';
@@ -66,9 +68,13 @@ export function keepaliveServerOptions(k: KeepaliveOptions): Record<string, numb
 export class ExtProcService {
   private open = 0;
   private readonly streamOpts: StreamOptions;
+  /** The idle timeout of every open stream (one sweep, not a timer per stream); none when 0. */
+  private readonly idle: IdleSweep | undefined;
 
   constructor(private readonly opts: ExtProcServiceOptions) {
     this.streamOpts = opts;
+    const idleMs = opts.streamIdleTimeoutMs ?? 0;
+    this.idle = idleMs > 0 ? new IdleSweep(idleMs) : undefined;
   }
 
   /** Streams currently open. */
@@ -118,27 +124,23 @@ export class ExtProcService {
       },
       this.streamOpts,
     );
-    const idleMs = this.opts.streamIdleTimeoutMs ?? 0;
-    const idle =
-      idleMs > 0
-        ? setTimeout(() => {
-            this.opts.logger.warn({ idleMs }, 'ext_proc stream idle: ending it and releasing its pick');
-            // The stream's own error handler below closes it (and releases); the call ends with this status.
-            call.emit(
-              'error',
-              Object.assign(new Error(`no message from the gateway for ${idleMs} ms`), {
-                code: grpc.status.DEADLINE_EXCEEDED,
-              }),
-            );
-          }, idleMs)
-        : undefined;
-    idle?.unref();
+    const idle = this.idle?.watch(() => {
+      const idleMs = this.idle!.idleMs;
+      this.opts.logger.warn({ idleMs }, 'ext_proc stream idle: ending it and releasing its pick');
+      // The stream's own error handler below closes it (and releases); the call ends with this status.
+      call.emit(
+        'error',
+        Object.assign(new Error(`no message from the gateway for ${idleMs} ms`), {
+          code: grpc.status.DEADLINE_EXCEEDED,
+        }),
+      );
+    });
     const settled = () => {
-      if (idle) clearTimeout(idle);
+      idle?.unwatch();
       done();
     };
     call.on('data', (m: ProcessingRequest) => {
-      idle?.refresh();
+      idle?.heard();
       stream.receive(m);
     });
     call.on('end', () => stream.close('end'));

@@ -144,8 +144,12 @@ export class ProcessStream {
   private waiting = false;
   private pending: Promise<void> = Promise.resolve();
   private readonly backlog: Array<ProcessingRequest | (() => void)> = [];
-  /** Aborted when the gateway goes away: a request queued by flow control leaves the queue. */
-  private readonly goneSignal = new AbortController();
+  /**
+   * Aborted when the gateway goes away: a request queued by flow control
+   * leaves the queue. Made only when flow control asks for it (an
+   * AbortController costs several microseconds; most streams never need one).
+   */
+  private goneController: AbortController | undefined;
 
   constructor(
     private readonly sink: ReplySink,
@@ -175,7 +179,7 @@ export class ProcessStream {
     // Nothing more can be written to a cancelled or broken stream.
     if (reason !== 'end') {
       this.gone = true;
-      this.goneSignal.abort();
+      this.goneController?.abort();
     }
     const closing = () => {
       if (this.closed) return;
@@ -222,6 +226,15 @@ export class ProcessStream {
   private resume(): void {
     this.waiting = false;
     while (!this.waiting && this.backlog.length > 0) this.run(this.backlog.shift()!);
+  }
+
+  /** The signal aborted once the gateway is gone (already aborted if it is). */
+  private goneSignal(): AbortSignal {
+    if (!this.goneController) {
+      this.goneController = new AbortController();
+      if (this.gone) this.goneController.abort();
+    }
+    return this.goneController.signal;
   }
 
   private send(msg: ProcessingResponse, written?: () => void): void {
@@ -439,7 +452,7 @@ export class ProcessStream {
       };
       const admission = flow ? this.opts.admission : undefined;
       const d = admission
-        ? await admission.pick(req, pickOpts, { ...flow!, signal: this.goneSignal.signal })
+        ? await admission.pick(req, pickOpts, { ...flow!, signal: this.goneSignal() })
         : await this.opts.director.pick(req, pickOpts);
       const secs = (performance.now() - t0) / 1000;
       this.opts.observer.scheduled?.(req.model, secs, d.result.primary.endpoint.id, d.result.profile, true);

@@ -1,4 +1,5 @@
-// `npm run bench -- extproc-stream [--sizes 2048,220000] [--seconds 2 | --exchanges N] [--metrics]`
+// `npm run bench -- extproc-stream [--sizes 2048,220000] [--seconds 2 | --exchanges N [--warmup N]]
+//    [--metrics] [--service]`
 //
 // The EPP's own CPU per ext_proc exchange, without gRPC, HTTP/2 or other
 // processes: the ProcessingRequest messages Envoy sends for one exchange
@@ -11,10 +12,16 @@
 // encoded without the stream give the codec's share. One process, CPU from
 // process.cpuUsage, so the figure is this process's work alone even on a
 // loaded machine (cache and frequency effects of other load remain).
+// --service drives each exchange through ExtProcService.process (the
+// per-call bookkeeping of server.ts: the stream's listeners, its count, the
+// idle timeout at its default) over a stand-in call that behaves as the lean
+// transport's LeanCall does (its end() cancels, then closes the call).
 import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../src/config/endpoint-picker-config.js';
 import { Director } from '../../src/director/director.js';
 import { toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../src/extproc/messages.js';
+import { EventEmitter } from 'node:events';
 import { eppServiceDefinition, processCodec } from '../../src/extproc/proto.js';
+import { ExtProcService, STREAM_IDLE_TIMEOUT_DEFAULT_MS } from '../../src/extproc/server.js';
 import { ProcessStream } from '../../src/extproc/stream.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EppMetrics } from '../../src/observability/metrics.js';
@@ -80,6 +87,28 @@ const cpuMsNow = () => {
   return (u.user + u.system) / 1000;
 };
 
+/** A Process call as the lean transport hands it over: end() sends the status, then cancels and closes. */
+class BenchCall extends EventEmitter {
+  constructor(
+    private readonly out: ProcessingResponse[],
+    private readonly written: Array<(() => void) | undefined>,
+    private readonly ended: () => void,
+  ) {
+    super();
+  }
+
+  write(m: ProcessingResponse, w?: () => void): void {
+    this.out.push(m);
+    this.written.push(w);
+  }
+
+  end(): void {
+    this.emit('cancelled');
+    this.emit('close');
+    this.ended();
+  }
+}
+
 export async function run(args: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = args.indexOf(name);
@@ -90,6 +119,7 @@ export async function run(args: string[]): Promise<void> {
   // A fixed count instead (rounded up to a batch): for instruction counts
   // under valgrind, whose difference between two counts is load-independent.
   const exchanges_ = Number(arg('--exchanges') ?? 0);
+  const warmup = Number(arg('--warmup') ?? 0);
   const codec = processCodec();
   const serialize = eppServiceDefinition().Process!.responseSerialize as (m: ProcessingResponse) => Buffer;
   const store = new MemoryStateStore();
@@ -107,6 +137,13 @@ export async function run(args: string[]): Promise<void> {
     defaultResponseBodyMode: 'FULL_DUPLEX_STREAMED' as const,
     observer,
   };
+  const service = args.includes('--service')
+    ? new ExtProcService({
+        ...opts,
+        renewIntervalMs: 10_000,
+        streamIdleTimeoutMs: STREAM_IDLE_TIMEOUT_DEFAULT_MS,
+      })
+    : undefined;
   process.stdout.write(
     '| body | exchanges | stream + codec us/req | codec alone us/req | EPP logic us/req | fastest tenth of batches, wall us/req |\n',
   );
@@ -119,6 +156,22 @@ export async function run(args: string[]): Promise<void> {
     const one = async (k: number) => {
       const out: ProcessingResponse[] = [];
       const written: Array<(() => void) | undefined> = [];
+      if (service) {
+        await new Promise<void>((resolve) => {
+          const call = new BenchCall(out, written, resolve);
+          service.process(call);
+          for (const bytes of exchanges[k % exchanges.length]!)
+            call.emit('data', codec.decodeRequest(bytes) as ProcessingRequest);
+          call.emit('end');
+        });
+        for (let i = 0; i < out.length; i++) {
+          const bytes = serialize(out[i]!);
+          Buffer.allocUnsafe(bytes.length + 5).set(bytes, 5);
+          written[i]?.();
+        }
+        replies = out;
+        return;
+      }
       const s = new ProcessStream(
         {
           write: (m, w) => {
@@ -152,8 +205,11 @@ export async function run(args: string[]): Promise<void> {
     // Warm-up, then timed loops of about `seconds` each.
     // At least 200 exchanges and 1 s: the compiler's background threads count in
     // this process's CPU, and they are busiest in the first second.
+    // With --warmup N, exactly N (a count that does not depend on speed: two
+    // builds under valgrind then run the same exchanges).
     const warm0 = performance.now();
-    for (let k = 0; k < 200 || performance.now() - warm0 < 1000; k++) await one(k);
+    if (warmup) for (let k = 0; k < warmup; k++) await one(k);
+    else for (let k = 0; k < 200 || performance.now() - warm0 < 1000; k++) await one(k);
     // Also timed in batches of 8 by the wall clock: on a loaded machine the
     // fastest tenth of the batches are those the scheduler did not interrupt,
     // a steadier before/after figure than the CPU total (which includes every

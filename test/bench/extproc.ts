@@ -2,7 +2,7 @@
 //    [--no-floor] [--no-pin] [--no-upstream] [--cpu-prof DIR] [--node-flags '...']
 //    [--in-process] [--profile FILE] [--floor-epp-codec]
 //    [--transports grpc-js,http2] [--epp-transports LIST] [--floor-transports LIST]
-//    [--floor-codecs stock,epp]`
+//    [--floor-codecs stock,epp] [--epp-args '...'] [--baseline DIR]`
 //
 // Drives the real ext_proc gRPC path the way Envoy does: N concurrent
 // Process streams over one HTTP/2 connection, each a whole exchange —
@@ -48,6 +48,11 @@
 // GIE's queue + kv-cache + prefix scorers over 8 fake vLLM /metrics servers),
 // so the load generator does not share its event loop; `--in-process`
 // builds it inside this process instead (no floor, no CPU figures).
+// --epp-args '...' passes extra flags to every EPP (e.g. '--stream-idle-timeout 0').
+// --baseline DIR runs, beside each EPP, one of the build in DIR (another
+// worktree, built: its bin/hermes-router.js), labelled "EPP <transport> base",
+// for an A/B in the same cells; the two run in turn, base first in even
+// cells and second in odd ones, and "EPP / EPP base" is printed per cell.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -484,6 +489,22 @@ function transportList(v: string, flag: string): ExtProcTransport[] {
   return out as ExtProcTransport[];
 }
 
+/**
+ * The order the servers run a cell in: as started, except that each
+ * --baseline EPP and the EPP beside it swap places every other cell, so
+ * neither always runs right after the floors (or the other).
+ */
+function cellOrder(targets: Target[], cellIndex: number): Target[] {
+  if (cellIndex % 2 === 0) return targets;
+  const out = [...targets];
+  for (let i = 0; i + 1 < out.length; i++)
+    if (out[i]!.base && out[i + 1]!.kind === 'epp' && !out[i + 1]!.base) {
+      [out[i], out[i + 1]] = [out[i + 1]!, out[i]!];
+      i++;
+    }
+  return out;
+}
+
 /** One server under test in a run: a floor or the EPP, on one transport. */
 interface Target {
   label: string;
@@ -491,6 +512,8 @@ interface Target {
   transport: ExtProcTransport;
   /** A floor's reply codec. */
   codec?: 'stock' | 'epp';
+  /** An EPP of the --baseline build. */
+  base?: boolean;
   server?: BenchEpp;
   client: ExtProcClient;
   pid: number | undefined;
@@ -520,6 +543,10 @@ export async function run(args: string[]): Promise<void> {
     : [];
   // Extra node flags for both servers (e.g. --node-flags=--max-semi-space-size=64), the same for both.
   const nodeFlags = (arg('--node-flags') ?? '').split(' ').filter((f) => f !== '');
+  // Extra EPP flags, the same for every EPP (and the --baseline ones).
+  const eppArgs = (arg('--epp-args') ?? '').split(' ').filter((f) => f !== '');
+  const baselineRoot = arg('--baseline');
+  if (baselineRoot && inProcess) throw new Error('--baseline runs EPP processes: not with --in-process');
   const pinned = !inProcess && !args.includes('--no-pin') && pinSelf(0);
   const serverSpawn: SpawnOptions = pinned ? { cpu: 1 } : {};
   const fakes = await metricsServers(8);
@@ -592,24 +619,27 @@ export async function run(args: string[]): Promise<void> {
         idleCpuMsPerSec: undefined,
       });
     } else {
-      for (const transport of eppTransports) {
-        const server = await startBenchEpp(
-          endpointsFile,
-          configFile,
-          ROOT,
-          { ...serverSpawn, nodeArgs: [...nodeFlags, ...profDir(`epp-${transport}`)] },
-          ['--extproc-transport', transport],
-        );
-        targets.push({
-          label: `EPP ${transport}`,
-          kind: 'epp',
-          transport,
-          server,
-          client: clientOf(server.grpcPort),
-          pid: server.proc.pid,
-          idleCpuMsPerSec: undefined,
-        });
-      }
+      for (const transport of eppTransports)
+        for (const base of baselineRoot ? [true, false] : [false]) {
+          const name = base ? `epp-${transport}-base` : `epp-${transport}`;
+          const server = await startBenchEpp(
+            endpointsFile,
+            configFile,
+            base ? resolve(baselineRoot!) : ROOT,
+            { ...serverSpawn, nodeArgs: [...nodeFlags, ...profDir(name)] },
+            ['--extproc-transport', transport, ...eppArgs],
+          );
+          targets.push({
+            label: base ? `EPP ${transport} base` : `EPP ${transport}`,
+            kind: 'epp',
+            transport,
+            base,
+            server,
+            client: clientOf(server.grpcPort),
+            pid: server.proc.pid,
+            idleCpuMsPerSec: undefined,
+          });
+        }
     }
     for (const t of targets) await t.client.waitForReady();
     process.stdout.write(
@@ -651,19 +681,29 @@ export async function run(args: string[]): Promise<void> {
     for (const bytes of sizes) for (const c of concurrencies) plan.push([bytes, c, 0]);
     // 64 open streams whose model server takes UPSTREAM_MS: the EPP's added latency under load.
     if (!args.includes('--no-upstream')) for (const bytes of sizes) plan.push([bytes, 64, UPSTREAM_MS]);
-    for (const [bytes, c, up] of plan) {
+    for (const [cellIndex, [bytes, c, up]] of plan.entries()) {
       const la0 = load1();
       process.stdout.write(
         `body ${String(bytes).padStart(7)} B  conc ${String(c).padStart(3)}  upstream ${String(up).padStart(3)} ms  load ${la0}\n`,
       );
       const byLabel: Record<string, ExtProcRow> = {};
-      for (const t of targets) {
+      for (const t of cellOrder(targets, cellIndex)) {
         const row = await cell(t.client, bytes, c, up, durationMs, t.pid, t.idleCpuMsPerSec);
         byLabel[t.label] = row;
         if (t.kind === 'epp') rows.push(row);
         process.stdout.write(rowText(t.label.padEnd(13), row));
       }
       cells.push({ bodyBytes: bytes, concurrency: c, upstreamMs: up, rows: byLabel });
+      for (const t of targets.filter((x) => x.kind === 'epp' && !x.base)) {
+        const b = byLabel[`${t.label} base`];
+        if (!b) continue;
+        const row = byLabel[t.label]!;
+        process.stdout.write(
+          `  ${t.label} / ${t.label} base: cpu ${ratio(row.eppCpuMsPerReq, b.eppCpuMsPerReq) ?? '-'}x ` +
+            `(request path ${ratio(row.requestPathCpuMsPerReq, b.requestPathCpuMsPerReq) ?? '-'}x), ` +
+            `p50 ${ratio(row.p50Ms, b.p50Ms) ?? '-'}x, req/s ${ratio(row.reqPerSec, b.reqPerSec) ?? '-'}x\n`,
+        );
+      }
       const grpcJsFloor = byLabel['floor grpc-js'] ?? byLabel['floor grpc-js+epp'] ?? null;
       for (const t of targets.filter((x) => x.kind === 'epp')) {
         const row = byLabel[t.label]!;
@@ -752,6 +792,8 @@ export async function run(args: string[]): Promise<void> {
     floorCodec,
     eppTransports,
     floorTransports,
+    eppArgs,
+    baseline: baselineRoot ?? null,
     chunkBytes: CHUNK,
     durationSecPerCell: durationMs / 1000,
     profile: arg('--profile') ?? 'GIE default (queue 2, kv-cache 2, prefix 3, max-score-picker)',
