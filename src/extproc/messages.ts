@@ -213,6 +213,22 @@ export function headerRecord(map: HeaderMap | undefined): Record<string, string>
   return out;
 }
 
+/**
+ * headerRecord(map)[name] (`name` lower-case) without building the record:
+ * for a handler that reads a header or two of many.
+ */
+export function headerText(map: HeaderMap | undefined, name: string): string | undefined {
+  const list = map?.headers;
+  if (!list) return undefined;
+  let out: string | undefined;
+  for (const h of list) {
+    if (h.key.toLowerCase() !== name) continue;
+    const v = headerValueText(h);
+    out = out === undefined ? v : `${out}, ${v}`;
+  }
+  return out;
+}
+
 /** A HeaderMap as Envoy sends it (values in raw_value). */
 export function toHeaderMap(headers: Iterable<readonly [string, string]>): HeaderMap {
   const list: HeaderValue[] = [];
@@ -242,7 +258,8 @@ export function toProtoValue(v: unknown): ProtoValue {
 
 export function toStruct(obj: Record<string, unknown>): ProtoStruct {
   const fields: Record<string, ProtoValue> = {};
-  for (const [k, v] of Object.entries(obj)) fields[k] = toProtoValue(v);
+  // Keys, not entries: no [key, value] pair allocated per field (the routed reply's metadata, per request).
+  for (const k of Object.keys(obj)) fields[k] = toProtoValue(obj[k]);
   return { fields };
 }
 

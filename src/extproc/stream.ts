@@ -32,6 +32,7 @@ import type { LLMRequest, SchedulingResult } from '../scheduling/types.js';
 import { SchedulingError } from '../scheduling/types.js';
 import {
   headerRecord,
+  headerText,
   requestKind,
   setHeader,
   type BodySendMode,
@@ -107,6 +108,12 @@ export interface ReplySink {
 /** Headers a client could use to steer routing: dropped before scheduling, replaced in the reply. */
 function untrustedHeaders(destinationHeader: string): string[] {
   return [destinationHeader, PREFILL_HEADER, DECODE_HEADER];
+}
+
+/** Whether `keys` (header names in any case) include the lower-case name `k`. */
+function setsHeader(keys: readonly string[], k: string): boolean {
+  for (const key of keys) if (key.toLowerCase() === k) return true;
+  return false;
 }
 
 type Phase = 'request-headers' | 'request-body' | 'routed' | 'response' | 'done';
@@ -509,21 +516,31 @@ export class ProcessStream {
   }
 
   private routing(result: SchedulingResult, contentLength: number | undefined): RoutingReply {
-    const dest = [result.primary.endpoint.id, ...result.fallbacks.map((f) => f.endpoint.id)].join(',');
-    const set: HeaderValueOption[] = [setHeader(this.opts.destinationHeader, dest)];
+    // Built with plain loops: this runs once per request, and the spread, map,
+    // Set and filter it was written with were ~10% of its allocation.
+    const fallbacks = result.fallbacks;
+    let dest = result.primary.endpoint.id;
+    if (fallbacks.length > 0) {
+      const ids: string[] = [dest];
+      for (const f of fallbacks) ids.push(f.endpoint.id);
+      dest = ids.join(',');
+    }
+    const destHeader = this.opts.destinationHeader;
+    const set: HeaderValueOption[] = [setHeader(destHeader, dest)];
     if (contentLength !== undefined && contentLength > 0)
       set.push(setHeader('content-length', String(contentLength)));
     if (this.requestIdGenerated) set.push(setHeader('x-request-id', this.requestId));
-    const setKeys = new Set([this.opts.destinationHeader]);
-    for (const [k, v] of Object.entries(result.headers)) {
-      set.push(setHeader(k, v));
-      setKeys.add(k.toLowerCase());
+    const extra = Object.keys(result.headers);
+    for (const k of extra) set.push(setHeader(k, result.headers[k]!));
+    // The untrusted headers the reply does not set itself are removed.
+    const remove: string[] = [];
+    for (const k of untrustedHeaders(destHeader)) {
+      if (k !== destHeader && !setsHeader(extra, k)) remove.push(k);
     }
-    const remove = untrustedHeaders(this.opts.destinationHeader).filter((k) => !setKeys.has(k));
     return {
       setHeaders: set,
       removeHeaders: remove,
-      metadata: { [this.opts.metadataNamespace]: { [this.opts.destinationHeader]: dest } },
+      metadata: { [this.opts.metadataNamespace]: { [destHeader]: dest } },
     };
   }
 
@@ -531,9 +548,10 @@ export class ProcessStream {
 
   private onResponseHeaders(h: HttpHeaders): void {
     this.phase = 'response';
-    const headers = headerRecord(h.headers);
-    this.responseStatus = Number(headers[':status'] ?? 200) || 0;
-    const sse = (headers['content-type'] ?? '').includes('text/event-stream') || this.streamRequested;
+    // Two headers read: no record of them all.
+    this.responseStatus = Number(headerText(h.headers, ':status') ?? 200) || 0;
+    const sse =
+      (headerText(h.headers, 'content-type') ?? '').includes('text/event-stream') || this.streamRequested;
     this.usage = new UsageTracker(sse);
     // A restored model name may change the body's length.
     this.send(this.restoreModel ? RESPONSE_HEADERS_DROP_LENGTH : CONTINUE_RESPONSE_HEADERS);

@@ -1,5 +1,5 @@
 // `npm run bench -- extproc-stream [--sizes 2048,220000] [--seconds 2 | --exchanges N [--warmup N]]
-//    [--metrics] [--service]`
+//    [--metrics] [--service] [--alloc N]`
 //
 // The EPP's own CPU per ext_proc exchange, without gRPC, HTTP/2 or other
 // processes: the ProcessingRequest messages Envoy sends for one exchange
@@ -16,10 +16,16 @@
 // per-call bookkeeping of server.ts: the stream's listeners, its count, the
 // idle timeout at its default) over a stand-in call that behaves as the lean
 // transport's LeanCall does (its end() cancels, then closes the call).
+// --alloc N (needs node --expose-gc, and a new space big enough that N
+// exchanges fit without a scavenge, e.g. --max-semi-space-size=256): after
+// the warm-up, bytes allocated per exchange, from the heap's used size and
+// the ArrayBuffer total across N exchanges with no collection in between
+// (a run that saw one is reported as such, not as a figure).
 import { DEFAULT_CONFIG_TEXT, loadConfigText } from '../../src/config/endpoint-picker-config.js';
 import { Director } from '../../src/director/director.js';
 import { toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../src/extproc/messages.js';
 import { EventEmitter } from 'node:events';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { eppServiceDefinition, processCodec } from '../../src/extproc/proto.js';
 import { ExtProcService, STREAM_IDLE_TIMEOUT_DEFAULT_MS } from '../../src/extproc/server.js';
 import { ProcessStream } from '../../src/extproc/stream.js';
@@ -120,6 +126,7 @@ export async function run(args: string[]): Promise<void> {
   // under valgrind, whose difference between two counts is load-independent.
   const exchanges_ = Number(arg('--exchanges') ?? 0);
   const warmup = Number(arg('--warmup') ?? 0);
+  const allocN = Number(arg('--alloc') ?? 0);
   const codec = processCodec();
   const serialize = eppServiceDefinition().Process!.responseSerialize as (m: ProcessingResponse) => Buffer;
   const store = new MemoryStateStore();
@@ -144,12 +151,18 @@ export async function run(args: string[]): Promise<void> {
         streamIdleTimeoutMs: STREAM_IDLE_TIMEOUT_DEFAULT_MS,
       })
     : undefined;
-  process.stdout.write(
-    '| body | exchanges | stream + codec us/req | codec alone us/req | EPP logic us/req | fastest tenth of batches, wall us/req |\n',
-  );
-  process.stdout.write(
-    '| ---- | --------- | --------------------- | ------------------ | ---------------- | ------------------------------------- |\n',
-  );
+  if (allocN)
+    process.stdout.write(
+      '| body | exchanges | JS heap bytes/exchange | ArrayBuffer bytes/exchange |\n| ---- | --------- | ---------------------- | -------------------------- |\n',
+    );
+  else
+    process.stdout.write(
+      '| body | exchanges | stream + codec us/req | codec alone us/req | EPP logic us/req | fastest tenth of batches, wall us/req |\n',
+    );
+  if (!allocN)
+    process.stdout.write(
+      '| ---- | --------- | --------------------- | ------------------ | ---------------- | ------------------------------------- |\n',
+    );
   for (const size of sizes) {
     const exchanges = Array.from({ length: 16 }, (_, i) => exchangeMessages(chatBody(size, i)));
     let replies: ProcessingResponse[] = [];
@@ -210,6 +223,10 @@ export async function run(args: string[]): Promise<void> {
     const warm0 = performance.now();
     if (warmup) for (let k = 0; k < warmup; k++) await one(k);
     else for (let k = 0; k < 200 || performance.now() - warm0 < 1000; k++) await one(k);
+    if (allocN) {
+      await allocPerExchange(size, allocN, one);
+      continue;
+    }
     // Also timed in batches of 8 by the wall clock: on a loaded machine the
     // fastest tenth of the batches are those the scheduler did not interrupt,
     // a steadier before/after figure than the CPU total (which includes every
@@ -233,4 +250,30 @@ export async function run(args: string[]): Promise<void> {
       `| ${size} | ${n} | ${(full * 1000).toFixed(0)} | ${(codecMs * 1000).toFixed(0)} | ${((full - codecMs) * 1000).toFixed(0)} | ${(fastTenth * 1000).toFixed(1)} |\n`,
     );
   }
+}
+
+/** Bytes allocated per exchange over n exchanges with no collection in between (see --alloc). */
+async function allocPerExchange(size: number, n: number, one: (k: number) => Promise<void>): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('--alloc needs node --expose-gc');
+  let gcs = 0;
+  const obs = new PerformanceObserver((list) => (gcs += list.getEntries().length));
+  obs.observe({ entryTypes: ['gc'] });
+  gc();
+  await new Promise((r) => setTimeout(r, 50));
+  gcs = 0;
+  const m0 = process.memoryUsage();
+  for (let k = 0; k < n; k++) await one(k);
+  const m1 = process.memoryUsage();
+  await new Promise((r) => setTimeout(r, 50));
+  obs.disconnect();
+  if (gcs > 0) {
+    process.stdout.write(
+      `| ${size} | ${n} | (${gcs} collections during the run: use fewer exchanges or a bigger new space) | |\n`,
+    );
+    return;
+  }
+  process.stdout.write(
+    `| ${size} | ${n} | ${((m1.heapUsed - m0.heapUsed) / n).toFixed(0)} | ${((m1.arrayBuffers - m0.arrayBuffers) / n).toFixed(0)} |\n`,
+  );
 }
