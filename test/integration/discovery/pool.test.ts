@@ -33,9 +33,16 @@ describe('KubernetesSource pool changes', () => {
     // No partial set in between (neither empty nor mixed).
     for (const s of h.sets.slice(publishedBefore))
       expect(s.map((e) => e.name).sort()).toEqual(['new-0', 'new-1']);
-    // The pod watch now carries the new selector.
-    const podWatches = h.api.requests.filter((r) => r.watch && r.path.endsWith('/pods'));
-    expect(podWatches[podWatches.length - 1]?.query.labelSelector).toBe('app=vllm-qwen3-v2');
+    // The pod watch now carries the new selector. The new set is published from the
+    // list, before the watch under the new selector is opened: wait for that request
+    // (on a loaded CI machine it came after the set).
+    const lastPodWatchSelector = () =>
+      h!.api.requests.filter((r) => r.watch && r.path.endsWith('/pods')).at(-1)?.query.labelSelector;
+    await eventually(
+      () => lastPodWatchSelector() === 'app=vllm-qwen3-v2',
+      5_000,
+      'the pod watch under the new selector',
+    );
     // Events under the new selector keep flowing.
     h.pod({ name: 'new-2', ip: '10.2.0.3', labels: { app: 'vllm-qwen3-v2' } });
     await h.waitFor((eps) => eps.length === 3);
