@@ -65,6 +65,21 @@ function scraper(
   return s;
 }
 
+/** Scrapes one endpoint (long timeout: connections are counted) until `n` errors, or 5 s. */
+async function scrapeUntilErrors(
+  f: Fake,
+  intervalMs: number,
+  n: number,
+): Promise<{ s: MetricsScraper; store: MemoryStateStore; errors: string[] }> {
+  const errors: string[] = [];
+  const store = new MemoryStateStore();
+  const s = scraper(store, intervalMs, errors, 10_000);
+  s.setEndpoints([f.ep]);
+  s.start();
+  for (let i = 0; i < 500 && errors.length < n; i++) await sleep(10);
+  return { s, store, errors };
+}
+
 afterEach(async () => {
   for (const s of scrapers.splice(0)) await s.stop();
   for (const f of open.splice(0)) {
@@ -110,12 +125,7 @@ describe('MetricsScraper polling', () => {
 
   test('an HTTP error page is an error, its body is drained and the connection kept', async () => {
     const bad = await fake(() => ({ status: 503, body: 'overloaded '.repeat(2000) }));
-    const errors: string[] = [];
-    const store = new MemoryStateStore();
-    const s = scraper(store, 10, errors, 10_000);
-    s.setEndpoints([bad.ep]);
-    s.start();
-    for (let i = 0; i < 500 && errors.length < 5; i++) await sleep(10);
+    const { s, store, errors } = await scrapeUntilErrors(bad, 10, 5);
     expect(errors.length).toBeGreaterThanOrEqual(5);
     for (const e of errors) expect(e).toMatch(/ HTTP 503 from /);
     expect(s.stats.errors).toBe(errors.length);
@@ -126,12 +136,7 @@ describe('MetricsScraper polling', () => {
   test('a page over the size bound is an error (counted), its connection dropped, nothing written', async () => {
     const huge = 'x'.repeat(MAX_METRICS_PAGE_BYTES + 1024);
     const big = await fake(() => ({ status: 200, body: huge }));
-    const errors: string[] = [];
-    const store = new MemoryStateStore();
-    const s = scraper(store, 50, errors, 10_000);
-    s.setEndpoints([big.ep]);
-    s.start();
-    for (let i = 0; i < 500 && errors.length < 2; i++) await sleep(10);
+    const { store, errors } = await scrapeUntilErrors(big, 50, 2);
     expect(errors.length).toBeGreaterThanOrEqual(2);
     for (const e of errors) expect(e).toMatch(/ is over 16777216 bytes$/);
     expect(big.connections).toBeGreaterThanOrEqual(2);
